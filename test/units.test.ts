@@ -1,0 +1,25 @@
+import test from 'ava';
+import { parseBytes, parseDurationMs } from '../src/units.js';
+import { ShoalError, toShoalError } from '../src/errors.js';
+
+test('durations parse with units and reject garbage', (t) => {
+  t.is(parseDurationMs('30s'), 30_000);
+  t.is(parseDurationMs('1.5m'), 90_000);
+  t.is(parseDurationMs('250'), 250);
+  t.is(parseDurationMs(7), 7);
+  const err = t.throws(() => parseDurationMs('soon'));
+  t.true(err instanceof ShoalError);
+});
+
+test('sizes parse binary and decimal units', (t) => {
+  t.is(parseBytes('64KiB'), 65_536);
+  t.is(parseBytes('1MB'), 1_000_000);
+  t.is(parseBytes('12'), 12);
+  t.throws(() => parseBytes('12 parsecs'));
+});
+
+test('unknown errors become INTERNAL, ShoalErrors keep their code', (t) => {
+  t.is(toShoalError(new Error('boom')).code, 'INTERNAL');
+  t.is(toShoalError(new ShoalError('NOT_FOUND', 'x')).code, 'NOT_FOUND');
+  t.deepEqual(new ShoalError('TIMEOUT', 'late').toWire(), { code: 'TIMEOUT', message: 'late' });
+});
