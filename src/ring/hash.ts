@@ -34,3 +34,8 @@ export function hex64(value: bigint): string {
 export function hashString(text: string): bigint {
   return xxh3.xxh64(text);
 }
+
+/** Any bytes → 64-bit hash (checksums of digests). */
+export function hashBytes(bytes: Uint8Array): bigint {
+  return xxh3.xxh64(bytes);
+}
