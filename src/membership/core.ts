@@ -498,22 +498,28 @@ export class MembershipCore {
       this.refute(message.i);
       return;
     }
-    if (rec.state === 'suspect') {
-      rec.incarnation = message.i;
+    if (rec.state === 'suspect' && message.i === rec.incarnation) {
       const suspicion = this.suspicions.get(rec.id);
       if (suspicion !== undefined && suspicion.confirm(message.f)) this.enqueue(message);
       return;
     }
+    // A new suspicion, or one about a newer incarnation (we missed the refutation in between): the
+    // timer starts afresh, never carrying an older suspicion's elapsed time over to the new incarnation.
+    const wasSuspect = rec.state === 'suspect';
     rec.state = 'suspect';
     rec.incarnation = message.i;
     rec.changedMs = now;
+    this.startSuspicion(now, rec, message.f);
+    if (!wasSuspect) this.emit('suspect', rec);
+    this.enqueue(message);
+  }
+
+  private startSuspicion(now: number, rec: MemberRecord, accuser: string): void {
     const n = this.liveCount;
     const timeouts = suspicionTimeouts(this.config, n);
     if (!this.config.lifeguard) timeouts.maxMs = timeouts.minMs;
     const k = this.config.lifeguard ? expectedConfirmations(this.config.suspicionMult, n) : 0;
-    this.suspicions.set(rec.id, new Suspicion(now, message.f, k, timeouts));
-    this.emit('suspect', rec);
-    this.enqueue(message);
+    this.suspicions.set(rec.id, new Suspicion(now, accuser, k, timeouts));
   }
 
   private applyDead(now: number, message: DeadMessage): void {

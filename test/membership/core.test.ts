@@ -168,3 +168,17 @@ test('every datagram fits the byte budget, even with many queued updates', (t) =
   }
   t.true(sent > 10);
 });
+
+test('a suspicion about a newer incarnation restarts the timer (a missed refutation is not held against it)', (t) => {
+  const core = new MembershipCore({ self: { id: 'me', gossip: 'me:1', rpc: 'me:2' }, config: { lifeguard: false }, random: mulberry32(6) });
+  core.receive(0, { v: 1, m: [{ t: 'alive', id: 'x', i: 1, a: 'x:1', r: 'x:2' }, { t: 'suspect', id: 'x', i: 1, f: 'y' }] }, 'y:1');
+  // n = 2: the fixed (non-Lifeguard) timeout is suspicionMult × 1 × 1 s = 4 s
+  core.tick(3000);
+  core.receive(3000, { v: 1, m: [{ t: 'suspect', id: 'x', i: 2, f: 'y' }] }, 'y:1');
+  core.tick(4500);
+  t.is(core.stateOf('x'), 'suspect');
+  t.is(core.member('x')?.incarnation, 2);
+  core.tick(7100);
+  t.is(core.stateOf('x'), 'dead');
+  t.is(core.member('x')?.incarnation, 2);
+});

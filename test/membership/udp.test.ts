@@ -111,6 +111,10 @@ test('the incarnation survives a restart in the data dir', async (t) => {
     const b = await Membership.start({ id: 'x', bindHost: '127.0.0.1', gossipPort: 0, rpc: '127.0.0.1:1', seeds: [], dataDir: dir, config });
     t.is(b.self().incarnation, first + 1);
     t.false(b.joining);
+    // the stream (TCP) side answers a fallback ping for us, and refuses one meant for someone else
+    t.deepEqual(b.handleSync({ v: 1, t: 'ping', s: 5, n: 'x' }), { v: 1, t: 'ack', s: 5 });
+    t.is((t.throws(() => b.handleSync({ v: 1, t: 'ping', s: 5, n: 'y' })) as { code?: string }).code, 'BAD_REQUEST');
+    t.is((t.throws(() => b.handleSync({ v: 9, f: 'q', j: false, m: [] })) as { code?: string }).code, 'BAD_REQUEST');
     await b.stop();
     await fs.writeFile(path.join(dir, 'membership.json'), '{oops');
     const err = await t.throwsAsync(Membership.start({ id: 'x', bindHost: '127.0.0.1', gossipPort: 0, rpc: '127.0.0.1:1', seeds: [], dataDir: dir, config }));

@@ -92,11 +92,12 @@ export class Simulator {
     this.listeners.push(listener);
   }
 
-  /** Starts every node already knowing every other (a converged cluster), without events or gossip. */
-  bootstrap(): void {
-    const members: WireMember[] = this.nodes.map((node) => ({ id: node.id, a: node.addr, r: node.addr, s: 'alive', i: 1 }));
+  /** Starts the first `count` nodes (default all) already knowing each other: a converged cluster. */
+  bootstrap(count = this.nodes.length): void {
+    const started = this.nodes.slice(0, count);
+    const members: WireMember[] = started.map((node) => ({ id: node.id, a: node.addr, r: node.addr, s: 'alive', i: 1 }));
     const state: SyncState = { v: 1, f: 'bootstrap', j: false, m: members };
-    for (const node of this.nodes) {
+    for (const node of started) {
       node.up = true;
       node.core.join(this.now, ['bootstrap:1']);
       node.core.handleSyncResponse(this.now, state);
