@@ -22,6 +22,8 @@ interface Item {
 
 /** No message is smaller than this; below it a datagram is full. */
 const MESSAGE_BYTES_MIN = 12;
+/** Updates too big for the room left that `take` looks past before it calls the datagram full. */
+const MISFITS_MAX = 16;
 
 export class BroadcastQueue {
   private readonly buckets: Item[][] = [];
@@ -50,12 +52,18 @@ export class BroadcastQueue {
   take(bytesAvailable: number, countMax: number, limit: number): { messages: GossipMessage[]; bytes: number } {
     const taken: Item[] = [];
     let budget = bytesAvailable;
-    for (let t = 0; t < this.buckets.length && budget >= MESSAGE_BYTES_MIN && taken.length < countMax; t += 1) {
-      const bucket = this.buckets[t];
+    let misfits = 0;
+    const more = (): boolean => budget >= MESSAGE_BYTES_MIN && taken.length < countMax && misfits < MISFITS_MAX;
+    for (let t = 0; t < this.buckets.length && more(); t += 1) {
       this.trimTail(t);
-      for (let i = bucket.length - 1; i >= 0 && budget >= MESSAGE_BYTES_MIN && taken.length < countMax; i -= 1) {
+      const bucket = this.buckets[t];
+      for (let i = bucket.length - 1; i >= 0 && more(); i -= 1) {
         const item = bucket[i];
-        if (!item.live || item.transmits !== t || item.bytes > budget) continue;
+        if (!item.live || item.transmits !== t) continue;
+        if (item.bytes > budget) {
+          misfits += 1;
+          continue;
+        }
         taken.push(item);
         budget -= item.bytes;
       }

@@ -139,6 +139,9 @@ export class MembershipCore {
   private probe: Probe | null = null;
   private readonly relays = new Map<number, Relay>();
   private readonly suspicions = new Map<string, Suspicion>();
+  /** Earliest suspicion deadline, kept so that nextDeadlineMs and tick stay O(1) with many suspects. */
+  private suspicionNextMs = Infinity;
+  private suspicionNextStale = false;
   private readonly broadcasts: BroadcastQueue;
   private readonly awareness: Awareness;
   private seq = 0;
@@ -291,7 +294,7 @@ export class MembershipCore {
       next = Math.min(next, this.probe.indirectSent ? this.probe.deadlineMs : this.probe.directDeadlineMs);
     }
     for (const relay of this.relays.values()) next = Math.min(next, relay.deadlineMs);
-    for (const suspicion of this.suspicions.values()) next = Math.min(next, suspicion.deadlineMs());
+    next = Math.min(next, this.earliestSuspicionMs());
     if (this.broadcasts.size > 0) next = Math.min(next, this.nextGossipAtMs);
     if (this.dead.size > 0) next = Math.min(next, this.nextReconnectAtMs, this.nextReapAtMs);
     return next;
@@ -479,7 +482,7 @@ export class MembershipCore {
     rec.state = 'alive';
     rec.changedMs = now;
     if (before === 'suspect') {
-      this.suspicions.delete(rec.id);
+      this.dropSuspicion(rec.id);
       this.emit('alive', rec);
     } else if (before === 'dead' || before === 'left') {
       this.dead.delete(rec.id);
@@ -500,7 +503,10 @@ export class MembershipCore {
     }
     if (rec.state === 'suspect' && message.i === rec.incarnation) {
       const suspicion = this.suspicions.get(rec.id);
-      if (suspicion !== undefined && suspicion.confirm(message.f)) this.enqueue(message);
+      if (suspicion !== undefined && suspicion.confirm(message.f)) {
+        this.suspicionNextMs = Math.min(this.suspicionNextMs, suspicion.deadlineMs());
+        this.enqueue(message);
+      }
       return;
     }
     // A new suspicion, or one about a newer incarnation (we missed the refutation in between): the
@@ -519,7 +525,26 @@ export class MembershipCore {
     const timeouts = suspicionTimeouts(this.config, n);
     if (!this.config.lifeguard) timeouts.maxMs = timeouts.minMs;
     const k = this.config.lifeguard ? expectedConfirmations(this.config.suspicionMult, n) : 0;
-    this.suspicions.set(rec.id, new Suspicion(now, accuser, k, timeouts));
+    this.dropSuspicion(rec.id);
+    const suspicion = new Suspicion(now, accuser, k, timeouts);
+    this.suspicions.set(rec.id, suspicion);
+    this.suspicionNextMs = Math.min(this.suspicionNextMs, suspicion.deadlineMs());
+  }
+
+  private dropSuspicion(id: string): void {
+    const suspicion = this.suspicions.get(id);
+    if (suspicion === undefined) return;
+    this.suspicions.delete(id);
+    if (suspicion.deadlineMs() <= this.suspicionNextMs) this.suspicionNextStale = true;
+  }
+
+  private earliestSuspicionMs(): number {
+    if (this.suspicionNextStale) {
+      this.suspicionNextStale = false;
+      this.suspicionNextMs = Infinity;
+      for (const suspicion of this.suspicions.values()) this.suspicionNextMs = Math.min(this.suspicionNextMs, suspicion.deadlineMs());
+    }
+    return this.suspicionNextMs;
   }
 
   private applyDead(now: number, message: DeadMessage): void {
@@ -546,7 +571,7 @@ export class MembershipCore {
 
   private bury(now: number, rec: MemberRecord, state: 'dead' | 'left', incarnation: number): void {
     if (rec.state === 'alive' || rec.state === 'suspect') this.liveCount -= 1;
-    this.suspicions.delete(rec.id);
+    this.dropSuspicion(rec.id);
     this.dead.add(rec.id);
     rec.state = state;
     rec.incarnation = incarnation;
@@ -677,9 +702,11 @@ export class MembershipCore {
   }
 
   private tickSuspicions(now: number): void {
-    for (const [id, suspicion] of this.suspicions) {
-      if (now < suspicion.deadlineMs()) continue;
-      this.suspicions.delete(id);
+    if (now < this.earliestSuspicionMs()) return;
+    const expired: string[] = [];
+    for (const [id, suspicion] of this.suspicions) if (now >= suspicion.deadlineMs()) expired.push(id);
+    for (const id of expired) {
+      this.dropSuspicion(id);
       const rec = this.records.get(id);
       if (rec === undefined || rec.state !== 'suspect') continue;
       this.applyDead(now, { t: 'dead', id, i: rec.incarnation, f: this.selfRec.id });
