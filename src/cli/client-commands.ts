@@ -1,0 +1,218 @@
+/**
+ * The commands that talk to a running node over the wire protocol: get, put, del, stats, health,
+ * members, ring, leave, remove. Each returns its exit status; output goes through CliIo so tests can
+ * run them in-process.
+ */
+import { readFile } from 'node:fs/promises';
+import { ShoalClient } from '../rpc/shoal-client.js';
+import type { Version } from '../storage/types.js';
+import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
+import { duration, isUtf8, table, toJson, tree } from './format.js';
+import type { CliIo } from './io.js';
+
+export type Consistency = 'one' | 'quorum' | 'all';
+
+export interface ClientArgs {
+  addr: string;
+  cluster: string;
+  timeoutMs: number;
+  json: boolean;
+}
+
+/** Largest value read from stdin or --file; the server's own limit (storage.valueBytesMax) is lower. */
+export const INPUT_BYTES_MAX = 64 * 1024 * 1024;
+
+export function makeClient(args: ClientArgs): ShoalClient {
+  const addresses = args.addr.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (addresses.length === 0) throw new UsageError('--addr needs host:port');
+  for (const a of addresses) {
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(a)) throw new UsageError(`--addr must be host:port, got "${a}"`);
+  }
+  return new ShoalClient({ addresses, clusterName: args.cluster, timeoutMs: args.timeoutMs });
+}
+
+async function withClient(args: ClientArgs, run: (client: ShoalClient) => Promise<ExitCode>): Promise<ExitCode> {
+  const client = makeClient(args);
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function versionText(v: Version): string {
+  return `${v.ts}@${v.node}`;
+}
+
+export async function getCommand(args: ClientArgs & { key: string; consistency?: Consistency }, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const result = await client.get(args.key, { consistency: args.consistency });
+    if (result === null) {
+      io.stderr.write(`shoal: key ${JSON.stringify(args.key)} not found\n`);
+      return EXIT.NOT_FOUND;
+    }
+    if (args.json) {
+      const out: Record<string, unknown> = { key: args.key };
+      if (isUtf8(result.value)) out.value = result.value.toString('utf8');
+      else out.valueBase64 = result.value.toString('base64');
+      out.version = result.version;
+      if (result.expiresAtMs !== undefined) out.expiresAtMs = result.expiresAtMs;
+      io.stdout.write(toJson(out));
+    } else {
+      io.stdout.write(result.value);
+      // A terminal gets a final newline so the prompt starts on its own line; pipes get the bytes as stored.
+      if (io.stdout.isTTY && result.value.length > 0 && result.value[result.value.length - 1] !== 0x0a) io.stdout.write('\n');
+    }
+    return EXIT.OK;
+  });
+}
+
+async function readAll(stream: NodeJS.ReadableStream, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
+    total += buf.length;
+    if (total > INPUT_BYTES_MAX) throw new UsageError(`${what} is larger than ${INPUT_BYTES_MAX} bytes`);
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The value of `put`: the argument, --file, or stdin (when the value is "-" or absent and stdin is not a terminal). */
+export async function putValue(args: { value?: string; file?: string }, io: CliIo): Promise<Buffer> {
+  if (args.file !== undefined) {
+    if (args.value !== undefined) throw new UsageError('give the value either as an argument or with --file, not both');
+    try {
+      const buf = await readFile(args.file);
+      if (buf.length > INPUT_BYTES_MAX) throw new UsageError(`--file ${args.file} is larger than ${INPUT_BYTES_MAX} bytes`);
+      return buf;
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UsageError(`cannot read --file ${args.file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)}`);
+    }
+  }
+  if (args.value === '-' || (args.value === undefined && !io.stdin.isTTY)) return readAll(io.stdin, 'the value on stdin');
+  if (args.value === undefined) throw new UsageError('put needs a value: shoal put KEY VALUE, --file FILE, or pipe it on stdin');
+  return Buffer.from(args.value, 'utf8');
+}
+
+export async function putCommand(
+  args: ClientArgs & { key: string; value?: string; file?: string; ttlMs?: number; consistency?: Consistency },
+  io: CliIo,
+): Promise<ExitCode> {
+  const value = await putValue(args, io);
+  return withClient(args, async (client) => {
+    const result = await client.put(args.key, value, { ttlMs: args.ttlMs, consistency: args.consistency });
+    io.stdout.write(args.json ? toJson(result) : `OK ${versionText(result.version)}\n`);
+    return EXIT.OK;
+  });
+}
+
+export async function delCommand(args: ClientArgs & { key: string; consistency?: Consistency }, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const result = await client.del(args.key, { consistency: args.consistency });
+    io.stdout.write(args.json ? toJson(result) : `OK ${versionText(result.version)}\n`);
+    return EXIT.OK;
+  });
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+export async function statsCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const stats = await client.stats();
+    io.stdout.write(args.json ? toJson(stats) : tree(stats));
+    return EXIT.OK;
+  });
+}
+
+export async function healthCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const health = asRecord(await client.health());
+    const ok = health.ok === true;
+    if (args.json) io.stdout.write(toJson(health));
+    else {
+      const uptime = typeof health.uptimeMs === 'number' ? `, up ${duration(health.uptimeMs)}` : '';
+      const state = typeof health.state === 'string' ? `, ${health.state}` : '';
+      io.stdout.write(`${ok ? 'ok' : 'not ok'}: node ${String(health.node)} of cluster ${String(health.cluster)}${state}${uptime}\n`);
+    }
+    return ok ? EXIT.OK : EXIT.UNAVAILABLE;
+  });
+}
+
+export interface MemberRow {
+  id: string;
+  gossip?: string;
+  rpc?: string;
+  state?: string;
+  incarnation?: number;
+  zone?: string;
+}
+
+/** `consul members`-style table, sorted by id. */
+export function membersTable(members: MemberRow[]): string {
+  const rows = [...members]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((m) => [m.id, m.gossip ?? '-', m.rpc ?? '-', m.state ?? '-', String(m.incarnation ?? '-'), m.zone || '-']);
+  return table(['ID', 'GOSSIP', 'RPC', 'STATE', 'INCARNATION', 'ZONE'], rows);
+}
+
+export async function membersCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const result = await client.members();
+    const members = (Array.isArray(result) ? result : []).map(asRecord);
+    if (args.json) {
+      io.stdout.write(toJson(members.map((m) => ({ id: m.id, state: m.state, incarnation: m.incarnation, gossip: m.gossip, rpc: m.rpc, zone: m.zone ?? null }))));
+    } else {
+      io.stdout.write(membersTable(members as unknown as MemberRow[]));
+    }
+    return EXIT.OK;
+  });
+}
+
+/**
+ * `nodetool status`-style ownership table when the ring result lists per-member shares; any other
+ * shape is printed as a tree.
+ */
+export function ringText(ring: unknown): string {
+  const r = asRecord(ring);
+  const ownership = r.ownership ?? r.owns;
+  let shares: Array<[string, number]> = [];
+  if (Array.isArray(ownership)) {
+    shares = ownership.map(asRecord).map((o) => [String(o.id ?? o.node), Number(o.share ?? o.owns ?? o.fraction)]);
+  } else if (ownership && typeof ownership === 'object') {
+    shares = Object.entries(ownership as Record<string, unknown>).map(([id, v]) => [id, Number(v)]);
+  }
+  if (shares.length === 0) return tree(ring);
+  const head = Object.entries(r).filter(([k, v]) => k !== 'ownership' && k !== 'owns' && (typeof v !== 'object' || v === null));
+  const rows = shares.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([id, share]) => [id, `${(share * 100).toFixed(1)}%`]);
+  return head.map(([k, v]) => `${k}: ${String(v)}\n`).join('') + table(['ID', 'OWNS'], rows);
+}
+
+export async function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const ring = await client.ring();
+    io.stdout.write(args.json ? toJson(ring) : ringText(ring));
+    return EXIT.OK;
+  });
+}
+
+export async function leaveCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const result = await client.leave();
+    io.stdout.write(args.json ? toJson(result ?? {}) : `OK: the node at ${args.addr} announced that it is leaving the cluster\n`);
+    return EXIT.OK;
+  });
+}
+
+export async function removeCommand(args: ClientArgs & { id: string }, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const result = await client.call('remove', { id: args.id });
+    io.stdout.write(args.json ? toJson(result ?? {}) : `OK: ${args.id} removed; its ranges are re-replicated\n`);
+    return EXIT.OK;
+  });
+}
