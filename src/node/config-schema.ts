@@ -3,7 +3,9 @@
  * default in config/default.json and its meaning, default and reason in docs/CONFIG.md; this file
  * says what values are allowed. Unknown fields are errors, so a typo never silently does nothing.
  */
-import type { JSONSchemaType } from 'ajv';
+import type { SchemaObject } from 'ajv';
+import type { ClusterConfig } from '../cluster/config.js';
+import { DEFAULTS } from './config-defaults.js';
 import type { FsyncPolicy } from '../storage/types.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -22,24 +24,15 @@ export interface NodeSection {
   tags: Record<string, string>;
 }
 
-export interface ClusterSection {
+/**
+ * The cluster layer's settings (src/cluster/config.ts, same names and defaults) plus the cluster's
+ * name and the hint store's bounds. Its tombstoneGraceMs is storage.tombstoneGraceMs.
+ */
+export type ClusterSection = Omit<ClusterConfig, 'tombstoneGraceMs'> & {
   name: string;
-  replicas: number;
-  writeQuorum: number;
-  readQuorum: number;
-  vnodes: number;
-  requestTimeoutMs: number;
-  readRepair: boolean;
   hintsMax: number;
   hintBytesMax: number;
-  hintWindowMs: number;
-  hintReplayPerSec: number;
-  deadOwnershipMs: number;
-  antiEntropyIntervalMs: number;
-  antiEntropyBuckets: number;
-  antiEntropyKeysPerSec: number;
-  streamKeysPerSec: number;
-}
+};
 
 export interface StorageSection {
   fsync: FsyncPolicy;
@@ -67,8 +60,11 @@ export interface RpcSection {
   drainMs: number;
 }
 
+/** Membership's settings (src/membership/config.ts, same names and defaults) plus the seeds and the leave bound. */
 export interface MembershipSection {
   seeds: string[];
+  /** On a graceful stop, wait at most this long for the leave announcement to spread. */
+  leaveTimeoutMs: number;
   probeIntervalMs: number;
   probeTimeoutMs: number;
   indirectChecks: number;
@@ -77,12 +73,24 @@ export interface MembershipSection {
   retransmitMult: number;
   gossipIntervalMs: number;
   gossipNodes: number;
-  datagramBytesMax: number;
+  gossipToTheDeadMs: number;
   pushPullIntervalMs: number;
-  awarenessMax: number;
-  reapMs: number;
+  reconnectIntervalMs: number;
+  awarenessMaxMultiplier: number;
+  lifeguard: boolean;
+  datagramBytesMax: number;
+  compoundMessagesMax: number;
+  deadReapMs: number;
   metaBytesMax: number;
-  leaveTimeoutMs: number;
+  membersMax: number;
+  syncMembersMax: number;
+  syncBytesMax: number;
+  syncTimeoutMs: number;
+  syncConnectionsMax: number;
+  broadcastQueueMax: number;
+  relaysMax: number;
+  joinRetryInitialMs: number;
+  joinRetryMaxMs: number;
 }
 
 export interface ShoalConfig {
@@ -108,7 +116,24 @@ function int(minimum: number, maximum: number) {
 
 const address = { type: 'string', pattern: ADDRESS_PATTERN } as const;
 
-export const configSchema: JSONSchemaType<ShoalConfig> = {
+/** Ids and cluster names: short, printable, safe in file names and metric labels. */
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+
+/**
+ * The schema of a section that mirrors a layer's own config (cluster, membership): every field of
+ * config/default.json's section, numbers as non-negative integers, booleans as booleans. The layer's
+ * resolve function then checks its own ranges and cross-field rules (see config.ts).
+ */
+function tunables(section: string, special: Record<string, object>): SchemaObject {
+  const defaults = (DEFAULTS as Record<string, Record<string, unknown>>)[section];
+  const properties: Record<string, object> = {};
+  for (const [key, value] of Object.entries(defaults)) {
+    properties[key] = special[key] ?? (typeof value === 'boolean' ? { type: 'boolean' } : int(0, Number.MAX_SAFE_INTEGER));
+  }
+  return { type: 'object', additionalProperties: false, required: Object.keys(defaults), properties };
+}
+
+export const configSchema: SchemaObject = {
   type: 'object',
   additionalProperties: false,
   required: ['node', 'cluster', 'storage', 'rpc', 'membership', 'log', 'metrics', 'shutdown'],
@@ -118,7 +143,7 @@ export const configSchema: JSONSchemaType<ShoalConfig> = {
       additionalProperties: false,
       required: ['id', 'dataDir', 'gossip', 'rpc', 'metrics', 'zone', 'tags'],
       properties: {
-        id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+        id: { type: 'string', pattern: NAME_PATTERN },
         dataDir: { type: 'string', minLength: 1 },
         gossip: address,
         rpc: address,
@@ -132,33 +157,7 @@ export const configSchema: JSONSchemaType<ShoalConfig> = {
         },
       },
     },
-    cluster: {
-      type: 'object',
-      additionalProperties: false,
-      required: [
-        'name', 'replicas', 'writeQuorum', 'readQuorum', 'vnodes', 'requestTimeoutMs', 'readRepair', 'hintsMax',
-        'hintBytesMax', 'hintWindowMs', 'hintReplayPerSec', 'deadOwnershipMs', 'antiEntropyIntervalMs',
-        'antiEntropyBuckets', 'antiEntropyKeysPerSec', 'streamKeysPerSec',
-      ],
-      properties: {
-        name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
-        replicas: int(1, 15),
-        writeQuorum: int(1, 15),
-        readQuorum: int(1, 15),
-        vnodes: int(1, 4096),
-        requestTimeoutMs: int(1, 600_000),
-        readRepair: { type: 'boolean' },
-        hintsMax: int(0, 100_000_000),
-        hintBytesMax: int(0, 64 * GIB),
-        hintWindowMs: int(0, 30 * DAY_MS),
-        hintReplayPerSec: int(1, 1_000_000),
-        deadOwnershipMs: int(0, 30 * DAY_MS),
-        antiEntropyIntervalMs: int(0, DAY_MS),
-        antiEntropyBuckets: int(1, 1 << 20),
-        antiEntropyKeysPerSec: int(1, 10_000_000),
-        streamKeysPerSec: int(1, 10_000_000),
-      },
-    },
+    cluster: tunables('cluster', { name: { type: 'string', pattern: NAME_PATTERN } }),
     storage: {
       type: 'object',
       additionalProperties: false,
@@ -199,32 +198,7 @@ export const configSchema: JSONSchemaType<ShoalConfig> = {
         drainMs: int(0, 600_000),
       },
     },
-    membership: {
-      type: 'object',
-      additionalProperties: false,
-      required: [
-        'seeds', 'probeIntervalMs', 'probeTimeoutMs', 'indirectChecks', 'suspicionMult', 'suspicionMaxTimeoutMult',
-        'retransmitMult', 'gossipIntervalMs', 'gossipNodes', 'datagramBytesMax', 'pushPullIntervalMs',
-        'awarenessMax', 'reapMs', 'metaBytesMax', 'leaveTimeoutMs',
-      ],
-      properties: {
-        seeds: { type: 'array', items: address, maxItems: 64 },
-        probeIntervalMs: int(1, 600_000),
-        probeTimeoutMs: int(1, 600_000),
-        indirectChecks: int(0, 16),
-        suspicionMult: int(1, 100),
-        suspicionMaxTimeoutMult: int(1, 100),
-        retransmitMult: int(1, 100),
-        gossipIntervalMs: int(1, 600_000),
-        gossipNodes: int(1, 64),
-        datagramBytesMax: int(512, 65_000),
-        pushPullIntervalMs: int(0, DAY_MS),
-        awarenessMax: int(1, 64),
-        reapMs: int(0, 30 * DAY_MS),
-        metaBytesMax: int(64, 65_000),
-        leaveTimeoutMs: int(0, 600_000),
-      },
-    },
+    membership: tunables('membership', { seeds: { type: 'array', items: address, maxItems: 64 } }),
     log: {
       type: 'object',
       additionalProperties: false,
@@ -256,24 +230,27 @@ export const configSchema: JSONSchemaType<ShoalConfig> = {
 export function crossFieldProblems(config: ShoalConfig): Array<{ field: string; problem: string }> {
   const out: Array<{ field: string; problem: string }> = [];
   const c = config.cluster;
-  if (c.writeQuorum > c.replicas) out.push({ field: 'cluster.writeQuorum', problem: `must be at most cluster.replicas (${c.replicas}), got ${c.writeQuorum}` });
-  if (c.readQuorum > c.replicas) out.push({ field: 'cluster.readQuorum', problem: `must be at most cluster.replicas (${c.replicas}), got ${c.readQuorum}` });
+  for (const q of ['writeQuorum', 'readQuorum'] as const) {
+    if (c[q] < 1 || c[q] > c.replicationFactor) {
+      out.push({ field: `cluster.${q}`, problem: `must be from 1 to cluster.replicationFactor (${c.replicationFactor}); got ${c[q]}` });
+    }
+  }
   const envelopeBytes = config.storage.valueBytesMax + config.storage.keyBytesMax + 1024;
   if (config.rpc.frameBytesMax < envelopeBytes) {
     out.push({
       field: 'rpc.frameBytesMax',
-      problem: `must be at least storage.valueBytesMax + storage.keyBytesMax + 1024 (${envelopeBytes}) so the largest value fits in a frame, got ${config.rpc.frameBytesMax}`,
+      problem: `must be at least storage.valueBytesMax + storage.keyBytesMax + 1024 (${envelopeBytes}) so the largest value fits in a frame; got ${config.rpc.frameBytesMax}`,
     });
   }
-  if (config.storage.tombstoneGraceMs <= config.cluster.hintWindowMs) {
+  if (config.storage.tombstoneGraceMs <= c.deadOwnerGraceMs) {
     out.push({
       field: 'storage.tombstoneGraceMs',
-      problem: `must be longer than cluster.hintWindowMs (${config.cluster.hintWindowMs}) or a replayed hint could resurrect a deleted key, got ${config.storage.tombstoneGraceMs}`,
+      problem: `must be longer than cluster.deadOwnerGraceMs (${c.deadOwnerGraceMs}) or a replica that was away could bring deleted keys back; got ${config.storage.tombstoneGraceMs}`,
     });
   }
   const m = config.membership;
-  if (m.probeTimeoutMs >= m.probeIntervalMs) {
-    out.push({ field: 'membership.probeTimeoutMs', problem: `must be shorter than membership.probeIntervalMs (${m.probeIntervalMs}), got ${m.probeTimeoutMs}` });
+  if (m.probeTimeoutMs > m.probeIntervalMs) {
+    out.push({ field: 'membership.probeTimeoutMs', problem: `must not exceed membership.probeIntervalMs (${m.probeIntervalMs}); got ${m.probeTimeoutMs}` });
   }
   return out;
 }

@@ -7,17 +7,14 @@
  * value came from. See docs/CONFIG.md.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
+import { resolveClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ShoalError } from '../errors.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { ADDRESS_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
 import { readClusterFile, type ClusterFile } from './cluster-file.js';
 import { ENV_ALIASES, envName } from './config-env.js';
-
-/** config/default.json, two levels up from both src/node/ and dist/node/. */
-export const DEFAULTS_PATH = fileURLToPath(new URL('../../config/default.json', import.meta.url));
-const defaultsJson = JSON.parse(readFileSync(DEFAULTS_PATH, 'utf8')) as Record<string, unknown>;
+import { DEFAULTS as defaultsJson } from './config-defaults.js';
 
 export type { ShoalConfig } from './config-schema.js';
 
@@ -51,7 +48,7 @@ type Json = Record<string, unknown>;
 
 /** The defaults alone, validated (a bad config/default.json is a bug and throws). */
 export function defaultConfig(): ShoalConfig {
-  return validateConfig(structuredClone(defaultsJson));
+  return validateConfig(structuredClone(defaultsJson) as Json);
 }
 
 export function configError(field: string, problem: string, origin?: string): ShoalError {
@@ -233,7 +230,7 @@ function schemaError(err: ErrorObject, root: Json, origins: Map<string, string>)
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });
-const validateSchema = ajv.compile(configSchema);
+const validateSchema = ajv.compile<ShoalConfig>(configSchema);
 
 /** Ports must fit in 16 bits; the schema's pattern only bounds the digit count. */
 function addressProblems(config: ShoalConfig): Array<{ field: string; problem: string }> {
@@ -256,7 +253,19 @@ export function validateConfig(candidate: unknown, origins = new Map<string, str
   }
   const problems = [...addressProblems(candidate), ...crossFieldProblems(candidate)];
   if (problems.length > 0) throw configError(problems[0].field, problems[0].problem, originOf(origins, problems[0].field));
+  // The layers' own checks (ranges and rules they alone know about).
+  try {
+    resolveClusterConfig(clusterLayerConfig(candidate));
+  } catch (err) {
+    throw new ShoalError('CONFIG', `invalid configuration: ${(err as Error).message}`);
+  }
   return candidate;
+}
+
+/** The cluster layer's config: the cluster section minus the agent's fields, plus the store's tombstone grace. */
+export function clusterLayerConfig(config: ShoalConfig): ClusterConfig {
+  const { name: _name, hintsMax: _hintsMax, hintBytesMax: _hintBytesMax, ...tunables } = config.cluster;
+  return { ...tunables, tombstoneGraceMs: config.storage.tombstoneGraceMs };
 }
 
 /** Builds and validates the config from all layers. Throws ShoalError('CONFIG') on the first problem. */
@@ -264,7 +273,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const paths = leafPaths();
   const leaves = new Set(paths);
   const origins = new Map<string, string>(paths.map((p) => [p, 'default']));
-  const merged = structuredClone(defaultsJson);
+  const merged = structuredClone(defaultsJson) as Json;
 
   let clusterFile: ClusterFile | null = null;
   if (options.clusterFile !== undefined) {
