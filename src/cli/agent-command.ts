@@ -68,8 +68,8 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
   let loaded;
   try {
     loaded = loadConfig({
-      clusterFile: args.config ?? io.env[ENV_CONFIG_FILE],
-      nodeId: args.node ?? io.env[ENV_NODE],
+      clusterFile: args.config ?? (io.env[ENV_CONFIG_FILE] || undefined),
+      nodeId: args.node ?? (io.env[ENV_NODE] || undefined),
       env: io.env,
       overrides: agentOverrides(args),
     });

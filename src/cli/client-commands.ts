@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ShoalClient } from '../rpc/shoal-client.js';
-import type { Version } from '../storage/types.js';
 import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
 import { duration, isUtf8, table, toJson, tree } from './format.js';
 import type { CliIo } from './io.js';
@@ -18,6 +17,9 @@ export interface ClientArgs {
   timeoutMs: number;
   json: boolean;
 }
+
+/** What a lone "-" argument becomes before yargs sees it ("read stdin"). */
+export const STDIN_ARG = '\u0000-';
 
 /** Largest value read from stdin or --file; the server's own limit (storage.valueBytesMax) is lower. */
 export const INPUT_BYTES_MAX = 64 * 1024 * 1024;
@@ -38,10 +40,6 @@ async function withClient(args: ClientArgs, run: (client: ShoalClient) => Promis
   } finally {
     await client.close();
   }
-}
-
-function versionText(v: Version): string {
-  return `${v.ts}@${v.node}`;
 }
 
 export async function getCommand(args: ClientArgs & { key: string; consistency?: Consistency }, io: CliIo): Promise<ExitCode> {
@@ -93,7 +91,7 @@ export async function putValue(args: { value?: string; file?: string }, io: CliI
       throw new UsageError(`cannot read --file ${args.file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)}`);
     }
   }
-  if (args.value === '-' || (args.value === undefined && !io.stdin.isTTY)) return readAll(io.stdin, 'the value on stdin');
+  if (args.value === STDIN_ARG || (args.value === undefined && !io.stdin.isTTY)) return readAll(io.stdin, 'the value on stdin');
   if (args.value === undefined) throw new UsageError('put needs a value: shoal put KEY VALUE, --file FILE, or pipe it on stdin');
   return Buffer.from(args.value, 'utf8');
 }
@@ -105,7 +103,7 @@ export async function putCommand(
   const value = await putValue(args, io);
   return withClient(args, async (client) => {
     const result = await client.put(args.key, value, { ttlMs: args.ttlMs, consistency: args.consistency });
-    io.stdout.write(args.json ? toJson(result) : `OK ${versionText(result.version)}\n`);
+    io.stdout.write(args.json ? toJson(result) : 'OK\n');
     return EXIT.OK;
   });
 }
@@ -113,7 +111,7 @@ export async function putCommand(
 export async function delCommand(args: ClientArgs & { key: string; consistency?: Consistency }, io: CliIo): Promise<ExitCode> {
   return withClient(args, async (client) => {
     const result = await client.del(args.key, { consistency: args.consistency });
-    io.stdout.write(args.json ? toJson(result) : `OK ${versionText(result.version)}\n`);
+    io.stdout.write(args.json ? toJson(result) : 'OK\n');
     return EXIT.OK;
   });
 }
@@ -175,22 +173,19 @@ export async function membersCommand(args: ClientArgs, io: CliIo): Promise<ExitC
 }
 
 /**
- * `nodetool status`-style ownership table when the ring result lists per-member shares; any other
- * shape is printed as a tree.
+ * `nodetool status`-style: the ring's scalar fields (checksum, replication factor, vnodes), then a
+ * table of its members with their state and the share of the key space they own. Any other shape
+ * is printed as a tree.
  */
 export function ringText(ring: unknown): string {
   const r = asRecord(ring);
-  const ownership = r.ownership ?? r.owns;
-  let shares: Array<[string, number]> = [];
-  if (Array.isArray(ownership)) {
-    shares = ownership.map(asRecord).map((o) => [String(o.id ?? o.node), Number(o.share ?? o.owns ?? o.fraction)]);
-  } else if (ownership && typeof ownership === 'object') {
-    shares = Object.entries(ownership as Record<string, unknown>).map(([id, v]) => [id, Number(v)]);
-  }
-  if (shares.length === 0) return tree(ring);
-  const head = Object.entries(r).filter(([k, v]) => k !== 'ownership' && k !== 'owns' && (typeof v !== 'object' || v === null));
-  const rows = shares.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([id, share]) => [id, `${(share * 100).toFixed(1)}%`]);
-  return head.map(([k, v]) => `${k}: ${String(v)}\n`).join('') + table(['ID', 'OWNS'], rows);
+  if (!Array.isArray(r.members)) return tree(ring);
+  const head = Object.entries(r).filter(([, v]) => typeof v !== 'object' || v === null);
+  const rows = r.members
+    .map(asRecord)
+    .sort((a, b) => (String(a.id) < String(b.id) ? -1 : 1))
+    .map((m) => [String(m.id), String(m.state ?? '-'), typeof m.owns === 'number' ? `${(m.owns * 100).toFixed(1)}%` : '-']);
+  return head.map(([k, v]) => `${k}: ${String(v)}\n`).join('') + table(['ID', 'STATE', 'OWNS'], rows);
 }
 
 export async function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {

@@ -7,14 +7,24 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { parseDurationMs } from '../units.js';
-import { agentCommand, type AgentArgs } from './agent-command.js';
+import type { AgentArgs } from './agent-command.js';
 import {
-  delCommand, getCommand, healthCommand, leaveCommand, membersCommand, putCommand, removeCommand, ringCommand, statsCommand,
+  STDIN_ARG, delCommand, getCommand, healthCommand, leaveCommand, membersCommand, putCommand, removeCommand, ringCommand, statsCommand,
   type ClientArgs, type Consistency,
 } from './client-commands.js';
 import { EXIT, UsageError, errorLine, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { processIo, type CliIo } from './io.js';
-import { localCommand } from './local-command.js';
+import type { LocalOptions } from './local-command.js';
+
+// The agent and the launcher load the whole node (store, membership, cluster, winston, prom-client);
+// client commands should not pay for that on every call, so those two are imported when used.
+async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode> {
+  return (await import('./agent-command.js')).agentCommand(args, io);
+}
+
+async function localCommand(options: LocalOptions, io: CliIo): Promise<ExitCode> {
+  return (await import('./local-command.js')).localCommand(options, io);
+}
 
 /** The package root: two levels above both src/cli/ and dist/cli/. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -239,7 +249,9 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
     result = p;
   });
   try {
-    await parser.parseAsync(argv, {}, (_err, _argv, out) => {
+    // yargs turns a lone "-" into ""; keep it distinguishable from an empty value.
+    const args = argv.map((a) => (a === '-' ? STDIN_ARG : a));
+    await parser.parseAsync(args, {}, (_err, _argv, out) => {
       output = out;
     });
     if (output) io.stdout.write(output.endsWith('\n') ? output : output + '\n');

@@ -5,6 +5,7 @@
  */
 import type { SchemaObject } from 'ajv';
 import type { ClusterConfig } from '../cluster/config.js';
+import type { MembershipConfig } from '../membership/config.js';
 import { DEFAULTS } from './config-defaults.js';
 import type { FsyncPolicy } from '../storage/types.js';
 
@@ -61,37 +62,11 @@ export interface RpcSection {
 }
 
 /** Membership's settings (src/membership/config.ts, same names and defaults) plus the seeds and the leave bound. */
-export interface MembershipSection {
+export type MembershipSection = MembershipConfig & {
   seeds: string[];
   /** On a graceful stop, wait at most this long for the leave announcement to spread. */
   leaveTimeoutMs: number;
-  probeIntervalMs: number;
-  probeTimeoutMs: number;
-  indirectChecks: number;
-  suspicionMult: number;
-  suspicionMaxTimeoutMult: number;
-  retransmitMult: number;
-  gossipIntervalMs: number;
-  gossipNodes: number;
-  gossipToTheDeadMs: number;
-  pushPullIntervalMs: number;
-  reconnectIntervalMs: number;
-  awarenessMaxMultiplier: number;
-  lifeguard: boolean;
-  datagramBytesMax: number;
-  compoundMessagesMax: number;
-  deadReapMs: number;
-  metaBytesMax: number;
-  membersMax: number;
-  syncMembersMax: number;
-  syncBytesMax: number;
-  syncTimeoutMs: number;
-  syncConnectionsMax: number;
-  broadcastQueueMax: number;
-  relaysMax: number;
-  joinRetryInitialMs: number;
-  joinRetryMaxMs: number;
-}
+};
 
 export interface ShoalConfig {
   node: NodeSection;

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { resolveClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ShoalError } from '../errors.js';
+import { resolveMembershipConfig, type MembershipConfig } from '../membership/config.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { ADDRESS_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
 import { readClusterFile, type ClusterFile } from './cluster-file.js';
@@ -256,10 +257,17 @@ export function validateConfig(candidate: unknown, origins = new Map<string, str
   // The layers' own checks (ranges and rules they alone know about).
   try {
     resolveClusterConfig(clusterLayerConfig(candidate));
+    resolveMembershipConfig(membershipLayerConfig(candidate));
   } catch (err) {
     throw new ShoalError('CONFIG', `invalid configuration: ${(err as Error).message}`);
   }
   return candidate;
+}
+
+/** Membership's config: the membership section minus the agent's fields. */
+export function membershipLayerConfig(config: ShoalConfig): MembershipConfig {
+  const { seeds: _seeds, leaveTimeoutMs: _leave, ...tunables } = config.membership;
+  return tunables;
 }
 
 /** The cluster layer's config: the cluster section minus the agent's fields, plus the store's tombstone grace. */

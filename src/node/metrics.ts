@@ -41,7 +41,7 @@ export class NodeMetrics {
   constructor(options: NodeMetricsOptions) {
     const r = this.registry;
     r.setDefaultLabels({ node: options.nodeId });
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: r, prefix: 'shoal_process_' });
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: r, prefix: 'shoal_' });
     this.requests = new Counter({ name: 'shoal_requests_total', help: 'RPC requests handled, by operation', labelNames: ['op'], registers: [r] });
     this.latency = new Histogram({
       name: 'shoal_request_duration_seconds', help: 'RPC request handling time, by operation', labelNames: ['op'], buckets: LATENCY_BUCKETS_S, registers: [r],

@@ -1,19 +1,25 @@
 /**
- * A running node: the layers wired together in start order (store, handler, RPC server, metrics
- * endpoint) and stopped in reverse, each step bounded. The RPC handler is the single-node one until
- * the cluster layer provides ClusterNode.rpcHandler.
+ * A running node: the layers wired together in start order (store, RPC server, membership, metrics
+ * endpoint) and stopped in reverse, each step bounded. Keys are served by the single-node handler
+ * until the cluster layer's ClusterNode.rpcHandler is wired in; node-level operations (health,
+ * stats, members, leave) by node-ops.ts.
  */
 import { mkdir } from 'node:fs/promises';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { Hlc } from '../cluster/hlc.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { nullLogger, type Logger } from '../log.js';
+import { Membership } from '../membership/membership.js';
+import type { MemberState } from '../membership/types.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
 import { openStore } from '../storage/store.js';
 import type { Store } from '../storage/types.js';
 import type { ShoalConfig } from './config-schema.js';
+import { membershipLayerConfig } from './config.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
-import { WallClock, singleNodeHandler } from './single-handler.js';
+import { nodeOps } from './node-ops.js';
+import { singleNodeHandler } from './single-handler.js';
 
 export interface StartNodeOptions {
   logger?: Logger;
@@ -80,11 +86,13 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   const id = config.node.id;
   let state: NodeState = 'starting';
   const metrics = new NodeMetrics({ nodeId: id, processMetrics: options.processMetrics });
-  const cleanups: Array<() => Promise<void>> = [];
+  /** Undo steps of a failed start, run in reverse. */
+  const cleanups: Array<() => Promise<unknown>> = [];
 
   const dataDir = resolvePath(config.node.dataDir);
   let store: Store | null = null;
   let rpcServer: RpcServer | null = null;
+  let membership: Membership | null = null;
   let metricsServer: MetricsServer | null = null;
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
@@ -94,11 +102,18 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     cluster: config.cluster.name,
     state,
     uptimeMs: Date.now() - startedAtMs,
-    addresses,
+    addresses: { ...addresses },
     dataDir,
     store: store?.stats() ?? null,
     rpc: rpcServer?.stats() ?? null,
+    membership: membership?.stats() ?? null,
   });
+
+  // Until every layer is up, the RPC server answers health (not ok) and UNAVAILABLE to the rest.
+  let serve: RpcHandler = async (op) => {
+    if (op === 'health') return health();
+    throw new ShoalError('UNAVAILABLE', `node ${id} is ${state}`);
+  };
 
   try {
     await mkdir(dataDir, { recursive: true });
@@ -120,8 +135,6 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
 
-    const handler: RpcHandler = singleNodeHandler({ store, clock: new WallClock(id), stats, health });
-
     const rpcAddr = splitAddress(config.node.rpc);
     const r = config.rpc;
     rpcServer = new RpcServer({
@@ -129,7 +142,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       port: rpcAddr.port,
       nodeId: id,
       clusterName: config.cluster.name,
-      handler: instrumentHandler(handler, metrics),
+      handler: instrumentHandler((op, args, ctx) => serve(op, args, ctx), metrics),
       limits: {
         frameBytesMax: r.frameBytesMax,
         inFlightPerConnectionMax: r.inFlightPerConnectionMax,
@@ -140,57 +153,85 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       },
       logger: log.child({ layer: 'rpc' }),
     });
-    const bound = await rpcServer.listen().catch((err: unknown) => {
+    const server = rpcServer;
+    const bound = await server.listen().catch((err: unknown) => {
       throw listenError('rpc', config.node.rpc, err);
     });
-    const server = rpcServer;
     cleanups.push(() => server.close({ drainMs: 0 }));
     addresses.rpc = joinAddress(bound.host, bound.port);
 
+    const gossipAddr = splitAddress(config.node.gossip);
+    membership = await Membership.start({
+      id,
+      bindHost: gossipAddr.host,
+      gossipPort: gossipAddr.port,
+      rpc: addresses.rpc,
+      zone: config.node.zone === '' ? undefined : config.node.zone,
+      tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
+      seeds: config.membership.seeds,
+      dataDir: join(dataDir, 'membership'),
+      config: membershipLayerConfig(config),
+      logger: log,
+    }).catch((err: unknown) => {
+      throw listenError('gossip', config.node.gossip, err);
+    });
+    const startedMembership = membership;
+    cleanups.push(() => startedMembership.stop());
+    addresses.gossip = startedMembership.self().gossip;
+    const countMembers = () => {
+      const counts: Partial<Record<MemberState, number>> = {};
+      for (const m of startedMembership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+      metrics.setMembers(counts);
+    };
+    startedMembership.on('event', countMembers);
+    countMembers();
+
+    const base = singleNodeHandler({ store, clock: new Hlc(id), stats, health });
+    const handler = nodeOps({ base, clustered: false, membership: startedMembership, leaveTimeoutMs: config.membership.leaveTimeoutMs, health, stats });
+
     if (config.metrics.enabled) {
       const m = splitAddress(config.node.metrics);
-      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, logger: log.child({ layer: 'metrics' }) })
-        .catch((err: unknown) => {
+      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, logger: log.child({ layer: 'metrics' }) }).catch(
+        (err: unknown) => {
           throw listenError('metrics', config.node.metrics, err);
-        });
+        },
+      );
       addresses.metrics = joinAddress(metricsServer.host, metricsServer.port);
     }
+    serve = handler;
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     throw err;
   }
 
   state = 'serving';
-  nodeLog.info('node started', { node: id, cluster: config.cluster.name, rpc: addresses.rpc, metrics: addresses.metrics, dataDir });
+  nodeLog.info('node started', { cluster: config.cluster.name, rpc: addresses.rpc, gossip: addresses.gossip, metrics: addresses.metrics, dataDir });
 
-  let stopping: Promise<void> | null = null;
   const stop = async (): Promise<void> => {
     state = 'stopping';
-    nodeLog.info('stopping', { node: id });
-    // Each step is bounded so one stuck layer cannot keep the process alive; the store is closed
-    // last and always awaited because that is where acknowledged writes become durable.
-    const step = async (what: string, ms: number, run: () => Promise<void>) => {
+    nodeLog.info('stopping');
+    // Each step is bounded so that one stuck layer cannot keep the process alive. The store is closed
+    // last: acknowledged writes are durable already, closing flushes and releases the lock.
+    const step = async (what: string, ms: number, run: () => Promise<unknown>) => {
       try {
         await bounded(what, ms, run());
       } catch (err) {
         nodeLog.warn(`${what} failed`, { err });
       }
     };
-    if (rpcServer) {
-      const server = rpcServer;
-      await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));
-    }
-    if (metricsServer) {
-      const m = metricsServer;
-      await step('closing the metrics endpoint', 2000, () => m.close());
-    }
-    if (store) {
-      const s = store;
-      await step('closing the store', config.shutdown.timeoutMs, () => s.close());
-    }
+    const m = membership;
+    if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
+    const server = rpcServer;
+    if (server) await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));
+    if (m) await step('stopping membership', 2000, () => m.stop());
+    const ms = metricsServer;
+    if (ms) await step('closing the metrics endpoint', 2000, () => ms.close());
+    const st = store;
+    if (st) await step('closing the store', config.shutdown.timeoutMs, () => st.close());
     state = 'stopped';
-    nodeLog.info('stopped', { node: id });
+    nodeLog.info('stopped');
   };
+  let stopping: Promise<void> | null = null;
 
   return {
     id,

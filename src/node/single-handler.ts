@@ -6,7 +6,7 @@
 import { ShoalError } from '../errors.js';
 import type { Store, Version } from '../storage/types.js';
 
-/** Stamps writes; src/cluster/hlc.ts's Hlc fits this shape. */
+/** Stamps writes: src/cluster/hlc.ts's Hlc. */
 export interface WriteClock {
   now(): Version;
   observe(ts: number): void;
@@ -97,25 +97,9 @@ export function singleNodeHandler(options: SingleHandlerOptions): SingleHandler 
         return options.health();
       default:
         if (CLUSTER_OPS.has(op)) {
-          throw new ShoalError('BAD_REQUEST', `"${op}" needs membership and the cluster layer, which this node does not run yet`);
+          throw new ShoalError('BAD_REQUEST', `"${op}" needs the cluster layer, which this node does not run`);
         }
         throw new ShoalError('BAD_REQUEST', `unknown operation "${op}"`);
     }
   };
-}
-
-/**
- * A wall-clock write stamp in the HLC's packed layout (physical ms × 4096 + counter), strictly
- * increasing on this node and advanced past any ts it observes. Stands in until src/cluster/hlc.ts.
- */
-export class WallClock implements WriteClock {
-  private last = 0;
-  constructor(private readonly nodeId: string, private readonly nowMs: () => number = Date.now) {}
-  now(): Version {
-    this.last = Math.max(this.last + 1, this.nowMs() * 4096);
-    return { ts: this.last, node: this.nodeId };
-  }
-  observe(ts: number): void {
-    this.last = Math.max(this.last, ts);
-  }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CLUSTER_CONFIG } from '../../src/cluster/config.js';
 import { ShoalError } from '../../src/errors.js';
+import { DEFAULT_MEMBERSHIP_CONFIG } from '../../src/membership/config.js';
 import { DEFAULTS } from '../../src/node/config-defaults.js';
 import { envName } from '../../src/node/config-env.js';
 import { defaultConfig, leafPaths, loadConfig, type LoadConfigOptions } from '../../src/node/config.js';
@@ -50,6 +51,11 @@ test('the cluster section carries every setting of the cluster layer, with its d
     if (key === 'tombstoneGraceMs') continue; // storage.tombstoneGraceMs
     t.is(section[key], value, `cluster.${key}`);
   }
+});
+
+test('the membership section carries every setting of membership, with its defaults', (t) => {
+  const section = (DEFAULTS as Record<string, Record<string, unknown>>).membership;
+  for (const [key, value] of Object.entries(DEFAULT_MEMBERSHIP_CONFIG)) t.is(section[key], value, `membership.${key}`);
 });
 
 test('docs/CONFIG.md documents every field', (t) => {
