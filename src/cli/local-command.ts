@@ -30,6 +30,10 @@ export interface LocalOptions {
   logLevel: string;
   /** The command that runs `shoal` (default: this Node binary on src/cli/main.ts or dist/cli/main.js). */
   shoalCommand?: string[];
+  /** Stops the cluster like a first Ctrl-C (for callers other than a terminal). */
+  signal?: AbortSignal;
+  /** Called once every node answers health. */
+  onReady?: (plan: ClusterFile) => void;
 }
 
 function bumpPort(addr: string, by: number): string {
@@ -105,14 +109,16 @@ async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number): P
 export async function localCommand(options: LocalOptions, io: CliIo): Promise<ExitCode> {
   const file = readClusterFile(options.clusterFile, (p) => readFileSync(p, 'utf8'));
   const root = resolve(options.dataDir);
-  const plan = planLocalCluster(file, options.nodes, relative(process.cwd(), root) || '.');
+  const shown = relative(process.cwd(), root);
+  // Paths in the plan are relative to the working directory the agents share, when that reads well.
+  const plan = planLocalCluster(file, options.nodes, shown === '' ? '.' : shown.startsWith('..') ? root : shown);
   mkdirSync(root, { recursive: true });
   const planFile = join(root, 'cluster.json');
   writeFileSync(planFile, JSON.stringify(plan, null, 2) + '\n');
 
   const command = options.shoalCommand ?? defaultShoalCommand();
   const width = Math.max(...plan.nodes.map((n) => n.id.length));
-  const agents: Agent[] = plan.nodes.map((node) => {
+  const launch = (node: ClusterFileNode): Agent => {
     const child = spawn(
       command[0],
       [...command.slice(1), 'agent', '--config', planFile, '--node', node.id, '--log-level', options.logLevel, '--log-format', 'text', '--stop-on-stdin-close'],
@@ -139,8 +145,9 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
       }),
     };
     return agent;
-  });
+  };
 
+  const agents: Agent[] = [];
   let stopRequested = false;
   let stopAll: () => Promise<ExitCode> = async () => EXIT.OK;
   const stopped = new Promise<ExitCode>((resolveStopped) => {
@@ -171,8 +178,16 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const onAbort = () => onSignal('SIGTERM');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const detach = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    options.signal?.removeEventListener('abort', onAbort);
+  };
 
-  for (const a of agents) {
+  function watch(a: Agent): void {
+    agents.push(a);
     void a.exited.then((code) => {
       if (!stopRequested) {
         io.stderr.write(`shoal local: node ${a.node.id} exited with code ${String(code)}\n`);
@@ -180,16 +195,19 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
       }
     });
   }
+  watch(launch(plan.nodes[0]));
 
   try {
+    // The first node (the seed) first, so the others find it when they join; then the rest at once.
     const deadline = Date.now() + START_TIMEOUT_MS;
+    await waitHealthy(agents[0], plan.cluster ?? 'dev', deadline);
+    for (const node of plan.nodes.slice(1)) if (!stopRequested) watch(launch(node));
     await Promise.all(agents.map((a) => waitHealthy(a, plan.cluster ?? 'dev', deadline)));
   } catch (err) {
     if (!stopRequested) {
       io.stderr.write(`shoal local: ${toShoalError(err).message}; stopping the others\n`);
       await stopAll();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      detach();
       return EXIT.UNAVAILABLE;
     }
   }
@@ -197,7 +215,7 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
   if (!stopRequested) {
     const lines = [
       '',
-      `Shoal local cluster "${plan.cluster}" is up: ${agents.length} node(s), plan in ${relative(process.cwd(), planFile)}`,
+      `Shoal local cluster "${plan.cluster}" is up: ${agents.length} node(s), plan in ${join(plan.nodes[0].dataDir ?? '.', '..', 'cluster.json')}`,
       ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  metrics ${n.metrics ? `http://${n.metrics}/metrics` : '-'}  data ${n.dataDir}`),
       '',
       'Try, in another terminal:',
@@ -209,11 +227,11 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
       '',
     ];
     io.stdout.write(lines.join('\n'));
+    options.onReady?.(plan);
   }
 
   const code = await stopped;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  detach();
   io.stdout.write(`shoal local: all nodes stopped\n`);
   return code;
 }
