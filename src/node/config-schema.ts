@@ -31,8 +31,11 @@ export interface NodeSection {
  */
 export type ClusterSection = Omit<ClusterConfig, 'tombstoneGraceMs'> & {
   name: string;
+  /** The hint store's bounds (src/cluster/hints.ts). */
   hintsMax: number;
   hintBytesMax: number;
+  hintTtlMs: number;
+  hintReplayConcurrency: number;
 };
 
 export interface StorageSection {
@@ -221,6 +224,12 @@ export function crossFieldProblems(config: ShoalConfig): Array<{ field: string; 
     out.push({
       field: 'storage.tombstoneGraceMs',
       problem: `must be longer than cluster.deadOwnerGraceMs (${c.deadOwnerGraceMs}) or a replica that was away could bring deleted keys back; got ${config.storage.tombstoneGraceMs}`,
+    });
+  }
+  if (config.storage.tombstoneGraceMs <= c.hintTtlMs) {
+    out.push({
+      field: 'storage.tombstoneGraceMs',
+      problem: `must be longer than cluster.hintTtlMs (${c.hintTtlMs}) or a replayed hint could bring a deleted key back; got ${config.storage.tombstoneGraceMs}`,
     });
   }
   const m = config.membership;

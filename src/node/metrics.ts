@@ -18,6 +18,9 @@ const LATENCY_BUCKETS_S = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 /** Distinct `op` label values kept; later unknown ops are counted as "other" (clients choose op names). */
 const OP_LABELS_MAX = 64;
 
+/** Distinct metric names a layer may create through layerSink(). */
+const LAYER_METRICS_MAX = 64;
+
 const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const;
 
 export interface NodeMetricsOptions {
@@ -36,6 +39,8 @@ export class NodeMetrics {
   private readonly fsyncs: Counter;
   private readonly ops = new Set<string>();
   private storeStats: (() => StoreStats) | null = null;
+  private hintsSource: (() => number) | null = null;
+  private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
   private fsyncsSeen = 0;
 
   constructor(options: NodeMetricsOptions) {
@@ -48,7 +53,14 @@ export class NodeMetrics {
     });
     this.errors = new Counter({ name: 'shoal_request_errors_total', help: 'RPC requests answered with an error, by operation and error code', labelNames: ['op', 'code'], registers: [r] });
     this.members = new Gauge({ name: 'shoal_members', help: 'Cluster members this node knows, by state', labelNames: ['state'], registers: [r] });
-    this.hintsPending = new Gauge({ name: 'shoal_hints_pending', help: 'Hinted-handoff writes waiting for their replica', registers: [r] });
+    const hintsSource = () => this.hintsSource;
+    this.hintsPending = new Gauge({
+      name: 'shoal_hints_pending', help: 'Hinted-handoff writes waiting for their replica', registers: [r],
+      collect(this: Gauge) {
+        const source = hintsSource();
+        if (source) this.set(source());
+      },
+    });
     this.fsyncs = new Counter({
       name: 'shoal_wal_fsyncs_total', help: 'WAL fdatasync calls', registers: [r],
       collect: () => void this.readStore(),
@@ -116,6 +128,46 @@ export class NodeMetrics {
 
   setHintsPending(count: number): void {
     this.hintsPending.set(count);
+  }
+
+  /** Read the pending hint count at scrape time from here. */
+  setHintsPendingSource(source: (() => number) | null): void {
+    this.hintsSource = source;
+  }
+
+  /**
+   * A sink for a layer's own counters and timings (the cluster layer's ClusterMetrics): `inc(name)`
+   * becomes the counter `shoal_<name>`, `observeMs(name)` the histogram `shoal_<name>` in seconds
+   * (a trailing `_ms` becomes `_seconds`). Label names are fixed by the first use of a name; at most
+   * LAYER_METRICS_MAX names. A metrics problem never fails the request that reports it.
+   */
+  layerSink(): { inc(name: string, labels?: Record<string, string>, value?: number): void; observeMs(name: string, valueMs: number, labels?: Record<string, string>): void } {
+    const metric = <M extends Counter<string> | Histogram<string>>(name: string, labels: Record<string, string>, make: (full: string, labelNames: string[]) => M): M | null => {
+      let m = this.layerMetrics.get(name) as M | undefined;
+      if (!m) {
+        if (this.layerMetrics.size >= LAYER_METRICS_MAX) return null;
+        const full = 'shoal_' + name.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_ms$/, '_seconds');
+        m = make(full, Object.keys(labels));
+        this.layerMetrics.set(name, m);
+      }
+      return m;
+    };
+    return {
+      inc: (name, labels = {}, value = 1) => {
+        try {
+          metric(name, labels, (full, labelNames) => new Counter({ name: full, help: `${name} (cluster layer)`, labelNames, registers: [this.registry] }))?.inc(labels, value);
+        } catch {
+          // unknown label or a name clash: drop the sample
+        }
+      },
+      observeMs: (name, valueMs, labels = {}) => {
+        try {
+          metric(name, labels, (full, labelNames) => new Histogram({ name: full, help: `${name} (cluster layer)`, labelNames, buckets: LATENCY_BUCKETS_S, registers: [this.registry] }))?.observe(labels, valueMs / 1000);
+        } catch {
+          // unknown label or a name clash: drop the sample
+        }
+      },
+    };
   }
 
   /** The exposition text for GET /metrics. */

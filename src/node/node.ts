@@ -1,25 +1,28 @@
 /**
- * A running node: the layers wired together in start order (store, RPC server, membership, metrics
- * endpoint) and stopped in reverse, each step bounded. Keys are served by the single-node handler
- * until the cluster layer's ClusterNode.rpcHandler is wired in; node-level operations (health,
- * stats, members, leave) by node-ops.ts.
+ * A running node: the layers wired together in start order (store, RPC server, membership, hint
+ * store, node-to-node pool, cluster layer, metrics endpoint) and stopped in reverse, each step
+ * bounded. Requests go to the cluster layer's ClusterNode.rpcHandler; node-level operations (health,
+ * stats, members) are answered by node-ops.ts.
  */
 import { mkdir } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
+import { ClusterNode } from '../cluster/cluster-node.js';
+import { HintStore } from '../cluster/hints.js';
 import { Hlc } from '../cluster/hlc.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { nullLogger, type Logger } from '../log.js';
 import { Membership } from '../membership/membership.js';
 import type { MemberState } from '../membership/types.js';
+import { Ring, hashKey } from '../ring/ring.js';
+import { RpcPool } from '../rpc/client.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
 import { openStore } from '../storage/store.js';
 import type { Store } from '../storage/types.js';
 import type { ShoalConfig } from './config-schema.js';
-import { membershipLayerConfig } from './config.js';
+import { clusterLayerConfig, membershipLayerConfig } from './config.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
-import { singleNodeHandler } from './single-handler.js';
 
 export interface StartNodeOptions {
   logger?: Logger;
@@ -93,6 +96,9 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let store: Store | null = null;
   let rpcServer: RpcServer | null = null;
   let membership: Membership | null = null;
+  let hints: HintStore | null = null;
+  let rpcPool: RpcPool | null = null;
+  let cluster: ClusterNode | null = null;
   let metricsServer: MetricsServer | null = null;
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
@@ -107,6 +113,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     store: store?.stats() ?? null,
     rpc: rpcServer?.stats() ?? null,
     membership: membership?.stats() ?? null,
+    hints: hints?.stats() ?? null,
   });
 
   // Until every layer is up, the RPC server answers health (not ok) and UNAVAILABLE to the rest.
@@ -186,8 +193,50 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     startedMembership.on('event', countMembers);
     countMembers();
 
-    const base = singleNodeHandler({ store, clock: new Hlc(id), stats, health });
-    const handler = nodeOps({ base, clustered: false, membership: startedMembership, leaveTimeoutMs: config.membership.leaveTimeoutMs, health, stats });
+    const c = config.cluster;
+    const openedHints = await HintStore.open(join(dataDir, 'hints'), {
+      hintsMax: c.hintsMax,
+      hintBytesMax: c.hintBytesMax,
+      hintTtlMs: c.hintTtlMs,
+      replayPerSecMax: c.hintReplayPerSecMax,
+      replayConcurrency: c.hintReplayConcurrency,
+      fsync: config.storage.fsync !== 'none',
+      logger: log.child({ layer: 'hints' }),
+    });
+    hints = openedHints;
+    cleanups.push(() => openedHints.close());
+    metrics.setHintsPendingSource(() => openedHints.targets().reduce((sum, target) => sum + openedHints.pendingFor(target), 0));
+    const pool = new RpcPool({
+      clusterName: config.cluster.name,
+      peer: id,
+      timeoutMs: r.requestTimeoutMs,
+      connectTimeoutMs: r.connectTimeoutMs,
+      connectionsPerAddr: r.connectionsPerAddr,
+      frameBytesMax: r.frameBytesMax,
+    });
+    rpcPool = pool;
+    cleanups.push(() => pool.close());
+    const startedCluster = await ClusterNode.start({
+      config: clusterLayerConfig(config),
+      store,
+      membership: startedMembership,
+      rpcPool: pool,
+      hints: openedHints,
+      logger: log,
+      metrics: metrics.layerSink(),
+      ringFactory: { build: (members, opts) => Ring.build(members, opts), hashKey },
+      hlc: new Hlc(id, Date.now, { maxDriftMs: c.clockAheadMsMax }),
+    });
+    cluster = startedCluster;
+    cleanups.push(() => startedCluster.close());
+    const handler = nodeOps({
+      base: startedCluster.rpcHandler,
+      clustered: true,
+      membership: startedMembership,
+      leaveTimeoutMs: config.membership.leaveTimeoutMs,
+      health,
+      stats,
+    });
 
     if (config.metrics.enabled) {
       const m = splitAddress(config.node.metrics);
@@ -219,11 +268,20 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
         nodeLog.warn(`${what} failed`, { err });
       }
     };
+    // Leave while still serving, so the others learn it from us (and, once the cluster layer hands
+    // data off on leave, while our data can still be read).
+    const cl = cluster;
     const m = membership;
-    if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
+    if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
+    else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const server = rpcServer;
     if (server) await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));
+    if (cl) await step('stopping the cluster layer', config.cluster.internalTimeoutMs + 1000, () => cl.close());
+    const pool = rpcPool;
+    if (pool) await step('closing node-to-node connections', 2000, () => pool.close());
     if (m) await step('stopping membership', 2000, () => m.stop());
+    const h = hints;
+    if (h) await step('closing the hint store', config.shutdown.timeoutMs, () => h.close());
     const ms = metricsServer;
     if (ms) await step('closing the metrics endpoint', 2000, () => ms.close());
     const st = store;
