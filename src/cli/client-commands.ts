@@ -30,7 +30,8 @@ export function makeClient(args: ClientArgs): ShoalClient {
   for (const a of addresses) {
     if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(a)) throw new UsageError(`--addr must be host:port, got "${a}"`);
   }
-  return new ShoalClient({ addresses, clusterName: args.cluster, timeoutMs: args.timeoutMs });
+  // --timeout bounds the whole request, connecting included.
+  return new ShoalClient({ addresses, clusterName: args.cluster, timeoutMs: args.timeoutMs, pool: { connectTimeoutMs: args.timeoutMs } });
 }
 
 async function withClient(args: ClientArgs, run: (client: ShoalClient) => Promise<ExitCode>): Promise<ExitCode> {

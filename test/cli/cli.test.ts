@@ -21,7 +21,8 @@ test.after.always(async () => {
 /** Runs `shoal ARGS --addr <node>`; stdin as given (default: a terminal with nothing to read). */
 async function shoal(args: string[], stdin?: string | Buffer, env: Record<string, string> = {}) {
   const b = bufferIo(stdin, env);
-  const code = await runCli([...args, '--addr', node.addresses.rpc], b.io);
+  // A generous timeout: the machine running the tests may be very busy.
+  const code = await runCli([...args, '--addr', node.addresses.rpc, ...(args.includes('--timeout') ? [] : ['--timeout', '30s'])], b.io);
   return { code, stdout: b.stdout(), stdoutBytes: b.stdoutBytes(), stderr: b.stderr() };
 }
 
@@ -119,7 +120,7 @@ test('an unreachable node exits 3; a server-side limit exits 4', async (t) => {
 
 test('SHOAL_ADDR picks the node when --addr is absent', async (t) => {
   const b = bufferIo(undefined, { SHOAL_ADDR: node.addresses.rpc });
-  t.is(await runCli(['health'], b.io), 0);
+  t.is(await runCli(['health', '--timeout', '30s'], b.io), 0);
   t.regex(b.stdout(), /^ok: node n1 of cluster dev, serving/);
 });
 

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { UsageError } from '../../src/cli/exit-codes.js';
 import { localCommand, planLocalCluster } from '../../src/cli/local-command.js';
 import { readClusterFile } from '../../src/node/cluster-file.js';
-import { ShoalClient } from '../../src/rpc/shoal-client.js';
-import { bufferIo, tempDir } from '../node/helpers.js';
+import { bufferIo, tempDir, testClient } from '../node/helpers.js';
 
 test('the local plan keeps the cluster file\'s nodes and continues their port pattern', (t) => {
   const example = readClusterFile(new URL('../../cluster.example.json', import.meta.url).pathname, (p) => readFileSync(p, 'utf8'));
@@ -59,7 +58,7 @@ test('shoal local starts the agents, waits until they serve, prints their addres
       logLevel: 'warn',
       signal: stop.signal,
       onReady: (plan) => {
-        const client = new ShoalClient({ addresses: [plan.nodes[1].rpc], clusterName: 'localtest' });
+        const client = testClient(plan.nodes[1].rpc, 'localtest');
         void client
           .put('k', 'v')
           .then(() => client.get('k'))

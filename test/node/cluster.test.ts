@@ -2,8 +2,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { startNode, type Node } from '../../src/node/node.js';
-import { ShoalClient } from '../../src/rpc/shoal-client.js';
-import { bufferIo, tempDir, testConfig } from './helpers.js';
+import { bufferIo, tempDir, testClient, testConfig } from './helpers.js';
 
 /** Polls `check` every 100 ms until it returns true, for at most `ms`. */
 async function eventually(ms: number, check: () => Promise<boolean>): Promise<boolean> {
@@ -26,7 +25,7 @@ test('three agents joined through a seed form one cluster: any node serves any k
     const config = testConfig(join(tmp.dir, id), { 'node.id': id, 'membership.seeds': nodes[0].addresses.gossip, ...fast });
     nodes.push(await startNode(config, { processMetrics: false }));
   }
-  const clients = nodes.map((n) => new ShoalClient({ addresses: [n.addresses.rpc], clusterName: 'dev' }));
+  const clients = nodes.map((n) => testClient(n.addresses.rpc));
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
 
   const converged = await eventually(10_000, async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { CliIo } from '../../src/cli/io.js';
 import { loadConfig, type ShoalConfig } from '../../src/node/config.js';
+import { ShoalClient } from '../../src/rpc/shoal-client.js';
 
 /** The value of one sample, whatever order its labels are printed in (undefined if absent). */
 export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -15,6 +16,11 @@ export function sample(text: string, name: string, labels: Record<string, string
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
   }
   return undefined;
+}
+
+/** A client for tests: timeouts generous enough for a machine busy with other test processes. */
+export function testClient(addr: string, clusterName = 'dev'): ShoalClient {
+  return new ShoalClient({ addresses: [addr], clusterName, timeoutMs: 30_000, pool: { connectTimeoutMs: 30_000 } });
 }
 
 /** A fresh temp dir and its removal. */

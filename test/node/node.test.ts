@@ -2,8 +2,7 @@ import test from 'ava';
 import { request } from 'node:http';
 import { ShoalError } from '../../src/errors.js';
 import { startNode } from '../../src/node/node.js';
-import { ShoalClient } from '../../src/rpc/shoal-client.js';
-import { sample, tempDir, testConfig } from './helpers.js';
+import { sample, tempDir, testClient, testConfig } from './helpers.js';
 
 function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
   const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
@@ -26,7 +25,7 @@ test('a node serves get/put/del/stats/health/members, counts them in /metrics, a
   t.not(node.addresses.rpc, '127.0.0.1:0');
   t.not(node.addresses.gossip, '127.0.0.1:0');
 
-  const client = new ShoalClient({ addresses: [node.addresses.rpc], clusterName: 'dev', timeoutMs: 5000 });
+  const client = testClient(node.addresses.rpc);
   t.teardown(() => client.close());
   const { version } = await client.put('k', 'v1');
   t.is(version.node, 'n1');
@@ -69,7 +68,7 @@ test('a node serves get/put/del/stats/health/members, counts them in /metrics, a
 
   const again = await startNode(config, { processMetrics: false });
   t.teardown(() => again.stop());
-  const client2 = new ShoalClient({ addresses: [again.addresses.rpc], clusterName: 'dev' });
+  const client2 = testClient(again.addresses.rpc);
   t.teardown(() => client2.close());
   t.is((await client2.get('k'))?.value.toString(), 'v2');
   t.is(await client2.get('gone'), null);
@@ -85,7 +84,7 @@ test('a second node on the same data dir is refused with LOCKED, and the first k
   const err = await t.throwsAsync(startNode(testConfig(tmp.dir), { processMetrics: false }));
   t.is((err as ShoalError).code, 'LOCKED');
   t.false(err!.message.includes('\n'));
-  const client = new ShoalClient({ addresses: [first.addresses.rpc], clusterName: 'dev' });
+  const client = testClient(first.addresses.rpc);
   t.teardown(() => client.close());
   await client.put('still', 'here');
   t.is((await client.get('still'))?.value.toString(), 'here');
