@@ -221,6 +221,7 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
       'Try, in another terminal:',
       '  node bin/shoal.js put hello world',
       '  node bin/shoal.js get hello',
+      ...(plan.nodes.length > 1 ? [`  node bin/shoal.js get hello --addr ${plan.nodes[plan.nodes.length - 1].rpc}    # any node answers`] : []),
       '  node bin/shoal.js members',
       '',
       'Ctrl-C stops every node.',
