@@ -121,12 +121,17 @@ function asRecord(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
 
-export async function statsCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+/** A command that makes one call and prints its result: JSON with --json, else `human(result)`. */
+async function callCommand(args: ClientArgs, io: CliIo, call: (client: ShoalClient) => Promise<unknown>, human: (result: unknown) => string): Promise<ExitCode> {
   return withClient(args, async (client) => {
-    const stats = await client.stats();
-    io.stdout.write(args.json ? toJson(stats) : tree(stats));
+    const result = await call(client);
+    io.stdout.write(args.json ? toJson(result ?? {}) : human(result));
     return EXIT.OK;
   });
+}
+
+export function statsCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return callCommand(args, io, (c) => c.stats(), tree);
 }
 
 export async function healthCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
@@ -189,26 +194,14 @@ export function ringText(ring: unknown): string {
   return head.map(([k, v]) => `${k}: ${String(v)}\n`).join('') + table(['ID', 'STATE', 'OWNS'], rows);
 }
 
-export async function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
-  return withClient(args, async (client) => {
-    const ring = await client.ring();
-    io.stdout.write(args.json ? toJson(ring) : ringText(ring));
-    return EXIT.OK;
-  });
+export function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return callCommand(args, io, (c) => c.ring(), ringText);
 }
 
-export async function leaveCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
-  return withClient(args, async (client) => {
-    const result = await client.leave();
-    io.stdout.write(args.json ? toJson(result ?? {}) : `OK: the node at ${args.addr} announced that it is leaving the cluster\n`);
-    return EXIT.OK;
-  });
+export function leaveCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return callCommand(args, io, (c) => c.leave(), () => `OK: the node at ${args.addr} handed off its data and left the cluster\n`);
 }
 
-export async function removeCommand(args: ClientArgs & { id: string }, io: CliIo): Promise<ExitCode> {
-  return withClient(args, async (client) => {
-    const result = await client.call('remove', { id: args.id });
-    io.stdout.write(args.json ? toJson(result ?? {}) : `OK: ${args.id} removed; its ranges are re-replicated\n`);
-    return EXIT.OK;
-  });
+export function removeCommand(args: ClientArgs & { id: string }, io: CliIo): Promise<ExitCode> {
+  return callCommand(args, io, (c) => c.call('remove', { id: args.id }), () => `OK: ${args.id} removed; its ranges are re-replicated\n`);
 }

@@ -124,40 +124,23 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
 
   try {
     await mkdir(dataDir, { recursive: true });
-    const s = config.storage;
-    store = await openStore(dataDir, {
-      keyBytesMax: s.keyBytesMax,
-      valueBytesMax: s.valueBytesMax,
-      fsync: s.fsync,
-      fsyncIntervalMs: s.fsyncIntervalMs,
-      walSegmentBytesMax: s.walSegmentBytesMax,
-      snapshotWalBytes: s.snapshotWalBytes,
-      snapshotIntervalMs: s.snapshotIntervalMs,
-      tombstoneGraceMs: s.tombstoneGraceMs,
-      expiryIntervalMs: s.expiryIntervalMs,
-      expiryBatchMax: s.expiryBatchMax,
-      logger: log.child({ layer: 'storage' }),
-    });
+    // The storage section's fields are the store's options, by name.
+    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }) });
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
 
     const rpcAddr = splitAddress(config.node.rpc);
     const r = config.rpc;
+    // The rpc section holds the server's limits (by name) and the node-to-node client's settings.
+    const { connectTimeoutMs: _c, requestTimeoutMs: _r, connectionsPerAddr: _p, drainMs: _d, ...serverLimits } = r;
     rpcServer = new RpcServer({
       host: rpcAddr.host,
       port: rpcAddr.port,
       nodeId: id,
       clusterName: config.cluster.name,
       handler: instrumentHandler((op, args, ctx) => serve(op, args, ctx), metrics),
-      limits: {
-        frameBytesMax: r.frameBytesMax,
-        inFlightPerConnectionMax: r.inFlightPerConnectionMax,
-        connectionsMax: r.connectionsMax,
-        idleTimeoutMs: r.idleTimeoutMs,
-        handshakeTimeoutMs: r.handshakeTimeoutMs,
-        writeBufferBytesHigh: r.writeBufferBytesHigh,
-      },
+      limits: serverLimits,
       logger: log.child({ layer: 'rpc' }),
     });
     const server = rpcServer;
