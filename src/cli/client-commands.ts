@@ -155,14 +155,27 @@ export interface MemberRow {
   state?: string;
   incarnation?: number;
   zone?: string;
+  /** Share of the key space it owns (cluster layer). */
+  owns?: number;
+  /** Hints this node holds for it (cluster layer). */
+  pendingHints?: number;
 }
 
-/** `consul members`-style table, sorted by id. */
+/**
+ * `consul members`-style table, sorted by id; with the cluster layer also each member's share of
+ * the key space and the hints waiting for it on this node.
+ */
 export function membersTable(members: MemberRow[]): string {
+  const clustered = members.some((m) => typeof m.owns === 'number');
   const rows = [...members]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((m) => [m.id, m.gossip ?? '-', m.rpc ?? '-', m.state ?? '-', String(m.incarnation ?? '-'), m.zone || '-']);
-  return table(['ID', 'GOSSIP', 'RPC', 'STATE', 'INCARNATION', 'ZONE'], rows);
+    .map((m) => {
+      const row = [m.id, m.gossip ?? '-', m.rpc ?? '-', m.state ?? '-', String(m.incarnation ?? '-'), m.zone || '-'];
+      if (clustered) row.push(typeof m.owns === 'number' ? `${(m.owns * 100).toFixed(1)}%` : '-', String(m.pendingHints ?? 0));
+      return row;
+    });
+  const header = ['ID', 'GOSSIP', 'RPC', 'STATE', 'INCARNATION', 'ZONE', ...(clustered ? ['OWNS', 'HINTS'] : [])];
+  return table(header, rows);
 }
 
 export async function membersCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {

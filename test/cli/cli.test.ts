@@ -133,8 +133,8 @@ test('stats, health and members print human output, and JSON with --json', async
   const members = await shoal(['members']);
   t.is(members.code, 0);
   const [header, row] = members.stdout.trim().split('\n');
-  t.regex(header, /^ID\s+GOSSIP\s+RPC\s+STATE\s+INCARNATION\s+ZONE$/);
-  t.regex(row, new RegExp(`^n1\\s+${node.addresses.gossip}\\s+${node.addresses.rpc}\\s+alive\\s+\\d+\\s+-$`));
+  t.regex(header, /^ID\s+GOSSIP\s+RPC\s+STATE\s+INCARNATION\s+ZONE\s+OWNS\s+HINTS$/);
+  t.regex(row, new RegExp(`^n1\\s+${node.addresses.gossip}\\s+${node.addresses.rpc}\\s+alive\\s+\\d+\\s+-\\s+100\\.0%\\s+0$`));
   const json = JSON.parse((await shoal(['members', '--json'])).stdout) as Array<Record<string, unknown>>;
   t.like(json[0], { id: 'n1', state: 'alive', gossip: node.addresses.gossip, rpc: node.addresses.rpc, zone: null });
 });
@@ -159,6 +159,7 @@ test('members and ring tables', (t) => {
       'n1  127.0.0.1:7101  127.0.0.1:7201  alive    1            -\n' +
       'n2  127.0.0.1:7102  127.0.0.1:7202  suspect  3            b\n',
   );
+  t.regex(membersTable([{ id: 'n1', state: 'alive', incarnation: 2, owns: 0.334, pendingHints: 7 }]), /^n1\s+-\s+-\s+alive\s+2\s+-\s+33\.4%\s+7$/m);
   const text = ringText({ checksum: 'abc', vnodes: 256, members: [{ id: 'n2', state: 'alive', owns: 0.5 }, { id: 'n1', state: 'alive', owns: 0.5 }] });
   t.regex(text, /^checksum: abc$/m);
   t.regex(text, /^n1\s+alive\s+50\.0%$/m);
