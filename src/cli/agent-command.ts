@@ -20,6 +20,7 @@ export interface AgentArgs {
   gossip?: string;
   rpc?: string;
   metrics?: string;
+  advertise?: string;
   seeds?: string[];
   zone?: string;
   tag?: string[];
@@ -39,6 +40,7 @@ const FLAG_FIELDS: Array<[keyof AgentArgs, string, string]> = [
   ['gossip', 'node.gossip', '--gossip'],
   ['rpc', 'node.rpc', '--rpc'],
   ['metrics', 'node.metrics', '--metrics'],
+  ['advertise', 'node.advertiseHost', '--advertise'],
   ['zone', 'node.zone', '--zone'],
   ['logLevel', 'log.level', '--log-level'],
   ['logFormat', 'log.format', '--log-format'],

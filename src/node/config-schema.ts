@@ -21,6 +21,8 @@ export interface NodeSection {
   rpc: string;
   /** host:port for GET /metrics and GET /health (HTTP). */
   metrics: string;
+  /** The host other nodes reach this one at, when the bind host is a wildcard (0.0.0.0); "" = the bind host. */
+  advertiseHost: string;
   zone: string;
   tags: Record<string, string>;
 }
@@ -119,13 +121,14 @@ export const configSchema: SchemaObject = {
     node: {
       type: 'object',
       additionalProperties: false,
-      required: ['id', 'dataDir', 'gossip', 'rpc', 'metrics', 'zone', 'tags'],
+      required: ['id', 'dataDir', 'gossip', 'rpc', 'metrics', 'advertiseHost', 'zone', 'tags'],
       properties: {
         id: { type: 'string', pattern: NAME_PATTERN },
         dataDir: { type: 'string', minLength: 1 },
         gossip: address,
         rpc: address,
         metrics: address,
+        advertiseHost: { type: 'string', pattern: '^([A-Za-z0-9_.:-]*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 255 },
         zone: { type: 'string', maxLength: 64 },
         tags: {
           type: 'object',

@@ -151,11 +151,14 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     addresses.rpc = joinAddress(bound.host, bound.port);
 
     const gossipAddr = splitAddress(config.node.gossip);
+    const advertise = config.node.advertiseHost === '' ? undefined : config.node.advertiseHost;
     membership = await Membership.start({
       id,
       bindHost: gossipAddr.host,
       gossipPort: gossipAddr.port,
-      rpc: addresses.rpc,
+      advertiseHost: advertise,
+      // Where the others send requests: the bound port, on the advertised host when there is one.
+      rpc: advertise === undefined ? addresses.rpc : joinAddress(advertise, bound.port),
       zone: config.node.zone === '' ? undefined : config.node.zone,
       tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
       seeds: config.membership.seeds,
