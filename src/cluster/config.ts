@@ -3,6 +3,7 @@
  * disable the periodic task (tests then drive it by hand with `runOnce()`).
  */
 import { ShoalError } from '../errors.js';
+import { RING_DEFAULTS } from '../ring/ring.js';
 
 export type Consistency = 'one' | 'quorum' | 'all';
 
@@ -70,7 +71,7 @@ export const DEFAULT_CLUSTER_CONFIG: Readonly<ClusterConfig> = Object.freeze({
   replicationFactor: 3, // survives one node loss with quorum 2, the Dynamo/Cassandra default
   writeQuorum: 2, // W + R > N: a quorum read sees every quorum write
   readQuorum: 2, // ditto
-  vnodes: 256, // many points per member keep the most loaded node near the mean share
+  vnodes: RING_DEFAULTS.vnodes, // the ring's measured choice (docs/RING.md): most loaded ≈ 1.05× mean
   requestTimeoutMs: 5_000, // long enough for a replica behind a suspect peer, short enough for a client
   internalTimeoutMs: 2_000, // a healthy loopback/LAN call is ~1 ms; 2 s means the replica is in trouble
   clockAheadMsMax: 60_000, // NTP keeps real clocks within ms; a minute ahead is a bug or an attack

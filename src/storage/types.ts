@@ -103,4 +103,9 @@ export interface Store {
   stats(): StoreStats;
   snapshot(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional (cluster clean-up): drop the copy of `key` outright, without a tombstone, if it still has
+   * exactly `version`; resolves true if dropped. Used only after the key's owners confirmed they hold it.
+   */
+  dropCopy?(key: string, version: Version): Promise<boolean>;
 }
