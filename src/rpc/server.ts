@@ -72,7 +72,7 @@ const CLOSE_LINGER_MS = 1_000;
 type Phase = 'hello' | 'open' | 'closing';
 
 /** The monotonic part of RpcServerStats (bytesOut here counts connections already closed). */
-type Counters = Omit<RpcServerStats, 'connections' | 'inFlight' | 'pausedConnections'>;
+type Counters = Omit<RpcServerStats, 'connections' | 'inFlight' | 'pausedConnections' | 'requests'>;
 
 export class RpcServer {
   private readonly limits: RpcLimits;
@@ -83,10 +83,10 @@ export class RpcServer {
   private draining = false;
   private closePromise: Promise<void> | null = null;
   private drainWaiters: (() => void)[] = [];
+  private readonly requestsByOp = new Map<string, number>();
   readonly counters: Counters = {
     connectionsTotal: 0,
     connectionsRejected: 0,
-    requests: {},
     errors: {},
     malformedFrames: 0,
     handshakeFailures: 0,
@@ -167,7 +167,7 @@ export class RpcServer {
     }
     return {
       ...this.counters,
-      requests: { ...this.counters.requests },
+      requests: Object.fromEntries(this.requestsByOp),
       errors: { ...this.counters.errors },
       connections: this.connections.size,
       inFlight,
@@ -187,9 +187,11 @@ export class RpcServer {
   }
 
   countRequest(op: string): void {
-    const requests = this.counters.requests;
-    const name = op in requests || Object.keys(requests).length < OPS_TRACKED_MAX ? op : 'other';
-    requests[name] = (requests[name] ?? 0) + 1;
+    const requests = this.requestsByOp;
+    const count = requests.get(op);
+    if (count !== undefined) requests.set(op, count + 1);
+    else if (requests.size < OPS_TRACKED_MAX) requests.set(op, 1);
+    else requests.set('other', (requests.get('other') ?? 0) + 1);
   }
 
   countError(code: ErrorCode): void {
@@ -259,6 +261,7 @@ class ServerConnection {
     private readonly socket: Socket,
     private readonly limits: RpcLimits,
   ) {
+    socket.setNoDelay(true);
     this.decoder = new FrameDecoder(limits.frameBytesMax);
     this.writer = new FrameWriter(socket, limits.frameBytesMax, () => this.checkBackpressure());
     this.ctx = { remote: `${socket.remoteAddress}:${socket.remotePort}`, peer: null };
