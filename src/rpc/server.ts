@@ -249,7 +249,10 @@ class ServerConnection {
   private readonly decoder: FrameDecoder;
   private readonly ctx: RpcContext;
   private phase: Phase = 'hello';
+  /** The server is shutting down: new requests get CLOSED. */
   private draining = false;
+  /** The peer half-closed: answer what it sent, then close. */
+  private peerEnded = false;
   private backlog: unknown[] = [];
   private pumpScheduled = false;
   private handshakeTimer: NodeJS.Timeout | null;
@@ -278,9 +281,9 @@ class ServerConnection {
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
-      // The peer sent FIN: answer what is in flight, then close our side.
-      if (this.inFlight === 0 && this.backlog.length === 0) this.end();
-      else this.draining = true;
+      // The peer sent FIN: answer everything it sent, then close our side.
+      this.peerEnded = true;
+      this.endIfDone();
     });
     socket.on('close', () => {
       this.phase = 'closing';
@@ -291,7 +294,12 @@ class ServerConnection {
 
   beginDrain(): void {
     this.draining = true;
-    if (this.phase === 'hello' || (this.inFlight === 0 && this.backlog.length === 0)) this.end();
+    if (this.phase === 'hello') this.end();
+    else this.endIfDone();
+  }
+
+  private endIfDone(): void {
+    if ((this.draining || this.peerEnded) && this.inFlight === 0 && this.backlog.length === 0) this.end();
   }
 
   destroy(): void {
@@ -331,6 +339,7 @@ class ServerConnection {
       this.dispatch(this.backlog.shift());
       dispatched += 1;
     }
+    this.endIfDone();
   }
 
   private resumeAfterBatch(): void {
@@ -376,7 +385,7 @@ class ServerConnection {
       this.reply(request.id, new ShoalError('BAD_REQUEST', 'hello was already done on this connection'));
       return;
     }
-    if (this.draining || this.server.isDraining) {
+    if (this.server.isDraining) {
       this.reply(request.id, new ShoalError('CLOSED', 'the node is shutting down'));
       return;
     }
@@ -406,7 +415,7 @@ class ServerConnection {
         this.reply(id, outcome);
       }
     }
-    if (this.draining && this.inFlight === 0 && this.backlog.length === 0) this.end();
+    this.endIfDone();
   }
 
   private hello(request: RpcRequest): void {
