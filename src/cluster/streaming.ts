@@ -72,6 +72,9 @@ export class Streaming {
   /** Ring changed: (re)start a round once the ring has been quiet for ringSettleMs. */
   ringChanged(): void {
     if (!this.o.config.streamingEnabled || this.closed) return;
+    // Mark the newly owned ranges as syncing at once, not only when the round starts.
+    const plan = this.plan();
+    if (plan) this.pending = { wanted: plan.wanted, base: plan.base, baseN: plan.baseN };
     this.schedule(this.o.config.ringSettleMs);
   }
 
@@ -188,19 +191,26 @@ export class Streaming {
     this.timer.unref();
   }
 
+  /** What a round would pull now: null when the ring is the synced one. */
+  private plan(): { target: RingLike; base: RingLike; baseN: number; n: number; wanted: RangeSet } | null {
+    const { view, config } = this.o;
+    const target = view.ring();
+    const base = this.syncedRing ?? view.buildRing(target.members().filter((id) => id !== view.selfId));
+    if (base.checksum() === target.checksum()) return null;
+    const n = view.replicas();
+    const baseN = Math.min(config.replicationFactor, base.members().length);
+    return { target, base, baseN, n, wanted: new RangeSet(target.rangesFor(view.selfId, n)) };
+  }
+
   private async round(): Promise<void> {
     const { view, config } = this.o;
     const self = view.selfId;
-    const target = view.ring();
-    const others = target.members().filter((id) => id !== self);
-    const base = this.syncedRing ?? view.buildRing(others);
-    if (base.checksum() === target.checksum()) {
-      this.markSynced(target);
+    const plan = this.plan();
+    if (!plan) {
+      this.markSynced(view.ring());
       return;
     }
-    const n = view.replicas();
-    const baseN = Math.min(config.replicationFactor, base.members().length);
-    const wanted = new RangeSet(target.rangesFor(self, n));
+    const { target, base, baseN, n, wanted } = plan;
     const sources = base.members().filter((id) => id !== self && view.isUp(id));
     const exclude = base.members().filter((id) => id === self || !view.isUp(id));
     this.pending = { wanted, base, baseN };

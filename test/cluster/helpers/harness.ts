@@ -29,13 +29,13 @@ export class TestCluster {
 
   constructor(private readonly config: Partial<ClusterConfig>) {}
 
-  async add(id: string, options: { clock?: () => number } = {}): Promise<TestNode> {
+  async add(id: string, options: { clock?: () => number; config?: Partial<ClusterConfig> } = {}): Promise<TestNode> {
     this.world.add(id);
     const clock = options.clock ?? Date.now;
     const store = new MemoryStore(clock);
     const hints = new MemoryHints();
     const node = await ClusterNode.start({
-      config: { ...MANUAL, ...this.config },
+      config: { ...MANUAL, ...this.config, ...options.config },
       store,
       membership: this.world.source(id),
       transport: this.net.transport(id),
