@@ -285,6 +285,12 @@ test('replica copies must match on the preference list and be gone elsewhere', (
   t.is(stray.counts.misplaced, 1);
 });
 
+test('a node that exits unexpectedly is a violation', (t) => {
+  const events: HistoryEvent[] = [{ kind: 'mark', atMs: 5, name: 'crash', detail: { node: 'n2', code: 1 } }];
+  t.is(checkHistory(events).counts.crashed, 1);
+  t.true(checkHistory([{ kind: 'mark', atMs: 5, name: 'heal' }]).valid);
+});
+
 test('an op without a completion is indeterminate; a stray completion is a harness bug', (t) => {
   const events: HistoryEvent[] = [
     { kind: 'op', type: 'invoke', id: 1, atMs: 10, client: 'c', node: 'n1', op: 'put', key: 'k', cls: 'seq', phase: 'workload', value: 'x' },

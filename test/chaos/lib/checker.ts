@@ -17,6 +17,7 @@
  * - A value whose TTL has certainly passed is never returned: `expired-present`.
  * - Every key with an acknowledged write must be read back at the end (`unverified` otherwise), and
  *   final reads of one key through different nodes agree (`replica-divergence`).
+ * - A node that exits without being told to (a `crash` mark in the history) is `crashed`.
  *
  * Stale reads during the workload are counted, not flagged: with sloppy quorums and hinted handoff
  * (N=3, W=2, R=2) Shoal promises durability and convergence, not linearizability.
@@ -34,7 +35,8 @@ export type ViolationType =
   | 'replica-divergence'
   | 'misplaced'
   | 'unconverged'
-  | 'availability';
+  | 'availability'
+  | 'crashed';
 
 export interface Violation {
   type: ViolationType;
@@ -123,7 +125,7 @@ export interface CheckResult {
 
 const VIOLATION_TYPES: ViolationType[] = [
   'lost', 'unexpected', 'resurrected', 'expired-present', 'reordered', 'unverified',
-  'replica-divergence', 'misplaced', 'unconverged', 'availability',
+  'replica-divergence', 'misplaced', 'unconverged', 'availability', 'crashed',
 ];
 
 export function compareHistoryVersion(a: HistoryVersion, b: HistoryVersion): number {
@@ -410,6 +412,9 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
     if (row.share < availabilityMin) {
       out.add('availability', `${row.fault}: ${(row.share * 100).toFixed(2)}% of ${row.ops} operations succeeded (goal ≥ ${(availabilityMin * 100).toFixed(0)}%)`);
     }
+  }
+  for (const e of events) {
+    if (e.kind === 'mark' && e.name === 'crash') out.add('crashed', `node exited unexpectedly: ${JSON.stringify(e.detail ?? {})}`);
   }
   if (options.replicas !== undefined) checkReplicas(options.replicas, out);
   if (options.convergence !== undefined) checkConvergence(options.convergence, options, out);
