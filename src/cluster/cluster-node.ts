@@ -1,0 +1,298 @@
+/**
+ * ClusterNode: the cluster layer of one node, wired from its parts. The agent creates it with
+ * `ClusterNode.start({ config, store, membership, rpcPool, hints, logger })` and routes every RPC to
+ * `rpcHandler(op, args, ctx)`: client operations (get, put, del, members, ring, stats, leave, remove)
+ * and the node-to-node `internal.*` operations.
+ */
+import { ShoalError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { nullLogger } from '../log.js';
+import type { Entry, Store } from '../storage/types.js';
+import type { Args } from './args.js';
+import { bin, isDead, optConsistency, optInt, str } from './args.js';
+import type { ClusterConfig } from './config.js';
+import { resolveClusterConfig } from './config.js';
+import { Coordinator } from './coordinator.js';
+import { Handoff } from './handoff.js';
+import type {
+  ClusterMetrics,
+  HintStoreLike,
+  HlcLike,
+  MembershipSource,
+  RingFactory,
+  RpcPoolLike,
+  Transport,
+} from './ports.js';
+import { ReadRepair } from './read-repair.js';
+import { Replica } from './replica.js';
+import { poolTransport, withLocal } from './transport.js';
+import { ClusterView } from './view.js';
+
+/** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
+const TTL_MS_MAX = 100 * 365 * 86_400_000;
+
+export interface ClusterNodeOptions {
+  config?: Partial<ClusterConfig>;
+  store: Store;
+  membership: MembershipSource;
+  /** Node-to-node calls go through this pool unless `transport` is given. */
+  rpcPool?: RpcPoolLike;
+  /** Replaces rpcPool (in-process tests). */
+  transport?: Transport;
+  hints: HintStoreLike;
+  logger?: Logger;
+  metrics?: ClusterMetrics;
+  ringFactory: RingFactory;
+  hlc: HlcLike;
+  /** Wall clock, injectable for tests. */
+  now?: () => number;
+}
+
+export interface RpcContextLike {
+  remote: string;
+  peer: string | null;
+}
+
+export class ClusterNode {
+  readonly id: string;
+  readonly config: ClusterConfig;
+  readonly view: ClusterView;
+  readonly coordinator: Coordinator;
+  readonly replica: Replica;
+  readonly readRepair: ReadRepair;
+  readonly handoff: Handoff;
+  private readonly o: ClusterNodeOptions;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly transport: Transport;
+  private closed = false;
+
+  private constructor(options: ClusterNodeOptions) {
+    this.o = options;
+    this.config = resolveClusterConfig(options.config);
+    this.logger = (options.logger ?? nullLogger).child({ layer: 'cluster' });
+    this.now = options.now ?? Date.now;
+    const { config, logger, now } = this;
+    this.view = new ClusterView({
+      membership: options.membership,
+      ringFactory: options.ringFactory,
+      replicationFactor: config.replicationFactor,
+      vnodes: config.vnodes,
+      deadOwnerGraceMs: config.deadOwnerGraceMs,
+      now,
+      logger,
+    });
+    this.id = this.view.selfId;
+    const remote =
+      options.transport ??
+      (options.rpcPool
+        ? poolTransport(options.rpcPool, (id) => this.view.member(id)?.rpc)
+        : null);
+    if (!remote) throw new ShoalError('CONFIG', 'ClusterNode needs an rpcPool or a transport');
+    this.transport = withLocal(this.id, (op, args) => this.handleInternal(op, args), remote);
+    this.replica = new Replica({
+      store: options.store,
+      hints: options.hints,
+      hlc: options.hlc,
+      clockAheadMsMax: config.clockAheadMsMax,
+      isSyncing: () => false,
+      now,
+    });
+    this.readRepair = new ReadRepair({
+      transport: this.transport,
+      inFlightMax: config.readRepairInFlightMax,
+      timeoutMs: config.internalTimeoutMs,
+      logger,
+      metrics: options.metrics,
+    });
+    this.coordinator = new Coordinator({
+      config,
+      view: this.view,
+      transport: this.transport,
+      hints: options.hints,
+      onReadSettled: config.readRepairEnabled ? (key, replies) => this.readRepair.check(key, replies) : undefined,
+      logger,
+      metrics: options.metrics,
+    });
+    this.handoff = new Handoff({
+      hints: options.hints,
+      view: this.view,
+      transport: this.transport,
+      intervalMs: config.hintReplayIntervalMs,
+      perSecMax: config.hintReplayPerSecMax,
+      timeoutMs: config.internalTimeoutMs,
+      logger,
+      metrics: options.metrics,
+    });
+    options.membership.on('event', (e) => {
+      if (e.type === 'alive' || e.type === 'joined') void this.handoff.runOnce();
+    });
+  }
+
+  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+    const node = new ClusterNode(options);
+    node.handoff.start();
+    node.logger.info('cluster layer started', { node: node.id, owners: node.view.ring().members().length });
+    return node;
+  }
+
+  /** The RPC entry point for client and internal operations. */
+  rpcHandler = async (op: string, args: Record<string, unknown>, _ctx?: RpcContextLike): Promise<unknown> => {
+    if (this.closed) throw new ShoalError('CLOSED', 'node is shutting down');
+    if (args === null || typeof args !== 'object' || Array.isArray(args)) {
+      throw new ShoalError('BAD_REQUEST', `${op}: arguments must be a map`);
+    }
+    if (op.startsWith('internal.')) return this.handleInternal(op, args);
+    switch (op) {
+      case 'get':
+        return this.get(args);
+      case 'put':
+        return this.put(args);
+      case 'del':
+        return this.del(args);
+      case 'members':
+        return this.members();
+      case 'ring':
+        return this.ringInfo();
+      case 'stats':
+        return this.stats();
+      case 'leave':
+        return this.leave();
+      case 'remove':
+        return this.remove(args);
+      default:
+        throw new ShoalError('BAD_REQUEST', `unknown operation "${op}"`);
+    }
+  };
+
+  private async handleInternal(op: string, args: Args): Promise<unknown> {
+    switch (op) {
+      case 'internal.remove':
+        this.view.remove(str(op, args, 'id'));
+        return {};
+      default:
+        return this.replica.handle(op, args);
+    }
+  }
+
+  private async get(args: Args): Promise<unknown> {
+    const key = str('get', args, 'key');
+    const consistency = optConsistency('get', args);
+    const entry = await this.coordinator.read(key, consistency);
+    if (entry === null || isDead(entry, this.now())) return null;
+    const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
+    if (entry.expiresAtMs !== undefined) result.expiresAtMs = entry.expiresAtMs;
+    return result;
+  }
+
+  private stamp(op: string, args: Args): Entry {
+    const seenTs = optInt(op, args, 'seenTs', 0);
+    if (seenTs !== undefined) {
+      const aheadMs = Math.floor(seenTs / 4096) - this.now();
+      if (aheadMs > this.config.clockAheadMsMax) {
+        throw new ShoalError('BAD_REQUEST', `${op}: "seenTs" is ${aheadMs} ms ahead of this node's clock`);
+      }
+      this.o.hlc.observe(seenTs);
+    }
+    const version = this.o.hlc.now();
+    return { value: null, ts: version.ts, node: version.node };
+  }
+
+  private async put(args: Args): Promise<unknown> {
+    const key = str('put', args, 'key');
+    const value = bin('put', args, 'value');
+    const ttlMs = optInt('put', args, 'ttlMs', 1, TTL_MS_MAX);
+    const consistency = optConsistency('put', args);
+    const entry = this.stamp('put', args);
+    entry.value = value;
+    if (ttlMs !== undefined) entry.expiresAtMs = this.now() + ttlMs;
+    await this.coordinator.write(key, entry, consistency);
+    return { version: { ts: entry.ts, node: entry.node } };
+  }
+
+  private async del(args: Args): Promise<unknown> {
+    const key = str('del', args, 'key');
+    const consistency = optConsistency('del', args);
+    const entry = this.stamp('del', args);
+    await this.coordinator.write(key, entry, consistency);
+    return { version: { ts: entry.ts, node: entry.node } };
+  }
+
+  private members(): unknown {
+    const ownership = this.view.ring().ownership();
+    return this.view.allMembers().map((m) => ({
+      id: m.id,
+      rpc: m.rpc,
+      state: m.state,
+      ...(m.zone === undefined ? {} : { zone: m.zone }),
+      owner: ownership.has(m.id),
+      owns: ownership.get(m.id) ?? 0,
+      pendingHints: this.o.hints.pendingFor(m.id),
+    }));
+  }
+
+  private ringInfo(): unknown {
+    const ring = this.view.ring();
+    const ownership = ring.ownership();
+    return {
+      checksum: ring.checksum(),
+      replicationFactor: this.view.replicas(),
+      vnodes: this.config.vnodes,
+      members: ring.members().map((id) => ({
+        id,
+        state: this.view.member(id)?.state ?? 'unknown',
+        owns: ownership.get(id) ?? 0,
+      })),
+    };
+  }
+
+  stats(): Record<string, unknown> {
+    const ring = this.view.ring();
+    let pendingHints = 0;
+    for (const target of this.o.hints.targets()) pendingHints += this.o.hints.pendingFor(target);
+    return {
+      node: this.id,
+      ring: { checksum: ring.checksum(), owners: ring.members().length, owns: ring.ownership().get(this.id) ?? 0 },
+      replication: { n: this.view.replicas(), w: this.config.writeQuorum, r: this.config.readQuorum },
+      pendingHints,
+      hints: this.o.hints.stats(),
+      handoff: this.handoff.stats(),
+      readRepair: this.readRepair.stats(),
+    };
+  }
+
+  private async leave(): Promise<unknown> {
+    if (this.o.membership.leave) await this.o.membership.leave();
+    return {};
+  }
+
+  private async remove(args: Args): Promise<unknown> {
+    const id = str('remove', args, 'id');
+    const member = this.view.member(id);
+    if (!member) throw new ShoalError('BAD_REQUEST', `remove: no member "${id}"`);
+    if (id === this.id) throw new ShoalError('BAD_REQUEST', 'remove: a node cannot remove itself (use leave)');
+    if (member.state === 'alive') {
+      throw new ShoalError('BAD_REQUEST', `remove: member "${id}" is alive; stop it first or ask it to leave`);
+    }
+    this.view.remove(id);
+    const others = this.view.allMembers().filter((m) => m.id !== this.id && this.view.isUp(m.id));
+    await Promise.allSettled(
+      others.map((m) => this.transport.call(m.id, 'internal.remove', { id }, { timeoutMs: this.config.internalTimeoutMs })),
+    );
+    return {};
+  }
+
+  /** Resolves when background work of earlier requests (late replicas, hints, repairs) has settled. */
+  async idle(): Promise<void> {
+    await this.coordinator.idle();
+    await this.readRepair.idle(this.config.requestTimeoutMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handoff.stop();
+    this.view.close();
+    await this.readRepair.idle(this.config.internalTimeoutMs);
+  }
+}

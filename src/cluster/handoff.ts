@@ -1,0 +1,105 @@
+/**
+ * Hinted handoff replay. Hints (kept by HintStore on the coordinator or a stand-in) are replayed to
+ * their target once membership sees it alive, at a bounded rate, each hint removed only after the
+ * target acknowledged it. Hints for a target that no longer owns anything (left, removed, dead past
+ * grace) are delivered to the key's current owners instead, so they are never simply dropped.
+ */
+import { ShoalError, toShoalError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Entry } from '../storage/types.js';
+import { entryToWire } from './args.js';
+import type { ClusterMetrics, HintStoreLike, Transport } from './ports.js';
+import type { ClusterView } from './view.js';
+
+export interface HandoffOptions {
+  hints: HintStoreLike;
+  view: ClusterView;
+  transport: Transport;
+  intervalMs: number;
+  perSecMax: number;
+  timeoutMs: number;
+  logger: Logger;
+  metrics?: ClusterMetrics;
+}
+
+export class Handoff {
+  private readonly o: HandoffOptions;
+  private readonly replaying = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly counters = { replayed: 0, failed: 0, rerouted: 0 };
+
+  constructor(options: HandoffOptions) {
+    this.o = options;
+  }
+
+  start(): void {
+    if (this.o.intervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.runOnce(), this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One pass over all hint targets; resolves when the replays it started have finished. */
+  async runOnce(): Promise<{ sent: number; failed: number }> {
+    const total = { sent: 0, failed: 0 };
+    const runs: Array<Promise<void>> = [];
+    for (const target of this.o.hints.targets()) {
+      const running = this.replaying.get(target);
+      if (running) {
+        runs.push(running);
+        continue;
+      }
+      if (this.o.hints.pendingFor(target) === 0) continue;
+      const send = this.senderFor(target);
+      if (!send) continue;
+      const run = this.o.hints
+          .replay(target, send, { maxPerSec: this.o.perSecMax })
+          .then(
+            (r) => {
+              total.sent += r.sent;
+              total.failed += r.failed;
+              this.counters.replayed += r.sent;
+              this.counters.failed += r.failed;
+              this.o.metrics?.inc('cluster_hints_replayed_total', {}, r.sent);
+              if (r.sent > 0) this.o.logger.info('hints replayed', { target, sent: r.sent, failed: r.failed });
+            },
+            (err: unknown) => this.o.logger.warn('hint replay failed', { target, error: toShoalError(err).message }),
+          )
+          .finally(() => this.replaying.delete(target));
+      this.replaying.set(target, run);
+      runs.push(run);
+    }
+    await Promise.all(runs);
+    return total;
+  }
+
+  stats(): { replaying: number; replayed: number; failed: number; rerouted: number } {
+    return { replaying: this.replaying.size, ...this.counters };
+  }
+
+  private senderFor(target: string): ((key: string, entry: Entry) => Promise<void>) | null {
+    const { view, transport, timeoutMs } = this.o;
+    if (view.isAlive(target) && target !== view.selfId) {
+      return async (key, entry) => {
+        await transport.call(target, 'internal.apply', { key, entry: entryToWire(entry) }, { timeoutMs });
+      };
+    }
+    const stillOwner = view.ring().members().includes(target);
+    if (stillOwner && target !== view.selfId) return null; // down, but within grace: wait for it
+    // The target is gone for good (or is us): deliver to the key's current owners.
+    return async (key, entry) => {
+      const owners = view.owners(key).filter((id) => view.isUp(id));
+      const results = await Promise.allSettled(
+        owners.map((id) => transport.call(id, 'internal.apply', { key, entry: entryToWire(entry) }, { timeoutMs })),
+      );
+      if (!results.some((r) => r.status === 'fulfilled')) {
+        throw new ShoalError('UNAVAILABLE', `no owner of "${key}" took the rerouted hint`);
+      }
+      this.counters.rerouted += 1;
+    };
+  }
+}

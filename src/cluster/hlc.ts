@@ -1,0 +1,131 @@
+/**
+ * Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014), packed into one safe
+ * integer so it is a plain msgpack number that compares with `<`:
+ *
+ *     ts = physicalMs * 4096 + logical        (logical in 0..4095, 12 bits)
+ *
+ * now() returns max(wall clock, last + 1): it never goes backwards, even when the wall clock does, and
+ * 4096 stamps within one millisecond roll over into the next millisecond (the clock runs slightly ahead
+ * of the wall until the wall catches up). observe(ts) advances `last` past a remote timestamp, so the
+ * next local stamp orders after everything this node has seen (causality across nodes and clients).
+ *
+ * Bounded forward jump: a remote ts whose physical part is more than `maxDriftMs` (default 60 s) ahead
+ * of the local wall clock is refused with ShoalError BAD_REQUEST (details.reason = 'clock-drift'), or,
+ * with `onDrift: 'clamp'`, the clock advances only to wall + maxDriftMs. Without the bound one node with
+ * a clock set to next year (or a client sending a huge seenTs) would drag every clock in the cluster
+ * there for good, and every later write would carry that date.
+ *
+ * Range: physicalMs * 4096 must stay below 2^53, i.e. wall clocks before 2039-09-07 (2^53 / 4096 ms
+ * after the epoch). A later clock is refused with INTERNAL rather than silently losing precision.
+ */
+import { ShoalError } from '../errors.js';
+import type { Version } from '../storage/types.js';
+
+export const HLC_LOGICAL_BITS = 12;
+/** 2^12: logical counter values per physical millisecond. */
+export const HLC_LOGICAL_SPAN = 1 << HLC_LOGICAL_BITS;
+/** The largest physical ms that still packs into a safe integer. */
+export const HLC_PHYSICAL_MS_MAX = Math.floor(Number.MAX_SAFE_INTEGER / HLC_LOGICAL_SPAN) - 1;
+
+export interface HlcOptions {
+  /** How far ahead of the local wall clock a remote timestamp may be. Default 60 000 ms. */
+  maxDriftMs?: number;
+  /** What observe() does with a timestamp beyond maxDriftMs: 'reject' (throw, default) or 'clamp'. */
+  onDrift?: 'reject' | 'clamp';
+}
+
+export const HLC_DEFAULTS = {
+  /** One minute: far beyond NTP-synchronised skew (ms), small enough that a bad clock is contained. */
+  maxDriftMs: 60_000,
+  onDrift: 'reject',
+} as const;
+
+export interface HlcStats {
+  lastTs: number;
+  /** Remote timestamps refused or clamped for being too far ahead. */
+  driftRejected: number;
+  /** The largest lead of an accepted remote timestamp over the local wall clock, in ms. */
+  remoteAheadMsMax: number;
+}
+
+/** Physical milliseconds of a packed timestamp. */
+export function hlcPhysicalMs(ts: number): number {
+  return Math.floor(ts / HLC_LOGICAL_SPAN);
+}
+
+/** Logical counter of a packed timestamp. */
+export function hlcLogical(ts: number): number {
+  return ts % HLC_LOGICAL_SPAN;
+}
+
+export function hlcPack(physicalMs: number, logical: number): number {
+  return physicalMs * HLC_LOGICAL_SPAN + logical;
+}
+
+export class Hlc {
+  readonly nodeId: string;
+  private readonly wallMs: () => number;
+  private readonly maxDriftMs: number;
+  private readonly onDrift: 'reject' | 'clamp';
+  private last = 0;
+  private driftRejected = 0;
+  private remoteAheadMsMax = 0;
+
+  constructor(nodeId: string, now: () => number = Date.now, options: HlcOptions = {}) {
+    this.nodeId = nodeId;
+    this.wallMs = now;
+    this.maxDriftMs = options.maxDriftMs ?? HLC_DEFAULTS.maxDriftMs;
+    this.onDrift = options.onDrift ?? HLC_DEFAULTS.onDrift;
+    if (!(this.maxDriftMs >= 0)) throw new ShoalError('CONFIG', `hlc maxDriftMs must be ≥ 0, got ${this.maxDriftMs}`);
+  }
+
+  /** A new version, strictly greater than every ts this clock returned or observed. */
+  now(): Version {
+    const ts = Math.max(this.wallTs(), this.last + 1);
+    if (ts > Number.MAX_SAFE_INTEGER) throw new ShoalError('INTERNAL', 'hlc timestamp overflow (clock past 2039?)');
+    this.last = ts;
+    return { ts, node: this.nodeId };
+  }
+
+  /** The largest ts issued or observed so far (0 before the first). */
+  peek(): number {
+    return this.last;
+  }
+
+  /**
+   * Advances the clock past a remote timestamp (a replica's entry, a client's seenTs). Throws
+   * BAD_REQUEST for a ts that is not a non-negative safe integer, and for one more than maxDriftMs
+   * ahead of the wall clock unless onDrift is 'clamp'.
+   */
+  observe(ts: number): void {
+    if (!Number.isSafeInteger(ts) || ts < 0) {
+      throw new ShoalError('BAD_REQUEST', `hlc timestamp must be a non-negative safe integer, got ${ts}`);
+    }
+    if (ts <= this.last) return;
+    const wall = this.wallMs();
+    const aheadMs = hlcPhysicalMs(ts) - wall;
+    if (aheadMs > this.maxDriftMs) {
+      this.driftRejected++;
+      if (this.onDrift === 'reject') {
+        throw new ShoalError('BAD_REQUEST', `timestamp is ${aheadMs} ms ahead of this node's clock (max ${this.maxDriftMs} ms)`, {
+          reason: 'clock-drift',
+          aheadMs,
+          maxDriftMs: this.maxDriftMs,
+        });
+      }
+      this.last = Math.max(this.last, hlcPack(wall + this.maxDriftMs, 0));
+      return;
+    }
+    if (aheadMs > this.remoteAheadMsMax) this.remoteAheadMsMax = aheadMs;
+    this.last = ts;
+  }
+
+  stats(): HlcStats {
+    return { lastTs: this.last, driftRejected: this.driftRejected, remoteAheadMsMax: this.remoteAheadMsMax };
+  }
+
+  private wallTs(): number {
+    const ms = Math.floor(this.wallMs());
+    return hlcPack(Math.min(ms, HLC_PHYSICAL_MS_MAX + 1), 0);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The replica side of node-to-node operations on data: apply an entry (last-writer-wins in the
+ * store), read an entry, apply or read a batch, and keep a hint for an owner that is down (as a
+ * stand-in). Range digests and listings live in anti-entropy.ts, range streaming in streaming.ts.
+ */
+import { ShoalError } from '../errors.js';
+import type { Entry, Store } from '../storage/types.js';
+import type { Args } from './args.js';
+import { entryFrom, entryPairs, entryToWire, str, strArray } from './args.js';
+import type { HintStoreLike, HlcLike } from './ports.js';
+
+/** Most entries one batch call may carry or ask for. */
+export const BATCH_KEYS_MAX = 10_000;
+
+/** Packed HLC timestamps: physical ms × 2^12 + logical (src/cluster/hlc.ts). */
+const HLC_LOGICAL_PER_MS = 4096;
+
+export interface ReplicaOptions {
+  store: Store;
+  hints: HintStoreLike;
+  hlc: HlcLike;
+  clockAheadMsMax: number;
+  /** True while this node streams in ranges it newly owns. */
+  isSyncing: () => boolean;
+  now?: () => number;
+}
+
+export class Replica {
+  private readonly o: ReplicaOptions;
+  private readonly now: () => number;
+
+  constructor(options: ReplicaOptions) {
+    this.o = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Applies one entry with LWW; true if it was newer than what the store held. */
+  async applyEntry(key: string, entry: Entry): Promise<boolean> {
+    this.checkClock(entry.ts);
+    this.o.hlc.observe(entry.ts);
+    return this.o.store.apply(key, entry);
+  }
+
+  async handle(op: string, args: Args): Promise<unknown> {
+    switch (op) {
+      case 'internal.apply': {
+        const key = str(op, args, 'key');
+        return { applied: await this.applyEntry(key, entryFrom(op, args.entry)) };
+      }
+      case 'internal.applyBatch': {
+        const pairs = entryPairs(op, args, 'entries', BATCH_KEYS_MAX);
+        const results = await Promise.all(pairs.map(([key, entry]) => this.applyEntry(key, entry)));
+        return { applied: results.filter(Boolean).length };
+      }
+      case 'internal.read': {
+        const entry = this.o.store.getEntry(str(op, args, 'key'));
+        return { entry: entry ? entryToWire(entry) : null, syncing: this.o.isSyncing() };
+      }
+      case 'internal.readBatch': {
+        const keys = strArray(op, args, 'keys', BATCH_KEYS_MAX);
+        const entries: Array<[string, Args]> = [];
+        for (const key of keys) {
+          const entry = this.o.store.getEntry(key);
+          if (entry) entries.push([key, entryToWire(entry)]);
+        }
+        return { entries };
+      }
+      case 'internal.hint': {
+        const target = str(op, args, 'target');
+        const key = str(op, args, 'key');
+        const entry = entryFrom(op, args.entry);
+        this.checkClock(entry.ts);
+        await this.o.hints.add(target, key, entry);
+        return {};
+      }
+      default:
+        throw new ShoalError('BAD_REQUEST', `unknown internal operation "${op}"`);
+    }
+  }
+
+  private checkClock(ts: number): void {
+    const physicalMs = Math.floor(ts / HLC_LOGICAL_PER_MS);
+    const aheadMs = physicalMs - this.now();
+    if (aheadMs > this.o.clockAheadMsMax) {
+      throw new ShoalError('BAD_REQUEST', `version timestamp is ${aheadMs} ms ahead of this node's clock (limit ${this.o.clockAheadMsMax} ms)`);
+    }
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The cluster's view of who owns what: members from membership, the ring built over the owners, and
+ * the stand-ins for owners that are down.
+ *
+ * Owners are alive and suspect members, and dead ones until they have been dead for deadOwnerGraceMs
+ * (a crash is usually a restart; hints cover it) or are removed by an operator. Members that left do
+ * not own. The ring is rebuilt whenever the owner set changes and listeners see (old, new).
+ */
+import type { Logger } from '../log.js';
+import type { MemberInfo, MembershipEventInfo, MembershipSource, RingFactory, RingLike } from './ports.js';
+
+export interface ViewOptions {
+  membership: MembershipSource;
+  ringFactory: RingFactory;
+  replicationFactor: number;
+  vnodes: number;
+  deadOwnerGraceMs: number;
+  now?: () => number;
+  logger: Logger;
+}
+
+export type RingListener = (oldRing: RingLike, newRing: RingLike) => void;
+
+export class ClusterView {
+  readonly selfId: string;
+  private readonly opts: ViewOptions;
+  private readonly now: () => number;
+  private readonly members = new Map<string, MemberInfo>();
+  private readonly deadSinceMs = new Map<string, number>();
+  private readonly removed = new Set<string>();
+  private readonly listeners: RingListener[] = [];
+  private ownerKey = '';
+  private currentRing: RingLike;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private readonly onEvent = (e: MembershipEventInfo): void => this.handleEvent(e);
+
+  constructor(opts: ViewOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.selfId = opts.membership.self().id;
+    this.track(opts.membership.self());
+    for (const m of opts.membership.members()) this.track(m);
+    this.currentRing = this.buildRing(this.ownerIds());
+    this.ownerKey = this.ownerSignature();
+    opts.membership.on('event', this.onEvent);
+    this.scheduleGraceCheck();
+  }
+
+  ring(): RingLike {
+    return this.currentRing;
+  }
+
+  onRingChange(listener: RingListener): void {
+    this.listeners.push(listener);
+  }
+
+  member(id: string): MemberInfo | undefined {
+    return this.members.get(id);
+  }
+
+  allMembers(): MemberInfo[] {
+    return [...this.members.values()];
+  }
+
+  /** Reachable enough to send to: alive or suspect (a suspect often answers). */
+  isUp(id: string): boolean {
+    if (id === this.selfId) return true;
+    const state = this.members.get(id)?.state;
+    return state === 'alive' || state === 'suspect';
+  }
+
+  isAlive(id: string): boolean {
+    return id === this.selfId || this.members.get(id)?.state === 'alive';
+  }
+
+  isRemoved(id: string): boolean {
+    return this.removed.has(id);
+  }
+
+  /** Replicas per key: N clamped to the number of owners. */
+  replicas(): number {
+    return Math.max(1, Math.min(this.opts.replicationFactor, this.currentRing.members().length));
+  }
+
+  /** The key's N owners, in preference order. */
+  owners(key: string): string[] {
+    return this.currentRing.preferenceList(key, this.replicas());
+  }
+
+  /**
+   * Up members after the owners, clockwise: the stand-ins for owners that are down. At most `count`,
+   * never one of `exclude`.
+   */
+  standIns(key: string, count: number, exclude: Iterable<string>): string[] {
+    if (count <= 0) return [];
+    const skip = new Set(exclude);
+    const order = this.currentRing.preferenceList(key, this.currentRing.members().length);
+    const result: string[] = [];
+    for (const id of order.slice(this.replicas())) {
+      if (result.length >= count) break;
+      if (!skip.has(id) && this.isAlive(id)) result.push(id);
+    }
+    return result;
+  }
+
+  /** Operator removal (`shoal remove ID`): stop treating a dead member as an owner right away. */
+  remove(id: string): boolean {
+    if (id === this.selfId || this.removed.has(id)) return false;
+    this.removed.add(id);
+    this.opts.logger.info('member removed by operator', { member: id });
+    this.rebuildIfChanged('remove');
+    return true;
+  }
+
+  /** The ring as it will be once this node has left (used to stream data out before leaving). */
+  ringWithoutSelf(): RingLike {
+    return this.buildRing(this.ownerIds().filter((id) => id !== this.selfId));
+  }
+
+  buildRing(ids: string[]): RingLike {
+    const members = ids.map((id) => {
+      const zone = this.members.get(id)?.zone;
+      return zone === undefined ? { id } : { id, zone };
+    });
+    return this.opts.ringFactory.build(members, { vnodes: this.opts.vnodes });
+  }
+
+  /** Re-checks dead-owner grace (the timer calls this; tests may too). */
+  refresh(): void {
+    this.rebuildIfChanged('grace');
+    this.scheduleGraceCheck();
+  }
+
+  close(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
+    this.opts.membership.off?.('event', this.onEvent);
+  }
+
+  ownerIds(): string[] {
+    const now = this.now();
+    const ids: string[] = [];
+    for (const m of this.members.values()) {
+      if (this.removed.has(m.id)) continue;
+      if (m.id === this.selfId) {
+        if (m.state !== 'left') ids.push(m.id);
+        continue;
+      }
+      if (m.state === 'alive' || m.state === 'suspect') ids.push(m.id);
+      else if (m.state === 'dead') {
+        const since = this.deadSinceMs.get(m.id) ?? now;
+        if (now - since < this.opts.deadOwnerGraceMs) ids.push(m.id);
+      }
+    }
+    return ids.sort();
+  }
+
+  private track(m: MemberInfo): void {
+    const prev = this.members.get(m.id);
+    this.members.set(m.id, { ...m });
+    if (m.state === 'dead') {
+      if (prev?.state !== 'dead' || !this.deadSinceMs.has(m.id)) this.deadSinceMs.set(m.id, this.now());
+    } else {
+      this.deadSinceMs.delete(m.id);
+    }
+  }
+
+  private handleEvent(e: MembershipEventInfo): void {
+    if (e.type === 'reaped') {
+      this.members.delete(e.member.id);
+      this.deadSinceMs.delete(e.member.id);
+    } else {
+      this.track(e.member);
+      // A removed member that comes back alive is a member again.
+      if (e.member.state === 'alive' && this.removed.delete(e.member.id)) {
+        this.opts.logger.info('removed member is alive again', { member: e.member.id });
+      }
+    }
+    this.rebuildIfChanged(e.type);
+    this.scheduleGraceCheck();
+  }
+
+  private ownerSignature(): string {
+    return this.ownerIds()
+      .map((id) => `${id}@${this.members.get(id)?.zone ?? ''}`)
+      .join(',');
+  }
+
+  private rebuildIfChanged(reason: string): void {
+    const signature = this.ownerSignature();
+    if (signature === this.ownerKey) return;
+    const oldRing = this.currentRing;
+    this.ownerKey = signature;
+    this.currentRing = this.buildRing(this.ownerIds());
+    this.opts.logger.info('ring changed', { reason, owners: this.currentRing.members().length, checksum: this.currentRing.checksum() });
+    for (const listener of this.listeners) listener(oldRing, this.currentRing);
+  }
+
+  private scheduleGraceCheck(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
+    const now = this.now();
+    let next = Infinity;
+    for (const [id, since] of this.deadSinceMs) {
+      const expiresMs = since + this.opts.deadOwnerGraceMs;
+      if (!this.removed.has(id) && expiresMs > now) next = Math.min(next, expiresMs);
+    }
+    if (next === Infinity) return;
+    const delayMs = Math.max(0, Math.min(next - now + 1, 2 ** 31 - 1));
+    this.graceTimer = setTimeout(() => this.refresh(), delayMs);
+    this.graceTimer.unref();
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * The membership runtime: the I/O-free core over node:dgram, timers, crypto randomness, push-pull over
+ * TCP on the gossip port, and the incarnation number persisted in the data dir so that a restarted
+ * node starts above anything said about its previous life.
+ */
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ShoalError, toShoalError } from '../errors.js';
+import { type Logger, nullLogger, rateLimited } from '../log.js';
+import { type MembershipConfig, resolveMembershipConfig } from './config.js';
+import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
+import { encodePacket, validateSyncState } from './messages.js';
+import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
+import type { Member, MembershipEvent, SyncTransport } from './types.js';
+
+export interface MembershipOptions {
+  id: string;
+  /** Address the UDP socket and the push-pull listener bind to (127.0.0.x in tests). */
+  bindHost: string;
+  /** UDP and TCP port; 0 picks a free one. */
+  gossipPort: number;
+  /** Host others reach us at, when bindHost is a wildcard. Default: bindHost. */
+  advertiseHost?: string;
+  /** Our RPC address, host:port, carried in our metadata. */
+  rpc: string;
+  zone?: string;
+  tags?: Record<string, string>;
+  /** Gossip addresses to join through; empty for the first node. */
+  seeds: string[];
+  /** Where the incarnation number is kept across restarts. */
+  dataDir: string;
+  config?: Partial<MembershipConfig>;
+  logger?: Logger;
+  /** Push-pull transport; default TCP frames to the gossip port. */
+  sync?: SyncTransport;
+}
+
+export interface MembershipStats extends CoreStats {
+  checksum: string;
+  joining: boolean;
+  sendErrors: number;
+  syncErrors: number;
+  syncRejected: number;
+}
+
+const INCARNATION_FILE = 'membership.json';
+/** Longest sleep between two timer checks, so a clock hiccup cannot stall the protocol. */
+const TIMER_SLEEP_MS_MAX = 1000;
+const BIND_ATTEMPTS_MAX = 8;
+
+function cryptoRandom(): () => number {
+  let pool = randomBytes(4096);
+  let offset = 0;
+  return () => {
+    if (offset + 4 > pool.length) {
+      pool = randomBytes(4096);
+      offset = 0;
+    }
+    const value = pool.readUInt32BE(offset);
+    offset += 4;
+    return value / 2 ** 32;
+  };
+}
+
+async function readIncarnation(dataDir: string): Promise<number> {
+  try {
+    const parsed = JSON.parse(await fs.readFile(path.join(dataDir, INCARNATION_FILE), 'utf8')) as { incarnation?: unknown };
+    const value = parsed.incarnation;
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+    throw new ShoalError('CORRUPT', `${INCARNATION_FILE} in ${dataDir} holds no valid incarnation; delete it to start at 1`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if (err instanceof SyntaxError) {
+      throw new ShoalError('CORRUPT', `${INCARNATION_FILE} in ${dataDir} is not JSON; delete it to start at 1`);
+    }
+    throw err;
+  }
+}
+
+async function writeIncarnation(dataDir: string, incarnation: number): Promise<void> {
+  const file = path.join(dataDir, INCARNATION_FILE);
+  const temp = `${file}.${process.pid}.tmp`;
+  const handle = await fs.open(temp, 'w');
+  try {
+    await handle.writeFile(JSON.stringify({ incarnation }));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, file);
+}
+
+function formatAddr(address: string, port: number): string {
+  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+async function bindUdp(host: string, port: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}
+
+export class Membership {
+  private readonly emitter = new EventEmitter();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private persistedIncarnation: number;
+  private persisting: Promise<void> = Promise.resolve();
+  private sendErrors = 0;
+  private syncErrors = 0;
+  private readonly warn: (key: string, message: string, fields?: Record<string, unknown>) => void;
+
+  private constructor(
+    private readonly core: MembershipCore,
+    private readonly socket: dgram.Socket,
+    private readonly listener: SyncListener,
+    private readonly transport: SyncTransport,
+    private readonly dataDir: string,
+    private readonly logger: Logger,
+  ) {
+    this.persistedIncarnation = core.incarnation;
+    this.warn = rateLimited(logger);
+  }
+
+  static async start(options: MembershipOptions): Promise<Membership> {
+    const config = resolveMembershipConfig(options.config);
+    const logger = (options.logger ?? nullLogger).child({ layer: 'membership', node: options.id });
+    await fs.mkdir(options.dataDir, { recursive: true });
+    const incarnation = (await readIncarnation(options.dataDir)) + 1;
+    await writeIncarnation(options.dataDir, incarnation);
+
+    let self: Membership | null = null;
+    const listener = new SyncListener(
+      config,
+      (state) => {
+        if (self === null) throw new ShoalError('UNAVAILABLE', 'membership is starting');
+        return self.handleSync(state);
+      },
+      (err, remote) => self?.onSyncError(err, remote),
+    );
+    let socket: dgram.Socket | null = null;
+    let port = options.gossipPort;
+    for (let attempt = 1; socket === null; attempt += 1) {
+      const udp = await bindUdp(options.bindHost, options.gossipPort);
+      port = udp.address().port;
+      try {
+        await listener.listen(options.bindHost, port);
+        socket = udp;
+      } catch (err) {
+        udp.close();
+        // With an OS-chosen UDP port the same TCP port may be taken: pick again.
+        if (options.gossipPort !== 0 || attempt >= BIND_ATTEMPTS_MAX) {
+          throw new ShoalError('UNAVAILABLE', `cannot listen for push-pull on ${options.bindHost}:${port}: ${(err as Error).message}`);
+        }
+      }
+    }
+    const core = new MembershipCore({
+      self: {
+        id: options.id, gossip: formatAddr(options.advertiseHost ?? options.bindHost, port), rpc: options.rpc,
+        zone: options.zone, tags: options.tags, incarnation,
+      },
+      config,
+      random: cryptoRandom(),
+    });
+    const membership = new Membership(core, socket, listener, options.sync ?? new TcpSyncTransport(config), options.dataDir, logger);
+    self = membership;
+    socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
+    socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
+    logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds });
+    membership.apply(core.join(membership.now(), options.seeds));
+    return membership;
+  }
+
+  members(): Member[] {
+    return this.core.members();
+  }
+
+  self(): Member {
+    return this.core.self();
+  }
+
+  checksum(): string {
+    return this.core.checksum();
+  }
+
+  /** True until one seed answered (or there were none). */
+  get joining(): boolean {
+    return this.core.isJoining;
+  }
+
+  stats(): MembershipStats {
+    return {
+      ...this.core.stats(),
+      checksum: this.core.checksum(),
+      joining: this.core.isJoining,
+      sendErrors: this.sendErrors,
+      syncErrors: this.syncErrors,
+      syncRejected: this.listener.rejected,
+    };
+  }
+
+  on(event: 'event', listener: (e: MembershipEvent) => void): this {
+    this.emitter.on(event, listener);
+    return this;
+  }
+
+  off(event: 'event', listener: (e: MembershipEvent) => void): this {
+    this.emitter.off(event, listener);
+    return this;
+  }
+
+  /** The receiving side of push-pull (for a custom SyncTransport): merges `state`, returns ours. */
+  handleSync(state: unknown): unknown {
+    if (this.stopped) throw new ShoalError('CLOSED', 'membership is stopped');
+    const valid = validateSyncState(state, this.core.config);
+    if (!valid.ok) throw new ShoalError('BAD_REQUEST', `bad push-pull state: ${valid.detail}`);
+    const { reply, output } = this.core.handleSync(this.now(), valid.value);
+    this.apply(output);
+    return reply;
+  }
+
+  /** Announces that we leave and waits (up to timeoutMs) until the news has been sent around. */
+  async leave(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.stopped) return;
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const startMs = this.now();
+    this.apply(this.core.leave(startMs));
+    while (!this.stopped && !this.core.leaveSpread() && this.now() - startMs < timeoutMs) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(10, this.core.config.gossipIntervalMs / 2)));
+    }
+    await this.persisting;
+  }
+
+  /** Stops without announcing anything (others will detect us as failed). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    await this.listener.close();
+    await this.persisting;
+  }
+
+  private now(): number {
+    return performance.now();
+  }
+
+  private onDatagram(bytes: Buffer, from: string): void {
+    if (this.stopped) return;
+    const before = this.core.badInputDropped;
+    const output = this.core.receiveBytes(this.now(), bytes, from);
+    if (this.core.badInputDropped > before) {
+      this.warn('bad-datagram', 'dropped a bad membership datagram', { from, bytes: bytes.length, detail: this.core.lastDropDetail });
+    }
+    this.apply(output);
+  }
+
+  private onSyncError(err: ShoalError, remote: string): void {
+    this.syncErrors += 1;
+    this.warn(`sync-${err.code}`, 'push-pull failed', { remote, code: err.code, error: err.message });
+  }
+
+  private apply(output: CoreOutput): void {
+    if (this.stopped) return;
+    for (const { to, packet } of output.packets) {
+      let host: string;
+      let port: number;
+      try {
+        ({ host, port } = splitHostPort(to));
+      } catch {
+        this.sendErrors += 1;
+        continue;
+      }
+      this.socket.send(encodePacket(packet), port, host, (err) => {
+        if (err) {
+          this.sendErrors += 1;
+          this.warn('udp-send', 'membership send failed', { to, error: err.message });
+        }
+      });
+    }
+    for (const request of output.syncs) {
+      this.transport.request(request.to, request.state).then(
+        (raw) => {
+          if (this.stopped) return;
+          const valid = validateSyncState(raw, this.core.config);
+          if (!valid.ok) {
+            this.onSyncError(new ShoalError('BAD_REQUEST', valid.detail), request.to);
+            return;
+          }
+          this.apply(this.core.handleSyncResponse(this.now(), valid.value));
+        },
+        (err: unknown) => this.onSyncError(toShoalError(err), request.to),
+      );
+    }
+    for (const event of output.events) {
+      if (event.type !== 'alive' && event.type !== 'joined') {
+        this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
+      }
+      this.emitter.emit('event', event);
+    }
+    this.persistIfChanged();
+    this.schedule();
+  }
+
+  private persistIfChanged(): void {
+    const incarnation = this.core.incarnation;
+    if (incarnation <= this.persistedIncarnation) return;
+    this.persistedIncarnation = incarnation;
+    this.persisting = this.persisting
+      .then(() => writeIncarnation(this.dataDir, incarnation))
+      .catch((err: unknown) => this.logger.error('cannot persist incarnation', { error: (err as Error).message }));
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const delayMs = Math.min(TIMER_SLEEP_MS_MAX, Math.max(0, this.core.nextDeadlineMs() - this.now()));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.apply(this.core.tick(this.now()));
+    }, Math.ceil(delayMs));
+  }
+}

@@ -1,0 +1,108 @@
+/** Starts N ClusterNodes in one process over the in-memory network and membership. */
+import { ClusterNode } from '../../../src/cluster/cluster-node.js';
+import type { ClusterConfig } from '../../../src/cluster/config.js';
+import { MemoryStore } from './memory-store.js';
+import { MembershipWorld } from './membership.js';
+import { InMemoryNetwork } from './network.js';
+import { MemoryHints, SimpleHlc, simpleRingFactory } from './stand-ins.js';
+
+/** Periodic tasks off: tests drive hint replay, anti-entropy and streaming explicitly. */
+export const MANUAL: Partial<ClusterConfig> = {
+  hintReplayIntervalMs: 0,
+  antiEntropyIntervalMs: 0,
+  cleanupDelayMs: 0,
+  ringSettleMs: 0,
+  vnodes: 32,
+};
+
+export interface TestNode {
+  id: string;
+  node: ClusterNode;
+  store: MemoryStore;
+  hints: MemoryHints;
+}
+
+export class TestCluster {
+  readonly world = new MembershipWorld();
+  readonly net = new InMemoryNetwork();
+  readonly nodes = new Map<string, TestNode>();
+
+  constructor(private readonly config: Partial<ClusterConfig>) {}
+
+  async add(id: string, options: { clock?: () => number } = {}): Promise<TestNode> {
+    this.world.add(id);
+    const clock = options.clock ?? Date.now;
+    const store = new MemoryStore(clock);
+    const hints = new MemoryHints();
+    const node = await ClusterNode.start({
+      config: { ...MANUAL, ...this.config },
+      store,
+      membership: this.world.source(id),
+      transport: this.net.transport(id),
+      hints,
+      ringFactory: simpleRingFactory,
+      hlc: new SimpleHlc(id, clock),
+      now: clock,
+    });
+    this.net.register(id, (op, args) => node.rpcHandler(op, args, { remote: 'mem', peer: null }));
+    const entry = { id, node, store, hints };
+    this.nodes.set(id, entry);
+    return entry;
+  }
+
+  get(id: string): TestNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  ids(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  call(id: string, op: string, args: Record<string, unknown>): Promise<unknown> {
+    return this.net.transport('client').call(id, op, args, { timeoutMs: 5_000 });
+  }
+
+  /** A crash: unreachable, and membership (eventually) says dead. */
+  kill(id: string, state: 'dead' | 'suspect' = 'dead'): void {
+    this.net.down(id);
+    this.world.set(id, state);
+  }
+
+  revive(id: string): void {
+    this.net.up(id);
+    this.world.set(id, 'alive');
+  }
+
+  /** Which stores hold a live copy of key (value as utf8), by node id. */
+  holders(key: string): Record<string, string | null> {
+    const out: Record<string, string | null> = {};
+    for (const [id, n] of this.nodes) {
+      const e = n.store.getEntry(key);
+      if (e) out[id] = e.value === null ? null : e.value.toString();
+    }
+    return out;
+  }
+
+  /** Waits for every node's background work (late replica calls, hints, read repairs). */
+  async settle(): Promise<void> {
+    for (const n of this.nodes.values()) await n.node.idle();
+  }
+
+  async close(): Promise<void> {
+    for (const n of this.nodes.values()) await n.node.close();
+  }
+}
+
+export async function startCluster(count: number, config: Partial<ClusterConfig> = {}): Promise<TestCluster> {
+  const cluster = new TestCluster(config);
+  for (let i = 1; i <= count; i++) await cluster.add(`n${i}`);
+  return cluster;
+}
+
+export function str(result: unknown): string | null {
+  if (result === null) return null;
+  const value = (result as { value: Buffer }).value;
+  return Buffer.from(value).toString();
+}
