@@ -219,6 +219,24 @@ test('final reads through different nodes must agree', (t) => {
   t.is(checkHistory(h).counts['replica-divergence'], 1);
 });
 
+test('a stale final read at consistency one is divergence, not a lost write', (t) => {
+  const h = new HistoryBuilder()
+    .write({ key: 's', value: 'x1', at: 10, version: v(1) })
+    .write({ key: 's', value: 'x2', at: 20, version: v(2) })
+    .read({ key: 's', at: END, node: 'n1', value: 'x1', version: v(1), consistency: 'one' })
+    .read({ key: 's', at: END, node: 'n2', value: 'x2', version: v(2), consistency: 'all' })
+    .build();
+  const r = checkHistory(h);
+  t.is(r.counts.lost, 0);
+  t.is(r.counts['replica-divergence'], 1);
+  const absent = new HistoryBuilder()
+    .write({ key: 's', value: 'x1', at: 10, version: v(1) })
+    .read({ key: 's', at: END, node: 'n1', value: null, consistency: 'one' })
+    .read({ key: 's', at: END, node: 'n2', value: null, consistency: 'all' })
+    .build();
+  t.is(checkHistory(absent).counts.lost, 1, 'the authoritative read still decides');
+});
+
 test('workload reads of older values are counted as stale, not flagged', (t) => {
   const h = new HistoryBuilder()
     .write({ key: 's', value: 'x1', at: 10, version: v(1) })

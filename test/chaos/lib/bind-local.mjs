@@ -4,6 +4,7 @@
 // 127.0.0.0/8 the agent's own loopback address as source (SHOAL_CHAOS_LOCAL_ADDRESS), so a rule on
 // source and destination addresses cuts exactly one node off. Nothing else is changed.
 import net from 'node:net';
+import process from 'node:process';
 
 const local = process.env.SHOAL_CHAOS_LOCAL_ADDRESS;
 if (local) {

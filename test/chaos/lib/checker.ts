@@ -16,7 +16,8 @@
  *   `reordered`.
  * - A value whose TTL has certainly passed is never returned: `expired-present`.
  * - Every key with an acknowledged write must be read back at the end (`unverified` otherwise), and
- *   final reads of one key through different nodes agree (`replica-divergence`).
+ *   final reads of one key through different nodes agree (`replica-divergence`). A final read at
+ *   consistency `one` is judged only by that agreement (and for unexpected or expired values).
  * - A node that exits without being told to (a `crash` mark in the history) is `crashed`.
  *
  * Stale reads during the workload are counted, not flagged: with sloppy quorums and hinted handoff
@@ -243,6 +244,9 @@ class KeyChecker {
       const readAs: Op = r.version === undefined ? w : { ...w, version: r.version };
       for (const w2 of s.okWrites) {
         if (w2 === w || !newer(w2, readAs)) continue;
+        // A final read at consistency 'one' shows one replica: its staleness is replica divergence
+        // (checked against the other final reads), not a verdict on the key.
+        if (final && r.consistency === 'one') return false;
         // A workload read may overlap or precede w2's effect: only reads after w2 completed are stale.
         if (!final) {
           if (r.invokeMs > w2.completeMs) return true;
@@ -263,6 +267,7 @@ class KeyChecker {
     const m = this.newestOk(s);
     if (m === undefined || m.op === 'del' || this.mayHaveExpired(m, r)) return false;
     if (!final) return r.invokeMs > m.completeMs;
+    if (r.consistency === 'one') return false;
     const explained = s.writes.some(
       (w) => w.outcome === 'info' && (w.op === 'del' || this.mayHaveExpired(w, r)),
     );

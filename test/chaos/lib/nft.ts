@@ -90,7 +90,7 @@ export class Firewall {
   }
 
   static deleteStale(): void {
-    let listing = '';
+    let listing: string;
     try {
       listing = nft(['list', 'tables']);
     } catch {

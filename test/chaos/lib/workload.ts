@@ -96,7 +96,10 @@ export async function runOp(
   timeoutMs: number,
 ): Promise<OpEvent> {
   const id = history.opId();
-  const base = { kind: 'op' as const, id, client: req.client, node: req.node, op: req.op, key: req.key, cls: req.cls, phase: req.phase };
+  const base = {
+    kind: 'op' as const, id, client: req.client, node: req.node, op: req.op, key: req.key, cls: req.cls, phase: req.phase,
+    ...(req.consistency === undefined ? {} : { consistency: req.consistency }),
+  };
   history.append({
     ...base, type: 'invoke', atMs: Date.now(),
     ...(req.value === undefined ? {} : { value: req.value }),
