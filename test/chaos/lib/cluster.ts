@@ -172,13 +172,15 @@ export class ChaosCluster {
       while (Date.now() < deadline) {
         if (!this.running.has(id)) throw new Error(`chaos: ${id} exited during start (see ${this.node(id).logFile})`);
         try {
-          await client.health();
-          return;
+          // The agent answers health while starting, with ok: false until every layer serves.
+          const health = await client.health();
+          if (health !== null && typeof health === 'object' && (health as { ok?: unknown }).ok === true) return;
         } catch {
-          await sleep(100);
+          // Not listening yet.
         }
+        await sleep(100);
       }
-      throw new Error(`chaos: ${id} did not answer health within ${timeoutMs} ms (see ${this.node(id).logFile})`);
+      throw new Error(`chaos: ${id} was not healthy within ${timeoutMs} ms (see ${this.node(id).logFile})`);
     } finally {
       await client.close();
     }
