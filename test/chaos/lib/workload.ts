@@ -77,15 +77,20 @@ export interface RunOpRequest {
   consistency?: 'one' | 'quorum' | 'all';
 }
 
-/** ShoalClient's error when its addresses could not be reached (the request may not have been sent). */
-export function isUnreachable(err: unknown): boolean {
-  return err instanceof ShoalError && err.code === 'UNAVAILABLE' && err.message.startsWith('no node reachable');
+/**
+ * ShoalClient's error when the node could not be connected to, so the request was never sent and
+ * trying another node cannot apply the write twice. A connection lost mid-request is not one of
+ * these: that request may have been applied, and the operation's outcome is unknown.
+ */
+export function neverSent(err: unknown): boolean {
+  return err instanceof ShoalError && err.code === 'UNAVAILABLE' && err.message.startsWith('no node reachable') &&
+    (err.message.includes('cannot connect') || err.message.includes('connect and handshake timed out'));
 }
 
 /**
  * Sends one operation and logs its invoke and completion. `clients` are single-node clients, the
  * addressed node first: like ShoalClient with several addresses, the next is tried only when a node
- * is unreachable, but every operation starts again at its own node. `seen` is the logical client's
+ * cannot be connected to, but every operation starts again at its own node. `seen` is the logical client's
  * highest seen version timestamp, updated in place.
  */
 export async function runOp(
@@ -118,7 +123,7 @@ export async function runOp(
         result = await clients[i].call(req.op, args, { timeoutMs });
         break;
       } catch (err) {
-        if (i + 1 >= clients.length || !isUnreachable(err)) throw err;
+        if (i + 1 >= clients.length || !neverSent(err)) throw err;
       }
     }
     done = { ...base, type: 'ok', atMs: Date.now() };
