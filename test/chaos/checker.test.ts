@@ -301,6 +301,9 @@ test('replica copies must match on the preference list and be gone elsewhere', (
   t.is(differ.counts['replica-divergence'], 1);
   const stray = checkHistory(h, { replicas: { owners, copies: [{ key: 'k', node: 'n1', entry: e(1) }, { key: 'k', node: 'n2', entry: e(1) }, { key: 'k', node: 'n3', entry: e(1) }, { key: 'k', node: 'n5', entry: e(1) }] } });
   t.is(stray.counts.misplaced, 1);
+  const unchecked = checkHistory(h, { replicas: { owners, placementChecked: false, copies: [{ key: 'k', node: 'n1', entry: e(1) }, { key: 'k', node: 'n2', entry: e(1) }, { key: 'k', node: 'n3', entry: e(1) }, { key: 'k', node: 'n5', entry: e(1) }] } });
+  t.true(unchecked.valid, 'without clean-up support strays are counted only');
+  t.is(unchecked.misplacedKeys, 1);
 });
 
 test('a node that exits unexpectedly is a violation', (t) => {

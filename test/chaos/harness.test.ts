@@ -2,8 +2,8 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkHistory } from './lib/checker.js';
-import { findStat, replicaProblems } from './lib/convergence.js';
+import { checkHistory, replicaFindings } from './lib/checker.js';
+import { findStat } from './lib/convergence.js';
 import { truncateWalTail, walSegments } from './lib/nemesis.js';
 import { summaryText, throughputBuckets, timelineSvg } from './lib/report.js';
 import { pairOps } from './lib/history.js';
@@ -44,10 +44,12 @@ test('stats lookup finds nested fields by section and name', (t) => {
 test('replica problems: owners that differ, live copies on non-owners', (t) => {
   const e = (ts: number, tombstone = false) => ({ ts, node: 'n1', tombstone });
   const owners = { a: ['n1', 'n2'], b: ['n2', 'n3'] };
-  t.deepEqual(replicaProblems({ owners, copies: [
+  const findings = replicaFindings({ owners, copies: [
     { key: 'a', node: 'n1', entry: e(1) }, { key: 'a', node: 'n2', entry: e(1) }, { key: 'a', node: 'n3', entry: e(1, true) },
     { key: 'b', node: 'n2', entry: e(2) }, { key: 'b', node: 'n3', entry: null }, { key: 'b', node: 'n1', entry: e(2) },
-  ] }), { divergent: 1, misplaced: 1 });
+  ] });
+  t.deepEqual(findings.divergent.map((f) => f.key), ['b']);
+  t.deepEqual(findings.misplaced.map((f) => f.key), ['b'], 'a tombstone on a non-owner is not a live copy');
 });
 
 test('only validation errors make a write a definite failure', (t) => {

@@ -69,6 +69,11 @@ export interface ReplicaInput {
   /** key → its preference list after the run. */
   owners: Record<string, string[]>;
   copies: ReplicaCopy[];
+  /**
+   * Whether copies outside the preference list are violations. False when the cluster says it cannot
+   * clean up (stats `cleanup.supported: false`): they are then only counted. Default true.
+   */
+  placementChecked?: boolean;
 }
 
 export interface CheckOptions {
@@ -118,6 +123,9 @@ export interface CheckResult {
   keys: { total: number; byClass: Record<KeyClass, number> };
   /** Workload reads that returned an older value than one already acknowledged (allowed, counted). */
   staleReads: number;
+  /** Keys with live copies outside their preference list (a violation only when placement is checked). */
+  misplacedKeys: number;
+  placementChecked: boolean;
   availability: AvailabilityRow[];
   latency: { all: LatencySummary; byOp: Record<string, LatencySummary> };
   convergence: ConvergenceResult | null;
@@ -355,26 +363,42 @@ function availabilityRows(ops: readonly Op[], faults: readonly FaultWindow[]): A
   return [...rows.values()].sort((a, b) => (a.fault === 'none' ? -1 : b.fault === 'none' ? 1 : a.fault.localeCompare(b.fault)));
 }
 
-function checkReplicas(input: ReplicaInput, out: Collector): void {
-  const byKey = new Map<string, ReplicaInput['copies']>();
+export interface ReplicaFindings {
+  /** Keys whose copies on the preference list differ. */
+  divergent: Violation[];
+  /** Keys with a live copy on a node outside the preference list. */
+  misplaced: Violation[];
+}
+
+/** Compares every key's copies: owners must agree; other nodes must hold no live copy. */
+export function replicaFindings(input: ReplicaInput): ReplicaFindings {
+  const byKey = new Map<string, ReplicaCopy[]>();
   for (const c of input.copies) {
     const list = byKey.get(c.key) ?? [];
     list.push(c);
     byKey.set(c.key, list);
   }
+  const shape = (c: ReplicaCopy) => (c.entry === null ? 'none' : `${c.entry.ts}@${c.entry.node}${c.entry.tombstone ? ' tombstone' : ''}`);
+  const findings: ReplicaFindings = { divergent: [], misplaced: [] };
   for (const [key, copies] of byKey) {
     const owners = new Set(input.owners[key] ?? []);
     const ownerCopies = copies.filter((c) => owners.has(c.node));
-    const shapes = new Set(ownerCopies.map((c) => (c.entry === null ? 'none' : `${c.entry.ts}@${c.entry.node}${c.entry.tombstone ? '-' : '+'}`)));
-    if (shapes.size > 1) {
-      out.add('replica-divergence', `replicas differ: ${ownerCopies.map((c) => `${c.node}=${c.entry === null ? 'none' : `${c.entry.ts}@${c.entry.node}${c.entry.tombstone ? ' tombstone' : ''}`}`).join(', ')}`, key);
+    if (new Set(ownerCopies.map(shape)).size > 1) {
+      findings.divergent.push({ type: 'replica-divergence', key, detail: `replicas differ: ${ownerCopies.map((c) => `${c.node}=${shape(c)}`).join(', ')}` });
     }
-    for (const c of copies) {
-      if (!owners.has(c.node) && c.entry !== null && !c.entry.tombstone) {
-        out.add('misplaced', `${c.node} still holds a copy but the preference list is ${[...owners].join(',')}`, key);
-      }
+    const strays = copies.filter((c) => !owners.has(c.node) && c.entry !== null && !c.entry.tombstone);
+    if (strays.length > 0) {
+      findings.misplaced.push({ type: 'misplaced', key, detail: `${strays.map((c) => c.node).join(',')} still hold a copy but the preference list is ${[...owners].join(',')}` });
     }
   }
+  return findings;
+}
+
+function checkReplicas(input: ReplicaInput, out: Collector): number {
+  const findings = replicaFindings(input);
+  for (const v of findings.divergent) out.add(v.type, v.detail, v.key);
+  if (input.placementChecked ?? true) for (const v of findings.misplaced) out.add(v.type, v.detail, v.key);
+  return findings.misplaced.length;
 }
 
 function checkConvergence(c: ConvergenceResult, options: CheckOptions, out: Collector): void {
@@ -421,7 +445,7 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
   for (const e of events) {
     if (e.kind === 'mark' && e.name === 'crash') out.add('crashed', `node exited unexpectedly: ${JSON.stringify(e.detail ?? {})}`);
   }
-  if (options.replicas !== undefined) checkReplicas(options.replicas, out);
+  const misplacedKeys = options.replicas === undefined ? 0 : checkReplicas(options.replicas, out);
   if (options.convergence !== undefined) checkConvergence(options.convergence, options, out);
 
   const workload = ops.filter((o) => o.phase === 'workload');
@@ -443,6 +467,8 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
     },
     keys: { total: keys.size, byClass },
     staleReads,
+    misplacedKeys,
+    placementChecked: options.replicas?.placementChecked ?? options.replicas !== undefined,
     availability,
     latency: { all: summarizeLatency(okLatency.map((o) => o.completeMs - o.invokeMs)), byOp },
     convergence: options.convergence ?? null,

@@ -41,7 +41,7 @@ export function summaryText(result: CheckResult, info: RunInfo): string {
     ['reordered client writes', String(c.reordered)],
     ['unverified keys', String(c.unverified)],
     ['replica divergence', String(c['replica-divergence'])],
-    ['copies on non-owners', String(c.misplaced)],
+    ['keys on non-owners after clean-up', result.placementChecked ? String(c.misplaced) : `${result.misplacedKeys} (not checked)`],
     ['stale reads (allowed, counted)', String(result.staleReads)],
     ['latency p50 / p99 / max', `${result.latency.all.p50Ms} / ${result.latency.all.p99Ms} / ${result.latency.all.maxMs} ms`],
     ['membership converged', ms(result.convergence?.membershipMs ?? null)],

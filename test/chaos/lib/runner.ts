@@ -54,6 +54,9 @@ export const CHAOS_NODE_CONFIG: Record<string, unknown> = {
   cluster: { cleanupDelayMs: 5000 },
 };
 
+/** How far past its duration the workload may run while the nemesis finishes a late schedule. */
+const OVERRUN_MS_MAX = 60_000;
+
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
@@ -164,12 +167,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
     history.append({ kind: 'mark', atMs: Date.now(), name: 'workload-start' });
     const startMs = Date.now();
     const addresses = new Map(cluster.nodes.map((n) => [n.id, n.rpc]));
+    // The workload runs for the duration and, when restarts made the schedule run late, until the
+    // last fault healed (at most OVERRUN_MS_MAX more), so that every fault happens under load.
+    const workloadStop = new AbortController();
+    abort.signal.addEventListener('abort', () => workloadStop.abort(), { once: true });
     const [workload] = await Promise.all([
       runWorkload({
         seed: options.seed, addresses, clusterName: cluster.clusterName, history, targets: () => nemesis.currentMembers(),
-        clients: options.clients, ratePerSec: options.ratePerSec, durationMs: options.durationMs,
-      }, abort.signal),
-      nemesis.run(steps, startMs, abort.signal),
+        clients: options.clients, ratePerSec: options.ratePerSec, durationMs: options.durationMs + OVERRUN_MS_MAX,
+      }, workloadStop.signal),
+      (async () => {
+        try {
+          await nemesis.run(steps, startMs, abort.signal);
+          const rest = startMs + options.durationMs - Date.now();
+          if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+        } finally {
+          workloadStop.abort();
+        }
+      })(),
     ]);
     if (abort.signal.aborted) throw new Error('aborted');
     history.append({ kind: 'mark', atMs: Date.now(), name: 'heal' });
