@@ -8,7 +8,7 @@ import { truncateWalTail, walSegments } from './lib/nemesis.js';
 import { summaryText, throughputBuckets, timelineSvg } from './lib/report.js';
 import { pairOps } from './lib/history.js';
 import { prng } from './lib/schedule.js';
-import { neverSent, outcomeOf } from './lib/workload.js';
+import { mayTryNextNode, outcomeOf } from './lib/workload.js';
 import { ShoalError } from '../../src/errors.js';
 import { HistoryBuilder, v } from './lib/synthetic.js';
 
@@ -58,9 +58,13 @@ test('only validation errors make a write a definite failure', (t) => {
   t.is(outcomeOf('del', new ShoalError('UNAVAILABLE', 'x')), 'info');
   t.is(outcomeOf('put', new Error('socket hang up')), 'info');
   t.is(outcomeOf('get', new ShoalError('TIMEOUT', 'x')), 'fail');
-  t.true(neverSent(new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): a:1: cannot connect: connect ECONNREFUSED')));
-  t.false(neverSent(new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): a:1: connection lost: read ECONNRESET')));
-  t.false(neverSent(new ShoalError('UNAVAILABLE', 'only 1 of 3 replicas answered')));
+  const refused = new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): a:1: cannot connect: connect ECONNREFUSED');
+  const lost = new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): a:1: connection lost: read ECONNRESET');
+  t.true(mayTryNextNode('put', refused));
+  t.true(mayTryNextNode('del', new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): a:1: connection closed')));
+  t.false(mayTryNextNode('put', lost), 'a write that may have been delivered is not sent again');
+  t.true(mayTryNextNode('get', lost), 'a read may always go elsewhere');
+  t.false(mayTryNextNode('get', new ShoalError('UNAVAILABLE', 'only 1 of 3 replicas answered')));
 });
 
 test('the report shows the verdict, the table, the replay command and a timeline with the faults', (t) => {

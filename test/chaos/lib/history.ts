@@ -52,6 +52,8 @@ export interface OpEvent extends OpIdentity {
   expiresAtMs?: number;
   /** fail/info: the error code (or a short reason). */
   error?: string;
+  /** fail/info: the error message, for the reader of the history. */
+  message?: string;
 }
 
 export type FaultKind =

@@ -30,7 +30,7 @@ export interface WorkloadOptions {
   /** Stop after this many operations. Default unbounded by count (durationMs bounds it). */
   opsMax?: number;
   durationMs: number;
-  /** Per-request timeout; an op that times out is `info`. Default 3000 ms. */
+  /** Per-request timeout; an op that times out is `info`. Default 6000 ms: longer than the cluster's own request timeout (5 s), so a slow quorum is not cut short by the client. */
   timeoutMs?: number;
   /** Sequential keys per client. Default 4. */
   seqKeysPerClient?: number;
@@ -78,19 +78,21 @@ export interface RunOpRequest {
 }
 
 /**
- * ShoalClient's error when the node could not be connected to, so the request was never sent and
- * trying another node cannot apply the write twice. A connection lost mid-request is not one of
- * these: that request may have been applied, and the operation's outcome is unknown.
+ * Whether an operation that failed at one node may be sent to another, as ShoalClient does with
+ * several addresses. Reads: whenever the node was unreachable (a read changes nothing). Writes: only
+ * when the request was certainly never sent (no connection, or the pooled connection was already
+ * closed); a connection lost mid-request may have delivered the write, so its outcome is unknown.
  */
-export function neverSent(err: unknown): boolean {
-  return err instanceof ShoalError && err.code === 'UNAVAILABLE' && err.message.startsWith('no node reachable') &&
-    (err.message.includes('cannot connect') || err.message.includes('connect and handshake timed out'));
+export function mayTryNextNode(op: OpName, err: unknown): boolean {
+  if (!(err instanceof ShoalError) || err.code !== 'UNAVAILABLE' || !err.message.startsWith('no node reachable')) return false;
+  if (op === 'get') return true;
+  return err.message.includes('cannot connect') || err.message.includes('connect and handshake timed out') || /: connection closed$/.test(err.message);
 }
 
 /**
  * Sends one operation and logs its invoke and completion. `clients` are single-node clients, the
- * addressed node first: like ShoalClient with several addresses, the next is tried only when a node
- * cannot be connected to, but every operation starts again at its own node. `seen` is the logical client's
+ * addressed node first: the next is tried when `mayTryNextNode` allows, and every operation starts
+ * again at its own node. `seen` is the logical client's
  * highest seen version timestamp, updated in place.
  */
 export async function runOp(
@@ -123,7 +125,7 @@ export async function runOp(
         result = await clients[i].call(req.op, args, { timeoutMs });
         break;
       } catch (err) {
-        if (i + 1 >= clients.length || !neverSent(err)) throw err;
+        if (i + 1 >= clients.length || !mayTryNextNode(req.op, err)) throw err;
       }
     }
     done = { ...base, type: 'ok', atMs: Date.now() };
@@ -143,6 +145,7 @@ export async function runOp(
     if (done.version !== undefined && done.version.ts > seen.ts) seen.ts = done.version.ts;
   } catch (err) {
     done = { ...base, type: outcomeOf(req.op, err), atMs: Date.now(), error: errorCode(err) };
+    if (err instanceof Error) done.message = err.message.slice(0, 300);
   }
   history.append(done);
   return done;
@@ -178,7 +181,7 @@ export async function runWorkload(options: WorkloadOptions, signal?: AbortSignal
   const clientCount = options.clients ?? 6;
   const ratePerSec = options.ratePerSec ?? 100;
   const opsMax = options.opsMax ?? Number.MAX_SAFE_INTEGER;
-  const timeoutMs = options.timeoutMs ?? 3000;
+  const timeoutMs = options.timeoutMs ?? 6000;
   const seqKeys = options.seqKeysPerClient ?? 4;
   const ttls = options.ttlsMs ?? [1000, 2000, 3000, 600_000];
   const endMs = Date.now() + options.durationMs;
