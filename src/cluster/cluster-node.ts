@@ -7,13 +7,18 @@
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
+import { hashKey, Ring } from '../ring/ring.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { bin, isDead, optConsistency, optInt, str } from './args.js';
 import type { ClusterConfig } from './config.js';
 import { resolveClusterConfig } from './config.js';
+import { AntiEntropy } from './anti-entropy.js';
+import { Cleanup } from './cleanup.js';
+import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
 import { Handoff } from './handoff.js';
+import { Hlc } from './hlc.js';
 import type {
   ClusterMetrics,
   HintStoreLike,
@@ -25,8 +30,12 @@ import type {
 } from './ports.js';
 import { ReadRepair } from './read-repair.js';
 import { Replica } from './replica.js';
+import { StreamSource } from './stream-source.js';
+import { Streaming } from './streaming.js';
 import { poolTransport, withLocal } from './transport.js';
 import { ClusterView } from './view.js';
+
+const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members, opts), hashKey };
 
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
@@ -42,8 +51,10 @@ export interface ClusterNodeOptions {
   hints: HintStoreLike;
   logger?: Logger;
   metrics?: ClusterMetrics;
-  ringFactory: RingFactory;
-  hlc: HlcLike;
+  /** Default: the consistent-hash Ring of src/ring/ring.ts. */
+  ringFactory?: RingFactory;
+  /** Default: a Hlc for this node refusing remote timestamps more than clockAheadMsMax ahead. */
+  hlc?: HlcLike;
   /** Wall clock, injectable for tests. */
   now?: () => number;
 }
@@ -61,11 +72,21 @@ export class ClusterNode {
   readonly replica: Replica;
   readonly readRepair: ReadRepair;
   readonly handoff: Handoff;
+  readonly streaming: Streaming;
+  readonly streamSource: StreamSource;
+  readonly cleanup: Cleanup;
+  readonly antiEntropy: AntiEntropy;
   private readonly o: ClusterNodeOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly transport: Transport;
+  private readonly hlc: HlcLike;
   private closed = false;
+  /** Keys applied while a leave hands data off (pushed again before going). */
+  private leaveDirty: Set<string> | null = null;
+  private leaving: Promise<void> | null = null;
+  private cleanupTimer: NodeJS.Timeout | null = null;
+  private readonly onMembershipEvent: (e: { type: string }) => void;
 
   private constructor(options: ClusterNodeOptions) {
     this.o = options;
@@ -75,7 +96,7 @@ export class ClusterNode {
     const { config, logger, now } = this;
     this.view = new ClusterView({
       membership: options.membership,
-      ringFactory: options.ringFactory,
+      ringFactory: options.ringFactory ?? RING_FACTORY,
       replicationFactor: config.replicationFactor,
       vnodes: config.vnodes,
       deadOwnerGraceMs: config.deadOwnerGraceMs,
@@ -83,6 +104,7 @@ export class ClusterNode {
       logger,
     });
     this.id = this.view.selfId;
+    this.hlc = options.hlc ?? new Hlc(this.id, now, { maxDriftMs: config.clockAheadMsMax });
     const remote =
       options.transport ??
       (options.rpcPool
@@ -93,10 +115,9 @@ export class ClusterNode {
     this.replica = new Replica({
       store: options.store,
       hints: options.hints,
-      hlc: options.hlc,
-      clockAheadMsMax: config.clockAheadMsMax,
-      isSyncing: () => false,
-      now,
+      hlc: this.hlc,
+      isSyncing: (key) => this.streaming.isSyncing(key),
+      onApplied: (key) => this.leaveDirty?.add(key),
     });
     this.readRepair = new ReadRepair({
       transport: this.transport,
@@ -124,14 +145,54 @@ export class ClusterNode {
       logger,
       metrics: options.metrics,
     });
-    options.membership.on('event', (e) => {
-      if (e.type === 'alive' || e.type === 'joined') void this.handoff.runOnce();
+    const ringFactory = options.ringFactory ?? RING_FACTORY;
+    const storeStats = options.store.stats();
+    const context: NodeContext = {
+      config,
+      view: this.view,
+      store: options.store,
+      transport: this.transport,
+      ringFactory,
+      apply: (key, entry) => this.replica.applyEntry(key, entry),
+      logger,
+      metrics: options.metrics,
+    };
+    this.streaming = new Streaming({
+      ...context,
+      bootstrap: storeStats.keys + storeStats.tombstones === 0,
+      onSynced: () => this.scheduleCleanup(),
     });
+    this.streamSource = new StreamSource({
+      selfId: this.id,
+      store: options.store,
+      ringFactory,
+      sessionsMax: config.streamSessionsMax,
+      sessionIdleMs: config.streamSessionIdleMs,
+      logger,
+      now,
+    });
+    this.cleanup = new Cleanup({
+      view: this.view,
+      store: options.store,
+      transport: this.transport,
+      batchKeysMax: config.streamBatchKeysMax,
+      bytesPerSecMax: config.streamBytesPerSecMax,
+      timeoutMs: config.internalTimeoutMs * 5,
+      logger,
+    });
+    this.antiEntropy = new AntiEntropy({ ...context, now });
+    this.view.onRingChange(() => this.streaming.ringChanged());
+    this.onMembershipEvent = (e) => {
+      if (e.type === 'alive' || e.type === 'joined') void this.handoff.runOnce();
+    };
+    options.membership.on('event', this.onMembershipEvent);
   }
 
   static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
     const node = new ClusterNode(options);
     node.handoff.start();
+    node.antiEntropy.start();
+    node.streaming.ringChanged(); // a new node bootstraps its ranges once the ring settles
     node.logger.info('cluster layer started', { node: node.id, owners: node.view.ring().members().length });
     return node;
   }
@@ -170,6 +231,11 @@ export class ClusterNode {
       case 'internal.remove':
         this.view.remove(str(op, args, 'id'));
         return {};
+      case 'internal.stream':
+        return this.streamSource.handle(args);
+      case 'internal.digest':
+      case 'internal.versions':
+        return this.antiEntropy.handle(op, args);
       default:
         return this.replica.handle(op, args);
     }
@@ -187,14 +253,8 @@ export class ClusterNode {
 
   private stamp(op: string, args: Args): Entry {
     const seenTs = optInt(op, args, 'seenTs', 0);
-    if (seenTs !== undefined) {
-      const aheadMs = Math.floor(seenTs / 4096) - this.now();
-      if (aheadMs > this.config.clockAheadMsMax) {
-        throw new ShoalError('BAD_REQUEST', `${op}: "seenTs" is ${aheadMs} ms ahead of this node's clock`);
-      }
-      this.o.hlc.observe(seenTs);
-    }
-    const version = this.o.hlc.now();
+    if (seenTs !== undefined) this.hlc.observe(seenTs); // refuses one too far ahead (BAD_REQUEST)
+    const version = this.hlc.now();
     return { value: null, ts: version.ts, node: version.node };
   }
 
@@ -258,12 +318,46 @@ export class ClusterNode {
       hints: this.o.hints.stats(),
       handoff: this.handoff.stats(),
       readRepair: this.readRepair.stats(),
+      streaming: { ...this.streaming.stats(), source: this.streamSource.stats() },
+      cleanup: this.cleanup.stats(),
+      antiEntropy: this.antiEntropy.stats(),
+      leaving: this.leaving !== null,
     };
   }
 
+  /**
+   * Announced leave: hand hints and data to the members that will own them, announce the leave, then
+   * push again whatever was written meanwhile. Idempotent: a second call waits for the first.
+   */
   private async leave(): Promise<unknown> {
-    if (this.o.membership.leave) await this.o.membership.leave();
+    this.leaving ??= this.handOffAndLeave();
+    await this.leaving;
     return {};
+  }
+
+  private async handOffAndLeave(): Promise<void> {
+    this.leaveDirty = new Set();
+    const after = this.view.ringWithoutSelf();
+    const afterN = Math.min(this.config.replicationFactor, after.members().length);
+    this.logger.info('leaving: handing data off', { newOwners: after.members().length });
+    await this.streaming.pushOut();
+    await this.handoff.runOnce({ ownersOf: (key) => after.preferenceList(key, afterN) });
+    if (this.o.membership.leave) await this.o.membership.leave();
+    const late = this.leaveDirty;
+    this.leaveDirty = null;
+    if (late.size > 0) await this.streaming.pushOut(late);
+    this.logger.info('left the cluster', { lateKeys: late.size });
+  }
+
+  private scheduleCleanup(): void {
+    if (this.config.cleanupDelayMs <= 0 || this.closed) return;
+    if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
+    const checksum = this.view.ring().checksum();
+    this.cleanupTimer = setTimeout(() => {
+      this.cleanupTimer = null;
+      if (this.view.ring().checksum() === checksum && !this.leaving) void this.cleanup.runOnce();
+    }, this.config.cleanupDelayMs);
+    this.cleanupTimer.unref();
   }
 
   private async remove(args: Args): Promise<unknown> {
@@ -284,6 +378,7 @@ export class ClusterNode {
 
   /** Resolves when background work of earlier requests (late replicas, hints, repairs) has settled. */
   async idle(): Promise<void> {
+    await this.streaming.settled(this.config.requestTimeoutMs * 6);
     await this.coordinator.idle();
     await this.readRepair.idle(this.config.requestTimeoutMs);
   }
@@ -292,6 +387,10 @@ export class ClusterNode {
     if (this.closed) return;
     this.closed = true;
     this.handoff.stop();
+    this.antiEntropy.stop();
+    this.streaming.close();
+    if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
+    this.o.membership.off?.('event', this.onMembershipEvent);
     this.view.close();
     await this.readRepair.idle(this.config.internalTimeoutMs);
   }

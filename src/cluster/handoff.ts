@@ -44,7 +44,7 @@ export class Handoff {
   }
 
   /** One pass over all hint targets; resolves when the replays it started have finished. */
-  async runOnce(): Promise<{ sent: number; failed: number }> {
+  async runOnce(options: { ownersOf?: (key: string) => string[] } = {}): Promise<{ sent: number; failed: number }> {
     const total = { sent: 0, failed: 0 };
     const runs: Array<Promise<void>> = [];
     for (const target of this.o.hints.targets()) {
@@ -54,7 +54,7 @@ export class Handoff {
         continue;
       }
       if (this.o.hints.pendingFor(target) === 0) continue;
-      const send = this.senderFor(target);
+      const send = this.senderFor(target, options.ownersOf);
       if (!send) continue;
       const run = this.o.hints
           .replay(target, send, { maxPerSec: this.o.perSecMax })
@@ -81,7 +81,11 @@ export class Handoff {
     return { replaying: this.replaying.size, ...this.counters };
   }
 
-  private senderFor(target: string): ((key: string, entry: Entry) => Promise<void>) | null {
+  /**
+   * How hints for `target` get delivered: to the target when alive; to the key's owners (`ownersOf`,
+   * default the current ring) when the target is gone for good or a leave forces delivery; else not yet.
+   */
+  private senderFor(target: string, ownersOf?: (key: string) => string[]): ((key: string, entry: Entry) => Promise<void>) | null {
     const { view, transport, timeoutMs } = this.o;
     if (view.isAlive(target) && target !== view.selfId) {
       return async (key, entry) => {
@@ -89,12 +93,12 @@ export class Handoff {
       };
     }
     const stillOwner = view.ring().members().includes(target);
-    if (stillOwner && target !== view.selfId) return null; // down, but within grace: wait for it
-    // The target is gone for good (or is us): deliver to the key's current owners.
+    if (stillOwner && target !== view.selfId && !ownersOf) return null; // down, but within grace: wait for it
+    const owners = ownersOf ?? ((key: string) => view.owners(key));
     return async (key, entry) => {
-      const owners = view.owners(key).filter((id) => view.isUp(id));
+      const up = owners(key).filter((id) => view.isUp(id) && id !== target);
       const results = await Promise.allSettled(
-        owners.map((id) => transport.call(id, 'internal.apply', { key, entry: entryToWire(entry) }, { timeoutMs })),
+        up.map((id) => transport.call(id, 'internal.apply', { key, entry: entryToWire(entry) }, { timeoutMs })),
       );
       if (!results.some((r) => r.status === 'fulfilled')) {
         throw new ShoalError('UNAVAILABLE', `no owner of "${key}" took the rerouted hint`);

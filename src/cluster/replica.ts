@@ -12,33 +12,29 @@ import type { HintStoreLike, HlcLike } from './ports.js';
 /** Most entries one batch call may carry or ask for. */
 export const BATCH_KEYS_MAX = 10_000;
 
-/** Packed HLC timestamps: physical ms × 2^12 + logical (src/cluster/hlc.ts). */
-const HLC_LOGICAL_PER_MS = 4096;
-
 export interface ReplicaOptions {
   store: Store;
   hints: HintStoreLike;
   hlc: HlcLike;
-  clockAheadMsMax: number;
-  /** True while this node streams in ranges it newly owns. */
-  isSyncing: () => boolean;
-  now?: () => number;
+  /** True while this node streams in the range holding `key` (newly owned). */
+  isSyncing: (key: string) => boolean;
+  /** Told about every applied key (a leaving node tracks writes that arrive during its hand-off). */
+  onApplied?: (key: string) => void;
 }
 
 export class Replica {
   private readonly o: ReplicaOptions;
-  private readonly now: () => number;
 
   constructor(options: ReplicaOptions) {
     this.o = options;
-    this.now = options.now ?? Date.now;
   }
 
   /** Applies one entry with LWW; true if it was newer than what the store held. */
   async applyEntry(key: string, entry: Entry): Promise<boolean> {
-    this.checkClock(entry.ts);
-    this.o.hlc.observe(entry.ts);
-    return this.o.store.apply(key, entry);
+    this.o.hlc.observe(entry.ts); // refuses a version too far ahead of our clock (BAD_REQUEST)
+    const applied = await this.o.store.apply(key, entry);
+    if (applied) this.o.onApplied?.(key);
+    return applied;
   }
 
   async handle(op: string, args: Args): Promise<unknown> {
@@ -53,8 +49,9 @@ export class Replica {
         return { applied: results.filter(Boolean).length };
       }
       case 'internal.read': {
-        const entry = this.o.store.getEntry(str(op, args, 'key'));
-        return { entry: entry ? entryToWire(entry) : null, syncing: this.o.isSyncing() };
+        const key = str(op, args, 'key');
+        const entry = this.o.store.getEntry(key);
+        return { entry: entry ? entryToWire(entry) : null, syncing: this.o.isSyncing(key) };
       }
       case 'internal.readBatch': {
         const keys = strArray(op, args, 'keys', BATCH_KEYS_MAX);
@@ -69,20 +66,12 @@ export class Replica {
         const target = str(op, args, 'target');
         const key = str(op, args, 'key');
         const entry = entryFrom(op, args.entry);
-        this.checkClock(entry.ts);
+        this.o.hlc.observe(entry.ts);
         await this.o.hints.add(target, key, entry);
         return {};
       }
       default:
         throw new ShoalError('BAD_REQUEST', `unknown internal operation "${op}"`);
-    }
-  }
-
-  private checkClock(ts: number): void {
-    const physicalMs = Math.floor(ts / HLC_LOGICAL_PER_MS);
-    const aheadMs = physicalMs - this.now();
-    if (aheadMs > this.o.clockAheadMsMax) {
-      throw new ShoalError('BAD_REQUEST', `version timestamp is ${aheadMs} ms ahead of this node's clock (limit ${this.o.clockAheadMsMax} ms)`);
     }
   }
 }

@@ -31,6 +31,8 @@ export interface MembershipConfig {
   awarenessMaxMultiplier: number;
   /** The Lifeguard parts (awareness, nacks, shrinking suspicion, buddy pings); off gives plain SWIM. */
   lifeguard: boolean;
+  /** Also ping over TCP when UDP got no ack (memberlist's TCP fallback), so a lossy UDP path is not a failure. */
+  streamPing: boolean;
   /** Datagram budget: compound packets are packed up to this many bytes; larger datagrams are dropped. */
   datagramBytesMax: number;
   /** Messages in one compound datagram, so a crafted datagram cannot make us loop long. */
@@ -73,6 +75,7 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   reconnectIntervalMs: 30_000, // Serf's reconnect interval: try one dead member every 30 s to heal partitions
   awarenessMaxMultiplier: 8, // memberlist: an unhealthy node waits up to 8× longer before accusing
   lifeguard: true, // Lifeguard (Dadgar et al. 2018) cuts false positives by orders of magnitude
+  streamPing: true, // memberlist LAN (DisableTcpPings false): TCP retransmits survive UDP loss
   datagramBytesMax: 1400, // memberlist UDPBufferSize: below a 1500-byte Ethernet MTU, no fragmentation
   compoundMessagesMax: 255, // memberlist's compound limit; 1400 bytes hold far fewer anyway
   deadReapMs: 24 * 3_600_000, // Serf/Consul keep failed members 24 h: no delayed gossip outlives that
@@ -97,7 +100,7 @@ export function resolveMembershipConfig(partial: Partial<MembershipConfig> = {})
     (config as unknown as Record<string, unknown>)[key] = value;
   }
   for (const [key, value] of Object.entries(config)) {
-    if (key === 'lifeguard') {
+    if (key === 'lifeguard' || key === 'streamPing') {
       if (typeof value !== 'boolean') throw new ShoalError('CONFIG', `membership.${key} must be a boolean`);
     } else if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
       throw new ShoalError('CONFIG', `membership.${key} must be a non-negative number, got ${String(value)}`);

@@ -13,7 +13,7 @@ import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import {
   type AliveMessage, type DeadMessage, type DropReason, type GossipMessage, type LeftMessage, type Message,
   type Packet, type SuspectMessage, type SyncState, type WireMember,
-  PACKET_OVERHEAD_BYTES, WIRE_VERSION, decodePacket, memberToWire, messageBytes, metaBytes,
+  PACKET_OVERHEAD_BYTES, WIRE_VERSION, decodePacket, memberMeta, memberToWire, messageBytes, metaBytes,
 } from './messages.js';
 import { Suspicion, expectedConfirmations, suspicionTimeouts } from './suspicion.js';
 import type { Member, MembershipEvent } from './types.js';
@@ -51,7 +51,16 @@ export interface SyncRequest {
 export interface CoreOutput {
   packets: OutPacket[];
   syncs: SyncRequest[];
+  /** memberlist's TCP fallback: ping over the stream transport while the indirect probes run. */
+  streamPings: StreamPing[];
   events: MembershipEvent[];
+}
+
+export interface StreamPing {
+  to: string;
+  /** The id we mean to reach; answer with `streamAck(now, seq)` when it acks. */
+  target: string;
+  seq: number;
 }
 
 export interface CoreStats {
@@ -62,6 +71,8 @@ export interface CoreStats {
   dropped: Record<DropReason | 'wrong-target' | 'members-full' | 'relays-full', number>;
   probes: number;
   probesFailed: number;
+  /** Probes saved by the TCP fallback after UDP failed. */
+  streamAcks: number;
   suspicionsRaised: number;
   refutations: number;
   syncsSent: number;
@@ -73,7 +84,15 @@ export interface CoreStats {
   members: Record<Member['state'], number>;
 }
 
-interface MemberRecord extends Member {
+/** Every field always present (never `delete`d) so that records keep one hidden class: hot in the simulator. */
+interface MemberRecord {
+  id: string;
+  gossip: string;
+  rpc: string;
+  zone: string | undefined;
+  tags: Record<string, string> | undefined;
+  state: Member['state'];
+  incarnation: number;
   changedMs: number;
 }
 
@@ -95,6 +114,13 @@ interface Relay {
 }
 
 const SEQ_WRAP = 0xffff_ffff;
+/** Returned when an input caused nothing, to spare an allocation per call (callers only read it). */
+const EMPTY_OUTPUT: CoreOutput = Object.freeze({
+  packets: Object.freeze([]) as unknown as OutPacket[],
+  syncs: Object.freeze([]) as unknown as SyncRequest[],
+  streamPings: Object.freeze([]) as unknown as StreamPing[],
+  events: Object.freeze([]) as unknown as MembershipEvent[],
+});
 /** Below this many members, sampling scans everyone instead of guessing random indices. */
 const SAMPLE_SCAN_MAX = 64;
 
@@ -129,11 +155,11 @@ export class MembershipCore {
   private nextPushPullAtMs = 0;
   private nextReconnectAtMs = 0;
   private nextReapAtMs = 0;
-  private out: CoreOutput = { packets: [], syncs: [], events: [] };
+  private out: CoreOutput = { packets: [], syncs: [], streamPings: [], events: [] };
   private readonly counters: Omit<CoreStats, 'awareness' | 'incarnation' | 'members' | 'broadcastsQueued' | 'broadcastsDropped'> = {
     packetsSent: 0, bytesSent: 0, packetsReceived: 0, messagesReceived: 0,
     dropped: { 'too-large': 0, malformed: 0, version: 0, 'wrong-target': 0, 'members-full': 0, 'relays-full': 0 },
-    probes: 0, probesFailed: 0, suspicionsRaised: 0, refutations: 0, syncsSent: 0, syncsReceived: 0,
+    probes: 0, probesFailed: 0, streamAcks: 0, suspicionsRaised: 0, refutations: 0, syncsSent: 0, syncsReceived: 0,
   };
 
   constructor(options: CoreOptions) {
@@ -141,11 +167,10 @@ export class MembershipCore {
     this.random = options.random;
     const { self } = options;
     const rec: MemberRecord = {
-      id: self.id, gossip: self.gossip, rpc: self.rpc, state: 'alive', incarnation: self.incarnation ?? 1, changedMs: 0,
+      id: self.id, gossip: self.gossip, rpc: self.rpc, zone: self.zone, tags: self.tags === undefined ? undefined : { ...self.tags },
+      state: 'alive', incarnation: self.incarnation ?? 1, changedMs: 0,
     };
-    if (self.zone !== undefined) rec.zone = self.zone;
-    if (self.tags !== undefined) rec.tags = { ...self.tags };
-    const bytes = metaBytes({ rpc: rec.rpc, zone: rec.zone, tags: rec.tags });
+    const bytes = metaBytes(memberMeta(rec));
     if (bytes > this.config.metaBytesMax) {
       throw new ShoalError('CONFIG', `member metadata is ${bytes} bytes, over metaBytesMax ${this.config.metaBytesMax}`);
     }
@@ -229,6 +254,14 @@ export class MembershipCore {
     return this.drain();
   }
 
+  /** A stream (TCP) ping we were asked to send was acked. */
+  streamAck(now: number, seq: number): CoreOutput {
+    this.ensureStarted(now);
+    if (this.probe !== null && this.probe.seq === seq) this.counters.streamAcks += 1;
+    this.onAck(seq);
+    return this.drain();
+  }
+
   /** The receiving side of push-pull: merges the remote state and returns ours. */
   handleSync(now: number, state: SyncState): { reply: SyncState; output: CoreOutput } {
     this.ensureStarted(now);
@@ -290,6 +323,11 @@ export class MembershipCore {
 
   get incarnation(): number {
     return this.selfRec.incarnation;
+  }
+
+  /** Members currently suspected. */
+  get suspectCount(): number {
+    return this.suspicions.size;
   }
 
   /** Datagrams dropped because they were oversized, malformed or of an unknown version. */
@@ -414,12 +452,18 @@ export class MembershipCore {
         this.counters.dropped['members-full'] += 1;
         return;
       }
-      rec = { id: message.id, gossip: message.a, rpc: message.r, state: 'alive', incarnation: message.i, changedMs: now };
-      setMeta(rec, message);
+      rec = {
+        id: message.id, gossip: message.a, rpc: message.r, zone: message.z, tags: message.g === undefined ? undefined : { ...message.g },
+        state: 'alive', incarnation: message.i, changedMs: now,
+      };
       this.records.set(rec.id, rec);
       this.idIndex.set(rec.id, this.ids.length);
       this.ids.push(rec.id);
-      this.probeOrder.splice(Math.floor(this.random() * (this.probeOrder.length - this.probeIndex + 1)) + this.probeIndex, 0, rec.id);
+      // Into a random not-yet-probed slot of this round (O(1): append, then swap).
+      this.probeOrder.push(rec.id);
+      const slot = this.probeIndex + Math.floor(this.random() * (this.probeOrder.length - this.probeIndex));
+      const last = this.probeOrder.length - 1;
+      [this.probeOrder[slot], this.probeOrder[last]] = [this.probeOrder[last], this.probeOrder[slot]];
       this.liveCount += 1;
       this.emit('joined', rec);
       if (gossipNew) this.enqueue(message);
@@ -562,6 +606,7 @@ export class MembershipCore {
       const helpers = this.sample(this.config.indirectChecks, (rec) => rec.state === 'alive' && rec.id !== probe.target);
       for (const helper of helpers) this.send(helper.gossip, [{ t: 'ping-req', s: probe.seq, n: probe.target, a: probe.addr }]);
       probe.nacksExpected = this.config.lifeguard ? helpers.length : 0;
+      if (this.config.streamPing) this.out.streamPings.push({ to: probe.addr, target: probe.target, seq: probe.seq });
     }
     if (probe !== null && now >= probe.deadlineMs) {
       this.probe = null;
@@ -733,7 +778,8 @@ export class MembershipCore {
 
   private drain(): CoreOutput {
     const out = this.out;
-    this.out = { packets: [], syncs: [], events: [] };
+    if (out.packets.length + out.syncs.length + out.streamPings.length + out.events.length === 0) return EMPTY_OUTPUT;
+    this.out = { packets: [], syncs: [], streamPings: [], events: [] };
     return out;
   }
 
@@ -767,13 +813,9 @@ export class MembershipCore {
       }
       return picked;
     }
-    const seen = new Set<string>();
     for (let attempts = 0; attempts < k * 8 && picked.length < k; attempts += 1) {
-      const id = this.ids[Math.floor(this.random() * this.ids.length)];
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const rec = this.records.get(id) as MemberRecord;
-      if (accept(rec)) picked.push(rec);
+      const rec = this.records.get(this.ids[Math.floor(this.random() * this.ids.length)]) as MemberRecord;
+      if (accept(rec) && !picked.includes(rec)) picked.push(rec);
     }
     return picked;
   }
@@ -787,10 +829,8 @@ function snapshot(rec: MemberRecord): Member {
 }
 
 function setMeta(rec: MemberRecord, message: AliveMessage): void {
-  if (message.z !== undefined) rec.zone = message.z;
-  else delete rec.zone;
-  if (message.g !== undefined) rec.tags = { ...message.g };
-  else delete rec.tags;
+  rec.zone = message.z;
+  rec.tags = message.g === undefined ? undefined : { ...message.g };
 }
 
 function sameAddressAndMeta(rec: MemberRecord, message: AliveMessage): boolean {

@@ -14,7 +14,7 @@ import { ShoalError, toShoalError } from '../errors.js';
 import { type Logger, nullLogger, rateLimited } from '../log.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
-import { encodePacket, validateSyncState } from './messages.js';
+import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
 
@@ -109,6 +109,23 @@ async function bindUdp(host: string, port: number): Promise<dgram.Socket> {
     });
   });
   return socket;
+}
+
+function field(value: unknown, key: string): unknown {
+  return value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+function asStreamPing(value: unknown): { s: number; n: string } | null {
+  if (field(value, 't') !== 'ping' || field(value, 'v') !== WIRE_VERSION) return null;
+  const s = field(value, 's');
+  const n = field(value, 'n');
+  if (typeof s !== 'number' || !Number.isInteger(s) || typeof n !== 'string') throw new ShoalError('BAD_REQUEST', 'malformed stream ping');
+  return { s, n };
+}
+
+function asStreamAck(value: unknown): { s: number } | null {
+  const s = field(value, 's');
+  return field(value, 't') === 'ack' && typeof s === 'number' ? { s } : null;
 }
 
 export class Membership {
@@ -220,9 +237,17 @@ export class Membership {
     return this;
   }
 
-  /** The receiving side of push-pull (for a custom SyncTransport): merges `state`, returns ours. */
+  /**
+   * The receiving side of the stream transport (for a custom SyncTransport): a push-pull state is
+   * merged and ours returned; a stream ping `{ v: 1, t: 'ping', s, n }` for us is answered with an ack.
+   */
   handleSync(state: unknown): unknown {
     if (this.stopped) throw new ShoalError('CLOSED', 'membership is stopped');
+    const ping = asStreamPing(state);
+    if (ping !== null) {
+      if (ping.n !== this.core.id) throw new ShoalError('BAD_REQUEST', `stream ping for ${ping.n}, this is ${this.core.id}`);
+      return { v: WIRE_VERSION, t: 'ack', s: ping.s };
+    }
     const valid = validateSyncState(state, this.core.config);
     if (!valid.ok) throw new ShoalError('BAD_REQUEST', `bad push-pull state: ${valid.detail}`);
     const { reply, output } = this.core.handleSync(this.now(), valid.value);
@@ -302,6 +327,15 @@ export class Membership {
           this.apply(this.core.handleSyncResponse(this.now(), valid.value));
         },
         (err: unknown) => this.onSyncError(toShoalError(err), request.to),
+      );
+    }
+    for (const ping of output.streamPings) {
+      this.transport.request(ping.to, { v: WIRE_VERSION, t: 'ping', s: ping.seq, n: ping.target }).then(
+        (reply) => {
+          const ack = asStreamAck(reply);
+          if (!this.stopped && ack !== null && ack.s === ping.seq) this.apply(this.core.streamAck(this.now(), ack.s));
+        },
+        () => {}, // the probe fails on its own deadline; UDP already reports the member
       );
     }
     for (const event of output.events) {

@@ -102,8 +102,47 @@ export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: DropReaso
 /** Encoded size of a packet's envelope with an empty list (+2 for a 16-bit array header). */
 export const PACKET_OVERHEAD_BYTES = pack({ v: WIRE_VERSION, m: [] }).length + 2;
 
+/**
+ * Exact msgpack size of a message as src/codec.ts encodes it (msgpackr: objects get a 16-bit map
+ * header, smallest integer forms), computed without encoding: the hot path of every send.
+ */
 export function messageBytes(message: Message): number {
-  return pack(message).length;
+  return valueBytes(message);
+}
+
+function valueBytes(value: unknown): number {
+  switch (typeof value) {
+    case 'string': {
+      const n = Buffer.byteLength(value);
+      return n + (n < 32 ? 1 : n < 256 ? 2 : n < 65_536 ? 3 : 5);
+    }
+    case 'number':
+      return intBytes(value);
+    case 'boolean':
+      return 1;
+    case 'object': {
+      if (value === null) return 1;
+      if (Array.isArray(value)) {
+        let bytes = value.length < 16 ? 1 : value.length < 65_536 ? 3 : 5;
+        for (const item of value) bytes += valueBytes(item);
+        return bytes;
+      }
+      let bytes = 3;
+      for (const key in value) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item !== undefined) bytes += valueBytes(key) + valueBytes(item);
+      }
+      return bytes;
+    }
+    default:
+      return pack(value).length;
+  }
+}
+
+function intBytes(n: number): number {
+  if (!Number.isInteger(n)) return 9;
+  if (n >= 0) return n < 128 ? 1 : n < 256 ? 2 : n < 65_536 ? 3 : n < 4_294_967_296 ? 5 : 9;
+  return n >= -32 ? 1 : n >= -128 ? 2 : n >= -32_768 ? 3 : n >= -2_147_483_648 ? 5 : 9;
 }
 
 export function encodePacket(packet: Packet): Buffer {
@@ -112,6 +151,14 @@ export function encodePacket(packet: Packet): Buffer {
 
 export function metaBytes(meta: MemberMeta): number {
   return pack(meta).length;
+}
+
+/** A member's metadata with absent fields left out. */
+export function memberMeta(member: { rpc: string; zone?: string; tags?: Record<string, string> }): MemberMeta {
+  const meta: MemberMeta = { rpc: member.rpc };
+  if (member.zone !== undefined) meta.zone = member.zone;
+  if (member.tags !== undefined) meta.tags = member.tags;
+  return meta;
 }
 
 export function memberToWire(member: Member): WireMember {
@@ -211,7 +258,7 @@ function validateMessage(raw: unknown, metaBytesMax: number): Message {
         { t: 'alive', id: str(raw, 'id', ID_BYTES_MAX), i: int(raw, 'i', INCARNATION_MAX), a: addr(raw, 'a'), r: addr(raw, 'r') },
         raw,
       );
-      if (metaBytes(aliveMeta(message)) > metaBytesMax) fail(`metadata over ${metaBytesMax} bytes`);
+      if (metaBytes(memberMeta({ rpc: message.r, zone: message.z, tags: message.g })) > metaBytesMax) fail(`metadata over ${metaBytesMax} bytes`);
       return message;
     }
     case 'suspect':
@@ -225,12 +272,6 @@ function validateMessage(raw: unknown, metaBytesMax: number): Message {
   }
 }
 
-export function aliveMeta(message: AliveMessage): MemberMeta {
-  const meta: MemberMeta = { rpc: message.r };
-  if (message.z !== undefined) meta.zone = message.z;
-  if (message.g !== undefined) meta.tags = message.g;
-  return meta;
-}
 
 function guarded<T>(bytes: Buffer | Uint8Array, bytesMax: number, body: (raw: Fields) => T): Decoded<T> {
   if (bytes.length > bytesMax) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${bytesMax}` };
@@ -282,10 +323,7 @@ export function validateSyncState(raw: unknown, limits: { syncMembersMax: number
         { id: str(item, 'id', ID_BYTES_MAX), a: addr(item, 'a'), r: addr(item, 'r'), s: state(item, 's'), i: int(item, 'i', INCARNATION_MAX) },
         item,
       );
-      const meta: MemberMeta = { rpc: member.r };
-      if (member.z !== undefined) meta.zone = member.z;
-      if (member.g !== undefined) meta.tags = member.g;
-      if (metaBytes(meta) > limits.metaBytesMax) fail(`metadata of ${member.id} over ${limits.metaBytesMax} bytes`);
+      if (metaBytes(memberMeta({ rpc: member.r, zone: member.z, tags: member.g })) > limits.metaBytesMax) fail(`metadata of ${member.id} over ${limits.metaBytesMax} bytes`);
       return member;
     });
     return { v: WIRE_VERSION, f: str(fields, 'f', ID_BYTES_MAX), j: fields.j, m: members };

@@ -288,6 +288,11 @@ export class Ring {
     return a === his.length ? 0 : a;
   }
 
+  /** The sorted tokens (a copy). */
+  sortedTokens(): BigUint64Array {
+    return this.tokens.slice();
+  }
+
   /** The sorted tokens and their owners, for tools and tests (copies). */
   tokenTable(): Array<{ token: bigint; owner: string }> {
     return Array.from(this.tokens, (token, i) => ({ token, owner: this.ids[this.owners[i]] }));

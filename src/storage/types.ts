@@ -50,6 +50,10 @@ export interface StoreOptions {
   expiryIntervalMs?: number;
   /** ... and remove at most this many expired keys per run. */
   expiryBatchMax?: number;
+  /** Snapshot serialization: bytes encoded per slice before yielding to the event loop. */
+  snapshotChunkBytes?: number;
+  /** Snapshot serialization: longest a slice may run before yielding to the event loop. */
+  snapshotSliceMs?: number;
   /** Truncate at the first corrupt WAL record instead of refusing to open. */
   repair?: boolean;
   /** Clock, injectable for tests. */
@@ -99,4 +103,9 @@ export interface Store {
   stats(): StoreStats;
   snapshot(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional (cluster clean-up): drop the copy of `key` outright, without a tombstone, if it still has
+   * exactly `version`; resolves true if dropped. Used only after the key's owners confirmed they hold it.
+   */
+  dropCopy?(key: string, version: Version): Promise<boolean>;
 }

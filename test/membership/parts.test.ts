@@ -92,7 +92,7 @@ test('config: defaults follow memberlist LAN and bad values are CONFIG errors', 
 });
 
 const messageArb: fc.Arbitrary<Message> = fc.oneof(
-  fc.record({ t: fc.constant('ping' as const), s: fc.nat(), n: fc.string({ minLength: 1, maxLength: 20 }) }),
+  fc.record({ t: fc.constant('ping' as const), s: fc.nat(), n: fc.string({ minLength: 1, maxLength: 40, unit: 'binary' }) }),
   fc.record({ t: fc.constant('ack' as const), s: fc.nat() }),
   fc.record({ t: fc.constant('nack' as const), s: fc.nat() }),
   fc.record({ t: fc.constant('ping-req' as const), s: fc.nat(), n: fc.string({ minLength: 1, maxLength: 20 }), a: fc.constant('10.1.2.3:7000') }),
@@ -104,6 +104,12 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     { requiredKeys: ['t', 'id', 'i', 'a', 'r'] },
   ),
 );
+
+test('messageBytes is the exact encoded size', (t) => {
+  fc.assert(fc.property(messageArb, (m) => t.is(messageBytes(m), pack(m).length)));
+  t.is(messageBytes({ t: 'ack', s: 2 ** 40 }), pack({ t: 'ack', s: 2 ** 40 }).length);
+  t.is(messageBytes({ t: 'left', id: 'é'.repeat(200), i: 70_000 }), pack({ t: 'left', id: 'é'.repeat(200), i: 70_000 }).length);
+});
 
 test('packets round-trip through the decoder', (t) => {
   fc.assert(

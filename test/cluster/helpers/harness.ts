@@ -4,7 +4,7 @@ import type { ClusterConfig } from '../../../src/cluster/config.js';
 import { MemoryStore } from './memory-store.js';
 import { MembershipWorld } from './membership.js';
 import { InMemoryNetwork } from './network.js';
-import { MemoryHints, SimpleHlc, simpleRingFactory } from './stand-ins.js';
+import { MemoryHints } from './stand-ins.js';
 
 /** Periodic tasks off: tests drive hint replay, anti-entropy and streaming explicitly. */
 export const MANUAL: Partial<ClusterConfig> = {
@@ -12,7 +12,7 @@ export const MANUAL: Partial<ClusterConfig> = {
   antiEntropyIntervalMs: 0,
   cleanupDelayMs: 0,
   ringSettleMs: 0,
-  vnodes: 32,
+  vnodes: 64,
 };
 
 export interface TestNode {
@@ -29,19 +29,17 @@ export class TestCluster {
 
   constructor(private readonly config: Partial<ClusterConfig>) {}
 
-  async add(id: string, options: { clock?: () => number } = {}): Promise<TestNode> {
+  async add(id: string, options: { clock?: () => number; config?: Partial<ClusterConfig> } = {}): Promise<TestNode> {
     this.world.add(id);
     const clock = options.clock ?? Date.now;
     const store = new MemoryStore(clock);
     const hints = new MemoryHints();
     const node = await ClusterNode.start({
-      config: { ...MANUAL, ...this.config },
+      config: { ...MANUAL, ...this.config, ...options.config },
       store,
       membership: this.world.source(id),
       transport: this.net.transport(id),
       hints,
-      ringFactory: simpleRingFactory,
-      hlc: new SimpleHlc(id, clock),
       now: clock,
     });
     this.net.register(id, (op, args) => node.rpcHandler(op, args, { remote: 'mem', peer: null }));

@@ -39,7 +39,7 @@ export class MemoryStore implements Store {
   }
 
   /** Drops a copy outright if it still has `version` (cleanup of ranges no longer owned). */
-  async forget(key: string, version: Version): Promise<boolean> {
+  async dropCopy(key: string, version: Version): Promise<boolean> {
     const old = this.map.get(key);
     if (!old || compareVersion(old, version) !== 0) return false;
     this.map.delete(key);

@@ -1,0 +1,253 @@
+/**
+ * Anti-entropy: every antiEntropyIntervalMs this node picks the next up peer (round robin) and compares
+ * the token ranges both replicate. Each side summarises its entries there as a bucketed digest
+ * (digest.ts); for buckets that differ the peer lists (key, version) pairs, and only keys whose
+ * versions differ move: newer on the peer → read from it and applied here; newer here → pushed to it.
+ * So replicas converge even for keys nobody reads. Work is bounded: keys exchanged per round and per
+ * second, and stores are scanned in chunks that yield to the event loop.
+ */
+import { ShoalError, toShoalError } from '../errors.js';
+import { hashBytes, hex64 } from '../ring/hash.js';
+import { RangeSet, rangeFromWire, rangeToWire } from '../ring/ranges.js';
+import type { Entry } from '../storage/types.js';
+import { compareVersion } from '../storage/types.js';
+import type { Args } from './args.js';
+import { entryPairs, entryToWire, int, str } from './args.js';
+import type { NodeContext } from './context.js';
+import type { RangeDigest } from './digest.js';
+import { bucketOf, buildDigest, diffDigests, digestFromWire, DIGEST_LIMITS } from './digest.js';
+import { Pacer } from './pacer.js';
+import { BATCH_KEYS_MAX } from './replica.js';
+import { scanStore, SCAN_CHUNK_ENTRIES } from './scan.js';
+
+/** Most token ranges a digest request may name. */
+const RANGES_MAX = 1 << 20;
+
+export interface AntiEntropyOptions extends NodeContext {
+  now?: () => number;
+}
+
+/** A version as listed for comparison: [key, ts, node, tombstone 0|1]. */
+type VersionRow = [string, number, string, number];
+
+export interface RoundResult {
+  peer: string | null;
+  differingBuckets: number;
+  pulled: number;
+  pushed: number;
+  skipped?: string;
+}
+
+export class AntiEntropy {
+  private readonly o: AntiEntropyOptions;
+  private readonly now: () => number;
+  private readonly pacer: Pacer;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<RoundResult> | null = null;
+  private nextPeer = 0;
+  private readonly counters = { rounds: 0, roundsInSync: 0, roundsFailed: 0, keysPulled: 0, keysPushed: 0, lastRoundAtMs: 0 };
+
+  constructor(options: AntiEntropyOptions) {
+    this.o = options;
+    this.now = options.now ?? Date.now;
+    this.pacer = new Pacer(options.config.antiEntropyKeysPerSecMax);
+  }
+
+  start(): void {
+    if (this.o.config.antiEntropyIntervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.runOnce(), this.o.config.antiEntropyIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One round with the next peer (or with `peer`). Rounds never overlap. */
+  runOnce(peer?: string): Promise<RoundResult> {
+    this.running ??= this.round(peer).finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** Rounds with every up peer in turn (tests; the chaos harness's convergence wait). */
+  async runWithAll(): Promise<RoundResult[]> {
+    const { view } = this.o;
+    const peers = view.ring().members().filter((id) => id !== view.selfId && view.isUp(id));
+    const results: RoundResult[] = [];
+    for (const peer of peers) {
+      if (this.running) await this.running.catch(() => undefined);
+      results.push(await this.runOnce(peer));
+    }
+    return results;
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.counters };
+  }
+
+  /** The peer side: `internal.digest` and `internal.versions`. */
+  async handle(op: string, args: Args): Promise<unknown> {
+    const ring = this.o.view.ring();
+    if (str(op, args, 'ring') !== ring.checksum()) return { ringMismatch: ring.checksum() };
+    const buckets = int(op, args, 'buckets', 1, DIGEST_LIMITS.bucketsMax);
+    const expiredBeforeMs = int(op, args, 'expiredBeforeMs', 0);
+    if (!Array.isArray(args.ranges) || args.ranges.length > RANGES_MAX) throw new ShoalError('BAD_REQUEST', `${op}: "ranges" must be an array`);
+    const ranges = new RangeSet(args.ranges.map((r) => rangeFromWire(r)));
+    if (op === 'internal.digest') return { digest: await this.digest(ranges, buckets, expiredBeforeMs) };
+    if (!Array.isArray(args.bucketIds) || args.bucketIds.length > buckets) {
+      throw new ShoalError('BAD_REQUEST', `${op}: "bucketIds" must be an array of at most ${buckets} bucket numbers`);
+    }
+    const ids = args.bucketIds.map((b) => {
+      if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b >= buckets) throw new ShoalError('BAD_REQUEST', `${op}: bad bucket ${String(b)}`);
+      return b;
+    });
+    return { versions: await this.versions(ranges, buckets, ids, expiredBeforeMs) };
+  }
+
+  private async round(only?: string): Promise<RoundResult> {
+    const { view, config, transport } = this.o;
+    const ring = view.ring();
+    const self = view.selfId;
+    const peers = ring.members().filter((id) => id !== self && view.isUp(id));
+    const result: RoundResult = { peer: null, differingBuckets: 0, pulled: 0, pushed: 0 };
+    if (peers.length === 0) return { ...result, skipped: 'no up peer' };
+    const peer = only ?? peers[this.nextPeer++ % peers.length];
+    result.peer = peer;
+    const n = view.replicas();
+    const shared = new RangeSet(ring.rangesFor(self, n)).intersect(new RangeSet(ring.rangesFor(peer, n)));
+    if (shared.isEmpty()) return { ...result, skipped: 'no shared ranges' };
+    const timeoutMs = config.internalTimeoutMs * 5;
+    const base: Args = {
+      ring: ring.checksum(),
+      buckets: config.antiEntropyBuckets,
+      expiredBeforeMs: this.now(),
+      ranges: shared.toRanges().map(rangeToWire),
+    };
+    this.counters.rounds += 1;
+    this.counters.lastRoundAtMs = this.now();
+    try {
+      const reply = (await transport.call(peer, 'internal.digest', base, { timeoutMs })) as Args;
+      if (reply.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
+      const theirs = digestFromWire(reply.digest);
+      const mine = await this.digest(shared, config.antiEntropyBuckets, base.expiredBeforeMs as number);
+      const differing = diffDigests(mine, theirs);
+      result.differingBuckets = differing.length;
+      if (differing.length === 0) {
+        this.counters.roundsInSync += 1;
+        return result;
+      }
+      const listed = (await transport.call(peer, 'internal.versions', { ...base, bucketIds: differing }, { timeoutMs })) as Args;
+      if (listed.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
+      const theirVersions = versionRows(listed.versions);
+      const myVersions = await this.versions(shared, config.antiEntropyBuckets, differing, base.expiredBeforeMs as number);
+      const { pull, push } = compareRows(myVersions, theirVersions, config.antiEntropyKeysPerRoundMax);
+      result.pulled = await this.pull(peer, pull, timeoutMs);
+      result.pushed = await this.push(peer, push, timeoutMs);
+      this.counters.keysPulled += result.pulled;
+      this.counters.keysPushed += result.pushed;
+      this.o.metrics?.inc('cluster_anti_entropy_keys_total', {}, result.pulled + result.pushed);
+      if (result.pulled + result.pushed > 0) this.o.logger.info('anti-entropy repaired keys', { ...result });
+      return result;
+    } catch (err) {
+      this.counters.roundsFailed += 1;
+      this.o.logger.warn('anti-entropy round failed', { peer, error: toShoalError(err).message });
+      return { ...result, skipped: toShoalError(err).message };
+    }
+  }
+
+  private async pull(peer: string, keys: string[], timeoutMs: number): Promise<number> {
+    let pulled = 0;
+    for (let i = 0; i < keys.length; i += BATCH_KEYS_MAX) {
+      const batch = keys.slice(i, i + BATCH_KEYS_MAX);
+      await this.pacer.take(batch.length);
+      const reply = (await this.o.transport.call(peer, 'internal.readBatch', { keys: batch }, { timeoutMs })) as Args;
+      const entries = entryPairs('internal.readBatch', reply, 'entries', BATCH_KEYS_MAX);
+      await Promise.all(entries.map(([key, entry]) => this.o.apply(key, entry)));
+      pulled += entries.length;
+    }
+    return pulled;
+  }
+
+  private async push(peer: string, keys: string[], timeoutMs: number): Promise<number> {
+    let pushed = 0;
+    for (let i = 0; i < keys.length; i += BATCH_KEYS_MAX) {
+      const batch: Array<[string, Args]> = [];
+      for (const key of keys.slice(i, i + BATCH_KEYS_MAX)) {
+        const entry = this.o.store.getEntry(key);
+        if (entry) batch.push([key, entryToWire(entry)]);
+      }
+      if (batch.length === 0) continue;
+      await this.pacer.take(batch.length);
+      await this.o.transport.call(peer, 'internal.applyBatch', { entries: batch }, { timeoutMs });
+      pushed += batch.length;
+    }
+    return pushed;
+  }
+
+  /** buildDigest over the store in chunks (bucket hashes are sums, so chunk digests add up). */
+  private async digest(ranges: RangeSet, buckets: number, expiredBeforeMs: number): Promise<RangeDigest> {
+    const sums = new BigUint64Array(buckets);
+    let count = 0;
+    let chunk: Array<[string, Entry]> = [];
+    const fold = (): void => {
+      const d = buildDigest(chunk, ranges, { buckets, expiredBeforeMs });
+      for (let b = 0; b < buckets; b++) sums[b] += d.hashes.readBigUInt64LE(b * 8);
+      count += d.count;
+      chunk = [];
+    };
+    await scanStore(this.o.store, (key, entry) => {
+      chunk.push([key, entry]);
+      if (chunk.length >= SCAN_CHUNK_ENTRIES) fold();
+    });
+    fold();
+    const hashes = Buffer.alloc(buckets * 8);
+    for (let b = 0; b < buckets; b++) hashes.writeBigUInt64LE(sums[b], b * 8);
+    return { buckets, count, hashes, root: hex64(hashBytes(hashes)) };
+  }
+
+  private async versions(ranges: RangeSet, buckets: number, bucketIds: number[], expiredBeforeMs: number): Promise<VersionRow[]> {
+    const wanted = new Set(bucketIds);
+    const rows: VersionRow[] = [];
+    const { hashKey } = this.o.ringFactory;
+    await scanStore(this.o.store, (key, entry) => {
+      if (entry.expiresAtMs !== undefined && entry.expiresAtMs <= expiredBeforeMs) return;
+      if (!ranges.has(hashKey(key)) || !wanted.has(bucketOf(key, buckets))) return;
+      rows.push([key, entry.ts, entry.node, entry.value === null ? 1 : 0]);
+      return rows.length < this.o.config.antiEntropyKeysPerRoundMax * 4;
+    });
+    return rows;
+  }
+}
+
+function versionRows(raw: unknown): VersionRow[] {
+  if (!Array.isArray(raw)) throw new ShoalError('BAD_REQUEST', 'internal.versions: "versions" must be an array');
+  return raw.map((row) => {
+    if (!Array.isArray(row) || typeof row[0] !== 'string' || typeof row[1] !== 'number' || typeof row[2] !== 'string') {
+      throw new ShoalError('BAD_REQUEST', 'internal.versions: rows must be [key, ts, node, tombstone]');
+    }
+    return [row[0], row[1], row[2], row[3] === 1 ? 1 : 0];
+  });
+}
+
+/** Keys to pull (peer newer or only there) and to push (here newer or only here), at most `max` together. */
+function compareRows(mine: VersionRow[], theirs: VersionRow[], max: number): { pull: string[]; push: string[] } {
+  const mineByKey = new Map(mine.map((r) => [r[0], r]));
+  const pull: string[] = [];
+  const push: string[] = [];
+  for (const [key, ts, node] of theirs) {
+    if (pull.length + push.length >= max) break;
+    const m = mineByKey.get(key);
+    mineByKey.delete(key);
+    const order = m ? compareVersion({ ts: m[1], node: m[2] }, { ts, node }) : -1;
+    if (order < 0) pull.push(key);
+    else if (order > 0) push.push(key);
+  }
+  for (const key of mineByKey.keys()) {
+    if (pull.length + push.length >= max) break;
+    push.push(key);
+  }
+  return { pull, push };
+}

@@ -1,0 +1,130 @@
+/**
+ * The sending side of range streaming (`internal.stream`). A node that newly owns token ranges asks
+ * each up member of the ring it last synced with ("base") for the keys it lacks. Each source sends
+ * only the keys it is the designated source for: the first member of the key's base preference list
+ * that the puller did not exclude (itself, down nodes), so every key comes from one place.
+ *
+ * The first call builds a session: the matching keys, listed once in a chunked scan. Later calls page
+ * through it in batches bounded by keys and bytes. Sessions are bounded in number and idle time.
+ */
+import { randomUUID } from 'node:crypto';
+import { ShoalError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { RangeSet, rangeFromWire } from '../ring/ranges.js';
+import type { Store } from '../storage/types.js';
+import type { Args } from './args.js';
+import { entryToWire, int, optInt, str, strArray } from './args.js';
+import type { RingFactory } from './ports.js';
+import { BATCH_KEYS_MAX } from './replica.js';
+import { scanStore } from './scan.js';
+
+/** Most bytes of entries one stream batch carries (well under the frame limit). */
+export const STREAM_BATCH_BYTES_MAX = 4 * 1024 * 1024;
+/** Most ranges or base members a stream request may name. */
+const STREAM_LIST_MAX = 1 << 20;
+
+export interface StreamSourceOptions {
+  selfId: string;
+  store: Store;
+  ringFactory: RingFactory;
+  sessionsMax: number;
+  sessionIdleMs: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+interface Session {
+  keys: string[];
+  position: number;
+  lastUsedMs: number;
+}
+
+export class StreamSource {
+  private readonly o: StreamSourceOptions;
+  private readonly now: () => number;
+  private readonly sessions = new Map<string, Session>();
+  private readonly counters = { sessions: 0, keysSent: 0, bytesSent: 0 };
+
+  constructor(options: StreamSourceOptions) {
+    this.o = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  async handle(args: Args): Promise<unknown> {
+    const op = 'internal.stream';
+    const limit = optInt(op, args, 'limit', 1, BATCH_KEYS_MAX) ?? 1_000;
+    const bytesMax = optInt(op, args, 'bytesMax', 1, STREAM_BATCH_BYTES_MAX) ?? 1024 * 1024;
+    this.evictIdle();
+    let id = args.session === undefined || args.session === null ? null : str(op, args, 'session');
+    let session: Session | undefined;
+    if (id === null) {
+      if (this.sessions.size >= this.o.sessionsMax) {
+        throw new ShoalError('TOO_MANY_REQUESTS', `${this.sessions.size} stream sessions open (limit ${this.o.sessionsMax})`);
+      }
+      session = { keys: await this.matchingKeys(args), position: 0, lastUsedMs: this.now() };
+      id = randomUUID();
+      this.sessions.set(id, session);
+      this.counters.sessions += 1;
+    } else {
+      session = this.sessions.get(id);
+      if (!session) throw new ShoalError('BAD_REQUEST', `${op}: unknown or expired session ${id}`);
+    }
+    session.lastUsedMs = this.now();
+    const entries: Array<[string, Args]> = [];
+    let bytes = 0;
+    while (session.position < session.keys.length && entries.length < limit && bytes < bytesMax) {
+      const key = session.keys[session.position++];
+      const entry = this.o.store.getEntry(key);
+      if (!entry) continue;
+      entries.push([key, entryToWire(entry)]);
+      bytes += key.length + (entry.value?.length ?? 0) + 32;
+    }
+    const done = session.position >= session.keys.length;
+    if (done) this.sessions.delete(id);
+    this.counters.keysSent += entries.length;
+    this.counters.bytesSent += bytes;
+    return { session: id, entries, done, total: session.keys.length };
+  }
+
+  stats(): { open: number; sessions: number; keysSent: number; bytesSent: number } {
+    return { open: this.sessions.size, ...this.counters };
+  }
+
+  private async matchingKeys(args: Args): Promise<string[]> {
+    const op = 'internal.stream';
+    const puller = str(op, args, 'puller');
+    const n = int(op, args, 'n', 1, 64);
+    const vnodes = int(op, args, 'vnodes', 1, 1 << 16);
+    const exclude = new Set(strArray(op, args, 'exclude', STREAM_LIST_MAX));
+    if (!Array.isArray(args.ranges) || args.ranges.length > STREAM_LIST_MAX) throw new ShoalError('BAD_REQUEST', `${op}: "ranges" must be an array`);
+    if (!Array.isArray(args.base) || args.base.length > STREAM_LIST_MAX) throw new ShoalError('BAD_REQUEST', `${op}: "base" must be an array`);
+    const wanted = new RangeSet(args.ranges.map((r) => rangeFromWire(r)));
+    const base = this.o.ringFactory.build(
+      args.base.map((m) => {
+        const member = m as Args;
+        const id = str(op, member, 'id');
+        return typeof member.zone === 'string' ? { id, zone: member.zone } : { id };
+      }),
+      { vnodes },
+    );
+    const keys: string[] = [];
+    await scanStore(this.o.store, (key) => {
+      const token = this.o.ringFactory.hashKey(key);
+      if (!wanted.has(token)) return;
+      const owners = base.replicasForToken(token, n);
+      if (owners.includes(puller)) return; // the puller already had it
+      if (owners.find((id) => !exclude.has(id)) === this.o.selfId) keys.push(key);
+    });
+    return keys;
+  }
+
+  private evictIdle(): void {
+    const now = this.now();
+    for (const [id, s] of this.sessions) {
+      if (now - s.lastUsedMs > this.o.sessionIdleMs) {
+        this.sessions.delete(id);
+        this.o.logger.info('stream session expired', { session: id, sent: s.position, total: s.keys.length });
+      }
+    }
+  }
+}

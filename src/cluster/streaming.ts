@@ -1,0 +1,281 @@
+/**
+ * Streaming on ring change. After the ring settles, this node works out the ranges it owns now but
+ * did not own in the ring it last synced with ("base"), and pulls them from the base's up members (each
+ * sends the keys it is the designated source for; stream-source.ts), at a bounded byte rate. Until a
+ * round completes, reads of keys in those ranges are answered with `syncing: true` so a coordinator does
+ * not take this replica's miss as final. A failed source makes the round retry later; the base advances
+ * only when a round completed.
+ *
+ * A new node with an empty store bootstraps: its base is the ring without itself. A node restarting
+ * with data keeps its base at the ring it starts with (hints, read repair and anti-entropy catch it up).
+ *
+ * An announced leave pushes out instead: every key goes to the members that will own it once this node
+ * has left, before membership announces the leave, then once more for writes that arrived meanwhile.
+ */
+import { toShoalError } from '../errors.js';
+import { RangeSet, rangeToWire } from '../ring/ranges.js';
+import type { Entry } from '../storage/types.js';
+import type { Args } from './args.js';
+import { entryPairs, entryToWire } from './args.js';
+import type { NodeContext } from './context.js';
+import { Pacer } from './pacer.js';
+import type { RingLike } from './ports.js';
+import { BATCH_KEYS_MAX } from './replica.js';
+import { scanStore } from './scan.js';
+
+/** Attempts per batch when pushing data out on leave. */
+const PUSH_ATTEMPTS_MAX = 3;
+
+export interface StreamingOptions extends NodeContext {
+  /** Start as a new node (empty store): pull everything this node owns. */
+  bootstrap: boolean;
+  /** Called after each completed round (clean-up scheduling). */
+  onSynced?: (ring: RingLike) => void;
+}
+
+interface PendingSync {
+  wanted: RangeSet;
+  base: RingLike;
+  baseN: number;
+}
+
+export class Streaming {
+  private readonly o: StreamingOptions;
+  private readonly pacer: Pacer;
+  private syncedRing: RingLike | null;
+  private bootstrap: boolean;
+  private pending: PendingSync | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private timerDueMs = 0;
+  private running: Promise<void> | null = null;
+  private rerun = false;
+  private closed = false;
+  private readonly progress = {
+    rounds: 0,
+    roundsFailed: 0,
+    keysReceived: 0,
+    bytesReceived: 0,
+    keysTotal: 0,
+    sourcesDone: 0,
+    sourcesTotal: 0,
+    leavePushedKeys: 0,
+    leaveFailedKeys: 0,
+  };
+
+  constructor(options: StreamingOptions) {
+    this.o = options;
+    this.pacer = new Pacer(options.config.streamBytesPerSecMax);
+    this.bootstrap = options.bootstrap;
+    this.syncedRing = options.bootstrap ? null : options.view.ring();
+  }
+
+  /** Ring changed: (re)start a round once the ring has been quiet for ringSettleMs. */
+  ringChanged(): void {
+    if (!this.o.config.streamingEnabled || this.closed) return;
+    // Mark the newly owned ranges as syncing at once, not only when the round starts.
+    const plan = this.plan();
+    if (plan) this.pending = { wanted: plan.wanted, base: plan.base, baseN: plan.baseN };
+    this.schedule(this.o.config.ringSettleMs);
+  }
+
+  /** True if `key` lies in a range this node is still pulling (its miss may not be final). */
+  isSyncing(key: string): boolean {
+    const p = this.pending;
+    if (!p) return false;
+    const token = this.o.ringFactory.hashKey(key);
+    return p.wanted.has(token) && !p.base.replicasForToken(token, p.baseN).includes(this.o.view.selfId);
+  }
+
+  /** Resolves when no round is running or due within waitMs (tests, benchmarks). Bounded by waitMs. */
+  async settled(waitMs = 30_000): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    while ((this.running || (this.timer && this.timerDueMs <= deadline)) && Date.now() < deadline) {
+      if (this.running) await this.running;
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Runs one round now (also what the debounce timer calls). */
+  runOnce(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.rerun = false;
+          await this.round();
+        } while (this.rerun && !this.closed);
+      } finally {
+        this.running = null;
+      }
+    })();
+    return this.running;
+  }
+
+  stats(): Record<string, unknown> {
+    return { syncing: this.pending !== null, bootstrap: this.bootstrap, ...this.progress };
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Leave: push keys this node owns to the members that will own them once it has left. `only` limits
+   * the pass to some keys (the second pass: writes that arrived during the first).
+   */
+  async pushOut(only?: Set<string>): Promise<{ pushed: number; failed: number }> {
+    const { view, config } = this.o;
+    const after = view.ringWithoutSelf();
+    const afterN = Math.min(config.replicationFactor, after.members().length);
+    if (afterN === 0) return { pushed: 0, failed: 0 };
+    const batches = new Map<string, Array<[string, Args]>>();
+    let pushed = 0;
+    let failed = 0;
+    const flush = async (target: string): Promise<void> => {
+      const batch = batches.get(target) ?? [];
+      batches.delete(target);
+      if (batch.length === 0) return;
+      const ok = await this.send(target, batch);
+      if (ok) pushed += batch.length;
+      else failed += batch.length;
+    };
+    const toFlush: string[] = [];
+    const entries: Array<[string, Entry]> = [];
+    await scanStore(this.o.store, (key, entry) => {
+      if (!only || only.has(key)) entries.push([key, entry]);
+    });
+    for (const [key, entry] of entries) {
+      const before = view.owners(key);
+      if (!before.includes(view.selfId)) continue;
+      for (const target of after.preferenceList(key, afterN)) {
+        if (before.includes(target)) continue;
+        const batch = batches.get(target) ?? [];
+        batch.push([key, entryToWire(entry)]);
+        batches.set(target, batch);
+        if (batch.length >= config.streamBatchKeysMax) toFlush.push(target);
+      }
+      while (toFlush.length > 0) await flush(toFlush.pop() as string);
+    }
+    for (const target of [...batches.keys()]) await flush(target);
+    this.progress.leavePushedKeys += pushed;
+    this.progress.leaveFailedKeys += failed;
+    this.o.logger.info('leave: data pushed to new owners', { pushed, failed, keys: entries.length });
+    return { pushed, failed };
+  }
+
+  private async send(target: string, batch: Array<[string, Args]>): Promise<boolean> {
+    await this.pacer.take(batch.reduce((sum, [key, e]) => sum + key.length + ((e.value as Buffer | null)?.length ?? 0) + 32, 0));
+    for (let attempt = 1; attempt <= PUSH_ATTEMPTS_MAX; attempt++) {
+      try {
+        await this.o.transport.call(target, 'internal.applyBatch', { entries: batch }, { timeoutMs: this.o.config.internalTimeoutMs * 5 });
+        return true;
+      } catch (err) {
+        this.o.logger.warn('push batch failed', { target, attempt, error: toShoalError(err).message });
+      }
+    }
+    return false;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDueMs = Date.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runOnce();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** What a round would pull now: null when the ring is the synced one. */
+  private plan(): { target: RingLike; base: RingLike; baseN: number; n: number; wanted: RangeSet } | null {
+    const { view, config } = this.o;
+    const target = view.ring();
+    const base = this.syncedRing ?? view.buildRing(target.members().filter((id) => id !== view.selfId));
+    if (base.checksum() === target.checksum()) return null;
+    const n = view.replicas();
+    const baseN = Math.min(config.replicationFactor, base.members().length);
+    return { target, base, baseN, n, wanted: new RangeSet(target.rangesFor(view.selfId, n)) };
+  }
+
+  private async round(): Promise<void> {
+    const { view, config } = this.o;
+    const self = view.selfId;
+    const plan = this.plan();
+    if (!plan) {
+      this.markSynced(view.ring());
+      return;
+    }
+    const { target, base, baseN, n, wanted } = plan;
+    const sources = base.members().filter((id) => id !== self && view.isUp(id));
+    const exclude = base.members().filter((id) => id === self || !view.isUp(id));
+    this.pending = { wanted, base, baseN };
+    this.progress.sourcesTotal = sources.length;
+    this.progress.sourcesDone = 0;
+    this.progress.keysTotal = 0;
+    this.o.logger.info('streaming: pulling newly owned ranges', { from: sources, base: base.checksum(), ring: target.checksum() });
+    const request: Args = {
+      puller: self,
+      ranges: target.rangesFor(self, n).map(rangeToWire),
+      base: base.members().map((id) => {
+        const zone = view.member(id)?.zone;
+        return zone === undefined ? { id } : { id, zone };
+      }),
+      vnodes: config.vnodes,
+      n: baseN,
+      exclude,
+      limit: config.streamBatchKeysMax,
+    };
+    const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
+    this.progress.rounds += 1;
+    if (results.every(Boolean) && view.ring().checksum() === target.checksum()) {
+      this.markSynced(target);
+    } else if (!results.every(Boolean)) {
+      this.progress.roundsFailed += 1;
+      if (!this.closed) this.schedule(config.streamRetryMs);
+    } else {
+      this.rerun = true;
+    }
+  }
+
+  private markSynced(ring: RingLike): void {
+    this.pending = null;
+    if (this.bootstrap && ring.members().length < 2) return; // alone: nobody to bootstrap from yet
+    this.bootstrap = false;
+    this.syncedRing = ring;
+    this.o.onSynced?.(ring);
+  }
+
+  /** Pages one source's session to the end; false if the source failed. */
+  private async pull(source: string, request: Args): Promise<boolean> {
+    const { config, transport } = this.o;
+    let args: Args = request;
+    try {
+      for (;;) {
+        if (this.closed) return false;
+        const result = (await transport.call(source, 'internal.stream', args, { timeoutMs: config.internalTimeoutMs * 5 })) as Args;
+        const entries = entryPairs('internal.stream', result, 'entries', BATCH_KEYS_MAX);
+        if (args === request && typeof result.total === 'number') this.progress.keysTotal += result.total;
+        let bytes = 0;
+        // One batch applied together: a group-committing store makes it one fsync.
+        await Promise.all(entries.map(([key, entry]) => this.o.apply(key, entry)));
+        for (const [key, entry] of entries) bytes += key.length + (entry.value?.length ?? 0) + 32;
+        this.progress.keysReceived += entries.length;
+        this.progress.bytesReceived += bytes;
+        this.o.metrics?.inc('cluster_stream_keys_total', {}, entries.length);
+        if (result.done === true) break;
+        await this.pacer.take(bytes);
+        args = { session: result.session, limit: config.streamBatchKeysMax };
+      }
+      this.progress.sourcesDone += 1;
+      return true;
+    } catch (err) {
+      this.o.logger.warn('streaming from source failed; will retry', { source, error: toShoalError(err).message });
+      return false;
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The file operations the store's write paths use, as one injectable object: tests swap in failing
+ * versions to prove that a write or fsync error turns the store read-only. Callback `node:fs` wrapped
+ * in promises, which is cheaper per call than FileHandle.
+ */
+import fs from 'node:fs';
+
+export interface FileIo {
+  open(path: string, flags: string): Promise<number>;
+  /** Writes `length` bytes of `buf` from `offset` at file `position`; resolves with bytes written. */
+  write(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  fdatasync(fd: number): Promise<void>;
+  close(fd: number): Promise<void>;
+}
+
+export const nodeFileIo: FileIo = {
+  open: (path, flags) =>
+    new Promise((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)))),
+  write: (fd, buf, offset, length, position) =>
+    new Promise((resolve, reject) =>
+      fs.write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+    ),
+  fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
+  close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
+};
+
+/** Writes all of buf[offset, offset + length) at `position`, looping over short writes. */
+export async function writeFully(io: FileIo, fd: number, buf: Buffer, offset: number, length: number, position: number) {
+  let done = 0;
+  while (done < length) {
+    const n = await io.write(fd, buf, offset + done, length - done, position + done);
+    if (n <= 0) throw new Error(`write returned ${n}`);
+    done += n;
+  }
+}
+
+/** Makes a directory's entries (new, renamed or removed files) durable. */
+export async function fsyncDir(io: FileIo, dir: string): Promise<void> {
+  const fd = await io.open(dir, 'r');
+  try {
+    await io.fdatasync(fd);
+  } finally {
+    await io.close(fd);
+  }
+}

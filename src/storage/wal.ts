@@ -1,0 +1,370 @@
+/**
+ * The write-ahead log: segment files, group commit and the fsync policies.
+ *
+ * Records are encoded into the open batch as they are appended (so each gets its sequence number at
+ * once); one drain loop writes batches in order. A batch is everything appended during one event-loop
+ * turn, or while the previous batch was being written and synced: it costs one write and, with
+ * `always`, one fdatasync, and every append in it shares one promise that settles after that.
+ *
+ * Policies: `always` resolves after fdatasync; `interval` resolves after the write reached the OS
+ * and fdatasyncs every fsyncIntervalMs; `none` resolves after the write reached the OS (survives a
+ * process crash, not a power loss). A write or fdatasync error is fatal: the batches in flight and
+ * queued reject with READ_ONLY, every later append too, and nothing is retried.
+ */
+import { ShoalError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type FileIo, fsyncDir, writeFully } from './fsio.js';
+import { segmentName } from './layout.js';
+import { encodeRecord, payloadCapacity, RECORD_HEADER_BYTES } from './record.js';
+import type { Entry, FsyncPolicy } from './types.js';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+
+export interface WalOptions {
+  dir: string;
+  fsync: FsyncPolicy;
+  fsyncIntervalMs: number;
+  walSegmentBytesMax: number;
+  io: FileIo;
+  logger: Logger;
+  /** Called once when the WAL fails and the store must stop accepting writes. */
+  onFailure: (reason: string) => void;
+}
+
+export interface SegmentState {
+  name: string;
+  /** Sequence number of the segment's first record. */
+  firstSeq: number;
+  bytes: number;
+}
+
+/** Where recovery left the log. */
+export interface WalStart {
+  /** Existing segments, oldest first. */
+  segments: SegmentState[];
+  /** The sequence number the next record gets. */
+  nextSeq: number;
+  /** Keep appending to the last existing segment (else the next batch opens a new one). */
+  appendToLast: boolean;
+}
+
+interface Batch {
+  buf: Buffer;
+  bytes: number;
+  records: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** Start a new segment before writing this batch. */
+  newSegment: boolean;
+  promise: Promise<boolean>;
+  resolve: (v: boolean) => void;
+  reject: (e: Error) => void;
+}
+
+const BATCH_BYTES_INITIAL = 64 * 1024;
+/** Spare batch buffers above this size are dropped instead of reused, so a burst does not pin memory. */
+const BATCH_BYTES_RECYCLE_MAX = 4 * 1024 * 1024;
+
+export class Wal {
+  private readonly opts: WalOptions;
+  private readonly segments: SegmentState[];
+  private active: SegmentState | null = null;
+  private fd = -1;
+  private current: Batch;
+  private readonly queue: Batch[] = [];
+  private spare: Buffer | null = null;
+  private nextSeq: number;
+  private rotateNext = false;
+  private draining = false;
+  private scheduled = false;
+  private dirty = false;
+  private syncWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private idleWaiters: Array<() => void> = [];
+  private intervalTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** The READ_ONLY error every write gets once the log has failed. */
+  failure: ShoalError | null = null;
+  fsyncs = 0;
+  fsyncLatencyMsLast = 0;
+  /** Records per written batch, for the benchmark (bounded: only the last 4096). */
+  readonly batchSizes: number[] = [];
+  readonly batchBytes: number[] = [];
+
+  private constructor(opts: WalOptions, start: WalStart) {
+    this.opts = opts;
+    this.segments = start.segments.slice();
+    this.nextSeq = start.nextSeq;
+    this.rotateNext = !start.appendToLast;
+    this.current = this.newBatch(BATCH_BYTES_INITIAL);
+  }
+
+  static async open(opts: WalOptions, start: WalStart): Promise<Wal> {
+    const wal = new Wal(opts, start);
+    const last = wal.segments[wal.segments.length - 1];
+    if (start.appendToLast && last) {
+      wal.fd = await opts.io.open(path.join(opts.dir, last.name), 'r+');
+      wal.active = last;
+    }
+    if (opts.fsync === 'interval') {
+      wal.intervalTimer = setInterval(() => wal.requestSync(), opts.fsyncIntervalMs);
+      wal.intervalTimer.unref();
+    }
+    return wal;
+  }
+
+  private newBatch(bytes: number): Batch {
+    let resolve!: (v: boolean) => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<boolean>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const spare = this.spare;
+    this.spare = null;
+    const buf = spare !== null && spare.length >= bytes ? spare : Buffer.allocUnsafe(bytes);
+    return { buf, bytes: 0, records: 0, firstSeq: this.nextSeq, lastSeq: this.nextSeq - 1, newSegment: false, promise, resolve, reject };
+  }
+
+  /** Bytes in all segments, including what is appended but not yet written. */
+  get walBytes(): number {
+    let n = this.current.bytes;
+    for (const s of this.segments) n += s.bytes;
+    for (const b of this.queue) n += b.bytes;
+    return n;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Sequence number of the last appended record. */
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  /**
+   * Appends one record to the open batch. The caller has checked the store is writable. Resolves
+   * `true` once the record is durable under the policy; rejects READ_ONLY if the log fails first.
+   */
+  append(key: string, entry: Entry, deletedAtMs: number | undefined): Promise<boolean> {
+    if (this.failure) return Promise.reject(this.failure);
+    let batch = this.current;
+    const need = RECORD_HEADER_BYTES + payloadCapacity(key, entry.node, entry.value === null ? 0 : entry.value.length);
+    if (batch.bytes + need > batch.buf.length) this.grow(batch, batch.bytes + need);
+    batch = this.current;
+    batch.bytes = encodeRecord(batch.buf, batch.bytes, this.nextSeq, key, entry, deletedAtMs);
+    batch.lastSeq = this.nextSeq;
+    this.nextSeq += 1;
+    batch.records += 1;
+    if (!this.draining && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drainBound);
+    }
+    return batch.promise;
+  }
+
+  private grow(batch: Batch, bytes: number): void {
+    const buf = Buffer.allocUnsafe(Math.max(bytes, batch.buf.length * 2));
+    batch.buf.copy(buf, 0, 0, batch.bytes);
+    batch.buf = buf;
+  }
+
+  /** Closes the open batch (the caller queues or writes it); the next appends start a new one. */
+  private seal(): Batch {
+    const batch = this.current;
+    if (this.rotateNext) {
+      batch.newSegment = true;
+      this.rotateNext = false;
+    }
+    this.current = this.newBatch(BATCH_BYTES_INITIAL);
+    return batch;
+  }
+
+  /**
+   * Ends the active segment: records appended from now on go to a new one. Resolves with the last
+   * sequence number of the old segment once everything up to it is written (and synced unless the
+   * policy is `none`).
+   */
+  async rotate(): Promise<number> {
+    if (this.current.records > 0) this.queue.push(this.seal());
+    this.rotateNext = true;
+    const seq = this.nextSeq - 1;
+    await this.flush();
+    if (this.opts.fsync !== 'none') await this.sync();
+    return seq;
+  }
+
+  /** Resolves once everything appended so far has been written to the OS. */
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.draining && this.current.records === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.idleWaiters.push(resolve);
+      if (!this.draining && !this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.drainBound);
+      }
+    }).then(() => {
+      if (this.failure) throw this.failure;
+    });
+  }
+
+  /** fdatasyncs the active segment after everything appended so far is written. */
+  sync(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      this.requestSync();
+    });
+  }
+
+  private requestSync(): void {
+    this.dirty = this.dirty || this.syncWaiters.length > 0;
+    if (!this.dirty || this.draining || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.drainBound);
+  }
+
+  private readonly drainBound = (): void => {
+    this.scheduled = false;
+    void this.drain();
+  };
+
+  private async drain(): Promise<void> {
+    if (this.draining || this.failure) return;
+    this.draining = true;
+    try {
+      while (true) {
+        let batch = this.queue.shift();
+        if (batch === undefined && this.current.records > 0) batch = this.seal();
+        if (batch !== undefined) {
+          await this.writeBatch(batch);
+        } else if (this.dirty || this.syncWaiters.length > 0) {
+          await this.syncActive();
+        } else {
+          break;
+        }
+        if (this.queue.length === 0 && this.current.records > 0) {
+          // Let the writers woken by this batch run before sealing the next one, so they share it.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.draining = false;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private async writeBatch(batch: Batch): Promise<void> {
+    try {
+      if (batch.newSegment || this.active === null || this.active.bytes >= this.opts.walSegmentBytesMax) {
+        await this.openSegment(batch.firstSeq);
+      }
+      const active = this.active as SegmentState;
+      await writeFully(this.opts.io, this.fd, batch.buf, 0, batch.bytes, active.bytes);
+      active.bytes += batch.bytes;
+      if (this.opts.fsync === 'always') {
+        await this.fdatasync();
+      } else {
+        this.dirty = true;
+      }
+    } catch (err) {
+      batch.reject(this.fail(err as Error));
+      throw err;
+    }
+    if (this.batchSizes.length >= 4096) {
+      this.batchSizes.shift();
+      this.batchBytes.shift();
+    }
+    this.batchSizes.push(batch.records);
+    this.batchBytes.push(batch.bytes);
+    if (batch.buf.length <= BATCH_BYTES_RECYCLE_MAX) this.spare = batch.buf;
+    batch.resolve(true);
+  }
+
+  private async fdatasync(): Promise<void> {
+    const t0 = performance.now();
+    await this.opts.io.fdatasync(this.fd);
+    this.fsyncLatencyMsLast = performance.now() - t0;
+    this.fsyncs += 1;
+    this.dirty = false;
+  }
+
+  private async syncActive(): Promise<void> {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    try {
+      if (this.fd >= 0 && this.dirty) await this.fdatasync();
+      this.dirty = false;
+    } catch (err) {
+      const failure = this.fail(err as Error);
+      for (const w of waiters) w.reject(failure);
+      throw err;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  private async openSegment(firstSeq: number): Promise<void> {
+    const io = this.opts.io;
+    if (this.fd >= 0) {
+      if (this.opts.fsync === 'interval' && this.dirty) await this.fdatasync();
+      await io.close(this.fd);
+      this.fd = -1;
+    }
+    const name = segmentName(firstSeq);
+    this.fd = await io.open(path.join(this.opts.dir, name), 'wx');
+    if (this.opts.fsync !== 'none') await fsyncDir(io, this.opts.dir);
+    this.active = { name, firstSeq, bytes: 0 };
+    this.segments.push(this.active);
+  }
+
+  /** Marks the log failed (once), rejects everything queued, and returns the READ_ONLY error. */
+  private fail(err: Error): ShoalError {
+    if (this.failure) return this.failure;
+    const reason = `WAL ${this.active?.name ?? 'segment'} failed: ${err.message}; writes are refused until restart`;
+    this.failure = new ShoalError('READ_ONLY', reason, { cause: err.message });
+    this.opts.logger.error('wal: write or fsync failed, store is now read-only', {
+      segment: this.active?.name,
+      error: err.message,
+    });
+    for (const b of this.queue.splice(0)) b.reject(this.failure);
+    if (this.current.records > 0) this.current.reject(this.failure);
+    for (const w of this.syncWaiters.splice(0)) w.reject(this.failure);
+    this.opts.onFailure(reason);
+    return this.failure;
+  }
+
+  /**
+   * Deletes segments (never the active one) whose records all have sequence numbers ≤ `seq`.
+   */
+  async deleteSegmentsThrough(seq: number): Promise<void> {
+    while (this.segments.length > 1 && this.segments[0] !== this.active && this.segments[1].firstSeq - 1 <= seq) {
+      const seg = this.segments.shift() as SegmentState;
+      await fs.rm(path.join(this.opts.dir, seg.name), { force: true });
+      this.opts.logger.debug('wal: deleted covered segment', { segment: seg.name });
+    }
+  }
+
+  /** Writes and syncs everything appended, then closes the active segment. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    try {
+      if (!this.failure) {
+        await this.flush();
+        await this.sync();
+      }
+    } finally {
+      if (this.fd >= 0) {
+        const fd = this.fd;
+        this.fd = -1;
+        await this.opts.io.close(fd).catch(() => {});
+      }
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import test from 'ava';
+import { startCluster, type TestCluster } from './helpers/harness.js';
+
+const KEYS = Array.from({ length: 300 }, (_, i) => `s-${i}`);
+
+async function fill(c: TestCluster): Promise<void> {
+  const ids = c.ids();
+  await Promise.all(KEYS.map((key, i) => c.call(ids[i % ids.length], 'put', { key, value: `v-${key}`, consistency: 'all' })));
+  await c.settle();
+}
+
+test('a joining node receives exactly the ranges it now owns; clean-up then drops copies no longer owned', async (t) => {
+  const c = await startCluster(5);
+  await fill(c);
+  const joiner = await c.add('n6');
+  await c.settle();
+  const view = joiner.node.view;
+  t.is(view.ring().members().length, 6);
+  let owned = 0;
+  for (const key of KEYS) {
+    const owners = view.owners(key);
+    if (owners.includes('n6')) {
+      owned += 1;
+      t.is(joiner.store.getEntry(key)?.value?.toString(), `v-${key}`, `${key} streamed to n6`);
+    } else t.is(joiner.store.getEntry(key), undefined, `${key} is not n6's`);
+  }
+  t.true(owned > 60, `n6 owns a fair share (${owned})`);
+  t.true((joiner.node.stats().streaming as { keysReceived: number }).keysReceived >= owned);
+  // Old owners still hold copies they no longer own until clean-up confirms the new owners have them.
+  const extra = () => KEYS.reduce((sum, key) => sum + Object.keys(c.holders(key)).length - 3, 0);
+  t.true(extra() > 0);
+  for (const id of c.ids()) await c.get(id).node.cleanup.runOnce();
+  t.is(extra(), 0, 'every key lives on exactly its 3 owners');
+  for (const key of KEYS) t.deepEqual(Object.keys(c.holders(key)).sort(), [...view.owners(key)].sort());
+  await c.close();
+});
+
+test('an announced leave hands its data to the new owners before going', async (t) => {
+  // Pulls by the others are held back (ringSettleMs), so what arrives is what the leaver pushed.
+  const c = await startCluster(5, { ringSettleMs: 60_000 });
+  await fill(c);
+  const before = c.get('n1').node.view.ring();
+  await c.call('n3', 'leave', {});
+  t.is(c.world.source('n3').self().state, 'left');
+  const view = c.get('n1').node.view;
+  t.false(view.ring().members().includes('n3'));
+  let moved = 0;
+  for (const key of KEYS) {
+    const owners = view.owners(key);
+    if (before.preferenceList(key, 3).includes('n3')) moved += 1;
+    for (const id of owners) t.is(c.get(id).store.getEntry(key)?.value?.toString(), `v-${key}`, `${key} on ${id}`);
+  }
+  t.true(moved > 60, `n3 held a fair share (${moved})`);
+  t.true((c.get('n3').node.stats().streaming as { leavePushedKeys: number }).leavePushedKeys >= moved);
+  await c.close();
+});
+
+test('remove ID re-replicates a dead member\'s ranges at once', async (t) => {
+  const c = await startCluster(5);
+  await fill(c);
+  c.kill('n2');
+  await c.settle();
+  t.true(c.get('n1').node.view.ring().members().includes('n2'), 'a dead member keeps its ranges within grace');
+  await c.call('n1', 'remove', { id: 'n2' });
+  await c.settle();
+  for (const id of ['n1', 'n3', 'n4', 'n5']) t.false(c.get(id).node.view.ring().members().includes('n2'), id);
+  for (const key of KEYS) {
+    const owners = c.get('n1').node.view.owners(key);
+    t.false(owners.includes('n2'));
+    for (const o of owners) t.is(c.get(o).store.getEntry(key)?.value?.toString(), `v-${key}`, `${key} on ${o}`);
+  }
+  await c.close();
+});
+
+test('a member dead longer than deadOwnerGraceMs loses its ranges and they are re-replicated', async (t) => {
+  const c = await startCluster(5, { deadOwnerGraceMs: 200 });
+  await fill(c);
+  c.kill('n4');
+  await new Promise((r) => setTimeout(r, 350));
+  await c.settle();
+  const view = c.get('n1').node.view;
+  t.false(view.ring().members().includes('n4'));
+  for (const key of KEYS) {
+    for (const o of view.owners(key)) t.is(c.get(o).store.getEntry(key)?.value?.toString(), `v-${key}`, `${key} on ${o}`);
+  }
+  await c.close();
+});
+
+test("a joining node's misses are not served as final while it is still syncing", async (t) => {
+  const c = await startCluster(5);
+  await fill(c);
+  const joiner = await c.add('n6', { config: { ringSettleMs: 60_000 } }); // its pull has not started
+  await c.settle();
+  const mine = KEYS.filter((key) => joiner.node.view.owners(key).includes('n6'));
+  t.true(mine.length > 0);
+  for (const key of mine.slice(0, 20)) {
+    t.is(joiner.store.getEntry(key), undefined, 'not streamed yet');
+    t.true(joiner.node.streaming.isSyncing(key));
+    const got = (await c.call('n6', 'get', { key, consistency: 'one' })) as { value: Buffer } | null;
+    t.is(got && Buffer.from(got.value).toString(), `v-${key}`, `${key}: the local miss did not count`);
+  }
+  await joiner.node.streaming.runOnce();
+  t.false(joiner.node.streaming.isSyncing(mine[0]));
+  t.is(joiner.store.getEntry(mine[0])?.value?.toString(), `v-${mine[0]}`);
+  await c.close();
+});
