@@ -38,7 +38,7 @@ export interface ClusterOptions {
   config?: Record<string, unknown>;
   /** Second and third octets of the node addresses (127.B.C.x). Default: derived from the pid. */
   subnet?: [number, number];
-  /** How long a start may take before it counts as failed. Default 60 s (a loaded CI machine). */
+  /** How long a start may take before it counts as failed. Default 120 s (module loading alone took ~60 s on a shared 2-core machine at load 20). */
   startTimeoutMs?: number;
   /** Called when a node exits without being told to. */
   onUnexpectedExit?: (id: string, code: number | null, signal: string | null) => void;
@@ -162,7 +162,7 @@ export class ChaosCluster {
       });
     });
     this.running.set(id, entry);
-    await this.waitHealthy(id, this.o.startTimeoutMs ?? 60_000);
+    await this.waitHealthy(id, this.o.startTimeoutMs ?? 120_000);
   }
 
   private async waitHealthy(id: string, timeoutMs: number): Promise<void> {
