@@ -4,6 +4,7 @@
  */
 import { ShoalError } from '../errors.js';
 import { RING_DEFAULTS } from '../ring/ring.js';
+import { HINT_DEFAULTS } from './hints.js';
 
 export type Consistency = 'one' | 'quorum' | 'all';
 
@@ -29,6 +30,8 @@ export interface ClusterConfig {
   hintReplayIntervalMs: number;
   /** Replay rate per target. */
   hintReplayPerSecMax: number;
+  /** Hints older than this are dropped unsent (the agent passes it to HintStore.open); checked against tombstoneGraceMs. */
+  hintTtlMs?: number;
 
   /** Write the newest version back to replicas a read found stale or missing. */
   readRepairEnabled: boolean;
@@ -63,7 +66,10 @@ export interface ClusterConfig {
 
   /** A dead member keeps owning its ranges this long (hints cover it); after that they are re-replicated. */
   deadOwnerGraceMs: number;
-  /** Tombstones are kept this long; must exceed deadOwnerGraceMs so a returning replica cannot resurrect. */
+  /**
+   * Tombstones are kept this long (the agent passes it to openStore); must exceed deadOwnerGraceMs and
+   * hintTtlMs so that neither a returning replica nor a late hint can bring a deleted key back.
+   */
   tombstoneGraceMs: number;
 }
 
@@ -79,6 +85,7 @@ export const DEFAULT_CLUSTER_CONFIG: Readonly<ClusterConfig> = Object.freeze({
   hintsEnabled: true, // the cheapest way to catch a briefly absent replica up
   hintReplayIntervalMs: 1_000, // a returning replica is caught up within a second of being seen alive
   hintReplayPerSecMax: 5_000, // replay must not starve the client traffic of the returning node
+  hintTtlMs: HINT_DEFAULTS.hintTtlMs, // 3 h like Cassandra's hint window; after that anti-entropy repairs
 
   readRepairEnabled: true, // hot keys converge on the first quorum read
   readRepairInFlightMax: 64, // repairs are best effort; anti-entropy backs them up
@@ -98,7 +105,7 @@ export const DEFAULT_CLUSTER_CONFIG: Readonly<ClusterConfig> = Object.freeze({
   cleanupDelayMs: 30_000, // give in-flight streams and hint replays time before dropping copies
 
   deadOwnerGraceMs: 10 * 60_000, // most crashes are restarts; moving ranges costs more than hints
-  tombstoneGraceMs: 60 * 60_000, // > deadOwnerGraceMs (and the hint lifetime) so deletes cannot be undone
+  tombstoneGraceMs: 24 * 3_600_000, // > hintTtlMs and deadOwnerGraceMs with margin; a day of deletes in memory
 });
 
 export function resolveClusterConfig(partial: Partial<ClusterConfig> = {}): ClusterConfig {
@@ -117,11 +124,12 @@ export function resolveClusterConfig(partial: Partial<ClusterConfig> = {}): Clus
   if (config.writeQuorum > config.replicationFactor || config.readQuorum > config.replicationFactor) {
     throw new ShoalError('CONFIG', 'cluster.writeQuorum and cluster.readQuorum must not exceed replicationFactor');
   }
-  if (config.tombstoneGraceMs <= config.deadOwnerGraceMs) {
+  const window = Math.max(config.deadOwnerGraceMs, config.hintTtlMs ?? HINT_DEFAULTS.hintTtlMs);
+  if (config.tombstoneGraceMs <= window) {
     throw new ShoalError(
       'CONFIG',
-      `cluster.tombstoneGraceMs (${config.tombstoneGraceMs}) must exceed deadOwnerGraceMs (${config.deadOwnerGraceMs}), ` +
-        'or a replica that was away could bring deleted keys back',
+      `cluster.tombstoneGraceMs (${config.tombstoneGraceMs}) must exceed deadOwnerGraceMs and hintTtlMs (${window}), ` +
+        'or a replica that was away or a late hint could bring deleted keys back',
     );
   }
   return config;

@@ -84,23 +84,69 @@ function included(entry: Entry, expiredBeforeMs: number | undefined): boolean {
   return expiredBeforeMs === undefined || entry.expiresAtMs === undefined || entry.expiresAtMs > expiredBeforeMs;
 }
 
-/** Builds the digest of the entries whose keys fall in `ranges`. */
-export function buildDigest(entries: Iterable<[string, Entry]>, ranges: RangesInput, bucketsOrOptions: number | DigestOptions = {}): RangeDigest {
-  const options = typeof bucketsOrOptions === 'number' ? { buckets: bucketsOrOptions } : bucketsOrOptions;
-  const buckets = checkBuckets(options.buckets ?? DIGEST_DEFAULTS.buckets);
-  const set = toRangeSet(ranges);
-  const sums = new BigUint64Array(buckets);
-  let count = 0;
-  for (const [key, entry] of entries) {
-    const h = hashKey(key);
-    if (!set.has(h) || !included(entry, options.expiredBeforeMs)) continue;
-    const b = bucketFromHash(h, buckets);
-    sums[b] += entryHash(key, entry); // BigUint64Array stores modulo 2^64
-    count++;
+/** Accumulates a digest entry by entry (the sync and async builders share it). */
+class DigestAccumulator {
+  readonly buckets: number;
+  private readonly set: RangeSet;
+  private readonly expiredBeforeMs: number | undefined;
+  private readonly sums: BigUint64Array;
+  private count = 0;
+
+  constructor(ranges: RangesInput, options: DigestOptions) {
+    this.buckets = checkBuckets(options.buckets ?? DIGEST_DEFAULTS.buckets);
+    this.set = toRangeSet(ranges);
+    this.expiredBeforeMs = options.expiredBeforeMs;
+    this.sums = new BigUint64Array(this.buckets);
   }
-  const hashes = Buffer.alloc(buckets * 8);
-  for (let b = 0; b < buckets; b++) hashes.writeBigUInt64LE(sums[b], b * 8);
-  return { buckets, count, hashes, root: hex64(hashBytes(hashes)) };
+
+  add(key: string, entry: Entry): void {
+    const h = hashKey(key);
+    if (!this.set.has(h) || !included(entry, this.expiredBeforeMs)) return;
+    this.sums[bucketFromHash(h, this.buckets)] += entryHash(key, entry); // stored modulo 2^64
+    this.count++;
+  }
+
+  finish(): RangeDigest {
+    const hashes = Buffer.alloc(this.buckets * 8);
+    for (let b = 0; b < this.buckets; b++) hashes.writeBigUInt64LE(this.sums[b], b * 8);
+    return { buckets: this.buckets, count: this.count, hashes, root: hex64(hashBytes(hashes)) };
+  }
+}
+
+function digestOptions(bucketsOrOptions: number | DigestOptions): DigestOptions {
+  return typeof bucketsOrOptions === 'number' ? { buckets: bucketsOrOptions } : bucketsOrOptions;
+}
+
+/** Builds the digest of the entries whose keys fall in `ranges`, in one synchronous pass. */
+export function buildDigest(entries: Iterable<[string, Entry]>, ranges: RangesInput, bucketsOrOptions: number | DigestOptions = {}): RangeDigest {
+  const acc = new DigestAccumulator(ranges, digestOptions(bucketsOrOptions));
+  for (const [key, entry] of entries) acc.add(key, entry);
+  return acc.finish();
+}
+
+/** Entries handled between two yields to the event loop in the async variants. */
+export const DIGEST_YIELD_EVERY_ENTRIES = 4096;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Like buildDigest, but yields to the event loop every `yieldEveryEntries` entries (default 4096), so
+ * a digest over a large store (~3 µs per entry) does not stall request handling. The store's iterator
+ * must tolerate writes in between (Store.entries() does).
+ */
+export async function buildDigestAsync(
+  entries: Iterable<[string, Entry]>,
+  ranges: RangesInput,
+  options: DigestOptions & { yieldEveryEntries?: number } = {},
+): Promise<RangeDigest> {
+  const acc = new DigestAccumulator(ranges, options);
+  const every = options.yieldEveryEntries ?? DIGEST_YIELD_EVERY_ENTRIES;
+  let n = 0;
+  for (const [key, entry] of entries) {
+    acc.add(key, entry);
+    if (++n % every === 0) await yieldToLoop();
+  }
+  return acc.finish();
 }
 
 /** Bucket indices whose hashes differ (empty when the digests are equal). */
@@ -122,29 +168,65 @@ export interface BucketListing {
   truncated: boolean;
 }
 
-/**
- * The entries in `ranges` whose bucket is in `bucketIds`, at most `entriesMax` (default 10 000), for the
- * replica on the other side to apply (last-writer-wins makes applying both ways safe).
- */
-export function listBuckets(
-  entries: Iterable<[string, Entry]>,
-  ranges: RangesInput,
-  buckets: number,
-  bucketIds: Iterable<number>,
-  options: { entriesMax?: number; expiredBeforeMs?: number } = {},
-): BucketListing {
+export interface ListOptions {
+  /** Most entries returned (default 10 000); `truncated` says when more matched. */
+  entriesMax?: number;
+  expiredBeforeMs?: number;
+}
+
+/** Selects the entries of wanted buckets inside the ranges (the sync and async listings share it). */
+function bucketFilter(ranges: RangesInput, buckets: number, bucketIds: Iterable<number>, options: ListOptions): (key: string, entry: Entry) => boolean {
   checkBuckets(buckets);
   const wanted = new Uint8Array(buckets);
   for (const b of bucketIds) {
     if (!Number.isInteger(b) || b < 0 || b >= buckets) throw new ShoalError('BAD_REQUEST', `digest bucket ${b} out of range 0..${buckets - 1}`);
     wanted[b] = 1;
   }
-  const entriesMax = options.entriesMax ?? 10_000;
   const set = toRangeSet(ranges);
+  return (key, entry) => {
+    const h = hashKey(key);
+    return wanted[bucketFromHash(h, buckets)] === 1 && set.has(h) && included(entry, options.expiredBeforeMs);
+  };
+}
+
+/**
+ * The entries in `ranges` whose bucket is in `bucketIds`, at most `entriesMax`, for the replica on the
+ * other side to apply (last-writer-wins makes applying both ways safe).
+ */
+export function listBuckets(
+  entries: Iterable<[string, Entry]>,
+  ranges: RangesInput,
+  buckets: number,
+  bucketIds: Iterable<number>,
+  options: ListOptions = {},
+): BucketListing {
+  const match = bucketFilter(ranges, buckets, bucketIds, options);
+  const entriesMax = options.entriesMax ?? 10_000;
   const out: Array<[string, Entry]> = [];
   for (const [key, entry] of entries) {
-    const h = hashKey(key);
-    if (wanted[bucketFromHash(h, buckets)] === 0 || !set.has(h) || !included(entry, options.expiredBeforeMs)) continue;
+    if (!match(key, entry)) continue;
+    if (out.length >= entriesMax) return { entries: out, truncated: true };
+    out.push([key, entry]);
+  }
+  return { entries: out, truncated: false };
+}
+
+/** listBuckets that yields to the event loop every `yieldEveryEntries` entries scanned. */
+export async function listBucketsAsync(
+  entries: Iterable<[string, Entry]>,
+  ranges: RangesInput,
+  buckets: number,
+  bucketIds: Iterable<number>,
+  options: ListOptions & { yieldEveryEntries?: number } = {},
+): Promise<BucketListing> {
+  const match = bucketFilter(ranges, buckets, bucketIds, options);
+  const entriesMax = options.entriesMax ?? 10_000;
+  const every = options.yieldEveryEntries ?? DIGEST_YIELD_EVERY_ENTRIES;
+  const out: Array<[string, Entry]> = [];
+  let n = 0;
+  for (const [key, entry] of entries) {
+    if (++n % every === 0) await yieldToLoop();
+    if (!match(key, entry)) continue;
     if (out.length >= entriesMax) return { entries: out, truncated: true };
     out.push([key, entry]);
   }

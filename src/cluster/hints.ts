@@ -277,13 +277,15 @@ export class HintStore {
   add(targetId: string, key: string, entry: Entry): Promise<void> {
     if (this.closed) return Promise.reject(new ShoalError('CLOSED', 'hint store is closed'));
     if (this.failure) return Promise.reject(new ShoalError('UNAVAILABLE', `hint store failed: ${this.failure.message}`));
+    let target: Target;
+    let record: Buffer;
     try {
       validateEntry(key, entry);
+      target = this.target(targetId);
+      record = encodeRecord(key, entry, this.now());
     } catch (err) {
       return Promise.reject(err);
     }
-    const target = this.target(targetId);
-    const record = encodeRecord(key, entry, this.now());
     if (this.count + 1 > this.hintsMax || this.bytes + record.length > this.hintBytesMax) {
       this.counters.rejectedFull++;
       return Promise.reject(
@@ -504,6 +506,10 @@ export class HintStore {
           info.count++;
           info.bytes += item.raw.length;
         }
+      }
+      if (info.count === 0) {
+        target.segments.delete(seq); // nothing (readable) left in it
+        await rm(join(this.dir, name), { force: true });
       }
     }
     if (this.count > 0) this.logger.info('hints recovered', { hints: this.count, hintBytes: this.bytes, targets: this.targets().length });

@@ -25,6 +25,8 @@ import { scanStore } from './scan.js';
 
 /** Attempts per batch when pushing data out on leave. */
 const PUSH_ATTEMPTS_MAX = 3;
+/** Rounds retried (every streamRetryMs) before giving up on unreachable sources; anti-entropy takes over. */
+const ROUND_RETRIES_MAX = 30;
 
 export interface StreamingOptions extends NodeContext {
   /** Start as a new node (empty store): pull everything this node owns. */
@@ -49,6 +51,7 @@ export class Streaming {
   private timerDueMs = 0;
   private running: Promise<void> | null = null;
   private rerun = false;
+  private retries = 0;
   private closed = false;
   private readonly progress = {
     rounds: 0,
@@ -72,6 +75,9 @@ export class Streaming {
   /** Ring changed: (re)start a round once the ring has been quiet for ringSettleMs. */
   ringChanged(): void {
     if (!this.o.config.streamingEnabled || this.closed) return;
+    // Mark the newly owned ranges as syncing at once, not only when the round starts.
+    const plan = this.plan();
+    if (plan) this.pending = { wanted: plan.wanted, base: plan.base, baseN: plan.baseN };
     this.schedule(this.o.config.ringSettleMs);
   }
 
@@ -188,19 +194,26 @@ export class Streaming {
     this.timer.unref();
   }
 
+  /** What a round would pull now: null when the ring is the synced one. */
+  private plan(): { target: RingLike; base: RingLike; baseN: number; n: number; wanted: RangeSet } | null {
+    const { view, config } = this.o;
+    const target = view.ring();
+    const base = this.syncedRing ?? view.buildRing(target.members().filter((id) => id !== view.selfId));
+    if (base.checksum() === target.checksum() || !target.members().includes(view.selfId)) return null;
+    const n = view.replicas();
+    const baseN = Math.min(config.replicationFactor, base.members().length);
+    return { target, base, baseN, n, wanted: new RangeSet(target.rangesFor(view.selfId, n)) };
+  }
+
   private async round(): Promise<void> {
     const { view, config } = this.o;
     const self = view.selfId;
-    const target = view.ring();
-    const others = target.members().filter((id) => id !== self);
-    const base = this.syncedRing ?? view.buildRing(others);
-    if (base.checksum() === target.checksum()) {
-      this.markSynced(target);
+    const plan = this.plan();
+    if (!plan) {
+      this.markSynced(view.ring());
       return;
     }
-    const n = view.replicas();
-    const baseN = Math.min(config.replicationFactor, base.members().length);
-    const wanted = new RangeSet(target.rangesFor(self, n));
+    const { target, base, baseN, n, wanted } = plan;
     const sources = base.members().filter((id) => id !== self && view.isUp(id));
     const exclude = base.members().filter((id) => id === self || !view.isUp(id));
     this.pending = { wanted, base, baseN };
@@ -222,13 +235,21 @@ export class Streaming {
     };
     const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
     this.progress.rounds += 1;
-    if (results.every(Boolean) && view.ring().checksum() === target.checksum()) {
+    // Others in the base but none reachable: nothing could be pulled, which is not success.
+    const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
+    if (ok && view.ring().checksum() === target.checksum()) {
+      this.retries = 0;
       this.markSynced(target);
-    } else if (!results.every(Boolean)) {
+    } else if (ok) {
+      this.rerun = true;
+    } else if (this.retries >= ROUND_RETRIES_MAX) {
+      this.o.logger.warn('streaming: sources unreachable, giving up; anti-entropy will fill in', { retries: this.retries });
+      this.retries = 0;
+      this.markSynced(target);
+    } else {
+      this.retries += 1;
       this.progress.roundsFailed += 1;
       if (!this.closed) this.schedule(config.streamRetryMs);
-    } else {
-      this.rerun = true;
     }
   }
 

@@ -61,7 +61,7 @@ interface MemberTokens {
 
 /** Per-member token arrays, cached across rebuilds (membership changes rebuild the ring often). */
 const tokenCache = new Map<string, MemberTokens>();
-const TOKEN_CACHE_MEMBERS_MAX = 4096;
+const TOKEN_CACHE_MEMBERS_MAX = 1024; // 8 KiB each at 1024 vnodes: ≤ 8 MiB
 
 function memberTokens(id: string, vnodes: number): MemberTokens {
   const cacheKey = `${vnodes}\u0000${id}`;
@@ -286,6 +286,11 @@ export class Ring {
       else b = mid;
     }
     return a === his.length ? 0 : a;
+  }
+
+  /** The sorted tokens (a copy). */
+  sortedTokens(): BigUint64Array {
+    return this.tokens.slice();
   }
 
   /** The sorted tokens and their owners, for tools and tests (copies). */

@@ -27,10 +27,10 @@ export const DEFAULT_STORE_OPTIONS = {
   expiryIntervalMs: 100,
   /** At most 10k removals per tick (about 3 ms of work), i.e. up to 100k expirations per second. */
   expiryBatchMax: 10_000,
-  /** 1 MiB of snapshot encoding per slice: a few ms of work between event-loop turns. */
-  snapshotChunkBytes: 1024 * 1024,
-  /** Yield to the event loop after 10 ms of snapshot encoding even if the chunk is not full. */
-  snapshotSliceMs: 10,
+  /** 256 KiB of snapshot encoding per slice: about a millisecond of work between event-loop turns. */
+  snapshotChunkBytes: 256 * 1024,
+  /** Yield to the event loop after 5 ms of snapshot encoding even if the chunk is not full. */
+  snapshotSliceMs: 5,
   /** Corruption in the middle of the WAL refuses to open; repairing drops data, so the operator decides. */
   repair: false,
 };

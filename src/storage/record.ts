@@ -10,8 +10,8 @@
  * payload. The sequence number rises by one per record across segments, so bytes left over from an
  * older file can never pass as the next record.
  */
-import { crc32c } from '@node-rs/crc32';
 import { unpack } from '../codec.js';
+import { crc32cRange } from './crc.js';
 import type { Entry } from './types.js';
 
 export const RECORD_HEADER_BYTES = 16;
@@ -98,7 +98,7 @@ export function encodeRecord(
   buf.writeUInt32LE(end - start, off);
   buf.writeUInt32LE(seq - hi * TWO_POW_32, off + 8);
   buf.writeUInt32LE(hi, off + 12);
-  buf.writeUInt32LE(crc32c(buf.subarray(off + 8, end)), off + 4);
+  buf.writeUInt32LE(crc32cRange(buf, off + 8, end), off + 4);
   return end;
 }
 
@@ -116,7 +116,7 @@ export function checkFrame(buf: Buffer, off: number, end: number, payloadBytesMa
   if (payloadBytes === 0 || payloadBytes > payloadBytesMax) return `implausible length ${payloadBytes}`;
   const total = RECORD_HEADER_BYTES + payloadBytes;
   if (end - off < total) return 'truncated record';
-  if (crc32c(buf.subarray(off + 8, off + total)) !== buf.readUInt32LE(off + 4)) return 'checksum mismatch';
+  if (crc32cRange(buf, off + 8, off + total) !== buf.readUInt32LE(off + 4)) return 'checksum mismatch';
   return total;
 }
 

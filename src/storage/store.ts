@@ -247,8 +247,9 @@ export class ShardStore implements Store {
     }
     const durable = this.wal.append(key, entry, deletedAtMs);
     this.install(key, entry, existing, deletedAtMs);
-    if (this.opts.snapshotWalBytes > 0 && this.snapshotRunning === null) {
-      if (this.wal.walBytes - this.walBytesAtSnapshot >= this.opts.snapshotWalBytes) this.backgroundSnapshot('wal bytes');
+    const snapshotWalBytes = this.opts.snapshotWalBytes;
+    if (snapshotWalBytes > 0 && this.wal.appendedBytes - this.walBytesAtSnapshot >= snapshotWalBytes) {
+      this.backgroundSnapshot('wal bytes');
     }
     return durable;
   }
@@ -357,7 +358,7 @@ export class ShardStore implements Store {
 
   private async runSnapshot(): Promise<void> {
     const t0 = performance.now();
-    this.walBytesAtSnapshot = this.wal.walBytes;
+    this.walBytesAtSnapshot = this.wal.appendedBytes;
     const seq = await this.wal.rotate();
     const nowMs = this.opts.now();
     const written = await writeSnapshot(

@@ -48,6 +48,20 @@ export interface WalStart {
   appendToLast: boolean;
 }
 
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** Resolves (and removes) the waiters whose sequence number is covered by `seq`. */
+function settle(list: Waiter[], seq: number): void {
+  if (list.length === 0 || list[0].seq > seq) return;
+  let n = 0;
+  while (n < list.length && list[n].seq <= seq) list[n++].resolve();
+  list.splice(0, n);
+}
+
 interface Batch {
   buf: Buffer;
   bytes: number;
@@ -77,15 +91,23 @@ export class Wal {
   private rotateNext = false;
   private draining = false;
   private scheduled = false;
+  /** The active segment has written but not yet fdatasynced bytes. */
   private dirty = false;
-  private syncWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  private idleWaiters: Array<() => void> = [];
+  /** The interval timer asked for an fdatasync. */
+  private intervalDue = false;
+  /** Last sequence number written to the OS, and last one fdatasynced. */
+  private writtenSeq: number;
+  private syncedSeq: number;
+  private flushWaiters: Waiter[] = [];
+  private syncWaiters: Waiter[] = [];
   private intervalTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** The READ_ONLY error every write gets once the log has failed. */
   failure: ShoalError | null = null;
   fsyncs = 0;
   fsyncLatencyMsLast = 0;
+  /** Record bytes appended since open (a cheap counter for snapshot-by-WAL-bytes). */
+  appendedBytes = 0;
   /** Records per written batch, for the benchmark (bounded: only the last 4096). */
   readonly batchSizes: number[] = [];
   readonly batchBytes: number[] = [];
@@ -94,6 +116,8 @@ export class Wal {
     this.opts = opts;
     this.segments = start.segments.slice();
     this.nextSeq = start.nextSeq;
+    this.writtenSeq = start.nextSeq - 1;
+    this.syncedSeq = start.nextSeq - 1;
     this.rotateNext = !start.appendToLast;
     this.current = this.newBatch(BATCH_BYTES_INITIAL);
   }
@@ -106,7 +130,11 @@ export class Wal {
       wal.active = last;
     }
     if (opts.fsync === 'interval') {
-      wal.intervalTimer = setInterval(() => wal.requestSync(), opts.fsyncIntervalMs);
+      wal.intervalTimer = setInterval(() => {
+        if (!wal.dirty) return;
+        wal.intervalDue = true;
+        wal.schedule();
+      }, opts.fsyncIntervalMs);
       wal.intervalTimer.unref();
     }
     return wal;
@@ -152,14 +180,13 @@ export class Wal {
     const need = RECORD_HEADER_BYTES + payloadCapacity(key, entry.node, entry.value === null ? 0 : entry.value.length);
     if (batch.bytes + need > batch.buf.length) this.grow(batch, batch.bytes + need);
     batch = this.current;
-    batch.bytes = encodeRecord(batch.buf, batch.bytes, this.nextSeq, key, entry, deletedAtMs);
+    const end = encodeRecord(batch.buf, batch.bytes, this.nextSeq, key, entry, deletedAtMs);
+    this.appendedBytes += end - batch.bytes;
+    batch.bytes = end;
     batch.lastSeq = this.nextSeq;
     this.nextSeq += 1;
     batch.records += 1;
-    if (!this.draining && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drainBound);
-    }
+    this.schedule();
     return batch.promise;
   }
 
@@ -182,45 +209,40 @@ export class Wal {
 
   /**
    * Ends the active segment: records appended from now on go to a new one. Resolves with the last
-   * sequence number of the old segment once everything up to it is written (and synced unless the
-   * policy is `none`).
+   * sequence number of the old segment once everything up to it is written and fdatasynced.
    */
   async rotate(): Promise<number> {
     if (this.current.records > 0) this.queue.push(this.seal());
     this.rotateNext = true;
     const seq = this.nextSeq - 1;
-    await this.flush();
-    if (this.opts.fsync !== 'none') await this.sync();
+    await this.sync();
     return seq;
   }
 
   /** Resolves once everything appended so far has been written to the OS. */
   flush(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (!this.draining && this.current.records === 0 && this.queue.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.idleWaiters.push(resolve);
-      if (!this.draining && !this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.drainBound);
-      }
-    }).then(() => {
-      if (this.failure) throw this.failure;
-    });
+    return this.waitFor(this.flushWaiters);
   }
 
-  /** fdatasyncs the active segment after everything appended so far is written. */
+  /** Resolves once everything appended so far has been written and fdatasynced. */
   sync(): Promise<void> {
+    return this.waitFor(this.syncWaiters);
+  }
+
+  private waitFor(list: Waiter[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    const seq = this.nextSeq - 1;
+    if ((list === this.flushWaiters ? this.writtenSeq : this.syncedSeq) >= seq) {
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
-      this.syncWaiters.push({ resolve, reject });
-      this.requestSync();
+      list.push({ seq, resolve, reject });
+      this.schedule();
     });
   }
 
-  private requestSync(): void {
-    this.dirty = this.dirty || this.syncWaiters.length > 0;
-    if (!this.dirty || this.draining || this.scheduled) return;
+  private schedule(): void {
+    if (this.draining || this.scheduled) return;
     this.scheduled = true;
     setImmediate(this.drainBound);
   }
@@ -230,6 +252,7 @@ export class Wal {
     void this.drain();
   };
 
+  /** The one loop that writes batches and syncs, in order; runs while there is work. */
   private async drain(): Promise<void> {
     if (this.draining || this.failure) return;
     this.draining = true;
@@ -237,13 +260,16 @@ export class Wal {
       while (true) {
         let batch = this.queue.shift();
         if (batch === undefined && this.current.records > 0) batch = this.seal();
-        if (batch !== undefined) {
-          await this.writeBatch(batch);
-        } else if (this.dirty || this.syncWaiters.length > 0) {
-          await this.syncActive();
-        } else {
-          break;
+        if (batch !== undefined) await this.writeBatch(batch);
+        settle(this.flushWaiters, this.writtenSeq);
+        const waiting = this.syncWaiters.length > 0 && this.syncWaiters[0].seq <= this.writtenSeq;
+        const syncDue = this.dirty && (this.intervalDue || waiting);
+        if (syncDue) {
+          this.intervalDue = false;
+          await this.fdatasync();
         }
+        settle(this.syncWaiters, this.syncedSeq);
+        if (batch === undefined && !syncDue) break;
         if (this.queue.length === 0 && this.current.records > 0) {
           // Let the writers woken by this batch run before sealing the next one, so they share it.
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -253,9 +279,9 @@ export class Wal {
       this.fail(err as Error);
     } finally {
       this.draining = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+    }
+    if (!this.failure && (this.current.records > 0 || this.flushWaiters.length > 0 || this.syncWaiters.length > 0)) {
+      this.schedule();
     }
   }
 
@@ -267,11 +293,9 @@ export class Wal {
       const active = this.active as SegmentState;
       await writeFully(this.opts.io, this.fd, batch.buf, 0, batch.bytes, active.bytes);
       active.bytes += batch.bytes;
-      if (this.opts.fsync === 'always') {
-        await this.fdatasync();
-      } else {
-        this.dirty = true;
-      }
+      this.writtenSeq = batch.lastSeq;
+      this.dirty = true;
+      if (this.opts.fsync === 'always') await this.fdatasync();
     } catch (err) {
       batch.reject(this.fail(err as Error));
       throw err;
@@ -287,31 +311,19 @@ export class Wal {
   }
 
   private async fdatasync(): Promise<void> {
+    const seq = this.writtenSeq;
     const t0 = performance.now();
     await this.opts.io.fdatasync(this.fd);
     this.fsyncLatencyMsLast = performance.now() - t0;
     this.fsyncs += 1;
+    this.syncedSeq = seq;
     this.dirty = false;
-  }
-
-  private async syncActive(): Promise<void> {
-    const waiters = this.syncWaiters;
-    this.syncWaiters = [];
-    try {
-      if (this.fd >= 0 && this.dirty) await this.fdatasync();
-      this.dirty = false;
-    } catch (err) {
-      const failure = this.fail(err as Error);
-      for (const w of waiters) w.reject(failure);
-      throw err;
-    }
-    for (const w of waiters) w.resolve();
   }
 
   private async openSegment(firstSeq: number): Promise<void> {
     const io = this.opts.io;
     if (this.fd >= 0) {
-      if (this.opts.fsync === 'interval' && this.dirty) await this.fdatasync();
+      if (this.dirty) await this.fdatasync(); // a closed segment is always fully synced
       await io.close(this.fd);
       this.fd = -1;
     }
@@ -334,6 +346,7 @@ export class Wal {
     for (const b of this.queue.splice(0)) b.reject(this.failure);
     if (this.current.records > 0) this.current.reject(this.failure);
     for (const w of this.syncWaiters.splice(0)) w.reject(this.failure);
+    for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
     this.opts.onFailure(reason);
     return this.failure;
   }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { buildDigest, bucketOf, diffDigests, digestFromWire, listBuckets } from '../../src/cluster/digest.js';
+import { buildDigest, buildDigestAsync, bucketOf, diffDigests, digestFromWire, listBuckets, listBucketsAsync } from '../../src/cluster/digest.js';
 import { Ring, hashKey } from '../../src/ring/ring.js';
 import { rangeContains, type TokenRange } from '../../src/ring/ranges.js';
 import { TOKEN_MAX } from '../../src/ring/hash.js';
@@ -102,4 +102,20 @@ test('digests survive the msgpack codec and bad ones are refused', (t) => {
   t.throws(() => digestFromWire({ ...d, hashes: Buffer.alloc(3) }));
   t.throws(() => digestFromWire({ ...d, buckets: 0 }));
   t.throws(() => diffDigests(d, buildDigest([], WHOLE, 8)));
+});
+
+test('the async builders give the same digest and listing as the sync ones', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(storeArb, fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 7 }), async (store, buckets, every) => {
+      const items = Object.entries(store);
+      const ranges = Ring.build([{ id: 'a' }, { id: 'b' }, { id: 'c' }], { vnodes: 4 }).rangesFor('a', 2);
+      const sync = buildDigest(items, ranges, buckets);
+      const async = await buildDigestAsync(items, ranges, { buckets, yieldEveryEntries: every });
+      t.is(async.root, sync.root);
+      t.is(async.count, sync.count);
+      const ids = [0, buckets - 1];
+      t.deepEqual(await listBucketsAsync(items, ranges, buckets, ids, { entriesMax: 5, yieldEveryEntries: every }), listBuckets(items, ranges, buckets, ids, { entriesMax: 5 }));
+    }),
+    { numRuns: 40 },
+  );
 });

@@ -218,11 +218,51 @@ test('drop removes a target’s hints; bad input is refused', async (t) => {
     t.is(store.stats().hints, 1);
     await t.throwsAsync(store.add('n2', 'k', { ts: 1.5, node: 'n1', value: null }), { message: /Entry/ });
     await t.throwsAsync(store.add('n2', 'k', { ts: 1, node: 'n1', value: 'text' as unknown as Buffer }));
+    await t.throwsAsync(store.add('', 'k', entry(1)), { message: /target id/ });
     t.deepEqual(await store.replay('nobody', async () => undefined), { sent: 0, failed: 0, expired: 0, remaining: 0 });
     await store.close();
     const reopened = await HintStore.open(dir);
     t.is(reopened.pendingFor('gone'), 0);
     t.is(reopened.pendingFor('n2'), 1);
+    await reopened.close();
+  });
+});
+
+test('close() during a replay keeps what was not sent; a leftover compaction temp file is removed', async (t) => {
+  await withDir(async (dir) => {
+    const store = await HintStore.open(dir, { replayConcurrency: 1 });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.add('n2', `k${i}`, entry(i))));
+    let closing: Promise<void> | null = null;
+    const sent = new Set<string>();
+    const replay = store.replay('n2', async (key) => {
+      sent.add(key);
+      if (sent.size === 5) closing = store.close();
+    }, { maxPerSec: 1e6 });
+    const r = await replay;
+    await closing;
+    t.is(r.sent, sent.size);
+    t.true(r.sent < 20);
+    await writeFile(join(dir, `${Buffer.from('n2').toString('hex')}.00000099.hint.tmp`), 'partial');
+    const again = await HintStore.open(dir);
+    t.is(again.pendingFor('n2'), 20 - r.sent);
+    const rest = await collect(again, 'n2');
+    for (const k of rest.keys()) t.false(sent.has(k));
+    t.false((await readdir(dir)).some((f) => f.endsWith('.tmp')));
+    await again.close();
+  });
+});
+
+test('segments with nothing readable left are removed at open', async (t) => {
+  await withDir(async (dir) => {
+    const store = await HintStore.open(dir);
+    await store.add('n2', 'k', entry(1));
+    await store.close();
+    const [segment] = (await readdir(dir)).filter((f) => f.endsWith('.hint'));
+    await truncate(join(dir, segment), 8); // header only
+    const reopened = await HintStore.open(dir);
+    t.is(reopened.pendingFor('n2'), 0);
+    t.deepEqual(reopened.targets(), []);
+    t.deepEqual(await readdir(dir), []);
     await reopened.close();
   });
 });

@@ -85,3 +85,22 @@ test('a member dead longer than deadOwnerGraceMs loses its ranges and they are r
   }
   await c.close();
 });
+
+test("a joining node's misses are not served as final while it is still syncing", async (t) => {
+  const c = await startCluster(5);
+  await fill(c);
+  const joiner = await c.add('n6', { config: { ringSettleMs: 60_000 } }); // its pull has not started
+  await c.settle();
+  const mine = KEYS.filter((key) => joiner.node.view.owners(key).includes('n6'));
+  t.true(mine.length > 0);
+  for (const key of mine.slice(0, 20)) {
+    t.is(joiner.store.getEntry(key), undefined, 'not streamed yet');
+    t.true(joiner.node.streaming.isSyncing(key));
+    const got = (await c.call('n6', 'get', { key, consistency: 'one' })) as { value: Buffer } | null;
+    t.is(got && Buffer.from(got.value).toString(), `v-${key}`, `${key}: the local miss did not count`);
+  }
+  await joiner.node.streaming.runOnce();
+  t.false(joiner.node.streaming.isSyncing(mine[0]));
+  t.is(joiner.store.getEntry(mine[0])?.value?.toString(), `v-${mine[0]}`);
+  await c.close();
+});

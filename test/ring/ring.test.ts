@@ -241,3 +241,21 @@ test('ranges: wire round-trip, wrap-around and bad input', (t) => {
   t.throws(() => rangeFromWire({ start: (TOKEN_MAX + 1n).toString(), end: '2' }));
   t.throws(() => rangeFromWire({ start: 1, end: '2' }));
 });
+
+test('movedFraction: a join moves exactly the newcomer’s share; the same ring moves nothing', async (t) => {
+  const { movedFraction, maxOverMean } = await import('../../src/ring/balance.js');
+  fc.assert(
+    fc.property(ids, fc.string({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 3 }), (members, joiner, n) => {
+      fc.pre(!members.includes(joiner));
+      const before = Ring.build(members.map((id) => ({ id })), { vnodes: VN });
+      const after = Ring.build([...members, joiner].map((id) => ({ id })), { vnodes: VN });
+      const moved = movedFraction(before, after, n);
+      const share = after.ownership(n).get(joiner)!;
+      // With fewer members than n the newcomer is an extra replica, not a replacement.
+      if (members.length >= n) t.true(Math.abs(moved - share) < 1e-9, `${moved} vs ${share}`);
+      t.is(movedFraction(before, before, n), 0);
+      t.true(maxOverMean(before, n) >= 1 - 1e-9);
+    }),
+    { numRuns: 40 },
+  );
+});

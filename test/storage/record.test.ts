@@ -13,6 +13,8 @@ import {
 } from '../../src/storage/record.js';
 import type { Entry } from '../../src/storage/types.js';
 import { ExpiryQueue } from '../../src/storage/expiry.js';
+import { crc32cRange } from '../../src/storage/crc.js';
+import { crc32c } from '@node-rs/crc32';
 
 const time = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const arbRecord = fc.record({
@@ -89,4 +91,16 @@ test('the expiry heap pops in due order and at most `limit` per call', (t) => {
     }),
     { numRuns: 200 },
   );
+});
+
+test('the table CRC32C agrees with the native one at every length', (t) => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat(16), (bytes, skip) => {
+      const b = Buffer.from(bytes);
+      const start = Math.min(skip, b.length);
+      t.is(crc32cRange(b, start, b.length), crc32c(b.subarray(start)));
+    }),
+    { numRuns: 300 },
+  );
+  t.is(crc32cRange(Buffer.from('123456789'), 0, 9), 0xe3069283, 'the standard CRC32C check value');
 });

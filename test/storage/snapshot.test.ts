@@ -107,3 +107,19 @@ test('a snapshot file with a bad header is skipped, and with no usable snapshot 
   t.is(err.code, 'CORRUPT');
   t.regex(err.message, /missing/);
 });
+
+test('a snapshot finishes while a writer never pauses (no waiting for an idle log)', async (t) => {
+  const dir = tempDir(t);
+  const store = await open(t, dir, { fsync: 'always' });
+  for (let i = 0; i < 500; i++) void store.put(`k${i}`, buf('v'), { version: v(1) });
+  let done = false;
+  let writes = 0;
+  const writer = (async () => {
+    while (!done && writes < 5000) await store.put(`w${writes % 50}`, buf(`${writes}`), { version: v(10 + writes++) });
+  })();
+  await store.snapshot();
+  done = true;
+  await writer;
+  t.true(writes < 5000, 'the snapshot resolved while the writer was still going');
+  t.is(store.stats().snapshots, 1);
+});

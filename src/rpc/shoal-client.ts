@@ -1,0 +1,155 @@
+/**
+ * ShoalClient: the typed client library the CLI and the benchmarks use. Talks to any node of a
+ * cluster through an RpcPool, fails over to the next address when one is unreachable, and carries
+ * the highest version timestamp it has seen on writes (args.seenTs) so that a coordinator with a
+ * slower clock still orders this client's writes after the ones it has read.
+ */
+import { ShoalError } from '../errors.js';
+import type { Version } from '../storage/types.js';
+import { RpcPool, isTransportError, parseAddr, type RpcPoolOptions } from './client.js';
+import { isPlainMap, type Consistency, type RpcArgs } from './protocol.js';
+
+export interface ShoalClientOptions {
+  /** host:port of one or more nodes; the first reachable one is used, in order. */
+  addresses: string[];
+  /** Must match the cluster's name (handshake). Default "dev" (cluster.example.json). */
+  clusterName?: string;
+  /** Per-request timeout. Default 5 s. */
+  timeoutMs?: number;
+  /** Passed to the pool (connectionsPerAddr, connectTimeoutMs, frameBytesMax). */
+  pool?: Omit<RpcPoolOptions, 'clusterName' | 'timeoutMs'>;
+}
+
+export interface GetResult {
+  value: Buffer;
+  version: Version;
+  expiresAtMs?: number;
+}
+
+export interface ReadOptions {
+  consistency?: Consistency;
+  timeoutMs?: number;
+}
+
+export interface PutOptions extends ReadOptions {
+  ttlMs?: number;
+}
+
+export const DEFAULT_CLUSTER_NAME = 'dev';
+
+function malformed(op: string, what: string): ShoalError {
+  return new ShoalError('INTERNAL', `malformed ${op} result from the server: ${what}`);
+}
+
+function decodeVersion(op: string, value: unknown): Version {
+  if (!isPlainMap(value) || typeof value.ts !== 'number' || typeof value.node !== 'string') {
+    throw malformed(op, 'version must be { ts: number, node: string }');
+  }
+  return { ts: value.ts, node: value.node };
+}
+
+export class ShoalClient {
+  private readonly pool: RpcPool;
+  private readonly addresses: string[];
+  private current = 0;
+  private seenTs = 0;
+
+  constructor(options: ShoalClientOptions) {
+    if (options.addresses.length === 0) throw new ShoalError('CONFIG', 'ShoalClient needs at least one address');
+    for (const addr of options.addresses) parseAddr(addr);
+    this.addresses = [...options.addresses];
+    this.pool = new RpcPool({
+      ...options.pool,
+      clusterName: options.clusterName ?? DEFAULT_CLUSTER_NAME,
+      timeoutMs: options.timeoutMs,
+    });
+  }
+
+  /** The highest version timestamp seen in any result so far (0 before the first). */
+  get highestSeenTs(): number {
+    return this.seenTs;
+  }
+
+  async get(key: string, options: ReadOptions = {}): Promise<GetResult | null> {
+    const args: RpcArgs = { key };
+    if (options.consistency !== undefined) args.consistency = options.consistency;
+    const result = await this.call('get', args, options);
+    if (result === null) return null;
+    if (!isPlainMap(result) || !(result.value instanceof Uint8Array)) throw malformed('get', 'value must be bin');
+    const version = this.observe(decodeVersion('get', result.version));
+    const value = Buffer.isBuffer(result.value) ? result.value : Buffer.from(result.value);
+    const out: GetResult = { value, version };
+    if (typeof result.expiresAtMs === 'number') out.expiresAtMs = result.expiresAtMs;
+    return out;
+  }
+
+  async put(key: string, value: Buffer | string, options: PutOptions = {}): Promise<{ version: Version }> {
+    const args: RpcArgs = { key, value: typeof value === 'string' ? Buffer.from(value, 'utf8') : value };
+    if (options.ttlMs !== undefined) args.ttlMs = options.ttlMs;
+    return this.write('put', args, options);
+  }
+
+  async del(key: string, options: ReadOptions = {}): Promise<{ version: Version }> {
+    return this.write('del', { key }, options);
+  }
+
+  stats(): Promise<unknown> {
+    return this.call('stats', {});
+  }
+
+  health(): Promise<unknown> {
+    return this.call('health', {});
+  }
+
+  members(): Promise<unknown> {
+    return this.call('members', {});
+  }
+
+  ring(): Promise<unknown> {
+    return this.call('ring', {});
+  }
+
+  leave(): Promise<unknown> {
+    return this.call('leave', {});
+  }
+
+  /**
+   * Any op. Tries the addresses in order starting from the last one that worked; moves on only when
+   * an address is unreachable (a server's own error, even UNAVAILABLE, is returned as is).
+   */
+  async call(op: string, args: RpcArgs, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < this.addresses.length; attempt++) {
+      const index = (this.current + attempt) % this.addresses.length;
+      try {
+        const result = await this.pool.call(this.addresses[index], op, args, { timeoutMs: options.timeoutMs });
+        this.current = index;
+        return result;
+      } catch (err) {
+        if (!isTransportError(err)) throw err;
+        lastError = err;
+      }
+    }
+    const tried = this.addresses.join(', ');
+    throw new ShoalError('UNAVAILABLE', `no node reachable (tried ${tried}): ${(lastError as Error).message}`, {
+      addresses: this.addresses,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  private async write(op: 'put' | 'del', args: RpcArgs, options: ReadOptions): Promise<{ version: Version }> {
+    if (options.consistency !== undefined) args.consistency = options.consistency;
+    if (this.seenTs > 0) args.seenTs = this.seenTs;
+    const result = await this.call(op, args, options);
+    if (!isPlainMap(result)) throw malformed(op, 'expected { version }');
+    return { version: this.observe(decodeVersion(op, result.version)) };
+  }
+
+  private observe(version: Version): Version {
+    if (version.ts > this.seenTs) this.seenTs = version.ts;
+    return version;
+  }
+}
