@@ -25,14 +25,12 @@ export const framesTarget: FuzzTarget = {
   name: 'frames',
   feeds: 'mutated request streams → FrameDecoder, random splits',
   async setup() {
-    const donors: Buffer[] = [];
     return {
       runCase(rng) {
         const valid = stream(rng);
         const intact = rng.chance(0.05);
-        const bytes = intact ? valid.bytes : mutate(rng, valid.bytes, { lengthOffsets: valid.headers, donors });
-        if (donors.length < 32) donors.push(valid.bytes);
-        else donors[rng.int(donors.length)] = valid.bytes;
+        const donor = stream(rng).bytes;
+        const bytes = intact ? valid.bytes : mutate(rng, valid.bytes, { lengthOffsets: valid.headers, donors: [donor] });
         const decoder = new FrameDecoder(FRAME_BYTES_MAX);
         let decoded = 0;
         try {

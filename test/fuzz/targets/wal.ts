@@ -30,22 +30,20 @@ export const walRecordTarget: FuzzTarget = {
   name: 'wal-record',
   feeds: 'mutated records → checkFrame + decodePayload',
   async setup() {
-    const donors: Buffer[] = [];
     const out = newDecodedRecord();
     let rangeErrors = 0;
     return {
       runCase(rng) {
         const valid = randomRecord(rng);
-        const bytes = rng.chance(0.05) ? valid : mutate(rng, valid, { lengthOffsets: [0], littleEndian: true, donors });
-        if (donors.length < 32) donors.push(valid);
-        else donors[rng.int(donors.length)] = valid;
+        const donor = randomRecord(rng);
+        const bytes = rng.chance(0.05) ? valid : mutate(rng, valid, { lengthOffsets: [0], littleEndian: true, donors: [donor] });
+        // A splice can yield the whole donor: a valid record, just not this one.
+        const written = (n: number): boolean => [valid, donor].some((r) => r.length >= n && r.subarray(0, n).equals(bytes.subarray(0, n)));
         const total = checkFrame(bytes, 0, bytes.length, 1 << 20);
         // Payloads are also fed straight to the decoder, as a snapshot body is decoded before its CRC is checked.
         const direct = rng.chance(0.5);
         if (typeof total === 'string' && !direct) return 'rejected';
-        if (typeof total === 'number' && firstDifference(valid, bytes) !== -1 && firstDifference(valid, bytes) < total) {
-          throw new InvariantError('a damaged record passed its checksum');
-        }
+        if (typeof total === 'number' && !written(total)) throw new InvariantError('a damaged record passed its checksum');
         const end = typeof total === 'number' ? total : bytes.length;
         try {
           decodePayload(bytes, Math.min(RECORD_HEADER_BYTES, end), end, out);
@@ -58,9 +56,6 @@ export const walRecordTarget: FuzzTarget = {
             return 'rejected';
           }
           throw new UnexpectedError(`decodePayload threw ${(err as Error).name}: ${(err as Error).message}`);
-        }
-        if (typeof total === 'number' && !direct && Buffer.compare(bytes.subarray(0, total), valid.subarray(0, total)) !== 0) {
-          throw new InvariantError('decoded a record that differs from what was written');
         }
         return 'accepted';
       },
