@@ -9,7 +9,7 @@ import { TARGETS } from './targets/index.js';
 const runSeed = process.env.FUZZ_SEED === undefined ? Math.floor(Math.random() * 2 ** 32) : Number(process.env.FUZZ_SEED);
 
 /** Cases per target: enough to hit every mutation kind many times, few enough for a shared 2-core machine. */
-const CASES: Record<string, number> = { 'rpc-server': 400, 'wal-segment': 400, snapshot: 300 };
+const CASES: Record<string, number> = { 'rpc-server': 400, 'wal-segment': 400, snapshot: 300, config: 300 };
 const CASES_DEFAULT = 1000;
 
 for (const target of TARGETS) {
