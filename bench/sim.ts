@@ -226,7 +226,8 @@ for (const n of sizes) {
       cpuSeconds: cpuSeconds(cpu0),
     };
     rows.push(row);
-    process.stderr.write(`n=${n} loss=${row.lossPct}% done (${row.cpuSeconds} s CPU)\n`);
+    process.stderr.write(`n=${n} loss=${row.lossPct}% done (${row.cpuSeconds} s CPU): ${JSON.stringify(row)}\n`);
+    writeResults();
   }
 }
 
@@ -245,7 +246,13 @@ console.log(`Membership simulator (seed ${baseSeed}${quick ? ', --quick' : ''}):
 for (const line of table) console.log(line.map((cell, i) => cell.padStart(widths[i])).join('  '));
 console.log(`FP = distinct healthy members ever declared dead, over 'FP min' simulated minutes each (n=1000 runs are shortened to keep CPU time reasonable); slowed = ${SLOW_FRACTION * 100}% of members handle every packet and timer up to ${SLOW_MS_MAX} ms late; susp = suspicions raised (seen at one member). heal = periods from the end of a half/half partition to full agreement.`);
 console.log(`total ${Math.round((Date.now() - started) / 1000)} s wall`);
-const out = path.join('bench', 'results', 'membership.json');
-fs.mkdirSync(path.dirname(out), { recursive: true });
-fs.writeFileSync(out, `${JSON.stringify({ seed: baseSeed, quick, periodMs: PERIOD_MS, slowMsMax: SLOW_MS_MAX, slowFraction: SLOW_FRACTION, rows }, null, 2)}\n`);
-console.log(`wrote ${out}`);
+console.log(`wrote ${writeResults()}`);
+
+/** Rewritten after every row, so a long run that is cut short still leaves its finished rows. */
+function writeResults(): string {
+  const out = path.join('bench', 'results', 'membership.json');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const body = { seed: baseSeed, quick, periodMs: PERIOD_MS, slowMsMax: SLOW_MS_MAX, slowFraction: SLOW_FRACTION, rows };
+  fs.writeFileSync(out, `${JSON.stringify(body, null, 2)}\n`);
+  return out;
+}
