@@ -32,6 +32,9 @@ export interface ChaosOptions {
   convergeBudgetMs?: number;
   /** Minimum availability during single-node kills. Default 0.99 (issue 6). */
   availabilityMin?: number;
+  /** Convergence goals after the heal. Defaults 10 s and 60 s (issue 6). */
+  membershipConvergeMsMax?: number;
+  replicasConvergeMsMax?: number;
   /** The command that replays this run (printed on failure). */
   command: string;
   log?: (line: string) => void;
@@ -216,6 +219,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
       convergence: convergence.result,
       applyDeadlineMs,
       availabilityMin: options.availabilityMin,
+      membershipConvergeMsMax: options.membershipConvergeMsMax,
+      replicasConvergeMsMax: options.replicasConvergeMsMax,
       ...(convergence.replicas === undefined ? {} : { replicas: convergence.replicas }),
     });
     const info: RunInfo = { seed: options.seed, durationMs: options.durationMs, nodes, command: options.command, runDir, skipped, notes };
