@@ -11,6 +11,7 @@ import { FRAME_HEADER_BYTES } from './framing.js';
 const COPY_BYTES_MAX = 64 * 1024;
 
 export class FrameWriter {
+  /** Encoded frame bodies; the 4-byte headers are written at flush. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private scheduled = false;
@@ -33,15 +34,15 @@ export class FrameWriter {
     if (body.length > this.frameBytesMax) {
       throw new ShoalError('FRAME_TOO_LARGE', `frame of ${body.length} bytes exceeds the limit of ${this.frameBytesMax}`);
     }
-    const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-    header.writeUInt32BE(body.length, 0);
-    this.pending.push(header, body);
+    this.pending.push(body);
     this.pendingBytes += FRAME_HEADER_BYTES + body.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(() => this.flush());
+      process.nextTick(this.flushBound);
     }
   }
+
+  private readonly flushBound = (): void => this.flush();
 
   /** Bytes queued here and not yet handed to the socket. */
   get queuedBytes(): number {
@@ -52,18 +53,31 @@ export class FrameWriter {
   flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const parts = this.pending;
+    const bodies = this.pending;
     const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
     if (this.socket.destroyed || !this.socket.writable) return;
     this.bytesOut += bytes;
     if (bytes <= COPY_BYTES_MAX) {
-      this.socket.write(parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes));
+      // Headers and bodies copied into one buffer: one allocation and one write for the whole turn.
+      const out = Buffer.allocUnsafe(bytes);
+      let offset = 0;
+      for (const body of bodies) {
+        out.writeUInt32BE(body.length, offset);
+        offset += FRAME_HEADER_BYTES;
+        offset += body.copy(out, offset);
+      }
+      this.socket.write(out);
     } else {
-      // Large output: one writev of the parts instead of copying them together.
+      // Large output: one vectored write of the parts instead of copying them together.
       this.socket.cork();
-      for (const part of parts) this.socket.write(part);
+      for (const body of bodies) {
+        const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+        header.writeUInt32BE(body.length, 0);
+        this.socket.write(header);
+        this.socket.write(body);
+      }
       this.socket.uncork();
     }
     this.afterFlush();

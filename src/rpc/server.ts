@@ -72,7 +72,7 @@ const CLOSE_LINGER_MS = 1_000;
 type Phase = 'hello' | 'open' | 'closing';
 
 /** The monotonic part of RpcServerStats (bytesOut here counts connections already closed). */
-type Counters = Omit<RpcServerStats, 'connections' | 'inFlight' | 'pausedConnections'>;
+type Counters = Omit<RpcServerStats, 'connections' | 'inFlight' | 'pausedConnections' | 'requests'>;
 
 export class RpcServer {
   private readonly limits: RpcLimits;
@@ -83,10 +83,10 @@ export class RpcServer {
   private draining = false;
   private closePromise: Promise<void> | null = null;
   private drainWaiters: (() => void)[] = [];
+  private readonly requestsByOp = new Map<string, number>();
   readonly counters: Counters = {
     connectionsTotal: 0,
     connectionsRejected: 0,
-    requests: {},
     errors: {},
     malformedFrames: 0,
     handshakeFailures: 0,
@@ -167,7 +167,7 @@ export class RpcServer {
     }
     return {
       ...this.counters,
-      requests: { ...this.counters.requests },
+      requests: Object.fromEntries(this.requestsByOp),
       errors: { ...this.counters.errors },
       connections: this.connections.size,
       inFlight,
@@ -187,9 +187,11 @@ export class RpcServer {
   }
 
   countRequest(op: string): void {
-    const requests = this.counters.requests;
-    const name = op in requests || Object.keys(requests).length < OPS_TRACKED_MAX ? op : 'other';
-    requests[name] = (requests[name] ?? 0) + 1;
+    const requests = this.requestsByOp;
+    const count = requests.get(op);
+    if (count !== undefined) requests.set(op, count + 1);
+    else if (requests.size < OPS_TRACKED_MAX) requests.set(op, 1);
+    else requests.set('other', (requests.get('other') ?? 0) + 1);
   }
 
   countError(code: ErrorCode): void {
@@ -247,7 +249,10 @@ class ServerConnection {
   private readonly decoder: FrameDecoder;
   private readonly ctx: RpcContext;
   private phase: Phase = 'hello';
+  /** The server is shutting down: new requests get CLOSED. */
   private draining = false;
+  /** The peer half-closed: answer what it sent, then close. */
+  private peerEnded = false;
   private backlog: unknown[] = [];
   private pumpScheduled = false;
   private handshakeTimer: NodeJS.Timeout | null;
@@ -259,6 +264,7 @@ class ServerConnection {
     private readonly socket: Socket,
     private readonly limits: RpcLimits,
   ) {
+    socket.setNoDelay(true);
     this.decoder = new FrameDecoder(limits.frameBytesMax);
     this.writer = new FrameWriter(socket, limits.frameBytesMax, () => this.checkBackpressure());
     this.ctx = { remote: `${socket.remoteAddress}:${socket.remotePort}`, peer: null };
@@ -275,9 +281,9 @@ class ServerConnection {
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
-      // The peer sent FIN: answer what is in flight, then close our side.
-      if (this.inFlight === 0 && this.backlog.length === 0) this.end();
-      else this.draining = true;
+      // The peer sent FIN: answer everything it sent, then close our side.
+      this.peerEnded = true;
+      this.endIfDone();
     });
     socket.on('close', () => {
       this.phase = 'closing';
@@ -288,7 +294,12 @@ class ServerConnection {
 
   beginDrain(): void {
     this.draining = true;
-    if (this.phase === 'hello' || (this.inFlight === 0 && this.backlog.length === 0)) this.end();
+    if (this.phase === 'hello') this.end();
+    else this.endIfDone();
+  }
+
+  private endIfDone(): void {
+    if ((this.draining || this.peerEnded) && this.inFlight === 0 && this.backlog.length === 0) this.end();
   }
 
   destroy(): void {
@@ -328,6 +339,7 @@ class ServerConnection {
       this.dispatch(this.backlog.shift());
       dispatched += 1;
     }
+    this.endIfDone();
   }
 
   private resumeAfterBatch(): void {
@@ -373,7 +385,7 @@ class ServerConnection {
       this.reply(request.id, new ShoalError('BAD_REQUEST', 'hello was already done on this connection'));
       return;
     }
-    if (this.draining || this.server.isDraining) {
+    if (this.server.isDraining) {
       this.reply(request.id, new ShoalError('CLOSED', 'the node is shutting down'));
       return;
     }
@@ -403,7 +415,7 @@ class ServerConnection {
         this.reply(id, outcome);
       }
     }
-    if (this.draining && this.inFlight === 0 && this.backlog.length === 0) this.end();
+    this.endIfDone();
   }
 
   private hello(request: RpcRequest): void {

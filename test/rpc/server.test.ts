@@ -52,6 +52,19 @@ test('pipelined requests are answered as they complete, out of order', async (t)
   await server.close();
 });
 
+test('a client that half-closes after its requests still gets every answer', async (t) => {
+  const mem = memoryHandler();
+  const { server, port } = await startServer(mem.handler);
+  const peer = await RawPeer.open(port);
+  peer.sendBytes(Buffer.concat([1, 2, 3].map((id) => encodeFrame({ id, op: 'put', args: { key: `k${id}`, value: Buffer.from('v') } }))));
+  peer.socket.end();
+  const ids = ((await peer.nextN(3)) as Reply[]).map((r) => r.ok && r.id);
+  t.deepEqual(ids.sort(), [1, 2, 3]);
+  t.true(await peer.closedByServer());
+  t.deepEqual(mem.applied, ['put k1', 'put k2', 'put k3']);
+  await server.close();
+});
+
 test('a handshake with the wrong cluster or version gets BAD_HANDSHAKE and the connection closes', async (t) => {
   const { server, port } = await startServer(memoryHandler().handler);
   for (const args of [
