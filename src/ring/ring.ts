@@ -61,7 +61,7 @@ interface MemberTokens {
 
 /** Per-member token arrays, cached across rebuilds (membership changes rebuild the ring often). */
 const tokenCache = new Map<string, MemberTokens>();
-const TOKEN_CACHE_MEMBERS_MAX = 4096;
+const TOKEN_CACHE_MEMBERS_MAX = 1024; // 8 KiB each at 1024 vnodes: ≤ 8 MiB
 
 function memberTokens(id: string, vnodes: number): MemberTokens {
   const cacheKey = `${vnodes}\u0000${id}`;
