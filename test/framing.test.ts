@@ -1,9 +1,28 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { encodeFrame, FrameDecoder } from '../src/rpc/framing.js';
+import { pack, unpack } from '../src/codec.js';
 import { ShoalError } from '../src/errors.js';
 
-const plain = fc.jsonValue();
+/**
+ * msgpackr renames a map key `__proto__` to `__proto_` when decoding (its prototype-pollution guard),
+ * so that one key cannot round-trip. It gets its own test below; everywhere else it is left out.
+ */
+const jsonKey = fc.string().filter((key) => key !== '__proto__');
+
+/** Any JSON value (what `JSON.parse` can build), like fc.jsonValue() but without the `__proto__` key. */
+const depth = fc.createDepthIdentifier();
+const { plain } = fc.letrec<{ plain: unknown }>((tie) => ({
+  plain: fc.oneof(
+    { depthSize: 'small', depthIdentifier: depth },
+    fc.boolean(),
+    fc.double({ noDefaultInfinity: true, noNaN: true }),
+    fc.string(),
+    fc.constant(null),
+    fc.array(tie('plain'), { depthIdentifier: depth }),
+    fc.dictionary(jsonKey, tie('plain'), { depthIdentifier: depth }),
+  ),
+}));
 
 test('frames round-trip however the stream is split', (t) => {
   fc.assert(
@@ -22,6 +41,22 @@ test('frames round-trip however the stream is split', (t) => {
       t.is(decoder.pendingBytes, 0);
     }),
   );
+});
+
+test('a __proto__ map key is decoded as an own key `__proto_`, never as a prototype', (t) => {
+  // JSON.parse makes `__proto__` an own property, the way a hostile peer's msgpack map would carry it.
+  const hostile = JSON.parse('{"__proto__": {"polluted": true, "op": "del"}, "op": "get"}') as Record<string, unknown>;
+  t.deepEqual(Object.keys(hostile), ['__proto__', 'op']);
+  for (const decoded of [unpack(pack(hostile)), new FrameDecoder(1 << 10).push(encodeFrame({ args: hostile }))[0]]) {
+    const outer = decoded as Record<string, unknown>;
+    const map = ('args' in outer ? outer.args : outer) as Record<string, unknown>;
+    t.is(Object.getPrototypeOf(map), Object.prototype);
+    t.deepEqual(Object.keys(map), ['__proto_', 'op']);
+    t.deepEqual(map.__proto_, { polluted: true, op: 'del' });
+    t.is(map.op, 'get');
+    t.is((map as { polluted?: unknown }).polluted, undefined);
+  }
+  t.is(({} as { polluted?: unknown }).polluted, undefined, 'Object.prototype is untouched');
 });
 
 test('an oversized header is refused before its body arrives', (t) => {

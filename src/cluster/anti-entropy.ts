@@ -7,18 +7,15 @@
  * second, and stores are scanned in chunks that yield to the event loop.
  */
 import { ShoalError, toShoalError } from '../errors.js';
-import { hashBytes, hex64 } from '../ring/hash.js';
 import { RangeSet, rangeFromWire, rangeToWire } from '../ring/ranges.js';
-import type { Entry } from '../storage/types.js';
 import { compareVersion } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryPairs, entryToWire, int, str } from './args.js';
 import type { NodeContext } from './context.js';
 import type { RangeDigest } from './digest.js';
-import { bucketOf, buildDigest, diffDigests, digestFromWire, DIGEST_LIMITS } from './digest.js';
+import { buildDigestAsync, diffDigests, digestFromWire, DIGEST_LIMITS, listBucketsAsync } from './digest.js';
 import { Pacer } from './pacer.js';
 import { BATCH_KEYS_MAX } from './replica.js';
-import { scanStore, SCAN_CHUNK_ENTRIES } from './scan.js';
 
 /** Most token ranges a digest request may name. */
 const RANGES_MAX = 1 << 20;
@@ -187,38 +184,16 @@ export class AntiEntropy {
     return pushed;
   }
 
-  /** buildDigest over the store in chunks (bucket hashes are sums, so chunk digests add up). */
-  private async digest(ranges: RangeSet, buckets: number, expiredBeforeMs: number): Promise<RangeDigest> {
-    const sums = new BigUint64Array(buckets);
-    let count = 0;
-    let chunk: Array<[string, Entry]> = [];
-    const fold = (): void => {
-      const d = buildDigest(chunk, ranges, { buckets, expiredBeforeMs });
-      for (let b = 0; b < buckets; b++) sums[b] += d.hashes.readBigUInt64LE(b * 8);
-      count += d.count;
-      chunk = [];
-    };
-    await scanStore(this.o.store, (key, entry) => {
-      chunk.push([key, entry]);
-      if (chunk.length >= SCAN_CHUNK_ENTRIES) fold();
-    });
-    fold();
-    const hashes = Buffer.alloc(buckets * 8);
-    for (let b = 0; b < buckets; b++) hashes.writeBigUInt64LE(sums[b], b * 8);
-    return { buckets, count, hashes, root: hex64(hashBytes(hashes)) };
+  private digest(ranges: RangeSet, buckets: number, expiredBeforeMs: number): Promise<RangeDigest> {
+    return buildDigestAsync(this.o.store.entries(), ranges, { buckets, expiredBeforeMs });
   }
 
   private async versions(ranges: RangeSet, buckets: number, bucketIds: number[], expiredBeforeMs: number): Promise<VersionRow[]> {
-    const wanted = new Set(bucketIds);
-    const rows: VersionRow[] = [];
-    const { hashKey } = this.o.ringFactory;
-    await scanStore(this.o.store, (key, entry) => {
-      if (entry.expiresAtMs !== undefined && entry.expiresAtMs <= expiredBeforeMs) return;
-      if (!ranges.has(hashKey(key)) || !wanted.has(bucketOf(key, buckets))) return;
-      rows.push([key, entry.ts, entry.node, entry.value === null ? 1 : 0]);
-      return rows.length < this.o.config.antiEntropyKeysPerRoundMax * 4;
+    const listing = await listBucketsAsync(this.o.store.entries(), ranges, buckets, bucketIds, {
+      expiredBeforeMs,
+      entriesMax: this.o.config.antiEntropyKeysPerRoundMax * 4,
     });
-    return rows;
+    return listing.entries.map(([key, e]): VersionRow => [key, e.ts, e.node, e.value === null ? 1 : 0]);
   }
 }
 

@@ -25,6 +25,8 @@ import { scanStore } from './scan.js';
 
 /** Attempts per batch when pushing data out on leave. */
 const PUSH_ATTEMPTS_MAX = 3;
+/** Rounds retried (every streamRetryMs) before giving up on unreachable sources; anti-entropy takes over. */
+const ROUND_RETRIES_MAX = 30;
 
 export interface StreamingOptions extends NodeContext {
   /** Start as a new node (empty store): pull everything this node owns. */
@@ -49,6 +51,7 @@ export class Streaming {
   private timerDueMs = 0;
   private running: Promise<void> | null = null;
   private rerun = false;
+  private retries = 0;
   private closed = false;
   private readonly progress = {
     rounds: 0,
@@ -196,7 +199,7 @@ export class Streaming {
     const { view, config } = this.o;
     const target = view.ring();
     const base = this.syncedRing ?? view.buildRing(target.members().filter((id) => id !== view.selfId));
-    if (base.checksum() === target.checksum()) return null;
+    if (base.checksum() === target.checksum() || !target.members().includes(view.selfId)) return null;
     const n = view.replicas();
     const baseN = Math.min(config.replicationFactor, base.members().length);
     return { target, base, baseN, n, wanted: new RangeSet(target.rangesFor(view.selfId, n)) };
@@ -232,13 +235,21 @@ export class Streaming {
     };
     const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
     this.progress.rounds += 1;
-    if (results.every(Boolean) && view.ring().checksum() === target.checksum()) {
+    // Others in the base but none reachable: nothing could be pulled, which is not success.
+    const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
+    if (ok && view.ring().checksum() === target.checksum()) {
+      this.retries = 0;
       this.markSynced(target);
-    } else if (!results.every(Boolean)) {
+    } else if (ok) {
+      this.rerun = true;
+    } else if (this.retries >= ROUND_RETRIES_MAX) {
+      this.o.logger.warn('streaming: sources unreachable, giving up; anti-entropy will fill in', { retries: this.retries });
+      this.retries = 0;
+      this.markSynced(target);
+    } else {
+      this.retries += 1;
       this.progress.roundsFailed += 1;
       if (!this.closed) this.schedule(config.streamRetryMs);
-    } else {
-      this.rerun = true;
     }
   }
 

@@ -50,8 +50,9 @@ test('too few replicas: UNAVAILABLE with how many answered', async (t) => {
   await c.close();
 });
 
-test('stand-ins hold hints so W is met with two owners down, and hand them over on return', async (t) => {
-  const c = await startCluster(5, { readRepairEnabled: false });
+for (const durableHints of [false, true]) {
+test(`stand-ins hold hints so W is met with two owners down, and hand them over on return (${durableHints ? 'HintStore' : 'in memory'})`, async (t) => {
+  const c = await startCluster(5, { readRepairEnabled: false }, { durableHints });
   const key = 'k3';
   const [up, d1, d2] = c.get('n1').node.view.owners(key);
   c.kill(d1);
@@ -64,8 +65,10 @@ test('stand-ins hold hints so W is met with two owners down, and hand them over 
   c.revive(d2);
   for (const id of c.ids()) await c.get(id).node.handoff.runOnce();
   t.deepEqual(c.holders(key), { [up]: 'held', [d1]: 'held', [d2]: 'held' });
+  t.is(c.ids().reduce((sum, id) => sum + c.get(id).hints.targets().length, 0), 0, 'no hints left');
   await c.close();
 });
+}
 
 test('client arguments are validated with BAD_REQUEST', async (t) => {
   const c = await startCluster(3);

@@ -1,5 +1,10 @@
 /** Starts N ClusterNodes in one process over the in-memory network and membership. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ClusterNode } from '../../../src/cluster/cluster-node.js';
+import { HintStore } from '../../../src/cluster/hints.js';
+import type { HintStoreLike } from '../../../src/cluster/ports.js';
 import type { ClusterConfig } from '../../../src/cluster/config.js';
 import { MemoryStore } from './memory-store.js';
 import { MembershipWorld } from './membership.js';
@@ -19,7 +24,7 @@ export interface TestNode {
   id: string;
   node: ClusterNode;
   store: MemoryStore;
-  hints: MemoryHints;
+  hints: HintStoreLike;
 }
 
 export class TestCluster {
@@ -27,13 +32,25 @@ export class TestCluster {
   readonly net = new InMemoryNetwork();
   readonly nodes = new Map<string, TestNode>();
 
-  constructor(private readonly config: Partial<ClusterConfig>) {}
+  /** With `durableHints`, each node gets a real HintStore in a temp dir (removed by close()). */
+  private tempDir: string | null = null;
+
+  constructor(
+    private readonly config: Partial<ClusterConfig>,
+    private readonly options: { durableHints?: boolean } = {},
+  ) {}
+
+  private async openHints(id: string): Promise<HintStoreLike> {
+    if (!this.options.durableHints) return new MemoryHints();
+    this.tempDir ??= mkdtempSync(join(tmpdir(), 'shoal-hints-'));
+    return HintStore.open(join(this.tempDir, id), { fsync: false });
+  }
 
   async add(id: string, options: { clock?: () => number; config?: Partial<ClusterConfig> } = {}): Promise<TestNode> {
     this.world.add(id);
     const clock = options.clock ?? Date.now;
     const store = new MemoryStore(clock);
-    const hints = new MemoryHints();
+    const hints = await this.openHints(id);
     const node = await ClusterNode.start({
       config: { ...MANUAL, ...this.config, ...options.config },
       store,
@@ -85,17 +102,26 @@ export class TestCluster {
 
   /** Waits for every node's background work (late replica calls, hints, read repairs). */
   async settle(): Promise<void> {
-    for (const n of this.nodes.values()) await n.node.idle();
+    for (const n of this.nodes.values()) if (!this.net.isDown(n.id)) await n.node.idle();
   }
 
   async close(): Promise<void> {
-    for (const n of this.nodes.values()) await n.node.close();
+    for (const n of this.nodes.values()) {
+      await n.node.close();
+      await n.hints.close();
+    }
+    if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
   }
 }
 
-export async function startCluster(count: number, config: Partial<ClusterConfig> = {}): Promise<TestCluster> {
-  const cluster = new TestCluster(config);
+export async function startCluster(
+  count: number,
+  config: Partial<ClusterConfig> = {},
+  options: { durableHints?: boolean } = {},
+): Promise<TestCluster> {
+  const cluster = new TestCluster(config, options);
   for (let i = 1; i <= count; i++) await cluster.add(`n${i}`);
+  await cluster.settle(); // bootstrap rounds done before the test starts
   return cluster;
 }
 

@@ -24,6 +24,10 @@ export class InMemoryNetwork {
     this.downs.add(id);
   }
 
+  isDown(id: string): boolean {
+    return this.downs.has(id);
+  }
+
   up(id: string): void {
     this.downs.delete(id);
   }
