@@ -219,6 +219,24 @@ test('final reads through different nodes must agree', (t) => {
   t.is(checkHistory(h).counts['replica-divergence'], 1);
 });
 
+test('a stale final read at consistency one is divergence, not a lost write', (t) => {
+  const h = new HistoryBuilder()
+    .write({ key: 's', value: 'x1', at: 10, version: v(1) })
+    .write({ key: 's', value: 'x2', at: 20, version: v(2) })
+    .read({ key: 's', at: END, node: 'n1', value: 'x1', version: v(1), consistency: 'one' })
+    .read({ key: 's', at: END, node: 'n2', value: 'x2', version: v(2), consistency: 'all' })
+    .build();
+  const r = checkHistory(h);
+  t.is(r.counts.lost, 0);
+  t.is(r.counts['replica-divergence'], 1);
+  const absent = new HistoryBuilder()
+    .write({ key: 's', value: 'x1', at: 10, version: v(1) })
+    .read({ key: 's', at: END, node: 'n1', value: null, consistency: 'one' })
+    .read({ key: 's', at: END, node: 'n2', value: null, consistency: 'all' })
+    .build();
+  t.is(checkHistory(absent).counts.lost, 1, 'the authoritative read still decides');
+});
+
 test('workload reads of older values are counted as stale, not flagged', (t) => {
   const h = new HistoryBuilder()
     .write({ key: 's', value: 'x1', at: 10, version: v(1) })
@@ -283,6 +301,15 @@ test('replica copies must match on the preference list and be gone elsewhere', (
   t.is(differ.counts['replica-divergence'], 1);
   const stray = checkHistory(h, { replicas: { owners, copies: [{ key: 'k', node: 'n1', entry: e(1) }, { key: 'k', node: 'n2', entry: e(1) }, { key: 'k', node: 'n3', entry: e(1) }, { key: 'k', node: 'n5', entry: e(1) }] } });
   t.is(stray.counts.misplaced, 1);
+  const unchecked = checkHistory(h, { replicas: { owners, placementChecked: false, copies: [{ key: 'k', node: 'n1', entry: e(1) }, { key: 'k', node: 'n2', entry: e(1) }, { key: 'k', node: 'n3', entry: e(1) }, { key: 'k', node: 'n5', entry: e(1) }] } });
+  t.true(unchecked.valid, 'without clean-up support strays are counted only');
+  t.is(unchecked.misplacedKeys, 1);
+});
+
+test('a node that exits unexpectedly is a violation', (t) => {
+  const events: HistoryEvent[] = [{ kind: 'mark', atMs: 5, name: 'crash', detail: { node: 'n2', code: 1 } }];
+  t.is(checkHistory(events).counts.crashed, 1);
+  t.true(checkHistory([{ kind: 'mark', atMs: 5, name: 'heal' }]).valid);
 });
 
 test('an op without a completion is indeterminate; a stray completion is a harness bug', (t) => {

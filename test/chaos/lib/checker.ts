@@ -16,7 +16,9 @@
  *   `reordered`.
  * - A value whose TTL has certainly passed is never returned: `expired-present`.
  * - Every key with an acknowledged write must be read back at the end (`unverified` otherwise), and
- *   final reads of one key through different nodes agree (`replica-divergence`).
+ *   final reads of one key through different nodes agree (`replica-divergence`). A final read at
+ *   consistency `one` is judged only by that agreement (and for unexpected or expired values).
+ * - A node that exits without being told to (a `crash` mark in the history) is `crashed`.
  *
  * Stale reads during the workload are counted, not flagged: with sloppy quorums and hinted handoff
  * (N=3, W=2, R=2) Shoal promises durability and convergence, not linearizability.
@@ -34,7 +36,8 @@ export type ViolationType =
   | 'replica-divergence'
   | 'misplaced'
   | 'unconverged'
-  | 'availability';
+  | 'availability'
+  | 'crashed';
 
 export interface Violation {
   type: ViolationType;
@@ -66,6 +69,11 @@ export interface ReplicaInput {
   /** key → its preference list after the run. */
   owners: Record<string, string[]>;
   copies: ReplicaCopy[];
+  /**
+   * Whether copies outside the preference list are violations. False when the cluster says it cannot
+   * clean up (stats `cleanup.supported: false`): they are then only counted. Default true.
+   */
+  placementChecked?: boolean;
 }
 
 export interface CheckOptions {
@@ -115,6 +123,9 @@ export interface CheckResult {
   keys: { total: number; byClass: Record<KeyClass, number> };
   /** Workload reads that returned an older value than one already acknowledged (allowed, counted). */
   staleReads: number;
+  /** Keys with live copies outside their preference list (a violation only when placement is checked). */
+  misplacedKeys: number;
+  placementChecked: boolean;
   availability: AvailabilityRow[];
   latency: { all: LatencySummary; byOp: Record<string, LatencySummary> };
   convergence: ConvergenceResult | null;
@@ -123,7 +134,7 @@ export interface CheckResult {
 
 const VIOLATION_TYPES: ViolationType[] = [
   'lost', 'unexpected', 'resurrected', 'expired-present', 'reordered', 'unverified',
-  'replica-divergence', 'misplaced', 'unconverged', 'availability',
+  'replica-divergence', 'misplaced', 'unconverged', 'availability', 'crashed',
 ];
 
 export function compareHistoryVersion(a: HistoryVersion, b: HistoryVersion): number {
@@ -241,6 +252,9 @@ class KeyChecker {
       const readAs: Op = r.version === undefined ? w : { ...w, version: r.version };
       for (const w2 of s.okWrites) {
         if (w2 === w || !newer(w2, readAs)) continue;
+        // A final read at consistency 'one' shows one replica: its staleness is replica divergence
+        // (checked against the other final reads), not a verdict on the key.
+        if (final && r.consistency === 'one') return false;
         // A workload read may overlap or precede w2's effect: only reads after w2 completed are stale.
         if (!final) {
           if (r.invokeMs > w2.completeMs) return true;
@@ -261,6 +275,7 @@ class KeyChecker {
     const m = this.newestOk(s);
     if (m === undefined || m.op === 'del' || this.mayHaveExpired(m, r)) return false;
     if (!final) return r.invokeMs > m.completeMs;
+    if (r.consistency === 'one') return false;
     const explained = s.writes.some(
       (w) => w.outcome === 'info' && (w.op === 'del' || this.mayHaveExpired(w, r)),
     );
@@ -348,26 +363,42 @@ function availabilityRows(ops: readonly Op[], faults: readonly FaultWindow[]): A
   return [...rows.values()].sort((a, b) => (a.fault === 'none' ? -1 : b.fault === 'none' ? 1 : a.fault.localeCompare(b.fault)));
 }
 
-function checkReplicas(input: ReplicaInput, out: Collector): void {
-  const byKey = new Map<string, ReplicaInput['copies']>();
+export interface ReplicaFindings {
+  /** Keys whose copies on the preference list differ. */
+  divergent: Violation[];
+  /** Keys with a live copy on a node outside the preference list. */
+  misplaced: Violation[];
+}
+
+/** Compares every key's copies: owners must agree; other nodes must hold no live copy. */
+export function replicaFindings(input: ReplicaInput): ReplicaFindings {
+  const byKey = new Map<string, ReplicaCopy[]>();
   for (const c of input.copies) {
     const list = byKey.get(c.key) ?? [];
     list.push(c);
     byKey.set(c.key, list);
   }
+  const shape = (c: ReplicaCopy) => (c.entry === null ? 'none' : `${c.entry.ts}@${c.entry.node}${c.entry.tombstone ? ' tombstone' : ''}`);
+  const findings: ReplicaFindings = { divergent: [], misplaced: [] };
   for (const [key, copies] of byKey) {
     const owners = new Set(input.owners[key] ?? []);
     const ownerCopies = copies.filter((c) => owners.has(c.node));
-    const shapes = new Set(ownerCopies.map((c) => (c.entry === null ? 'none' : `${c.entry.ts}@${c.entry.node}${c.entry.tombstone ? '-' : '+'}`)));
-    if (shapes.size > 1) {
-      out.add('replica-divergence', `replicas differ: ${ownerCopies.map((c) => `${c.node}=${c.entry === null ? 'none' : `${c.entry.ts}@${c.entry.node}${c.entry.tombstone ? ' tombstone' : ''}`}`).join(', ')}`, key);
+    if (new Set(ownerCopies.map(shape)).size > 1) {
+      findings.divergent.push({ type: 'replica-divergence', key, detail: `replicas differ: ${ownerCopies.map((c) => `${c.node}=${shape(c)}`).join(', ')}` });
     }
-    for (const c of copies) {
-      if (!owners.has(c.node) && c.entry !== null && !c.entry.tombstone) {
-        out.add('misplaced', `${c.node} still holds a copy but the preference list is ${[...owners].join(',')}`, key);
-      }
+    const strays = copies.filter((c) => !owners.has(c.node) && c.entry !== null && !c.entry.tombstone);
+    if (strays.length > 0) {
+      findings.misplaced.push({ type: 'misplaced', key, detail: `${strays.map((c) => c.node).join(',')} still hold a copy but the preference list is ${[...owners].join(',')}` });
     }
   }
+  return findings;
+}
+
+function checkReplicas(input: ReplicaInput, out: Collector): number {
+  const findings = replicaFindings(input);
+  for (const v of findings.divergent) out.add(v.type, v.detail, v.key);
+  if (input.placementChecked ?? true) for (const v of findings.misplaced) out.add(v.type, v.detail, v.key);
+  return findings.misplaced.length;
 }
 
 function checkConvergence(c: ConvergenceResult, options: CheckOptions, out: Collector): void {
@@ -411,7 +442,10 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
       out.add('availability', `${row.fault}: ${(row.share * 100).toFixed(2)}% of ${row.ops} operations succeeded (goal ≥ ${(availabilityMin * 100).toFixed(0)}%)`);
     }
   }
-  if (options.replicas !== undefined) checkReplicas(options.replicas, out);
+  for (const e of events) {
+    if (e.kind === 'mark' && e.name === 'crash') out.add('crashed', `node exited unexpectedly: ${JSON.stringify(e.detail ?? {})}`);
+  }
+  const misplacedKeys = options.replicas === undefined ? 0 : checkReplicas(options.replicas, out);
   if (options.convergence !== undefined) checkConvergence(options.convergence, options, out);
 
   const workload = ops.filter((o) => o.phase === 'workload');
@@ -433,6 +467,8 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
     },
     keys: { total: keys.size, byClass },
     staleReads,
+    misplacedKeys,
+    placementChecked: options.replicas?.placementChecked ?? options.replicas !== undefined,
     availability,
     latency: { all: summarizeLatency(okLatency.map((o) => o.completeMs - o.invokeMs)), byOp },
     convergence: options.convergence ?? null,

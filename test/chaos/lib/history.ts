@@ -33,6 +33,8 @@ export interface OpIdentity {
   key: string;
   cls: KeyClass;
   phase: Phase;
+  /** The consistency level requested, when not the default (quorum). */
+  consistency?: 'one' | 'quorum' | 'all';
 }
 
 export interface OpEvent extends OpIdentity {
@@ -50,6 +52,8 @@ export interface OpEvent extends OpIdentity {
   expiresAtMs?: number;
   /** fail/info: the error code (or a short reason). */
   error?: string;
+  /** fail/info: the error message, for the reader of the history. */
+  message?: string;
 }
 
 export type FaultKind =
@@ -174,6 +178,7 @@ export function pairOps(events: readonly HistoryEvent[]): Op[] {
         id: e.id, client: e.client, node: e.node, op: e.op, key: e.key, cls: e.cls, phase: e.phase,
         invokeMs: e.atMs, completeMs: e.atMs, outcome: 'info',
       };
+      if (e.consistency !== undefined) op.consistency = e.consistency;
       if (e.op === 'put' && typeof e.value === 'string') op.writeValue = e.value;
       if (e.ttlMs !== undefined) op.ttlMs = e.ttlMs;
       open.set(e.id, op);

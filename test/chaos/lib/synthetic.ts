@@ -30,6 +30,7 @@ export interface SyntheticRead {
   value: string | null;
   version?: HistoryVersion;
   final?: boolean;
+  consistency?: 'one' | 'quorum' | 'all';
 }
 
 export class HistoryBuilder {
@@ -61,6 +62,7 @@ export class HistoryBuilder {
     const base = {
       kind: 'op' as const, id, client: r.client ?? 'checker', node: r.node ?? 'n1', key: r.key,
       cls: r.cls ?? 'seq', phase: r.final === false ? ('workload' as const) : ('final' as const), op: 'get' as const,
+      ...(r.consistency === undefined ? {} : { consistency: r.consistency }),
     };
     this.events.push({ ...base, type: 'invoke', atMs: r.at });
     const outcome = r.outcome ?? 'ok';

@@ -1,0 +1,238 @@
+/**
+ * `shoal local --nodes N`: a local cluster of `shoal agent` child processes. The first nodes are those
+ * of the cluster file (cluster.example.json by default); more continue its port pattern. The plan is
+ * written to DIR/cluster.json and each agent runs `--config DIR/cluster.json --node ID`. Waits until
+ * every node answers health, prints their addresses and a first command, and on Ctrl-C / SIGTERM
+ * stops them all gracefully (a second signal kills them).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { toShoalError } from '../errors.js';
+import { readClusterFile, type ClusterFile, type ClusterFileNode } from '../node/cluster-file.js';
+import { ShoalClient } from '../rpc/shoal-client.js';
+import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const LOCAL_NODES_MAX = 99;
+/** How long a node may take from spawn to answering health. */
+const START_TIMEOUT_MS = 30_000;
+/** After SIGTERM, how long to wait for the agents before SIGKILL (their own bound is shutdown.timeoutMs). */
+const STOP_TIMEOUT_MS = 20_000;
+const HEALTH_POLL_MS = 200;
+
+export interface LocalOptions {
+  nodes: number;
+  dataDir: string;
+  clusterFile: string;
+  logLevel: string;
+  /** The command that runs `shoal` (default: this Node binary on src/cli/main.ts or dist/cli/main.js). */
+  shoalCommand?: string[];
+  /** Stops the cluster like a first Ctrl-C (for callers other than a terminal). */
+  signal?: AbortSignal;
+  /** Called once every node answers health. */
+  onReady?: (plan: ClusterFile) => void;
+}
+
+function bumpPort(addr: string, by: number): string {
+  const at = addr.lastIndexOf(':');
+  return `${addr.slice(0, at)}:${Number(addr.slice(at + 1)) + by}`;
+}
+
+/** The cluster the launcher starts: the file's nodes first, then its port pattern continued. */
+export function planLocalCluster(file: ClusterFile, count: number, dataDirRoot: string): ClusterFile {
+  if (!Number.isInteger(count) || count < 1 || count > LOCAL_NODES_MAX) throw new UsageError(`--nodes must be an integer from 1 to ${LOCAL_NODES_MAX}, got ${count}`);
+  const listed = file.nodes;
+  const last = listed[listed.length - 1];
+  const ids = new Set(listed.map((n) => n.id));
+  const nodes: ClusterFileNode[] = [];
+  for (let i = 0; i < count; i++) {
+    let node: ClusterFileNode;
+    if (i < listed.length) node = { ...listed[i] };
+    else {
+      const step = i - listed.length + 1;
+      let id = `n${i + 1}`;
+      for (let k = 0; ids.has(id); k++) id = `n${i + 1}-${k}`;
+      node = { id, gossip: bumpPort(last.gossip, step), rpc: bumpPort(last.rpc, step) };
+      if (last.metrics !== undefined) node.metrics = bumpPort(last.metrics, step);
+    }
+    ids.add(node.id);
+    node.dataDir = join(dataDirRoot, node.id);
+    nodes.push(node);
+  }
+  const seeds = file.seeds && file.seeds.length > 0 ? file.seeds : [nodes[0].gossip];
+  const plan: ClusterFile = { cluster: file.cluster ?? 'dev', seeds, nodes };
+  if (file.config !== undefined) plan.config = file.config;
+  return plan;
+}
+
+/** `node [loader] main` for the CLI this process runs from. */
+export function defaultShoalCommand(): string[] {
+  const main = fileURLToPath(new URL('./main' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url));
+  const loader = main.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  return [process.execPath, ...loader, main];
+}
+
+interface Agent {
+  node: ClusterFileNode;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  running: boolean;
+}
+
+function pipeLines(stream: NodeJS.ReadableStream | null, prefix: string, out: CliIo['stdout']): void {
+  if (!stream) return;
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => out.write(`${prefix}${line}\n`));
+}
+
+async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number): Promise<void> {
+  const client = new ShoalClient({ addresses: [agent.node.rpc], clusterName: cluster, timeoutMs: 1000 });
+  try {
+    while (Date.now() < deadlineMs) {
+      if (!agent.running) throw new Error(`node ${agent.node.id} exited during start-up (see its log lines above)`);
+      try {
+        const health = (await client.health()) as { ok?: boolean };
+        if (health.ok === true) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
+    }
+    throw new Error(`node ${agent.node.id} did not answer health at ${agent.node.rpc} within ${START_TIMEOUT_MS / 1000} s`);
+  } finally {
+    await client.close();
+  }
+}
+
+export async function localCommand(options: LocalOptions, io: CliIo): Promise<ExitCode> {
+  const file = readClusterFile(options.clusterFile, (p) => readFileSync(p, 'utf8'));
+  const root = resolve(options.dataDir);
+  const shown = relative(process.cwd(), root);
+  // Paths in the plan are relative to the working directory the agents share, when that reads well.
+  const plan = planLocalCluster(file, options.nodes, shown === '' ? '.' : shown.startsWith('..') ? root : shown);
+  mkdirSync(root, { recursive: true });
+  const planFile = join(root, 'cluster.json');
+  writeFileSync(planFile, JSON.stringify(plan, null, 2) + '\n');
+
+  const command = options.shoalCommand ?? defaultShoalCommand();
+  const width = Math.max(...plan.nodes.map((n) => n.id.length));
+  const launch = (node: ClusterFileNode): Agent => {
+    const child = spawn(
+      command[0],
+      [...command.slice(1), 'agent', '--config', planFile, '--node', node.id, '--log-level', options.logLevel, '--log-format', 'text', '--stop-on-stdin-close'],
+      // Own process group: a terminal's Ctrl-C reaches only the launcher, which then stops each agent once.
+      { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, SHOAL_CONFIG: undefined, SHOAL_NODE: undefined } },
+    );
+    const prefix = `[${node.id.padEnd(width)}] `;
+    pipeLines(child.stdout, prefix, io.stdout);
+    pipeLines(child.stderr, prefix, io.stderr);
+    const agent: Agent = {
+      node,
+      child,
+      running: true,
+      exited: new Promise((resolveExit) => {
+        child.on('exit', (code) => {
+          agent.running = false;
+          resolveExit(code);
+        });
+        child.on('error', (err) => {
+          io.stderr.write(`${prefix}could not start: ${err.message}\n`);
+          agent.running = false;
+          resolveExit(null);
+        });
+      }),
+    };
+    return agent;
+  };
+
+  const agents: Agent[] = [];
+  let stopRequested = false;
+  let stopAll: () => Promise<ExitCode> = async () => EXIT.OK;
+  const stopped = new Promise<ExitCode>((resolveStopped) => {
+    stopAll = async () => {
+      stopRequested = true;
+      for (const a of agents) if (a.running) a.child.kill('SIGTERM');
+      const killTimer = setTimeout(() => {
+        for (const a of agents) if (a.running) a.child.kill('SIGKILL');
+      }, STOP_TIMEOUT_MS);
+      const codes = await Promise.all(agents.map((a) => a.exited));
+      clearTimeout(killTimer);
+      const code = codes.every((c) => c === 0) ? EXIT.OK : EXIT.ERROR;
+      resolveStopped(code);
+      return code;
+    };
+  });
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      io.stdout.write(`\nshoal local: ${signal}: stopping ${agents.filter((a) => a.running).length} node(s) (again to kill them now)\n`);
+      void stopAll();
+    } else {
+      for (const a of agents) if (a.running) a.child.kill('SIGKILL');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const onAbort = () => onSignal('SIGTERM');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const detach = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    options.signal?.removeEventListener('abort', onAbort);
+  };
+
+  function watch(a: Agent): void {
+    agents.push(a);
+    void a.exited.then((code) => {
+      if (!stopRequested) {
+        io.stderr.write(`shoal local: node ${a.node.id} exited with code ${String(code)}\n`);
+        if (agents.every((x) => !x.running)) void stopAll();
+      }
+    });
+  }
+  watch(launch(plan.nodes[0]));
+
+  try {
+    // The first node (the seed) first, so the others find it when they join; then the rest at once.
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    await waitHealthy(agents[0], plan.cluster ?? 'dev', deadline);
+    for (const node of plan.nodes.slice(1)) if (!stopRequested) watch(launch(node));
+    await Promise.all(agents.map((a) => waitHealthy(a, plan.cluster ?? 'dev', deadline)));
+  } catch (err) {
+    if (!stopRequested) {
+      io.stderr.write(`shoal local: ${toShoalError(err).message}; stopping the others\n`);
+      await stopAll();
+      detach();
+      return EXIT.UNAVAILABLE;
+    }
+  }
+
+  if (!stopRequested) {
+    const lines = [
+      '',
+      `Shoal local cluster "${plan.cluster}" is up: ${agents.length} node(s), plan in ${join(plan.nodes[0].dataDir ?? '.', '..', 'cluster.json')}`,
+      ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  metrics ${n.metrics ? `http://${n.metrics}/metrics` : '-'}  data ${n.dataDir}`),
+      '',
+      'Try, in another terminal:',
+      '  node bin/shoal.js put hello world',
+      '  node bin/shoal.js get hello',
+      ...(plan.nodes.length > 1 ? [`  node bin/shoal.js get hello --addr ${plan.nodes[plan.nodes.length - 1].rpc}    # any node answers`] : []),
+      '  node bin/shoal.js members',
+      '',
+      'Ctrl-C stops every node.',
+      '',
+    ];
+    io.stdout.write(lines.join('\n'));
+    options.onReady?.(plan);
+  }
+
+  const code = await stopped;
+  detach();
+  io.stdout.write(`shoal local: all nodes stopped\n`);
+  return code;
+}

@@ -1,0 +1,270 @@
+/**
+ * The `shoal` command line (yargs): the commands, their options and help, and the mapping from
+ * outcomes to exit statuses. `runCli(argv, io)` returns the status instead of exiting, so tests run
+ * it in-process; src/cli/main.ts is the process entry.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import yargs, { type Argv } from 'yargs';
+import { parseDurationMs } from '../units.js';
+import type { AgentArgs } from './agent-command.js';
+import {
+  STDIN_ARG, delCommand, getCommand, healthCommand, leaveCommand, membersCommand, putCommand, removeCommand, ringCommand, statsCommand,
+  type ClientArgs, type Consistency,
+} from './client-commands.js';
+import { EXIT, UsageError, errorLine, exitCodeFor, type ExitCode } from './exit-codes.js';
+import { processIo, type CliIo } from './io.js';
+import type { LocalOptions } from './local-command.js';
+
+// The agent and the launcher load the whole node (store, membership, cluster, winston, prom-client);
+// client commands should not pay for that on every call, so those two are imported when used.
+async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode> {
+  return (await import('./agent-command.js')).agentCommand(args, io);
+}
+
+async function localCommand(options: LocalOptions, io: CliIo): Promise<ExitCode> {
+  return (await import('./local-command.js')).localCommand(options, io);
+}
+
+/** The package root: two levels above both src/cli/ and dist/cli/. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const EXAMPLE_CLUSTER_FILE = fileURLToPath(new URL('../../cluster.example.json', import.meta.url));
+
+/** n1's RPC address and the cluster name from cluster.example.json (fallbacks if it is unreadable). */
+export function exampleDefaults(): { addr: string; cluster: string } {
+  try {
+    const file = JSON.parse(readFileSync(EXAMPLE_CLUSTER_FILE, 'utf8')) as { cluster?: string; nodes?: Array<{ rpc?: string }> };
+    return { addr: file.nodes?.[0]?.rpc ?? '127.0.0.1:7201', cluster: file.cluster ?? 'dev' };
+  } catch {
+    return { addr: '127.0.0.1:7201', cluster: 'dev' };
+  }
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const EPILOGUE = `Exit status:
+  0  ok
+  1  not found (get of a missing key; nothing is printed on stdout)
+  2  usage or configuration error
+  3  unavailable: node unreachable, not serving, timed out, or too few replicas answered
+  4  any other error reported by the server (e.g. VALUE_TOO_LARGE, READ_ONLY)
+
+Environment: SHOAL_ADDR (--addr), SHOAL_CLUSTER (--cluster), SHOAL_TIMEOUT (--timeout);
+the agent reads SHOAL_CONFIG, SHOAL_NODE and SHOAL_<SECTION>_<FIELD> (docs/CONFIG.md).
+Docs: docs/CLI.md, docs/CONFIG.md`;
+
+function durationOption(name: string) {
+  return (text: string | number): number => {
+    try {
+      const ms = parseDurationMs(text);
+      if (ms <= 0) throw new Error('not positive');
+      return ms;
+    } catch {
+      throw new UsageError(`--${name} must be a positive duration like 500ms, 30s or 5m, got "${String(text)}"`);
+    }
+  };
+}
+
+function clientOptions<T>(y: Argv<T>, io: CliIo) {
+  const defaults = exampleDefaults();
+  return y
+    .option('addr', {
+      type: 'string',
+      describe: 'node to talk to, host:port (comma-separate several to fail over)',
+      default: io.env.SHOAL_ADDR ?? defaults.addr,
+      defaultDescription: `$SHOAL_ADDR or n1 of cluster.example.json (${defaults.addr})`,
+      group: 'Connection:',
+    })
+    .option('cluster', {
+      type: 'string',
+      describe: 'cluster name expected in the handshake',
+      default: io.env.SHOAL_CLUSTER ?? defaults.cluster,
+      defaultDescription: `$SHOAL_CLUSTER or "${defaults.cluster}"`,
+      group: 'Connection:',
+    })
+    .option('timeout', {
+      type: 'string',
+      describe: 'per-request timeout',
+      default: io.env.SHOAL_TIMEOUT ?? '5s',
+      defaultDescription: '$SHOAL_TIMEOUT or 5s',
+      group: 'Connection:',
+    })
+    .option('json', { type: 'boolean', describe: 'print JSON for scripts', default: false });
+}
+
+function consistencyOption<T>(y: Argv<T>) {
+  return y.option('consistency', {
+    type: 'string',
+    choices: ['one', 'quorum', 'all'] as const,
+    describe: 'replicas that must answer (default: the cluster\'s configured W/R)',
+  });
+}
+
+interface RawClientArgs {
+  addr: string;
+  cluster: string;
+  timeout: string;
+  json: boolean;
+}
+
+function clientArgs(raw: RawClientArgs): ClientArgs {
+  return { addr: raw.addr, cluster: raw.cluster, timeoutMs: durationOption('timeout')(raw.timeout), json: raw.json };
+}
+
+function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): Argv {
+  const run = (p: Promise<ExitCode>) => setResult(p);
+  const y = yargs()
+    .scriptName('shoal')
+    .usage('$0 <command> [options]\n\nShoal: a gossip-based peer-to-peer key-value cluster.')
+    .version(packageVersion())
+    .help()
+    .alias('h', 'help')
+    .strict()
+    .exitProcess(false)
+    .wrap(Math.min(100, yargs().terminalWidth()))
+    .epilogue(EPILOGUE)
+    .demandCommand(1, 'name a command (shoal --help lists them)')
+    .recommendCommands()
+    .fail((message, err) => {
+      throw err ?? new UsageError(message);
+    });
+
+  y.command(
+    'agent',
+    'run a node (the daemon) in the foreground',
+    (a) =>
+      a
+        .usage('$0 agent [--config FILE --node ID] [options]\n\nRuns a node until SIGTERM/SIGINT, then stops gracefully (exit 0). Precedence: config/default.json < cluster file < SHOAL_* environment < flags.')
+        .option('config', { type: 'string', describe: 'cluster file (cluster.example.json layout)', defaultDescription: '$SHOAL_CONFIG', group: 'Agent:' })
+        .option('node', { type: 'string', describe: 'which node of the cluster file this is', defaultDescription: '$SHOAL_NODE', group: 'Agent:' })
+        .option('id', { type: 'string', describe: 'node id (node.id)', group: 'Agent:' })
+        .option('data-dir', { type: 'string', describe: 'data directory (node.dataDir)', group: 'Agent:' })
+        .option('cluster', { type: 'string', describe: 'cluster name (cluster.name)', group: 'Agent:' })
+        .option('gossip', { type: 'string', describe: 'gossip address host:port (node.gossip)', group: 'Agent:' })
+        .option('rpc', { type: 'string', describe: 'RPC address host:port (node.rpc)', group: 'Agent:' })
+        .option('metrics', { type: 'string', describe: 'metrics HTTP address host:port (node.metrics)', group: 'Agent:' })
+        .option('advertise', { type: 'string', describe: 'host the other nodes reach this one at (node.advertiseHost)', group: 'Agent:' })
+        .option('seeds', { type: 'string', array: true, describe: 'gossip addresses to join through (membership.seeds)', group: 'Agent:' })
+        .option('zone', { type: 'string', describe: 'failure zone (node.zone)', group: 'Agent:' })
+        .option('tag', { type: 'string', array: true, describe: 'member tag key=value, repeatable (node.tags)', group: 'Agent:' })
+        .option('log-level', { type: 'string', describe: 'error | warn | info | debug (log.level)', group: 'Agent:' })
+        .option('log-format', { type: 'string', describe: 'text | json (log.format)', group: 'Agent:' })
+        .option('fsync', { type: 'string', describe: 'always | interval | none (storage.fsync)', group: 'Agent:' })
+        .option('set', { type: 'string', array: true, describe: 'any setting, path=value, repeatable (e.g. --set storage.fsyncIntervalMs=200ms)', group: 'Agent:' })
+        .option('stop-on-stdin-close', { type: 'boolean', hidden: true })
+        .example('$0 agent --config cluster.example.json --node n1', 'start node n1 of the example cluster')
+        .example('$0 agent --rpc 127.0.0.1:0 --data-dir /tmp/s1', 'a standalone node on a free port'),
+    (argv) => run(agentCommand(argv as unknown as AgentArgs, io)),
+  );
+
+  y.command(
+    'local',
+    'start a local cluster of agents as child processes (Ctrl-C stops them)',
+    (a) =>
+      a
+        .option('nodes', { type: 'number', default: 3, describe: 'how many nodes (1-99)' })
+        .option('data-dir', { type: 'string', default: 'data', describe: 'parent of the nodes\' data dirs (DIR/n1, DIR/n2, ...)' })
+        .option('config', { type: 'string', describe: 'cluster file whose nodes come first', defaultDescription: 'cluster.example.json' })
+        .option('log-level', { type: 'string', default: 'info', describe: 'the agents\' log level' }),
+    (argv) =>
+      run(
+        localCommand(
+          {
+            nodes: argv.nodes,
+            dataDir: argv['data-dir'],
+            clusterFile: argv.config ?? EXAMPLE_CLUSTER_FILE,
+            logLevel: argv['log-level'],
+          },
+          io,
+        ),
+      ),
+  );
+
+  y.command(
+    'get <key>',
+    'print the value of a key (raw bytes; exit 1 if missing)',
+    (a) => consistencyOption(clientOptions(a.positional('key', { type: 'string', demandOption: true }), io)),
+    (argv) => run(getCommand({ ...clientArgs(argv), key: argv.key, consistency: argv.consistency as Consistency | undefined }, io)),
+  );
+
+  y.command(
+    'put <key> [value]',
+    'store a value (from the argument, --file, or stdin)',
+    (a) =>
+      consistencyOption(clientOptions(a, io))
+        .positional('key', { type: 'string', demandOption: true })
+        .positional('value', { type: 'string', describe: 'the value; "-" or absent with piped stdin reads stdin' })
+        .option('file', { type: 'string', describe: 'read the value from this file' })
+        .option('ttl', { type: 'string', describe: 'expire after this long (e.g. 30s, 5m)' })
+        .example('$0 put hello world', '')
+        .example('$0 put session:1 "{...}" --ttl 30m', '')
+        .example('cat photo.jpg | $0 put photo', ''),
+    (argv) =>
+      run(
+        putCommand(
+          {
+            ...clientArgs(argv),
+            key: argv.key,
+            value: argv.value,
+            file: argv.file,
+            ttlMs: argv.ttl === undefined ? undefined : durationOption('ttl')(argv.ttl),
+            consistency: argv.consistency as Consistency | undefined,
+          },
+          io,
+        ),
+      ),
+  );
+
+  y.command(
+    ['del <key>', 'delete <key>'],
+    'delete a key (a tombstone; exit 0 even if it was missing)',
+    (a) => consistencyOption(clientOptions(a.positional('key', { type: 'string', demandOption: true }), io)),
+    (argv) => run(delCommand({ ...clientArgs(argv), key: argv.key, consistency: argv.consistency as Consistency | undefined }, io)),
+  );
+
+  y.command('stats', 'show the node\'s figures (store, rpc, cluster)', (a) => clientOptions(a, io), (argv) => run(statsCommand(clientArgs(argv), io)));
+  y.command('health', 'check that the node serves (exit 3 if not)', (a) => clientOptions(a, io), (argv) => run(healthCommand(clientArgs(argv), io)));
+  y.command('members', 'list the cluster members and their state', (a) => clientOptions(a, io), (argv) => run(membersCommand(clientArgs(argv), io)));
+  y.command('ring', 'show the hash ring: ownership per node and its checksum', (a) => clientOptions(a, io), (argv) => run(ringCommand(clientArgs(argv), io)));
+  y.command('leave', 'ask the node to hand off its data and leave the cluster', (a) => clientOptions(a, io), (argv) => run(leaveCommand(clientArgs(argv), io)));
+  y.command(
+    'remove <id>',
+    'declare a dead member gone for good so its ranges are re-replicated',
+    (a) => clientOptions(a.positional('id', { type: 'string', demandOption: true }), io),
+    (argv) => run(removeCommand({ ...clientArgs(argv), id: argv.id }, io)),
+  );
+  return y;
+}
+
+/** Runs one command line; resolves to its exit status. Never throws, never prints a stack for user mistakes. */
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
+  let result: Promise<ExitCode> | null = null;
+  let output = '';
+  const parser = buildParser(io, (p) => {
+    result = p;
+  });
+  try {
+    // yargs turns a lone "-" into ""; keep it distinguishable from an empty value.
+    const args = argv.map((a) => (a === '-' ? STDIN_ARG : a));
+    await parser.parseAsync(args, {}, (_err, _argv, out) => {
+      output = out;
+    });
+    if (output) io.stdout.write(output.endsWith('\n') ? output : output + '\n');
+    if (result === null) return EXIT.OK; // --help, --version
+    return await (result as Promise<ExitCode>);
+  } catch (err) {
+    const usage = err instanceof UsageError || (err instanceof Error && err.name === 'YError');
+    if (usage) {
+      io.stderr.write(`shoal: ${err.message}\nRun "shoal ${argv[0] && !argv[0].startsWith('-') ? argv[0] + ' ' : ''}--help" for usage.\n`);
+      return EXIT.USAGE;
+    }
+    io.stderr.write(`shoal: ${errorLine(err)}\n`);
+    return exitCodeFor(err);
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * The shape of a node's configuration and its JSON schema (validated with ajv). Every field has its
+ * default in config/default.json and its meaning, default and reason in docs/CONFIG.md; this file
+ * says what values are allowed. Unknown fields are errors, so a typo never silently does nothing.
+ */
+import type { SchemaObject } from 'ajv';
+import type { ClusterConfig } from '../cluster/config.js';
+import type { MembershipConfig } from '../membership/config.js';
+import { DEFAULTS } from './config-defaults.js';
+import type { FsyncPolicy } from '../storage/types.js';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'text' | 'json';
+
+export interface NodeSection {
+  id: string;
+  dataDir: string;
+  /** host:port for SWIM (UDP) and push-pull (TCP). */
+  gossip: string;
+  /** host:port for the client and node-to-node protocol (TCP). */
+  rpc: string;
+  /** host:port for GET /metrics and GET /health (HTTP). */
+  metrics: string;
+  /** The host other nodes reach this one at, when the bind host is a wildcard (0.0.0.0); "" = the bind host. */
+  advertiseHost: string;
+  zone: string;
+  tags: Record<string, string>;
+}
+
+/**
+ * The cluster layer's settings (src/cluster/config.ts, same names and defaults) plus the cluster's
+ * name and the hint store's bounds. Its tombstoneGraceMs is storage.tombstoneGraceMs.
+ */
+export type ClusterSection = Omit<ClusterConfig, 'tombstoneGraceMs'> & {
+  name: string;
+  /** The hint store's bounds (src/cluster/hints.ts). */
+  hintsMax: number;
+  hintBytesMax: number;
+  hintTtlMs: number;
+  hintReplayConcurrency: number;
+};
+
+export interface StorageSection {
+  fsync: FsyncPolicy;
+  fsyncIntervalMs: number;
+  keyBytesMax: number;
+  valueBytesMax: number;
+  walSegmentBytesMax: number;
+  snapshotWalBytes: number;
+  snapshotIntervalMs: number;
+  tombstoneGraceMs: number;
+  expiryIntervalMs: number;
+  expiryBatchMax: number;
+}
+
+export interface RpcSection {
+  frameBytesMax: number;
+  connectionsMax: number;
+  inFlightPerConnectionMax: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  writeBufferBytesHigh: number;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  connectionsPerAddr: number;
+  drainMs: number;
+}
+
+/** Membership's settings (src/membership/config.ts, same names and defaults) plus the seeds and the leave bound. */
+export type MembershipSection = MembershipConfig & {
+  seeds: string[];
+  /** On a graceful stop, wait at most this long for the leave announcement to spread. */
+  leaveTimeoutMs: number;
+};
+
+export interface ShoalConfig {
+  node: NodeSection;
+  cluster: ClusterSection;
+  storage: StorageSection;
+  rpc: RpcSection;
+  membership: MembershipSection;
+  log: { level: LogLevel; format: LogFormat };
+  metrics: { enabled: boolean };
+  shutdown: { timeoutMs: number };
+}
+
+const DAY_MS = 86_400_000;
+const GIB = 1024 ** 3;
+
+/** host:port, host a name, an IPv4 address or a bracketed IPv6 address; port 0 = any free port. */
+export const ADDRESS_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$';
+
+function int(minimum: number, maximum: number) {
+  return { type: 'integer', minimum, maximum } as const;
+}
+
+const address = { type: 'string', pattern: ADDRESS_PATTERN } as const;
+
+/** Ids and cluster names: short, printable, safe in file names and metric labels. */
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+
+/**
+ * The schema of a section that mirrors a layer's own config (cluster, membership): every field of
+ * config/default.json's section, numbers as non-negative integers, booleans as booleans. The layer's
+ * resolve function then checks its own ranges and cross-field rules (see config.ts).
+ */
+function tunables(section: string, special: Record<string, object>): SchemaObject {
+  const defaults = (DEFAULTS as Record<string, Record<string, unknown>>)[section];
+  const properties: Record<string, object> = {};
+  for (const [key, value] of Object.entries(defaults)) {
+    properties[key] = special[key] ?? (typeof value === 'boolean' ? { type: 'boolean' } : int(0, Number.MAX_SAFE_INTEGER));
+  }
+  return { type: 'object', additionalProperties: false, required: Object.keys(defaults), properties };
+}
+
+export const configSchema: SchemaObject = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'cluster', 'storage', 'rpc', 'membership', 'log', 'metrics', 'shutdown'],
+  properties: {
+    node: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'dataDir', 'gossip', 'rpc', 'metrics', 'advertiseHost', 'zone', 'tags'],
+      properties: {
+        id: { type: 'string', pattern: NAME_PATTERN },
+        dataDir: { type: 'string', minLength: 1 },
+        gossip: address,
+        rpc: address,
+        metrics: address,
+        advertiseHost: { type: 'string', pattern: '^([A-Za-z0-9_.:-]*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 255 },
+        zone: { type: 'string', maxLength: 64 },
+        tags: {
+          type: 'object',
+          required: [],
+          maxProperties: 32,
+          additionalProperties: { type: 'string', maxLength: 256 },
+        },
+      },
+    },
+    cluster: tunables('cluster', { name: { type: 'string', pattern: NAME_PATTERN } }),
+    storage: {
+      type: 'object',
+      additionalProperties: false,
+      required: [
+        'fsync', 'fsyncIntervalMs', 'keyBytesMax', 'valueBytesMax', 'walSegmentBytesMax', 'snapshotWalBytes',
+        'snapshotIntervalMs', 'tombstoneGraceMs', 'expiryIntervalMs', 'expiryBatchMax',
+      ],
+      properties: {
+        fsync: { type: 'string', enum: ['always', 'interval', 'none'] },
+        fsyncIntervalMs: int(1, 60_000),
+        keyBytesMax: int(1, 65_536),
+        valueBytesMax: int(0, 512 * 1024 ** 2),
+        walSegmentBytesMax: int(4096, 16 * GIB),
+        snapshotWalBytes: int(0, 1024 * GIB),
+        snapshotIntervalMs: int(0, 30 * DAY_MS),
+        tombstoneGraceMs: int(0, 365 * DAY_MS),
+        expiryIntervalMs: int(1, 60_000),
+        expiryBatchMax: int(1, 1_000_000),
+      },
+    },
+    rpc: {
+      type: 'object',
+      additionalProperties: false,
+      required: [
+        'frameBytesMax', 'connectionsMax', 'inFlightPerConnectionMax', 'idleTimeoutMs', 'handshakeTimeoutMs', 'writeBufferBytesHigh',
+        'connectTimeoutMs', 'requestTimeoutMs', 'connectionsPerAddr', 'drainMs',
+      ],
+      properties: {
+        frameBytesMax: int(1024, GIB),
+        connectionsMax: int(1, 1_000_000),
+        inFlightPerConnectionMax: int(1, 1_000_000),
+        idleTimeoutMs: int(1, DAY_MS),
+        handshakeTimeoutMs: int(1, 600_000),
+        writeBufferBytesHigh: int(1024, 4 * GIB),
+        connectTimeoutMs: int(1, 600_000),
+        requestTimeoutMs: int(1, 600_000),
+        connectionsPerAddr: int(1, 64),
+        drainMs: int(0, 600_000),
+      },
+    },
+    membership: tunables('membership', { seeds: { type: 'array', items: address, maxItems: 64 } }),
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['level', 'format'],
+      properties: {
+        level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
+        format: { type: 'string', enum: ['text', 'json'] },
+      },
+    },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled'],
+      properties: { enabled: { type: 'boolean' } },
+    },
+    shutdown: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['timeoutMs'],
+      properties: { timeoutMs: int(100, 600_000) },
+    },
+  },
+};
+
+/**
+ * Rules that span fields, checked after the schema. Each returns the offending field and what is
+ * wrong, or null.
+ */
+export function crossFieldProblems(config: ShoalConfig): Array<{ field: string; problem: string }> {
+  const out: Array<{ field: string; problem: string }> = [];
+  const c = config.cluster;
+  for (const q of ['writeQuorum', 'readQuorum'] as const) {
+    if (c[q] < 1 || c[q] > c.replicationFactor) {
+      out.push({ field: `cluster.${q}`, problem: `must be from 1 to cluster.replicationFactor (${c.replicationFactor}); got ${c[q]}` });
+    }
+  }
+  const envelopeBytes = config.storage.valueBytesMax + config.storage.keyBytesMax + 1024;
+  if (config.rpc.frameBytesMax < envelopeBytes) {
+    out.push({
+      field: 'rpc.frameBytesMax',
+      problem: `must be at least storage.valueBytesMax + storage.keyBytesMax + 1024 (${envelopeBytes}) so the largest value fits in a frame; got ${config.rpc.frameBytesMax}`,
+    });
+  }
+  if (config.storage.tombstoneGraceMs <= c.deadOwnerGraceMs) {
+    out.push({
+      field: 'storage.tombstoneGraceMs',
+      problem: `must be longer than cluster.deadOwnerGraceMs (${c.deadOwnerGraceMs}) or a replica that was away could bring deleted keys back; got ${config.storage.tombstoneGraceMs}`,
+    });
+  }
+  if (config.storage.tombstoneGraceMs <= c.hintTtlMs) {
+    out.push({
+      field: 'storage.tombstoneGraceMs',
+      problem: `must be longer than cluster.hintTtlMs (${c.hintTtlMs}) or a replayed hint could bring a deleted key back; got ${config.storage.tombstoneGraceMs}`,
+    });
+  }
+  const m = config.membership;
+  if (m.probeTimeoutMs > m.probeIntervalMs) {
+    out.push({ field: 'membership.probeTimeoutMs', problem: `must not exceed membership.probeIntervalMs (${m.probeIntervalMs}); got ${m.probeTimeoutMs}` });
+  }
+  return out;
+}

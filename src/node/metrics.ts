@@ -1,0 +1,196 @@
+/**
+ * Prometheus metrics for one node (prom-client, one Registry per node so several nodes can share a
+ * process in tests). Request counts, latency histograms and errors are recorded by wrapping the RPC
+ * handler (instrumentHandler); store figures are read from store.stats() at scrape time; membership
+ * and the cluster layer set their gauges through the methods below or register their own metrics on
+ * `registry`.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { toShoalError } from '../errors.js';
+import type { StoreStats } from '../storage/types.js';
+
+/** The handler signature of src/rpc/server.ts (kept structural so metrics need not import rpc). */
+export type OpHandler<C> = (op: string, args: Record<string, unknown>, ctx: C) => Promise<unknown>;
+
+/** Latency buckets in seconds: 0.25 ms .. 5 s. */
+const LATENCY_BUCKETS_S = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** Distinct `op` label values kept; later unknown ops are counted as "other" (clients choose op names). */
+const OP_LABELS_MAX = 64;
+
+/** Distinct metric names a layer may create through layerSink(). */
+const LAYER_METRICS_MAX = 64;
+
+const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const;
+
+export interface NodeMetricsOptions {
+  nodeId: string;
+  /** Also export Node.js process metrics (heap, event loop lag, ...). Default true. */
+  processMetrics?: boolean;
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'op'>;
+  private readonly latency: Histogram<'op'>;
+  private readonly errors: Counter<'op' | 'code'>;
+  private readonly members: Gauge<'state'>;
+  private readonly hintsPending: Gauge;
+  private readonly fsyncs: Counter;
+  private readonly ops = new Set<string>();
+  private storeStats: (() => StoreStats) | null = null;
+  private hintsSource: (() => number) | null = null;
+  private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
+  private fsyncsSeen = 0;
+
+  constructor(options: NodeMetricsOptions) {
+    const r = this.registry;
+    r.setDefaultLabels({ node: options.nodeId });
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: r, prefix: 'shoal_' });
+    this.requests = new Counter({ name: 'shoal_requests_total', help: 'RPC requests handled, by operation', labelNames: ['op'], registers: [r] });
+    this.latency = new Histogram({
+      name: 'shoal_request_duration_seconds', help: 'RPC request handling time, by operation', labelNames: ['op'], buckets: LATENCY_BUCKETS_S, registers: [r],
+    });
+    this.errors = new Counter({ name: 'shoal_request_errors_total', help: 'RPC requests answered with an error, by operation and error code', labelNames: ['op', 'code'], registers: [r] });
+    this.members = new Gauge({ name: 'shoal_members', help: 'Cluster members this node knows, by state', labelNames: ['state'], registers: [r] });
+    const hintsSource = () => this.hintsSource;
+    this.hintsPending = new Gauge({
+      name: 'shoal_hints_pending', help: 'Hinted-handoff writes waiting for their replica', registers: [r],
+      collect(this: Gauge) {
+        const source = hintsSource();
+        if (source) this.set(source());
+      },
+    });
+    this.fsyncs = new Counter({
+      name: 'shoal_wal_fsyncs_total', help: 'WAL fdatasync calls', registers: [r],
+      collect: () => void this.readStore(),
+    });
+    for (const state of MEMBER_STATES) this.members.set({ state }, 0);
+    this.hintsPending.set(0);
+
+    // Store figures are read when Prometheus scrapes, not pushed on every write.
+    const readStore = () => this.readStore();
+    const storeGauges: Array<[string, string, (s: StoreStats) => number]> = [
+      ['shoal_store_keys', 'Live keys in the local store', (s) => s.keys],
+      ['shoal_store_tombstones', 'Tombstones kept in the local store', (s) => s.tombstones],
+      ['shoal_store_value_bytes', 'Bytes of live values in the local store', (s) => s.valueBytes],
+      ['shoal_store_wal_bytes', 'Bytes in WAL segments', (s) => s.walBytes],
+      ['shoal_store_expired', 'Keys removed by TTL expiry since the store opened', (s) => s.expired],
+      ['shoal_wal_fsync_last_seconds', 'Duration of the most recent WAL fdatasync', (s) => s.fsyncLatencyMsLast / 1000],
+      ['shoal_store_read_only', '1 when the store refuses writes (durability failure, disk full)', (s) => (s.readOnly ? 1 : 0)],
+    ];
+    for (const [name, help, pick] of storeGauges) {
+      new Gauge({
+        name, help, registers: [r],
+        collect(this: Gauge) {
+          const s = readStore();
+          if (s) this.set(pick(s));
+        },
+      });
+    }
+  }
+
+  /** Where store figures come from (set once the store is open). */
+  setStoreStats(stats: (() => StoreStats) | null): void {
+    this.storeStats = stats;
+  }
+
+  private readStore(): StoreStats | null {
+    if (!this.storeStats) return null;
+    try {
+      const s = this.storeStats();
+      if (s.fsyncs > this.fsyncsSeen) this.fsyncs.inc(s.fsyncs - this.fsyncsSeen);
+      this.fsyncsSeen = Math.max(this.fsyncsSeen, s.fsyncs);
+      return s;
+    } catch {
+      return null; // a closed store has no figures; the scrape goes on
+    }
+  }
+
+  private opLabel(op: string): string {
+    if (this.ops.has(op)) return op;
+    if (this.ops.size >= OP_LABELS_MAX || op.length > 64) return 'other';
+    this.ops.add(op);
+    return op;
+  }
+
+  observeRequest(op: string, durationMs: number, errorCode?: string): void {
+    const label = this.opLabel(op);
+    this.requests.inc({ op: label });
+    this.latency.observe({ op: label }, durationMs / 1000);
+    if (errorCode !== undefined) this.errors.inc({ op: label, code: errorCode });
+  }
+
+  /** Membership calls this on every change with the count of members in each state. */
+  setMembers(counts: Partial<Record<(typeof MEMBER_STATES)[number], number>>): void {
+    for (const state of MEMBER_STATES) this.members.set({ state }, counts[state] ?? 0);
+  }
+
+  setHintsPending(count: number): void {
+    this.hintsPending.set(count);
+  }
+
+  /** Read the pending hint count at scrape time from here. */
+  setHintsPendingSource(source: (() => number) | null): void {
+    this.hintsSource = source;
+  }
+
+  /**
+   * A sink for a layer's own counters and timings (the cluster layer's ClusterMetrics): `inc(name)`
+   * becomes the counter `shoal_<name>`, `observeMs(name)` the histogram `shoal_<name>` in seconds
+   * (a trailing `_ms` becomes `_seconds`). Label names are fixed by the first use of a name; at most
+   * LAYER_METRICS_MAX names. A metrics problem never fails the request that reports it.
+   */
+  layerSink(): { inc(name: string, labels?: Record<string, string>, value?: number): void; observeMs(name: string, valueMs: number, labels?: Record<string, string>): void } {
+    const metric = <M extends Counter<string> | Histogram<string>>(name: string, labels: Record<string, string>, make: (full: string, labelNames: string[]) => M): M | null => {
+      let m = this.layerMetrics.get(name) as M | undefined;
+      if (!m) {
+        if (this.layerMetrics.size >= LAYER_METRICS_MAX) return null;
+        const full = 'shoal_' + name.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_ms$/, '_seconds');
+        m = make(full, Object.keys(labels));
+        this.layerMetrics.set(name, m);
+      }
+      return m;
+    };
+    return {
+      inc: (name, labels = {}, value = 1) => {
+        try {
+          metric(name, labels, (full, labelNames) => new Counter({ name: full, help: `${name} (cluster layer)`, labelNames, registers: [this.registry] }))?.inc(labels, value);
+        } catch {
+          // unknown label or a name clash: drop the sample
+        }
+      },
+      observeMs: (name, valueMs, labels = {}) => {
+        try {
+          metric(name, labels, (full, labelNames) => new Histogram({ name: full, help: `${name} (cluster layer)`, labelNames, buckets: LATENCY_BUCKETS_S, registers: [this.registry] }))?.observe(labels, valueMs / 1000);
+        } catch {
+          // unknown label or a name clash: drop the sample
+        }
+      },
+    };
+  }
+
+  /** The exposition text for GET /metrics. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** Wraps an RPC handler so every request is counted and timed, and every error counted by code. */
+export function instrumentHandler<C>(handler: OpHandler<C>, metrics: NodeMetrics): OpHandler<C> {
+  return async (op, args, ctx) => {
+    const start = process.hrtime.bigint();
+    try {
+      const result = await handler(op, args, ctx);
+      metrics.observeRequest(op, Number(process.hrtime.bigint() - start) / 1e6);
+      return result;
+    } catch (err) {
+      metrics.observeRequest(op, Number(process.hrtime.bigint() - start) / 1e6, toShoalError(err).code);
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,289 @@
+/**
+ * A running node: the layers wired together in start order (store, RPC server, membership, hint
+ * store, node-to-node pool, cluster layer, metrics endpoint) and stopped in reverse, each step
+ * bounded. Requests go to the cluster layer's ClusterNode.rpcHandler; node-level operations (health,
+ * stats, members) are answered by node-ops.ts.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { ClusterNode } from '../cluster/cluster-node.js';
+import { HintStore } from '../cluster/hints.js';
+import { Hlc } from '../cluster/hlc.js';
+import { ShoalError, toShoalError } from '../errors.js';
+import { nullLogger, type Logger } from '../log.js';
+import { Membership } from '../membership/membership.js';
+import type { MemberState } from '../membership/types.js';
+import { Ring, hashKey } from '../ring/ring.js';
+import { RpcPool } from '../rpc/client.js';
+import { RpcServer, type RpcHandler } from '../rpc/server.js';
+import { openStore } from '../storage/store.js';
+import type { Store } from '../storage/types.js';
+import type { ShoalConfig } from './config-schema.js';
+import { clusterLayerConfig, membershipLayerConfig } from './config.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { NodeMetrics, instrumentHandler } from './metrics.js';
+import { nodeOps } from './node-ops.js';
+
+export interface StartNodeOptions {
+  logger?: Logger;
+  /** Export Node.js process metrics. Default true; tests running many nodes turn it off. */
+  processMetrics?: boolean;
+}
+
+export type NodeState = 'starting' | 'serving' | 'stopping' | 'stopped';
+
+export interface NodeAddresses {
+  rpc: string;
+  gossip: string;
+  /** null when metrics are disabled. */
+  metrics: string | null;
+}
+
+export interface Node {
+  readonly id: string;
+  readonly config: ShoalConfig;
+  /** The bound addresses (port 0 in the config becomes the port the OS chose). */
+  readonly addresses: NodeAddresses;
+  readonly metrics: NodeMetrics;
+  state(): NodeState;
+  stats(): Record<string, unknown>;
+  /** Graceful stop: stop accepting, drain in-flight requests, close the store. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function splitAddress(addr: string): { host: string; port: number } {
+  const at = addr.lastIndexOf(':');
+  const host = addr.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(addr.slice(at + 1)) };
+}
+
+export function joinAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Rejects after `ms` with TIMEOUT; the step it bounds keeps running but is no longer awaited. */
+async function bounded<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShoalError('TIMEOUT', `${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function listenError(kind: string, addr: string, err: unknown): ShoalError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new ShoalError('UNAVAILABLE', `${kind} address ${addr} is already in use by another process`);
+  if (code === 'EADDRNOTAVAIL') return new ShoalError('UNAVAILABLE', `${kind} address ${addr} is not an address of this machine`);
+  if (code === 'EACCES') return new ShoalError('UNAVAILABLE', `${kind} address ${addr}: permission denied (ports below 1024 need privileges)`);
+  return toShoalError(err);
+}
+
+export async function startNode(config: ShoalConfig, options: StartNodeOptions = {}): Promise<Node> {
+  const log = options.logger ?? nullLogger;
+  const nodeLog = log.child({ layer: 'node' });
+  const startedAtMs = Date.now();
+  const id = config.node.id;
+  let state: NodeState = 'starting';
+  const metrics = new NodeMetrics({ nodeId: id, processMetrics: options.processMetrics });
+  /** Undo steps of a failed start, run in reverse. */
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  const dataDir = resolvePath(config.node.dataDir);
+  let store: Store | null = null;
+  let rpcServer: RpcServer | null = null;
+  let membership: Membership | null = null;
+  let hints: HintStore | null = null;
+  let rpcPool: RpcPool | null = null;
+  let cluster: ClusterNode | null = null;
+  let metricsServer: MetricsServer | null = null;
+  const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
+
+  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs });
+  const stats = (): Record<string, unknown> => ({
+    node: id,
+    cluster: config.cluster.name,
+    state,
+    uptimeMs: Date.now() - startedAtMs,
+    addresses: { ...addresses },
+    dataDir,
+    store: store?.stats() ?? null,
+    rpc: rpcServer?.stats() ?? null,
+    membership: membership?.stats() ?? null,
+    hints: hints?.stats() ?? null,
+  });
+
+  // Until every layer is up, the RPC server answers health (not ok) and UNAVAILABLE to the rest.
+  let serve: RpcHandler = async (op) => {
+    if (op === 'health') return health();
+    throw new ShoalError('UNAVAILABLE', `node ${id} is ${state}`);
+  };
+
+  try {
+    await mkdir(dataDir, { recursive: true });
+    // The storage section's fields are the store's options, by name.
+    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }) });
+    const openedStore = store;
+    cleanups.push(() => openedStore.close());
+    metrics.setStoreStats(() => openedStore.stats());
+
+    const rpcAddr = splitAddress(config.node.rpc);
+    const r = config.rpc;
+    // The rpc section holds the server's limits (by name) and the node-to-node client's settings.
+    const { connectTimeoutMs: _c, requestTimeoutMs: _r, connectionsPerAddr: _p, drainMs: _d, ...serverLimits } = r;
+    rpcServer = new RpcServer({
+      host: rpcAddr.host,
+      port: rpcAddr.port,
+      nodeId: id,
+      clusterName: config.cluster.name,
+      handler: instrumentHandler((op, args, ctx) => serve(op, args, ctx), metrics),
+      limits: serverLimits,
+      logger: log.child({ layer: 'rpc' }),
+    });
+    const server = rpcServer;
+    const bound = await server.listen().catch((err: unknown) => {
+      throw listenError('rpc', config.node.rpc, err);
+    });
+    cleanups.push(() => server.close({ drainMs: 0 }));
+    addresses.rpc = joinAddress(bound.host, bound.port);
+
+    const gossipAddr = splitAddress(config.node.gossip);
+    const advertise = config.node.advertiseHost === '' ? undefined : config.node.advertiseHost;
+    membership = await Membership.start({
+      id,
+      bindHost: gossipAddr.host,
+      gossipPort: gossipAddr.port,
+      advertiseHost: advertise,
+      // Where the others send requests: the bound port, on the advertised host when there is one.
+      rpc: advertise === undefined ? addresses.rpc : joinAddress(advertise, bound.port),
+      zone: config.node.zone === '' ? undefined : config.node.zone,
+      tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
+      seeds: config.membership.seeds,
+      dataDir: join(dataDir, 'membership'),
+      config: membershipLayerConfig(config),
+      logger: log,
+    }).catch((err: unknown) => {
+      throw listenError('gossip', config.node.gossip, err);
+    });
+    const startedMembership = membership;
+    cleanups.push(() => startedMembership.stop());
+    addresses.gossip = startedMembership.self().gossip;
+    const countMembers = () => {
+      const counts: Partial<Record<MemberState, number>> = {};
+      for (const m of startedMembership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+      metrics.setMembers(counts);
+    };
+    startedMembership.on('event', countMembers);
+    countMembers();
+
+    const c = config.cluster;
+    const openedHints = await HintStore.open(join(dataDir, 'hints'), {
+      hintsMax: c.hintsMax,
+      hintBytesMax: c.hintBytesMax,
+      hintTtlMs: c.hintTtlMs,
+      replayPerSecMax: c.hintReplayPerSecMax,
+      replayConcurrency: c.hintReplayConcurrency,
+      fsync: config.storage.fsync !== 'none',
+      logger: log.child({ layer: 'hints' }),
+    });
+    hints = openedHints;
+    cleanups.push(() => openedHints.close());
+    metrics.setHintsPendingSource(() => openedHints.targets().reduce((sum, target) => sum + openedHints.pendingFor(target), 0));
+    const pool = new RpcPool({
+      clusterName: config.cluster.name,
+      peer: id,
+      timeoutMs: r.requestTimeoutMs,
+      connectTimeoutMs: r.connectTimeoutMs,
+      connectionsPerAddr: r.connectionsPerAddr,
+      frameBytesMax: r.frameBytesMax,
+    });
+    rpcPool = pool;
+    cleanups.push(() => pool.close());
+    const startedCluster = await ClusterNode.start({
+      config: clusterLayerConfig(config),
+      store,
+      membership: startedMembership,
+      rpcPool: pool,
+      hints: openedHints,
+      logger: log,
+      metrics: metrics.layerSink(),
+      ringFactory: { build: (members, opts) => Ring.build(members, opts), hashKey },
+      hlc: new Hlc(id, Date.now, { maxDriftMs: c.clockAheadMsMax }),
+    });
+    cluster = startedCluster;
+    cleanups.push(() => startedCluster.close());
+    const handler = nodeOps({
+      base: startedCluster.rpcHandler,
+      clustered: true,
+      membership: startedMembership,
+      leaveTimeoutMs: config.membership.leaveTimeoutMs,
+      health,
+      stats,
+    });
+
+    if (config.metrics.enabled) {
+      const m = splitAddress(config.node.metrics);
+      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, logger: log.child({ layer: 'metrics' }) }).catch(
+        (err: unknown) => {
+          throw listenError('metrics', config.node.metrics, err);
+        },
+      );
+      addresses.metrics = joinAddress(metricsServer.host, metricsServer.port);
+    }
+    serve = handler;
+  } catch (err) {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    throw err;
+  }
+
+  state = 'serving';
+  nodeLog.info('node started', { cluster: config.cluster.name, rpc: addresses.rpc, gossip: addresses.gossip, metrics: addresses.metrics, dataDir });
+
+  const stop = async (): Promise<void> => {
+    state = 'stopping';
+    nodeLog.info('stopping');
+    // Each step is bounded so that one stuck layer cannot keep the process alive. The store is closed
+    // last: acknowledged writes are durable already, closing flushes and releases the lock.
+    const step = async (what: string, ms: number, run: () => Promise<unknown>) => {
+      try {
+        await bounded(what, ms, run());
+      } catch (err) {
+        nodeLog.warn(`${what} failed`, { err });
+      }
+    };
+    // Leave while still serving, so the others learn it from us (and, once the cluster layer hands
+    // data off on leave, while our data can still be read).
+    const cl = cluster;
+    const m = membership;
+    if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
+    else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
+    const server = rpcServer;
+    if (server) await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));
+    if (cl) await step('stopping the cluster layer', config.cluster.internalTimeoutMs + 1000, () => cl.close());
+    const pool = rpcPool;
+    if (pool) await step('closing node-to-node connections', 2000, () => pool.close());
+    if (m) await step('stopping membership', 2000, () => m.stop());
+    const h = hints;
+    if (h) await step('closing the hint store', config.shutdown.timeoutMs, () => h.close());
+    const ms = metricsServer;
+    if (ms) await step('closing the metrics endpoint', 2000, () => ms.close());
+    const st = store;
+    if (st) await step('closing the store', config.shutdown.timeoutMs, () => st.close());
+    state = 'stopped';
+    nodeLog.info('stopped');
+  };
+  let stopping: Promise<void> | null = null;
+
+  return {
+    id,
+    config,
+    addresses,
+    metrics,
+    state: () => state,
+    stats,
+    stop: () => (stopping ??= stop()),
+  };
+}

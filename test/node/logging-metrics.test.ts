@@ -1,0 +1,119 @@
+import test from 'ava';
+import { PassThrough } from 'node:stream';
+import { request } from 'node:http';
+import { ShoalError } from '../../src/errors.js';
+import { createNodeLogger } from '../../src/node/logging.js';
+import { NodeMetrics, instrumentHandler } from '../../src/node/metrics.js';
+import { startMetricsServer } from '../../src/node/metrics-server.js';
+import type { StoreStats } from '../../src/storage/types.js';
+import { sample } from './helpers.js';
+
+function capture() {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return { stream, lines: () => text.trim().split('\n').filter((l) => l !== '') };
+}
+
+async function flush(): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+}
+
+test('json logs: one object per line with the node, the layer and the fields; below-level lines dropped', async (t) => {
+  const out = capture();
+  const logger = createNodeLogger({ format: 'json', level: 'info', stream: out.stream, fields: { node: 'n1' } });
+  const rpc = logger.child({ layer: 'rpc' });
+  rpc.info('listening', { addr: '127.0.0.1:7201' });
+  rpc.debug('not shown');
+  rpc.warn('bad frame', { err: new ShoalError('BAD_REQUEST', 'nope') });
+  await flush();
+  const lines = out.lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.is(lines.length, 2);
+  t.like(lines[0], { level: 'info', message: 'listening', node: 'n1', layer: 'rpc', addr: '127.0.0.1:7201' });
+  t.regex(String(lines[0].timestamp), /^\d{4}-\d\d-\d\dT/);
+  t.deepEqual(lines[1].err, { message: 'nope', code: 'BAD_REQUEST' });
+});
+
+test('text logs: a human line with level, node, [layer], message and key=value fields; no color off a terminal', async (t) => {
+  const out = capture();
+  const logger = createNodeLogger({ format: 'text', level: 'debug', stream: out.stream, fields: { node: 'n2' } });
+  logger.child({ layer: 'storage' }).debug('opened', { dir: '/tmp/a b', keys: 3 });
+  await flush();
+  const [line] = out.lines();
+  t.regex(line, /^\S+Z debug n2 \[storage\] opened dir="\/tmp\/a b" keys=3$/);
+  t.false(line.includes('\x1b['));
+});
+
+function fakeStats(overrides: Partial<StoreStats> = {}): StoreStats {
+  return {
+    keys: 7, tombstones: 1, valueBytes: 700, walBytes: 4096, walSegments: 1, snapshots: 0, lastSnapshotAtMs: null,
+    fsyncs: 12, fsyncLatencyMsLast: 2.5, expired: 0, readOnly: false, readOnlyReason: null, ...overrides,
+  };
+}
+
+test('metrics: requests, latency and errors by op and code; store figures read at scrape time', async (t) => {
+  const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
+  let stats = fakeStats();
+  metrics.setStoreStats(() => stats);
+  const handler = instrumentHandler(async (op: string) => {
+    if (op === 'get') return null;
+    throw new ShoalError('VALUE_TOO_LARGE', 'big');
+  }, metrics);
+  await handler('get', {}, null);
+  await handler('get', {}, null);
+  await t.throwsAsync(handler('put', {}, null), { message: 'big' });
+  metrics.setMembers({ alive: 3, suspect: 1 });
+  metrics.setHintsPending(5);
+
+  let text = await metrics.render();
+  t.is(sample(text, 'shoal_requests_total', { op: 'get' }), 2);
+  t.is(sample(text, 'shoal_requests_total', { op: 'put' }), 1);
+  t.is(sample(text, 'shoal_request_errors_total', { op: 'put', code: 'VALUE_TOO_LARGE' }), 1);
+  t.is(sample(text, 'shoal_request_duration_seconds_count', { op: 'get' }), 2);
+  t.is(sample(text, 'shoal_store_keys', {}), 7);
+  t.is(sample(text, 'shoal_wal_fsyncs_total', {}), 12);
+  t.is(sample(text, 'shoal_wal_fsync_last_seconds', {}), 0.0025);
+  t.is(sample(text, 'shoal_members', { state: 'alive' }), 3);
+  t.is(sample(text, 'shoal_members', { state: 'dead' }), 0);
+  t.is(sample(text, 'shoal_hints_pending', {}), 5);
+
+  stats = fakeStats({ keys: 9, fsyncs: 20 });
+  text = await metrics.render();
+  t.is(sample(text, 'shoal_store_keys', {}), 9);
+  t.is(sample(text, 'shoal_wal_fsyncs_total', {}), 20);
+});
+
+test('metrics: op labels are bounded, unknown ops beyond the limit count as "other"', async (t) => {
+  const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
+  for (let i = 0; i < 100; i++) metrics.observeRequest(`op${i}`, 1);
+  const text = await metrics.render();
+  const labels = new Set([...text.matchAll(/shoal_requests_total\{op="([^"]+)"/g)].map((m) => m[1]));
+  t.true(labels.size <= 65);
+  t.true(labels.has('other'));
+});
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    }).on('error', reject).end();
+  });
+}
+
+test('the metrics endpoint serves /metrics, /health (503 when not ok) and 404 elsewhere', async (t) => {
+  const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
+  metrics.observeRequest('get', 3);
+  let ok = true;
+  const server = await startMetricsServer({ host: '127.0.0.1', port: 0, metrics, health: () => ({ ok, node: 'n1' }) });
+  t.teardown(() => server.close());
+  const m = await httpGet(server.port, '/metrics');
+  t.is(m.status, 200);
+  t.regex(m.type, /text\/plain/);
+  t.is(sample(m.body, 'shoal_requests_total', { op: 'get', node: 'n1' }), 1);
+  t.deepEqual(JSON.parse((await httpGet(server.port, '/health')).body), { ok: true, node: 'n1' });
+  ok = false;
+  t.is((await httpGet(server.port, '/health')).status, 503);
+  t.is((await httpGet(server.port, '/nope')).status, 404);
+});
