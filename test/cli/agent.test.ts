@@ -15,7 +15,7 @@ import { bufferIo, sample, tempDir, testConfig } from '../node/helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /** Bounds every wait on a child process. */
-const WAIT_MS = 60_000;
+const WAIT_MS = 100_000;
 
 interface Run {
   child: ChildProcess;
@@ -35,7 +35,7 @@ function shoal(args: string[], env: Record<string, string> = {}): Run {
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
   void exit.then(() => clearTimeout(timer));
   return { child, stdout: () => out, stderr: () => err, exit };
 }
