@@ -10,8 +10,9 @@
  * BENCH_VALUE_BYTES (100), BENCH_FSYNC ("interval,always"), BENCH_SYSTEMS ("shoal,redis"), BENCH_ROUNDS (2),
  * BENCH_NODE_ARGS (extra node flags for the Shoal process, e.g. --cpu-prof).
  *
- * `tsx bench/server.ts --serve FSYNC DIR` is the Shoal node used until the agent (src/node/) can
- * be started instead: openStore + RpcServer with a get/put/del handler, in its own process.
+ * The Shoal node is `shoal agent` (after `npm run build`) when src/node/ exists, else
+ * `tsx bench/server.ts --serve FSYNC DIR`: openStore + RpcServer with a get/put/del handler, in its
+ * own process. BENCH_SHOAL=agent|serve forces one.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -37,7 +38,10 @@ const GOAL_RATIO: Record<number, number> = { 1: 0.7, 16: 0.5 };
 
 const config = {
   seconds: Number(process.env.BENCH_SECONDS ?? 3),
+  /** Unmeasured start of every cell (connections settle into the new op and depth). */
   warmupMs: 500,
+  /** Unrecorded run of every cell per system before the first measured one. */
+  warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 1.5),
   connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
   keys: Number(process.env.BENCH_KEYS ?? 10_000),
   valueBytes: Number(process.env.BENCH_VALUE_BYTES ?? 100),
@@ -109,26 +113,60 @@ async function serve(fsync: FsyncPolicy, dir: string): Promise<void> {
   process.on('SIGINT', () => void stop());
 }
 
+/** The real agent when it exists (src/node/node.ts, built to dist/), else the composed node above. */
+function shoalMode(): 'agent' | 'serve' {
+  const wanted = process.env.BENCH_SHOAL;
+  if (wanted === 'agent' || wanted === 'serve') return wanted;
+  return existsSync(join(ROOT, 'src', 'node', 'node.ts')) && existsSync(join(ROOT, 'src', 'cli', 'main.ts')) ? 'agent' : 'serve';
+}
+
 async function startShoal(fsync: FsyncPolicy, dir: string): Promise<{ port: number; child: ChildProcess }> {
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', fsync, dir], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('shoal node did not start in 30 s')), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { port: number }).port);
-      }
+  if (shoalMode() === 'serve') {
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', fsync, dir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
-    child.once('exit', (code) => reject(new Error(`shoal node exited with ${code}`)));
-  });
-  return { port, child };
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error('shoal node did not start in 30 s')), 30_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.startsWith('{'));
+        if (line) {
+          clearTimeout(timer);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`shoal node exited with ${code}`)));
+    });
+    return { port, child };
+  }
+  // A single-node cluster through the real CLI: `shoal agent` with every address on loopback.
+  const [rpc, gossip, metrics] = [await freePort(), await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, join(ROOT, 'bin', 'shoal.js'), 'agent', '--id', 'bench', '--cluster', CLUSTER, '--data-dir', dir,
+      '--rpc', `127.0.0.1:${rpc}`, '--gossip', `127.0.0.1:${gossip}`, '--metrics', `127.0.0.1:${metrics}`,
+      '--fsync', fsync, '--log-level', 'warn',
+      '--set', 'cluster.replicationFactor=1', '--set', 'cluster.writeQuorum=1', '--set', 'cluster.readQuorum=1'],
+    { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const probe = new ShoalClient({ addresses: [`127.0.0.1:${rpc}`], clusterName: CLUSTER, timeoutMs: 1000 });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      if (child.exitCode !== null) throw new Error(`shoal agent exited with ${child.exitCode}`);
+      try {
+        await probe.get('bench:probe');
+        return { port: rpc, child };
+      } catch (err) {
+        if (attempt >= 150) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    await probe.close();
+  }
 }
 
 function shoalDriver(port: number): Driver {
@@ -244,10 +282,10 @@ function percentile(sorted: number[], q: number): number {
 }
 
 /** Runs C workers (one per driver) for warmup + `seconds`; each keeps one batch of P in flight. */
-async function runCell(drivers: Driver[], op: Op, pipeline: number): Promise<Omit<Row, 'system' | 'fsync'>> {
+async function runCell(drivers: Driver[], op: Op, pipeline: number, seconds = config.seconds): Promise<Omit<Row, 'system' | 'fsync'>> {
   const start = performance.now();
   const measureFrom = start + config.warmupMs;
-  const end = measureFrom + config.seconds * 1000;
+  const end = measureFrom + seconds * 1000;
   const latencies: number[] = [];
   let ops = 0;
   const samplesMax = 2_000_000;
@@ -273,7 +311,7 @@ async function runCell(drivers: Driver[], op: Op, pipeline: number): Promise<Omi
     op,
     pipeline,
     connections: drivers.length,
-    opsPerSec: Math.round(ops / config.seconds),
+    opsPerSec: Math.round(ops / seconds),
     p50Ms: round(percentile(latencies, 0.5)),
     p99Ms: round(percentile(latencies, 0.99)),
   };
@@ -305,7 +343,14 @@ interface System {
  */
 async function measure(systems: System[], fsync: FsyncPolicy): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const system of systems) await prefill(system.drivers);
+  for (const system of systems) {
+    await prefill(system.drivers);
+    // Unrecorded warm-up of every cell: a Node process runs its hot path interpreted at first, and
+    // the first seconds would otherwise measure the JIT rather than the server.
+    for (const op of config.ops) {
+      for (const pipeline of config.pipelines) await runCell(system.drivers, op, pipeline, config.warmupSeconds);
+    }
+  }
   for (const op of config.ops) {
     for (const pipeline of config.pipelines) {
       const best = new Map<string, Row>();
@@ -364,6 +409,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const ceiling: Record<string, unknown>[] = [];
   let redisNote: string | null = null;
+  if (shoalMode() === 'agent') {
+    const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    if (build.status !== 0) throw new Error('npm run build failed');
+  }
   console.error(`bench:server — ${config.connections} connections, ${config.keys} keys, ${config.valueBytes}-byte values, ${config.seconds} s per cell`);
   try {
     for (const fsync of config.fsyncs) {
@@ -408,7 +457,10 @@ async function main(): Promise<void> {
   if (!existsSync(resultsDir)) mkdirSync(resultsDir, { recursive: true });
   const out = {
     when: new Date().toISOString(),
-    shoalNode: 'openStore + RpcServer (bench/server.ts --serve), one process',
+    shoalNode:
+      shoalMode() === 'agent'
+        ? 'shoal agent (bin/shoal.js, single node, N=W=R=1), own process'
+        : 'openStore + RpcServer with a get/put/del handler (bench/server.ts --serve), own process',
     config,
     rows,
     redisBenchmark: ceiling,

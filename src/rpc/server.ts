@@ -353,7 +353,7 @@ class ServerConnection {
 
   private checkBackpressure(): void {
     const socket = this.socket;
-    if (!this.paused && socket.writableNeedDrain && socket.writableLength > this.limits.writeBufferBytesHigh) {
+    if (socket.writableLength > this.limits.writeBufferBytesHigh && !this.paused && socket.writableNeedDrain) {
       this.paused = true;
       this.server.counters.backpressurePauses += 1;
       socket.pause();

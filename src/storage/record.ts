@@ -2,7 +2,8 @@
  * The byte layout of one stored entry, shared by WAL records and snapshot bodies.
  *
  * Payload: a msgpack array `[kind, key, ts, node, value, expiresAtMs, deletedAtMs]` where kind is 1
- * (value) or 2 (tombstone), value is bin or nil, and the two times are uint64 or nil. The writer packs
+ * (value), 2 (tombstone) or 3 (drop: WAL only, removes the key if it holds exactly that version, with
+ * no tombstone — the cluster's clean-up of copies it no longer owns), value is bin or nil, and the two times are uint64 or nil. The writer packs
  * it by hand with fixed-width headers (valid msgpack any library reads); the reader has a fast path for
  * exactly that layout and falls back to the generic decoder for any other valid encoding.
  *
@@ -17,6 +18,8 @@ import type { Entry } from './types.js';
 export const RECORD_HEADER_BYTES = 16;
 export const KIND_VALUE = 1;
 export const KIND_TOMBSTONE = 2;
+export const KIND_DROP = 3;
+type Kind = typeof KIND_VALUE | typeof KIND_TOMBSTONE | typeof KIND_DROP;
 
 const TWO_POW_32 = 4294967296;
 const ARRAY7 = 0x97;
@@ -28,6 +31,7 @@ const BIN32 = 0xc6;
 
 /** A decoded payload; reused by readers to avoid an allocation per record. */
 export interface DecodedRecord {
+  kind: Kind;
   key: string;
   entry: Entry;
   /** Local time the tombstone was applied (for grace-period collection); undefined for values. */
@@ -59,9 +63,16 @@ function writeOptionalUint64(buf: Buffer, off: number, v: number | undefined): n
  * Packs the payload at `off` (the buffer must have `payloadCapacity` bytes free) and returns the end
  * offset. Times and ts must be non-negative safe integers (checked by the store).
  */
-export function encodePayload(buf: Buffer, off: number, key: string, entry: Entry, deletedAtMs?: number): number {
+export function encodePayload(
+  buf: Buffer,
+  off: number,
+  key: string,
+  entry: Entry,
+  deletedAtMs?: number,
+  kind: Kind = entry.value === null ? KIND_TOMBSTONE : KIND_VALUE,
+): number {
   buf[off] = ARRAY7;
-  buf[off + 1] = entry.value === null ? KIND_TOMBSTONE : KIND_VALUE;
+  buf[off + 1] = kind;
   buf[off + 2] = STR16;
   const keyBytes = buf.write(key, off + 5);
   buf.writeUInt16BE(keyBytes, off + 3);
@@ -91,9 +102,10 @@ export function encodeRecord(
   key: string,
   entry: Entry,
   deletedAtMs?: number,
+  kind?: Kind,
 ): number {
   const start = off + RECORD_HEADER_BYTES;
-  const end = encodePayload(buf, start, key, entry, deletedAtMs);
+  const end = encodePayload(buf, start, key, entry, deletedAtMs, kind);
   const hi = Math.floor(seq / TWO_POW_32);
   buf.writeUInt32LE(end - start, off);
   buf.writeUInt32LE(seq - hi * TWO_POW_32, off + 8);
@@ -194,9 +206,10 @@ function decodeFast(buf: Buffer, p: number, end: number, out: DecodedRecord): bo
   const deletedAtMs = readOptionalTime(buf, p, end);
   if (deletedAtMs === null) return false;
   p = timeEnd;
-  if (p !== end || (kind === KIND_VALUE) !== (value !== null) || (kind !== KIND_VALUE && kind !== KIND_TOMBSTONE)) {
+  if (p !== end || (kind === KIND_VALUE) !== (value !== null) || (kind !== KIND_VALUE && kind !== KIND_TOMBSTONE && kind !== KIND_DROP)) {
     return false;
   }
+  out.kind = kind;
   out.key = buf.toString('utf8', keyStart, keyStart + keyBytes);
   const node = readNode(buf, nodeStart, nodeEnd);
   out.entry = expiresAtMs === undefined ? { ts, node, value } : { ts, node, value, expiresAtMs };
@@ -218,7 +231,7 @@ function decodeGeneric(payload: Buffer, out: DecodedRecord): void {
   if (!Array.isArray(fields) || fields.length !== 7) throw new MalformedPayload('payload is not a 7-element array');
   const [kind, key, ts, node, value, expiresAtMs, deletedAtMs] = fields as unknown[];
   const isValue = kind === KIND_VALUE && value instanceof Uint8Array;
-  const isTombstone = kind === KIND_TOMBSTONE && value == null;
+  const isTombstone = (kind === KIND_TOMBSTONE || kind === KIND_DROP) && value == null;
   if (typeof key !== 'string' || !isTime(ts) || typeof node !== 'string' || !(isValue || isTombstone)) {
     throw new MalformedPayload('payload fields have the wrong types');
   }
@@ -226,6 +239,7 @@ function decodeGeneric(payload: Buffer, out: DecodedRecord): void {
     throw new MalformedPayload('payload times have the wrong types');
   }
   const bytes = isValue ? Buffer.from(value as Uint8Array) : null;
+  out.kind = kind as Kind;
   out.key = key;
   out.entry = expiresAtMs == null ? { ts, node, value: bytes } : { ts, node, value: bytes, expiresAtMs };
   out.deletedAtMs = deletedAtMs == null ? undefined : deletedAtMs;
@@ -240,7 +254,7 @@ export function decodePayload(buf: Buffer, start: number, end: number, out: Deco
 }
 
 export function newDecodedRecord(): DecodedRecord {
-  return { key: '', entry: { ts: 0, node: '', value: null }, deletedAtMs: undefined };
+  return { kind: KIND_VALUE, key: '', entry: { ts: 0, node: '', value: null }, deletedAtMs: undefined };
 }
 
 export { MalformedPayload };

@@ -13,7 +13,15 @@ import path from 'node:path';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type NamedSeq, parseSegments, parseSnapshots, TMP_SUFFIX } from './layout.js';
-import { checkFrame, decodePayload, newDecodedRecord, RECORD_HEADER_BYTES, recordSeq } from './record.js';
+import {
+  checkFrame,
+  type DecodedRecord,
+  decodePayload,
+  KIND_DROP,
+  newDecodedRecord,
+  RECORD_HEADER_BYTES,
+  recordSeq,
+} from './record.js';
 import { loadSnapshot } from './snapshot.js';
 import type { Entry } from './types.js';
 import { compareVersion } from './types.js';
@@ -48,16 +56,22 @@ interface BadSpot {
   scanFrom: number;
 }
 
-/** Applies a recovered record with last-writer-wins. */
+/** Applies a recovered record: last-writer-wins, or for a drop, removal of exactly that version. */
 function applyRecovered(
   entries: Map<string, Entry>,
   tombstoneAtMs: Map<string, number>,
-  key: string,
-  entry: Entry,
-  deletedAtMs: number | undefined,
+  rec: DecodedRecord,
   nowMs: number,
 ): void {
+  const { key, entry, deletedAtMs } = rec;
   const existing = entries.get(key);
+  if (rec.kind === KIND_DROP) {
+    if (existing !== undefined && compareVersion(entry, existing) === 0) {
+      entries.delete(key);
+      tombstoneAtMs.delete(key);
+    }
+    return;
+  }
   if (existing !== undefined && compareVersion(entry, existing) <= 0) return;
   entries.set(key, entry);
   if (entry.value === null) tombstoneAtMs.set(key, deletedAtMs ?? nowMs);
@@ -156,7 +170,7 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
         break;
       }
       if (expected > snapshotSeq) {
-        applyRecovered(entries, tombstoneAtMs, rec.key, rec.entry, rec.deletedAtMs, opts.nowMs);
+        applyRecovered(entries, tombstoneAtMs, rec, opts.nowMs);
         replayed += 1;
       }
       lastRecordSeq = expected;

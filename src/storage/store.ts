@@ -16,6 +16,7 @@ import { type FileIo, nodeFileIo } from './fsio.js';
 import { acquireLock, type DirLock } from './lock.js';
 import type { NamedSeq } from './layout.js';
 import { NODE_BYTES_LIMIT, type ResolvedStoreOptions, resolveStoreOptions } from './options.js';
+import { KIND_DROP } from './record.js';
 import { recover } from './recovery.js';
 import { writeSnapshot } from './snapshot.js';
 import {
@@ -221,6 +222,23 @@ export class ShardStore implements Store {
       return Promise.reject(badRequest('entry.value must be a Buffer or null'));
     }
     return this.write(key, entry.ts, entry.node, value, value === null ? undefined : (entry.expiresAtMs ?? undefined));
+  }
+
+  /**
+   * Removes `key` without leaving a tombstone if it holds exactly `version` (the cluster's clean-up
+   * of a copy this node no longer owns, after its owners confirmed they have it). Logged, so a
+   * restart does not bring the copy back. Resolves false when the key holds anything else.
+   */
+  dropCopy(key: string, version: Version): Promise<boolean> {
+    if (version == null) return Promise.reject(badRequest('dropCopy needs a version'));
+    const err = this.checkWrite(key, version.ts, version.node, null, undefined);
+    if (err !== null) return Promise.reject(err);
+    const existing = this.map.get(key);
+    if (existing === undefined || compareVersion(existing, version) !== 0) return RESOLVED_FALSE;
+    const durable = this.wal.append(key, { ts: version.ts, node: version.node, value: null }, undefined, KIND_DROP);
+    this.map.delete(key);
+    this.forget(key, existing);
+    return durable;
   }
 
   /** Validates, applies LWW to the map, and appends to the WAL. The one write path. */

@@ -15,7 +15,7 @@ import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type FileIo, fsyncDir, writeFully } from './fsio.js';
 import { segmentName } from './layout.js';
-import { encodeRecord, payloadCapacity, RECORD_HEADER_BYTES } from './record.js';
+import { encodeRecord, type KIND_DROP, payloadCapacity, RECORD_HEADER_BYTES } from './record.js';
 import type { Entry, FsyncPolicy } from './types.js';
 import path from 'node:path';
 import fs from 'node:fs/promises';
@@ -174,13 +174,13 @@ export class Wal {
    * Appends one record to the open batch. The caller has checked the store is writable. Resolves
    * `true` once the record is durable under the policy; rejects READ_ONLY if the log fails first.
    */
-  append(key: string, entry: Entry, deletedAtMs: number | undefined): Promise<boolean> {
+  append(key: string, entry: Entry, deletedAtMs: number | undefined, kind?: typeof KIND_DROP): Promise<boolean> {
     if (this.failure) return Promise.reject(this.failure);
     let batch = this.current;
     const need = RECORD_HEADER_BYTES + payloadCapacity(key, entry.node, entry.value === null ? 0 : entry.value.length);
     if (batch.bytes + need > batch.buf.length) this.grow(batch, batch.bytes + need);
     batch = this.current;
-    const end = encodeRecord(batch.buf, batch.bytes, this.nextSeq, key, entry, deletedAtMs);
+    const end = encodeRecord(batch.buf, batch.bytes, this.nextSeq, key, entry, deletedAtMs, kind);
     this.appendedBytes += end - batch.bytes;
     batch.bytes = end;
     batch.lastSeq = this.nextSeq;

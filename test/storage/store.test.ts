@@ -187,3 +187,22 @@ test('the WAL rotates into new segments at walSegmentBytesMax', async (t) => {
   const reopened = await open(t, dir, { walSegmentBytesMax: 4096 });
   for (let i = 0; i < 20; i++) t.deepEqual(reopened.get(`k${i}`)?.value, Buffer.alloc(1000, i));
 });
+
+test('dropCopy removes exactly the given version without a tombstone, durably', async (t) => {
+  const dir = tempDir(t);
+  const store = await openStore(dir, { fsync: 'always' });
+  await store.put('k', buf('v'), { version: v(5, 'n1') });
+  await store.put('other', buf('v'), { version: v(5, 'n1') });
+  t.false(await store.dropCopy!('k', v(4, 'n1')), 'an older version is not dropped');
+  t.false(await store.dropCopy!('k', v(5, 'n2')), 'nor a different node');
+  t.false(await store.dropCopy!('missing', v(5, 'n1')));
+  t.true(await store.dropCopy!('k', v(5, 'n1')));
+  t.is(store.getEntry('k'), undefined, 'no tombstone is left');
+  t.is(store.stats().keys, 1);
+  t.true(await store.put('k', buf('older-than-dropped'), { version: v(1) }), 'the key is free again');
+  t.true(await store.dropCopy!('k', v(1)));
+  await store.close();
+  const again = await open(t, dir);
+  t.is(again.getEntry('k'), undefined, 'the drop survives replay');
+  t.is(again.get('other')?.value?.toString(), 'v');
+});
