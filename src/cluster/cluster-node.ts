@@ -37,6 +37,9 @@ import { ClusterView } from './view.js';
 
 const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members, opts), hashKey };
 
+/** idle() waits for streaming rounds due within this long (tests, benchmarks). */
+const STREAM_SETTLE_WAIT_MS = 30_000;
+
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
 
@@ -378,7 +381,7 @@ export class ClusterNode {
 
   /** Resolves when background work of earlier requests (late replicas, hints, repairs) has settled. */
   async idle(): Promise<void> {
-    await this.streaming.settled(this.config.requestTimeoutMs * 6);
+    await this.streaming.settled(STREAM_SETTLE_WAIT_MS);
     await this.coordinator.idle();
     await this.readRepair.idle(this.config.requestTimeoutMs);
   }

@@ -268,6 +268,18 @@ test('availability is computed per fault type and checked against the goal for s
   t.true(checkHistory(b.build(), { availabilityMin: 0.95 }).valid);
 });
 
+test('an operation in flight when a fault starts counts for that fault', (t) => {
+  const h = new HistoryBuilder()
+    .fault('wal-truncate', 1000, 2000, ['n2'])
+    .write({ key: 'a', cls: 'unique', value: 'a', at: 900, took: 300, outcome: 'info' })
+    .write({ key: 'b', cls: 'unique', value: 'b', at: 500, took: 100, version: v(1) })
+    .read({ key: 'b', at: END, value: 'b', version: v(1) })
+    .build();
+  const r = checkHistory(h, { availabilityOpsMin: 1 });
+  t.deepEqual(r.availability.map((a) => [a.fault, a.ops, a.ok]), [['none', 1, 1], ['wal-truncate', 1, 0]]);
+  t.is(r.counts.availability, 1, 'a single-node kill with a torn WAL has the same goal');
+});
+
 test('latency percentiles use nearest rank over acknowledged operations', (t) => {
   t.is(percentile([], 99), 0);
   t.is(percentile([5], 99), 5);

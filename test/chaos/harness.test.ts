@@ -69,7 +69,7 @@ test('only validation errors make a write a definite failure', (t) => {
 
 test('the report shows the verdict, the table, the replay command and a timeline with the faults', (t) => {
   const events = new HistoryBuilder()
-    .fault('kill-one', 1000, 3000, ['n2'])
+    .fault('kill-one', 1000, 6000, ['n2'])
     .write({ key: 'u1', cls: 'unique', value: 'a', at: 0, version: v(1) })
     .write({ key: 'u2', cls: 'unique', value: 'b', at: 1500, outcome: 'info' })
     .write({ key: 'u3', cls: 'unique', value: 'c', at: 2500, version: v(3) })
@@ -88,6 +88,9 @@ test('the report shows the verdict, the table, the replay command and a timeline
   t.regex(svg, /^<svg/);
   t.regex(svg, /kill-one n2/);
   t.is((svg.match(/<polyline/g) ?? []).length, 2);
+  for (const m of svg.matchAll(/<rect x="([\d.]+)" y="40" width="([\d.]+)"/g)) {
+    t.true(Number(m[1]) + Number(m[2]) <= 1000, 'fault windows stay inside the picture');
+  }
   const buckets = throughputBuckets(pairOps(events), 0);
   t.deepEqual(buckets, [{ ok: 1, errors: 0 }, { ok: 0, errors: 1 }, { ok: 1, errors: 0 }]);
   t.notRegex(summaryText(checkHistory(new HistoryBuilder().build()), info), /replay:/);

@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Firewall, firewallStatus } from './lib/nft.js';
 
 const SHIM = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'bind-local.mjs');
-const base = `127.${200 + (process.pid % 50)}.${process.pid % 250}`;
+const base = `127.99.${process.pid % 250}`; // clusters use 127.100-249.x.x
 const A = `${base}.11`;
 const B = `${base}.12`;
 

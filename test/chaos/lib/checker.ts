@@ -84,7 +84,7 @@ export interface CheckOptions {
   replicasConvergeMsMax?: number;
   /** Minimum share of ok operations while a fault of `availabilityFaults` is active. Default 0.99. */
   availabilityMin?: number;
-  /** Faults the availability goal applies to. Default: single-node kills. */
+  /** Faults the availability goal applies to. Default: single-node kills (with or without a torn WAL). */
   availabilityFaults?: FaultKind[];
   /** Fewer operations than this under a fault: too few to judge availability. Default 20. */
   availabilityOpsMin?: number;
@@ -101,6 +101,7 @@ export interface CheckOptions {
   violationsListedMax?: number;
 }
 
+/** Share of workload operations that succeeded, per fault overlapping them (`none`: no fault). */
 export interface AvailabilityRow {
   fault: FaultKind | 'none';
   ops: number;
@@ -355,7 +356,8 @@ function availabilityRows(ops: readonly Op[], faults: readonly FaultWindow[]): A
   };
   for (const op of ops) {
     if (op.phase !== 'workload') continue;
-    const active = new Set(faults.filter((f) => op.invokeMs >= f.startMs && op.invokeMs < f.endMs).map((f) => f.fault));
+    // Every fault whose window overlaps the operation: one in flight when a node is killed counts there.
+    const active = new Set(faults.filter((f) => op.invokeMs < f.endMs && op.completeMs >= f.startMs).map((f) => f.fault));
     if (active.size === 0) bump('none', op.outcome === 'ok');
     for (const f of active) bump(f, op.outcome === 'ok');
   }
@@ -434,7 +436,7 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
   }
 
   const availability = availabilityRows(ops, faults);
-  const goalFaults = new Set(options.availabilityFaults ?? ['kill-one']);
+  const goalFaults = new Set(options.availabilityFaults ?? ['kill-one', 'wal-truncate']);
   const availabilityMin = options.availabilityMin ?? 0.99;
   for (const row of availability) {
     if (row.fault === 'none' || !goalFaults.has(row.fault) || row.ops < (options.availabilityOpsMin ?? 20)) continue;

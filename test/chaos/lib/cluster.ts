@@ -36,10 +36,12 @@ export interface ClusterOptions {
   clusterName?: string;
   /** Settings for every node in config/default.json layout (the cluster file's `config`). */
   config?: Record<string, unknown>;
-  /** Second and third octets of the node addresses (127.B.C.x). Default: derived from the pid. */
+  /** Second and third octets of the node addresses (127.B.C.x). Default: from the pid and a per-process count, so clusters never share addresses. */
   subnet?: [number, number];
   /** How long a start may take before it counts as failed. Default 120 s (module loading alone took ~60 s on a shared 2-core machine at load 20). */
   startTimeoutMs?: number;
+  /** Abandons starts (waiting for health) when this aborts. */
+  signal?: AbortSignal;
   /** Called when a node exits without being told to. */
   onUnexpectedExit?: (id: string, code: number | null, signal: string | null) => void;
 }
@@ -60,6 +62,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** All children of every cluster in this process, for the exit hook. */
 const allChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
+let clustersCreated = 0;
 
 function killAllSync(): void {
   for (const child of allChildren) {
@@ -86,7 +89,8 @@ export class ChaosCluster {
     this.o = options;
     const count = options.nodes ?? 5;
     const spares = options.spares ?? 1;
-    const [b, c] = options.subnet ?? [100 + ((process.pid >> 8) % 100), process.pid % 250];
+    const index = process.pid * 4 + (clustersCreated++ % 4);
+    const [b, c] = options.subnet ?? [100 + (Math.floor(index / 250) % 150), index % 250];
     this.clusterName = options.clusterName ?? 'chaos';
     mkdirSync(join(options.runDir, 'logs'), { recursive: true });
     this.nodes = Array.from({ length: count + spares }, (_, i) => {
@@ -170,6 +174,7 @@ export class ChaosCluster {
     const client = this.probeClient(id, 1000);
     try {
       while (Date.now() < deadline) {
+        if (this.o.signal?.aborted) throw new Error(`chaos: start of ${id} abandoned (run aborted)`);
         if (!this.running.has(id)) throw new Error(`chaos: ${id} exited during start (see ${this.node(id).logFile})`);
         try {
           // The agent answers health while starting, with ok: false until every layer serves.

@@ -21,6 +21,8 @@ export interface ConvergenceOptions {
   cleanupWaitMs?: number;
   pollMs?: number;
   log?: (line: string) => void;
+  /** Stop waiting (result: not converged) when this aborts. */
+  signal?: AbortSignal;
 }
 
 export interface ConvergenceOutcome {
@@ -145,7 +147,7 @@ export async function awaitConvergence(cluster: ChaosCluster, options: Convergen
   let cleanupSupported = true;
   let lastProblem = '';
   try {
-    while (Date.now() - start < budgetMs) {
+    while (Date.now() - start < budgetMs && !(options.signal?.aborted ?? false)) {
       const elapsed = () => Date.now() - start;
       let views: NodeView[];
       try {

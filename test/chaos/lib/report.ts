@@ -96,7 +96,8 @@ export function timelineSvg(events: readonly HistoryEvent[], result: CheckResult
   const top = 40;
   const plotW = width - left - 20;
   const plotH = height - top - 50;
-  const seconds = Math.max(1, buckets.length);
+  const faultsEndS = Math.max(0, ...result.faults.map((f) => (f.endMs - startMs) / 1000));
+  const seconds = Math.max(1, buckets.length, Math.ceil(faultsEndS));
   const peak = Math.max(1, ...buckets.map((b) => b.ok + b.errors));
   const x = (s: number) => left + (s / seconds) * plotW;
   const y = (v: number) => top + plotH - (v / peak) * plotH;

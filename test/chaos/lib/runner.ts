@@ -32,10 +32,15 @@ export interface ChaosOptions {
   convergeBudgetMs?: number;
   /** Minimum availability during single-node kills. Default 0.99 (issue 6). */
   availabilityMin?: number;
+  /** Convergence goals after the heal. Defaults 10 s and 60 s (issue 6). */
+  membershipConvergeMsMax?: number;
+  replicasConvergeMsMax?: number;
   /** The command that replays this run (printed on failure). */
   command: string;
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /** Give up (cleanly: agents stopped, table deleted) when the whole run takes longer. Default none. */
+  deadlineMs?: number;
 }
 
 export interface ChaosOutcome {
@@ -90,14 +95,14 @@ function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
 }
 
-async function finalReads(cluster: ChaosCluster, history: HistoryWriter, members: string[], keys: string[], seed: number): Promise<void> {
+async function finalReads(cluster: ChaosCluster, history: HistoryWriter, members: string[], keys: string[], seed: number, signal: AbortSignal): Promise<void> {
   const addresses = new Map(members.map((id) => [id, cluster.node(id).rpc]));
   const clients = clientsByNode(addresses, cluster.clusterName, 5000);
   const rand = prng(seed ^ 0xf1a1);
   let next = 0;
   const worker = async () => {
     const seen = { ts: 0 };
-    while (next < keys.length) {
+    while (next < keys.length && !signal.aborted) {
       const key = keys[next++];
       const a = members[Math.floor(rand() * members.length)];
       const b = members.length > 1 ? members.filter((m) => m !== a)[Math.floor(rand() * (members.length - 1))] : a;
@@ -136,9 +141,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
   }
   for (const s of skipped) log(`SKIPPED ${s}`);
 
+  const abort = new AbortController();
+  const onAbort = () => abort.abort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const deadline = options.deadlineMs === undefined ? null : setTimeout(() => {
+    log(`the run exceeded its deadline of ${options.deadlineMs} ms; stopping`);
+    abort.abort();
+  }, options.deadlineMs);
+  const checkAborted = (phase: string) => {
+    if (abort.signal.aborted) throw new Error(`run aborted ${phase} (deadline or signal)`);
+  };
   const history = new HistoryWriter({ file: join(runDir, 'history.jsonl') });
   const cluster = new ChaosCluster({
-    runDir, nodes, spares: nodes > 3 ? 1 : 0,
+    runDir, nodes, spares: nodes > 3 ? 1 : 0, signal: abort.signal,
     config: merge(CHAOS_NODE_CONFIG, options.config ?? {}),
     onUnexpectedExit: (node, code, signal) => {
       history.append({ kind: 'mark', atMs: Date.now(), name: 'crash', detail: { node, code, signal } });
@@ -155,12 +170,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
   log(`schedule: ${steps.map((s) => `${(s.atMs / 1000).toFixed(0)}s ${s.fault} ${s.targets.join(',')}`).join('; ')}`);
 
   const nemesis = new Nemesis({ cluster, firewall, history, seed: options.seed, log });
-  const abort = new AbortController();
-  const onAbort = () => abort.abort();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await Promise.all(cluster.initial.map((id) => cluster.start(id)));
-    const formed = await awaitConvergence(cluster, { expected: cluster.initial, keys: [], budgetMs: 30_000, log: () => {} });
+    checkAborted('while starting the cluster');
+    const formed = await awaitConvergence(cluster, { expected: cluster.initial, keys: [], budgetMs: 30_000, log: () => {}, signal: abort.signal });
     if (!formed.result.converged) throw new Error(`the cluster did not form: ${formed.result.detail ?? ''}`);
     log(`cluster of ${nodes} formed; workload for ${options.durationMs / 1000} s`);
 
@@ -186,23 +199,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
         }
       })(),
     ]);
-    if (abort.signal.aborted) throw new Error('aborted');
+    checkAborted('during the workload');
     history.append({ kind: 'mark', atMs: Date.now(), name: 'heal' });
     log(`workload done (${workload.ops} ops, ${workload.keys.length} keys); healing`);
     await nemesis.healAll();
+    checkAborted('while healing');
     const expected = finalMembers(cluster.initial, steps);
-    const convergence = await awaitConvergence(cluster, { expected, keys: workload.keys, budgetMs: options.convergeBudgetMs, log });
+    const convergence = await awaitConvergence(cluster, { expected, keys: workload.keys, budgetMs: options.convergeBudgetMs, log, signal: abort.signal });
+    checkAborted('while converging');
     notes.push(...convergence.notes.map((n) => (n === 'hints' ? 'stats has no pendingHints: hint drain not measured' : n)));
     history.append({ kind: 'mark', atMs: Date.now(), name: 'converged', detail: { ...convergence.result } });
     const applyDeadlineMs = Date.now();
     log(`final reads of ${workload.keys.length} keys`);
-    await finalReads(cluster, history, expected, workload.keys, options.seed);
+    await finalReads(cluster, history, expected, workload.keys, options.seed, abort.signal);
+    checkAborted('during the final reads');
     history.flush();
 
     const result = checkHistory(history.events, {
       convergence: convergence.result,
       applyDeadlineMs,
       availabilityMin: options.availabilityMin,
+      membershipConvergeMsMax: options.membershipConvergeMsMax,
+      replicasConvergeMsMax: options.replicasConvergeMsMax,
       ...(convergence.replicas === undefined ? {} : { replicas: convergence.replicas }),
     });
     const info: RunInfo = { seed: options.seed, durationMs: options.durationMs, nodes, command: options.command, runDir, skipped, notes };
@@ -213,6 +231,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
     return { result, runDir, summary };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    if (deadline !== null) clearTimeout(deadline);
     abort.abort();
     const forced = await cluster.close();
     if (forced.length > 0) log(`needed SIGKILL to stop ${forced.join(', ')} at the end`);

@@ -18,6 +18,9 @@ export const MANUAL: Partial<ClusterConfig> = {
   cleanupDelayMs: 0,
   ringSettleMs: 0,
   vnodes: 64,
+  // The in-memory network never hangs; generous timeouts keep a starved machine from failing tests.
+  requestTimeoutMs: 120_000,
+  internalTimeoutMs: 60_000,
 };
 
 export interface TestNode {
