@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/run.js';
 import { openStore } from '../../src/storage/store.js';
-import { bufferIo, sample, tempDir } from '../node/helpers.js';
+import { ShoalError } from '../../src/errors.js';
+import { startNode } from '../../src/node/node.js';
+import { bufferIo, sample, tempDir, testConfig } from '../node/helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /** Bounds every wait on a child process. */
-const WAIT_MS = 60_000;
+const WAIT_MS = 100_000;
 
 interface Run {
   child: ChildProcess;
@@ -33,7 +35,7 @@ function shoal(args: string[], env: Record<string, string> = {}): Run {
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
   void exit.then(() => clearTimeout(timer));
   return { child, stdout: () => out, stderr: () => err, exit };
 }
@@ -71,46 +73,47 @@ function httpGet(addr: string, path: string): Promise<string> {
 test('a bad configuration value prints one line naming the field and exits 2', async (t) => {
   const tmp = tempDir('shoal-agent-cfg-');
   t.teardown(tmp.remove);
-  const runs = [
-    shoal(['agent', '--data-dir', tmp.dir, '--set', 'storage.fsync=sometimes']),
-    shoal(['agent', '--data-dir', tmp.dir], { SHOAL_NODE_RPC: 'localhost' }),
-  ];
-  const expected = [
-    /^shoal agent: invalid configuration: storage\.fsync must be one of always, interval, none; got "sometimes" \(from flag --set storage\.fsync\)\n$/,
-    /^shoal agent: invalid configuration: node\.rpc must be host:port .*\(from env SHOAL_NODE_RPC\)\n$/,
-  ];
-  for (const [i, run] of runs.entries()) {
-    t.is(await run.exit, 2, run.stderr());
-    t.regex(run.stderr(), expected[i]);
-    t.is(run.stdout(), '');
-  }
+  // As a process once (exit status and stderr end to end)...
+  const run = shoal(['agent', '--data-dir', tmp.dir, '--set', 'storage.fsync=sometimes']);
+  t.is(await run.exit, 2, run.stderr());
+  t.is(
+    run.stderr(),
+    'shoal agent: invalid configuration: storage.fsync must be one of always, interval, none; got "sometimes" (from flag --set storage.fsync)\n',
+  );
+  t.is(run.stdout(), '');
+  // ...and in-process for the other sources.
+  const env = bufferIo(undefined, { SHOAL_NODE_RPC: 'localhost' });
+  t.is(await runCli(['agent', '--data-dir', tmp.dir], env.io), 2);
+  t.regex(env.stderr(), /^shoal agent: invalid configuration: node\.rpc must be host:port .*\(from env SHOAL_NODE_RPC\)\n$/);
+  const file = bufferIo();
+  t.is(await runCli(['agent', '--config', join(tmp.dir, 'missing.json'), '--node', 'n1'], file.io), 2);
+  t.regex(file.stderr(), /^shoal agent: invalid cluster file .*missing\.json: no such file\n$/);
 });
 
-test('agent serves the CLI, refuses a second agent on its data dir, stops on SIGTERM with exit 0, and the data is on disk', async (t) => {
+test('agent serves the CLI, refuses a second process on its data dir, stops on SIGTERM with exit 0, and the data is on disk', async (t) => {
   const tmp = tempDir('shoal-agent-');
   t.teardown(tmp.remove);
   const dataDir = join(tmp.dir, 'n1');
   const first = await agent(dataDir);
   t.teardown(() => first.child.kill('SIGKILL'));
 
-  // The CLI as a process once (exit status and stdout end to end); test/cli/cli.test.ts covers the rest in-process.
-  const second = shoal(['agent', '--data-dir', dataDir, '--rpc', '127.0.0.1:0', '--gossip', '127.0.0.1:0', '--metrics', '127.0.0.1:0']);
-  const put = shoal(['put', 'durable', 'yes', '--addr', first.rpc, '--timeout', '30s']);
-  t.is(await put.exit, 0, put.stderr());
-  t.is(put.stdout(), 'OK\n');
   const cli = async (args: string[]) => {
     const b = bufferIo();
     return { code: await runCli([...args, '--addr', first.rpc, '--timeout', '30s'], b.io), stdout: b.stdout() };
   };
+  t.deepEqual(await cli(['put', 'durable', 'yes']), { code: 0, stdout: 'OK\n' });
   t.deepEqual(await cli(['get', 'durable']), { code: 0, stdout: 'yes' });
   t.deepEqual(await cli(['get', 'nothing']), { code: 1, stdout: '' });
-  t.is(await second.exit, 3);
-  t.regex(second.stderr(), /^shoal agent: cannot start node n1: .*locked.*\(LOCKED\)\n$/);
+
+  // This test process is a second process: the agent's data dir is refused to it.
+  const locked = await t.throwsAsync(startNode(testConfig(dataDir), { processMetrics: false }));
+  t.is((locked as ShoalError).code, 'LOCKED');
+  t.regex(locked!.message, /locked by process \d+/);
 
   const metrics = await httpGet(first.metrics, '/metrics');
   t.is(sample(metrics, 'shoal_requests_total', { op: 'put' }), 1);
   t.is(sample(metrics, 'shoal_requests_total', { op: 'get' }), 2);
-  t.true((sample(metrics, 'shoal_request_duration_seconds_count', { op: 'put' }) ?? 0) === 1);
+  t.is(sample(metrics, 'shoal_request_duration_seconds_count', { op: 'put' }), 1);
   t.is(sample(metrics, 'shoal_store_keys'), 1);
 
   first.child.kill('SIGTERM');
