@@ -9,6 +9,7 @@
  * availability of the single-node faults.
  */
 import type { FaultKind } from './history.js';
+import { mulberry32 } from '../../../src/membership/sim/random.js';
 
 export interface ScheduleStep {
   /** Offset from the start of the workload. */
@@ -42,17 +43,8 @@ export interface ScheduleOptions {
   gapMs?: [number, number];
 }
 
-/** mulberry32: a tiny seeded PRNG; returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the simulator's seeded PRNG (floats in [0, 1)); one implementation for both. */
+export const prng = mulberry32;
 
 export const PARTITION_FAULTS: FaultKind[] = ['partition-one', 'partition-split', 'partition-oneway'];
 const SINGLE_FAULTS: FaultKind[] = ['kill-one', 'pause-one', 'wal-truncate', ...PARTITION_FAULTS];
