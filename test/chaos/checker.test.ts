@@ -219,6 +219,22 @@ test('final reads through different nodes must agree', (t) => {
   t.is(checkHistory(h).counts['replica-divergence'], 1);
 });
 
+test('a TTL key that expires between two final reads is not divergence; one that is missing early is', (t) => {
+  const expired = new HistoryBuilder()
+    .write({ key: 't', cls: 'ttl', value: 'tv', ttlMs: 1000, at: 10, version: v(1) })
+    .read({ key: 't', at: 1000, node: 'n1', value: 'tv', version: v(1) })
+    .read({ key: 't', at: 1100, node: 'n2', value: null })
+    .build();
+  const r = checkHistory(expired);
+  t.deepEqual(r.violations, []);
+  const early = new HistoryBuilder()
+    .write({ key: 't', cls: 'ttl', value: 'tv', ttlMs: 100_000, at: 10, version: v(1) })
+    .read({ key: 't', at: 1000, node: 'n1', value: 'tv', version: v(1) })
+    .read({ key: 't', at: 1100, node: 'n2', value: null, consistency: 'one' })
+    .build();
+  t.is(checkHistory(early).counts['replica-divergence'], 1);
+});
+
 test('a stale final read at consistency one is divergence, not a lost write', (t) => {
   const h = new HistoryBuilder()
     .write({ key: 's', value: 'x1', at: 10, version: v(1) })

@@ -304,6 +304,17 @@ class KeyChecker {
     }
   }
 
+  /**
+   * Final reads that saw one TTL value on some nodes and nothing on others agree if every read that
+   * saw nothing may have been served after that value's TTL passed: the key expired between reads.
+   */
+  expiredBetween(s: KeyState, ok: readonly Op[]): boolean {
+    const present = ok.find((r) => r.readValue !== undefined && r.readValue !== null);
+    const w = present?.readValue == null ? undefined : s.byValue.get(present.readValue);
+    if (w === undefined || w.ttlMs === undefined) return false;
+    return ok.every((r) => (r.readValue ?? null) !== null || this.mayHaveExpired(w, r));
+  }
+
   checkFinal(s: KeyState): void {
     const ok = s.finalReads.filter((r) => r.outcome === 'ok');
     for (const r of s.finalReads) {
@@ -316,6 +327,7 @@ class KeyChecker {
       return;
     }
     const seen = new Set(ok.map((r) => `${r.readValue ?? '<absent>'}`));
+    if (seen.size === 2 && seen.has('<absent>') && this.expiredBetween(s, ok)) return;
     if (seen.size > 1) {
       this.out.add('replica-divergence', `final reads disagree: ${ok.map((r) => `${r.node}=${JSON.stringify(r.readValue ?? null)}`).join(', ')}`, s.key);
     }
