@@ -82,6 +82,28 @@ export interface ShoalConfig {
   log: { level: LogLevel; format: LogFormat };
   metrics: { enabled: boolean };
   shutdown: { timeoutMs: number };
+  security: SecuritySection;
+}
+
+/** Gossip encryption and TLS (docs/SECURITY.md). Empty strings mean "not set". */
+export interface SecuritySection {
+  /** Base64 AES-256 key; seeds the keyring file on first start when the file does not exist. */
+  gossipKey: string;
+  /** Keyring file; "" = <dataDir>/keyring.json. When it exists, gossip and push-pull are encrypted. */
+  keyringFile: string;
+  /** Accept a keyring file that group or others can read (default false). */
+  allowLooseKeyringFile: boolean;
+  /** TLS on the RPC port (clients and node to node). */
+  tls: boolean;
+  /** PEM file of the CA that signs node (and, with tlsClientAuth, client) certificates. */
+  tlsCa: string;
+  /** PEM certificate and key of this node. */
+  tlsCert: string;
+  tlsKey: string;
+  /** Require a client certificate signed by tlsCa (mutual TLS). */
+  tlsClientAuth: boolean;
+  /** Name checked in the peers' certificates; "" = the host being connected to. */
+  tlsServerName: string;
 }
 
 const DAY_MS = 86_400_000;
@@ -116,7 +138,7 @@ function tunables(section: string, special: Record<string, object>): SchemaObjec
 export const configSchema: SchemaObject = {
   type: 'object',
   additionalProperties: false,
-  required: ['node', 'cluster', 'storage', 'rpc', 'membership', 'log', 'metrics', 'shutdown'],
+  required: ['node', 'cluster', 'storage', 'rpc', 'membership', 'log', 'metrics', 'shutdown', 'security'],
   properties: {
     node: {
       type: 'object',
@@ -201,6 +223,24 @@ export const configSchema: SchemaObject = {
       required: ['timeoutMs'],
       properties: { timeoutMs: int(100, 600_000) },
     },
+    security: {
+      type: 'object',
+      additionalProperties: false,
+      required: [
+        'gossipKey', 'keyringFile', 'allowLooseKeyringFile', 'tls', 'tlsCa', 'tlsCert', 'tlsKey', 'tlsClientAuth', 'tlsServerName',
+      ],
+      properties: {
+        gossipKey: { type: 'string', pattern: '^([A-Za-z0-9+/]{43}=)?$' },
+        keyringFile: { type: 'string', maxLength: 4096 },
+        allowLooseKeyringFile: { type: 'boolean' },
+        tls: { type: 'boolean' },
+        tlsCa: { type: 'string', maxLength: 4096 },
+        tlsCert: { type: 'string', maxLength: 4096 },
+        tlsKey: { type: 'string', maxLength: 4096 },
+        tlsClientAuth: { type: 'boolean' },
+        tlsServerName: { type: 'string', maxLength: 255 },
+      },
+    },
   },
 };
 
@@ -234,6 +274,14 @@ export function crossFieldProblems(config: ShoalConfig): Array<{ field: string; 
       field: 'storage.tombstoneGraceMs',
       problem: `must be longer than cluster.hintTtlMs (${c.hintTtlMs}) or a replayed hint could bring a deleted key back; got ${config.storage.tombstoneGraceMs}`,
     });
+  }
+  const sec = config.security;
+  if (sec.tls) {
+    for (const f of ['tlsCa', 'tlsCert', 'tlsKey'] as const) {
+      if (sec[f] === '') out.push({ field: `security.${f}`, problem: 'must name a PEM file when security.tls is true' });
+    }
+  } else if (sec.tlsClientAuth) {
+    out.push({ field: 'security.tlsClientAuth', problem: 'needs security.tls true' });
   }
   const m = config.membership;
   if (m.probeTimeoutMs > m.probeIntervalMs) {
