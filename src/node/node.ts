@@ -102,7 +102,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let metricsServer: MetricsServer | null = null;
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
-  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs });
+  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid });
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
