@@ -114,7 +114,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   };
   const health = (): { ok: boolean } & Record<string, unknown> => {
     const reason = unhealthyReason();
-    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs };
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid };
     if (reason !== null) body.reason = reason;
     return body;
   };
@@ -131,10 +131,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     hints: hints?.stats() ?? null,
   });
 
-  // Until every layer is up, the RPC server answers health (not ok) and UNAVAILABLE to the rest.
+  // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
+  // request was not processed, so a client may send it to another node (ShoalClient does).
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
-    throw new ShoalError('UNAVAILABLE', `node ${id} is ${state}`);
+    throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
   };
 
   try {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { startNode, type Node } from '../../src/node/node.js';
 import { fillDisk, mountTmpfs, tmpfsUnavailable } from '../storage/tmpfs.js';
-import { bufferIo, sample, tempDir, testClient, testConfig } from './helpers.js';
+import { bufferIo, eventually, sample, tempDir, testClient, testConfig } from './helpers.js';
 
 const unavailable = tmpfsUnavailable();
 if (unavailable !== null) console.log(`disk-full: the tmpfs test is skipped: ${unavailable}`);
@@ -26,15 +26,6 @@ function httpGet(addr: string, path: string): Promise<{ status: number; body: st
       .on('error', reject)
       .end();
   });
-}
-
-async function eventually(ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
 }
 
 tmpfsTest('a node with a full disk reports itself unhealthy; cluster writes meet quorum on the others; its reads go on', async (t) => {
