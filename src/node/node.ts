@@ -102,7 +102,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let metricsServer: MetricsServer | null = null;
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
-  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs });
+  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid });
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
@@ -116,10 +116,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     hints: hints?.stats() ?? null,
   });
 
-  // Until every layer is up, the RPC server answers health (not ok) and UNAVAILABLE to the rest.
+  // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
+  // request was not processed, so a client may send it to another node (ShoalClient does).
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
-    throw new ShoalError('UNAVAILABLE', `node ${id} is ${state}`);
+    throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
   };
 
   try {

@@ -56,6 +56,7 @@ export class ShoalClient {
   private readonly addresses: string[];
   private current = 0;
   private seenTs = 0;
+  private closed = false;
 
   constructor(options: ShoalClientOptions) {
     if (options.addresses.length === 0) throw new ShoalError('CONFIG', 'ShoalClient needs at least one address');
@@ -119,9 +120,11 @@ export class ShoalClient {
 
   /**
    * Any op. Tries the addresses in order starting from the last one that worked; moves on only when
-   * an address is unreachable (a server's own error, even UNAVAILABLE, is returned as is).
+   * an address is unreachable or answers CLOSED (starting or shutting down: the request was not
+   * processed). Any other error the server returns, even UNAVAILABLE, is returned as is.
    */
   async call(op: string, args: RpcArgs, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    if (this.closed) throw new ShoalError('CLOSED', 'the client is closed');
     let lastError: unknown;
     for (let attempt = 0; attempt < this.addresses.length; attempt++) {
       const index = (this.current + attempt) % this.addresses.length;
@@ -130,7 +133,8 @@ export class ShoalClient {
         this.current = index;
         return result;
       } catch (err) {
-        if (!isTransportError(err)) throw err;
+        const notServing = err instanceof ShoalError && err.code === 'CLOSED' && !this.closed;
+        if (!isTransportError(err) && !notServing) throw err;
         lastError = err;
       }
     }
@@ -141,6 +145,7 @@ export class ShoalClient {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     return this.pool.close();
   }
 

@@ -174,6 +174,11 @@ export class ShardStore implements Store {
 
   // ---- reads ---------------------------------------------------------------------------------
 
+  /** The key and value size limits this store enforces (the cluster checks them before fanning out). */
+  limits(): { keyBytesMax: number; valueBytesMax: number } {
+    return { keyBytesMax: this.opts.keyBytesMax, valueBytesMax: this.opts.valueBytesMax };
+  }
+
   get(key: string): Entry | undefined {
     if (this.closing) throw new ShoalError('CLOSED', 'store is closed');
     const e = this.map.get(key);

@@ -101,6 +101,8 @@ export interface Store {
   /** All entries including tombstones, in no particular order. Safe against concurrent writes. */
   entries(): IterableIterator<[string, Entry]>;
   stats(): StoreStats;
+  /** The key and value size limits the store enforces. */
+  limits(): { keyBytesMax: number; valueBytesMax: number };
   snapshot(): Promise<void>;
   close(): Promise<void>;
   /**

@@ -50,6 +50,10 @@ export class MemoryStore implements Store {
     return [...this.map.entries()][Symbol.iterator]();
   }
 
+  limits(): { keyBytesMax: number; valueBytesMax: number } {
+    return { keyBytesMax: 1024, valueBytesMax: 1024 * 1024 };
+  }
+
   stats(): StoreStats {
     let keys = 0;
     let tombstones = 0;
