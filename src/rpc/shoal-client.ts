@@ -8,6 +8,7 @@ import { ShoalError } from '../errors.js';
 import type { Version } from '../storage/types.js';
 import { RpcPool, isTransportError, parseAddr, type RpcPoolOptions } from './client.js';
 import { isPlainMap, type Consistency, type RpcArgs } from './protocol.js';
+import type { RpcTlsClientOptions } from './tls.js';
 
 export interface ShoalClientOptions {
   /** host:port of one or more nodes; the first reachable one is used, in order. */
@@ -17,7 +18,9 @@ export interface ShoalClientOptions {
   /** Per-request timeout. Default 5 s. */
   timeoutMs?: number;
   /** Passed to the pool (connectionsPerAddr, connectTimeoutMs, frameBytesMax). */
-  pool?: Omit<RpcPoolOptions, 'clusterName' | 'timeoutMs'>;
+  pool?: Omit<RpcPoolOptions, 'clusterName' | 'timeoutMs' | 'tls'>;
+  /** TLS to the nodes (src/rpc/tls.ts loadClientTls reads the PEM files). Default: plaintext. */
+  tls?: RpcTlsClientOptions;
 }
 
 export interface GetResult {
@@ -63,6 +66,7 @@ export class ShoalClient {
       ...options.pool,
       clusterName: options.clusterName ?? DEFAULT_CLUSTER_NAME,
       timeoutMs: options.timeoutMs,
+      tls: options.tls,
     });
   }
 
