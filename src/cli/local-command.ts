@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { toShoalError } from '../errors.js';
+import { ShoalError, toShoalError } from '../errors.js';
 import { readClusterFile, type ClusterFile, type ClusterFileNode } from '../node/cluster-file.js';
 import { ShoalClient } from '../rpc/shoal-client.js';
 import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
@@ -93,9 +93,14 @@ async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number): P
     while (Date.now() < deadlineMs) {
       if (!agent.running) throw new Error(`node ${agent.node.id} exited during start-up (see its log lines above)`);
       try {
-        const health = (await client.health()) as { ok?: boolean };
+        const health = (await client.health()) as { ok?: boolean; pid?: number };
+        // Another process on the same port (an earlier `shoal local` still running) is not our node.
+        if (health.pid !== undefined && health.pid !== agent.child.pid) {
+          throw new Error(`${agent.node.rpc} is answered by another process (pid ${health.pid}), not node ${agent.node.id}; is another Shoal cluster running on these ports?`);
+        }
         if (health.ok === true) return;
-      } catch {
+      } catch (err) {
+        if (!(err instanceof ShoalError)) throw err; // ours: another process holds the port
         // not up yet
       }
       await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));

@@ -10,7 +10,8 @@ import { nullLogger } from '../log.js';
 import { hashKey, Ring } from '../ring/ring.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
-import { bin, isDead, optConsistency, optInt, str } from './args.js';
+import { isDead, str } from './args.js';
+import { parseDelArgs, parseGetArgs, parsePutArgs } from '../rpc/protocol.js';
 import type { ClusterConfig } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
@@ -245,8 +246,7 @@ export class ClusterNode {
   }
 
   private async get(args: Args): Promise<unknown> {
-    const key = str('get', args, 'key');
-    const consistency = optConsistency('get', args);
+    const { key, consistency } = parseGetArgs(args, this.o.store.limits());
     const entry = await this.coordinator.read(key, consistency);
     if (entry === null || isDead(entry, this.now())) return null;
     const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
@@ -254,19 +254,16 @@ export class ClusterNode {
     return result;
   }
 
-  private stamp(op: string, args: Args): Entry {
-    const seenTs = optInt(op, args, 'seenTs', 0);
+  private stamp(seenTs: number | undefined): Entry {
     if (seenTs !== undefined) this.hlc.observe(seenTs); // refuses one too far ahead (BAD_REQUEST)
     const version = this.hlc.now();
     return { value: null, ts: version.ts, node: version.node };
   }
 
   private async put(args: Args): Promise<unknown> {
-    const key = str('put', args, 'key');
-    const value = bin('put', args, 'value');
-    const ttlMs = optInt('put', args, 'ttlMs', 1, TTL_MS_MAX);
-    const consistency = optConsistency('put', args);
-    const entry = this.stamp('put', args);
+    const { key, value, ttlMs, consistency, seenTs } = parsePutArgs(args, this.o.store.limits());
+    if (ttlMs !== undefined && ttlMs > TTL_MS_MAX) throw new ShoalError('BAD_REQUEST', `args.ttlMs must be ≤ ${TTL_MS_MAX}`);
+    const entry = this.stamp(seenTs);
     entry.value = value;
     if (ttlMs !== undefined) entry.expiresAtMs = this.now() + ttlMs;
     await this.coordinator.write(key, entry, consistency);
@@ -274,9 +271,8 @@ export class ClusterNode {
   }
 
   private async del(args: Args): Promise<unknown> {
-    const key = str('del', args, 'key');
-    const consistency = optConsistency('del', args);
-    const entry = this.stamp('del', args);
+    const { key, consistency, seenTs } = parseDelArgs(args, this.o.store.limits());
+    const entry = this.stamp(seenTs);
     await this.coordinator.write(key, entry, consistency);
     return { version: { ts: entry.ts, node: entry.node } };
   }

@@ -112,7 +112,22 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   const keyringFile = keyringFilePath(dataDir, config.security.keyringFile);
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
-  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs });
+  /**
+   * Healthy = serving and able to store writes. A store that turned read-only (disk full, I/O
+   * error) makes the node unhealthy until it is restarted; it still answers reads, and the other
+   * replicas take the writes (docs/SECURITY.md, "Disk faults").
+   */
+  const unhealthyReason = (): string | null => {
+    if (state !== 'serving') return `node is ${state}`;
+    const s = store?.stats();
+    return s?.readOnly === true ? `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}` : null;
+  };
+  const health = (): { ok: boolean } & Record<string, unknown> => {
+    const reason = unhealthyReason();
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid };
+    if (reason !== null) body.reason = reason;
+    return body;
+  };
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
@@ -127,10 +142,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     keyring: keyring === null ? null : { file: keyringFile, ...keyring.stats(), keys: keyring.list() },
   });
 
-  // Until every layer is up, the RPC server answers health (not ok) and UNAVAILABLE to the rest.
+  // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
+  // request was not processed, so a client may send it to another node (ShoalClient does).
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
-    throw new ShoalError('UNAVAILABLE', `node ${id} is ${state}`);
+    throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
   };
 
   try {
@@ -154,6 +170,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
+    metrics.setHealthSource(() => unhealthyReason() === null);
 
     const rpcAddr = splitAddress(config.node.rpc);
     const r = config.rpc;

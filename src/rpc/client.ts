@@ -2,13 +2,17 @@
  * The RPC client: a pool of a few pipelined connections per address, opened lazily, each starting
  * with the hello handshake. Requests carry ids; responses are matched by id in any order. A dropped
  * connection fails its in-flight requests with UNAVAILABLE and is replaced on the next call.
+ * With `tls`, connections are TLS (the server's certificate checked against the CA; the client's
+ * own certificate presented for mutual TLS); a failed handshake says why in its UNAVAILABLE error.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { ShoalError, toShoalError } from '../errors.js';
 import { FrameDecoder } from './framing.js';
 import { FrameWriter } from './frame-writer.js';
 import { DEFAULT_RPC_LIMITS } from './limits.js';
+import { clientConnectOptions, looksLikeTls, tlsFailureReason, type RpcTlsClientOptions } from './tls.js';
 import { HELLO_ID, HELLO_OP, PROTOCOL_VERSION, REQUEST_ID_MAX, parseResponse, type HelloResult, type RpcArgs } from './protocol.js';
 
 export interface RpcPoolOptions {
@@ -23,6 +27,8 @@ export interface RpcPoolOptions {
   connectionsPerAddr?: number;
   /** Largest frame sent or accepted. Default 8 MiB (the server's default). */
   frameBytesMax?: number;
+  /** TLS on every connection (src/rpc/tls.ts loads it from PEM files). Default: plaintext. */
+  tls?: RpcTlsClientOptions;
 }
 
 export interface CallOptions {
@@ -62,6 +68,14 @@ export function unavailable(addr: string, message: string): ShoalError {
   return new ShoalError('UNAVAILABLE', `${addr}: ${message}`, { addr, transport: true });
 }
 
+/** A failed TLS handshake with `addr` (a transport error: another node may be tried). */
+function tlsFailure(addr: string, reason: string): ShoalError {
+  return new ShoalError('UNAVAILABLE', `TLS handshake with ${addr} failed: ${reason}`, { addr, transport: true, tls: true });
+}
+
+/** Socket errors that happen before any byte is exchanged: no TLS handshake was tried. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
+
 /** True for errors raised by the client because an address was unreachable (safe to try another). */
 export function isTransportError(err: unknown): boolean {
   return err instanceof ShoalError && err.code === 'UNAVAILABLE' && err.details?.transport === true;
@@ -78,7 +92,7 @@ export function parseAddr(addr: string): { host: string; port: number } {
 }
 
 export class RpcPool {
-  private readonly opts: Required<Omit<RpcPoolOptions, 'peer'>> & { peer?: string };
+  private readonly opts: Required<Omit<RpcPoolOptions, 'peer' | 'tls'>> & { peer?: string; tls?: RpcTlsClientOptions };
   private readonly slots = new Map<string, { conns: (ClientConnection | null)[]; next: number }>();
   private closed = false;
   readonly counters = { calls: 0, connectsStarted: 0, connectFailures: 0, timeouts: 0, drops: 0 };
@@ -183,6 +197,8 @@ class ClientConnection {
   private closed = false;
   private closedWaiters: (() => void)[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Bytes were received (a plaintext client checks the first ones for a TLS server). */
+  private received = false;
 
   constructor(
     private readonly addr: string,
@@ -191,7 +207,7 @@ class ClientConnection {
   ) {
     const { host, port } = parseAddr(addr);
     this.decoder = new FrameDecoder(opts.frameBytesMax);
-    this.socket = connect({ host, port, noDelay: true });
+    this.socket = opts.tls ? tlsConnect(clientConnectOptions(host, port, opts.tls)) : connect({ host, port, noDelay: true });
     this.socket.setNoDelay(true);
     this.writer = new FrameWriter(this.socket, opts.frameBytesMax);
     this.ready = new Promise<HelloResult>((resolve, reject) => {
@@ -220,12 +236,28 @@ class ClientConnection {
     if (opts.peer !== undefined) hello.peer = opts.peer;
     this.writer.send({ id: HELLO_ID, op: HELLO_OP, args: hello });
     this.socket.on('connect', () => this.socket.setKeepAlive(true, 30_000));
+    if (opts.tls) this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => {
-      if (!this.open) this.events.onConnectFailure();
-      this.shutdown(unavailable(addr, this.open ? `connection lost: ${err.message}` : `cannot connect: ${err.message}`));
+      if (this.open) {
+        this.shutdown(unavailable(addr, `connection lost: ${err.message}`));
+        return;
+      }
+      this.events.onConnectFailure();
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (opts.tls && !CONNECT_ERRORS.has(code)) this.shutdown(tlsFailure(addr, tlsFailureReason(err, 'client')));
+      else this.shutdown(unavailable(addr, `cannot connect: ${err.message}`));
     });
-    this.socket.on('close', () => this.shutdown(unavailable(addr, 'connection closed by the server')));
+    this.socket.on('close', () => this.shutdown(this.closedError()));
+  }
+
+  /** The error for a close by the server; before the hello is answered, with the likely reason. */
+  private closedError(): ShoalError {
+    if (this.open) return unavailable(this.addr, 'connection closed by the server');
+    if (this.opts.tls) {
+      return tlsFailure(this.addr, 'the server closed the connection (at its connection limit, or it does not accept this client)');
+    }
+    return unavailable(this.addr, 'connection closed by the server before the hello was answered (does it require TLS?)');
   }
 
   get isClosed(): boolean {
@@ -292,6 +324,13 @@ class ClientConnection {
   }
 
   private onData(chunk: Buffer): void {
+    if (!this.received) {
+      this.received = true;
+      if (!this.opts.tls && looksLikeTls(chunk)) {
+        this.shutdown(unavailable(this.addr, 'the server speaks TLS on this port: connect with TLS'));
+        return;
+      }
+    }
     let frames: unknown[];
     try {
       frames = this.decoder.push(chunk);

@@ -2,13 +2,18 @@
  * The RPC server: accepts TCP connections, runs the hello handshake, decodes pipelined requests,
  * hands them to one handler and writes responses as they complete (possibly out of order). Enforces
  * the limits of src/rpc/limits.ts and keeps serving everyone else whatever one connection sends.
+ * With `tls`, every accepted socket goes through a TLS handshake first (optionally requiring a
+ * client certificate); handshakeTimeoutMs bounds the TLS handshake and the hello together.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { ShoalError, toShoalError, type ErrorCode } from '../errors.js';
 import { nullLogger, rateLimited, type Logger } from '../log.js';
 import { FrameDecoder } from './framing.js';
 import { FrameWriter } from './frame-writer.js';
 import { resolveRpcLimits, type RpcLimits } from './limits.js';
+import { TLS_HANDSHAKE_RECORD, tlsFailureReason, type RpcTlsServerOptions } from './tls.js';
 import {
   HELLO_OP,
   PROTOCOL_VERSION,
@@ -38,6 +43,8 @@ export interface RpcServerOptions {
   handler: RpcHandler;
   limits?: Partial<RpcLimits>;
   logger?: Logger;
+  /** TLS on every connection (src/rpc/tls.ts loads it from PEM files). Default: plaintext. */
+  tls?: RpcTlsServerOptions;
 }
 
 export interface RpcServerStats {
@@ -53,7 +60,12 @@ export interface RpcServerStats {
   /** Frames that were not valid msgpack, not a request, or over the size limit. */
   malformedFrames: number;
   handshakeFailures: number;
+  /** Connections closed before the TLS handshake and the hello completed within handshakeTimeoutMs. */
   handshakeTimeouts: number;
+  /** TLS handshakes that failed, and clients refused for their certificate (mutual TLS). */
+  tlsFailures: number;
+  /** Connections still in their TLS handshake (counted against connectionsMax). */
+  tlsHandshaking: number;
   idleClosed: number;
   /** Times a connection stopped being read because its output was not drained. */
   backpressurePauses: number;
@@ -72,13 +84,23 @@ const CLOSE_LINGER_MS = 1_000;
 type Phase = 'hello' | 'open' | 'closing';
 
 /** The monotonic part of RpcServerStats (bytesOut here counts connections already closed). */
-type Counters = Omit<RpcServerStats, 'connections' | 'inFlight' | 'pausedConnections' | 'requests'>;
+type Counters = Omit<RpcServerStats, 'connections' | 'inFlight' | 'pausedConnections' | 'requests' | 'tlsHandshaking'>;
+
+/** A socket accepted in TLS mode whose handshake has not finished. */
+interface TlsPending {
+  raw: Socket;
+  acceptedAtMs: number;
+}
 
 export class RpcServer {
   private readonly limits: RpcLimits;
   private readonly logger: Logger;
   private readonly warn: ReturnType<typeof rateLimited>;
   private readonly server: Server;
+  /** Runs the TLS handshakes of accepted sockets (never listens itself); null in plaintext mode. */
+  private readonly tlsServer: TlsServer | null = null;
+  /** Accepted sockets in their TLS handshake, by remote address:port (how the TLS server hands them back). */
+  private readonly tlsPending = new Map<string, TlsPending>();
   private readonly connections = new Set<ServerConnection>();
   private draining = false;
   private closePromise: Promise<void> | null = null;
@@ -91,6 +113,7 @@ export class RpcServer {
     malformedFrames: 0,
     handshakeFailures: 0,
     handshakeTimeouts: 0,
+    tlsFailures: 0,
     idleClosed: 0,
     backpressurePauses: 0,
     bytesIn: 0,
@@ -103,6 +126,22 @@ export class RpcServer {
     this.warn = rateLimited(this.logger);
     this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error('rpc listener error', { error: err.message }));
+    const tls = options.tls;
+    if (tls) {
+      const clientAuth = tls.clientAuth ?? false;
+      // Client certificates are checked here rather than by node (rejectUnauthorized) so that a
+      // refused client gets an error frame saying why instead of a bare close.
+      this.tlsServer = createTlsServer({
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        requestCert: clientAuth,
+        rejectUnauthorized: false,
+        handshakeTimeout: this.limits.handshakeTimeoutMs,
+      });
+      this.tlsServer.on('secureConnection', (socket: TLSSocket) => this.acceptSecure(socket, clientAuth));
+      this.tlsServer.on('tlsClientError', (err: Error, socket: TLSSocket) => this.tlsFailed(err, socket));
+    }
   }
 
   get rpcLimits(): Readonly<RpcLimits> {
@@ -142,6 +181,7 @@ export class RpcServer {
     });
     for (const conn of this.connections) conn.beginDrain();
     const drained = new Promise<void>((resolve) => {
+      for (const { raw } of this.tlsPending.values()) raw.destroy();
       if (this.connections.size === 0) return resolve();
       const timer = setTimeout(resolve, drainMs);
       this.drainWaiters.push(() => {
@@ -173,6 +213,7 @@ export class RpcServer {
       inFlight,
       pausedConnections: paused,
       bytesOut,
+      tlsHandshaking: this.tlsPending.size,
     };
   }
 
@@ -224,23 +265,87 @@ export class RpcServer {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.limits.connectionsMax) {
+    if (this.connections.size + this.tlsPending.size >= this.limits.connectionsMax) {
       this.counters.connectionsRejected += 1;
       this.countError('TOO_MANY_REQUESTS');
       this.warn('rpc.connections', 'rpc connection refused: connection limit reached', {
         remote: socket.remoteAddress,
         connectionsMax: this.limits.connectionsMax,
       });
-      const writer = new FrameWriter(socket, this.limits.frameBytesMax);
-      writer.send(errorResponse(null, new ShoalError('TOO_MANY_REQUESTS', `connection limit of ${this.limits.connectionsMax} reached`)));
-      writer.flush();
-      socket.end();
-      setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+      // A TLS client could not read a plaintext frame, and a handshake would cost what the limit saves.
+      if (this.tlsServer) socket.destroy();
+      else this.refuse(socket, new ShoalError('TOO_MANY_REQUESTS', `connection limit of ${this.limits.connectionsMax} reached`));
       return;
     }
     this.counters.connectionsTotal += 1;
-    this.connections.add(new ServerConnection(this, socket, this.limits));
+    if (!this.tlsServer) {
+      this.connections.add(new ServerConnection(this, socket, this.limits, this.limits.handshakeTimeoutMs, false));
+      return;
+    }
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const pending: TlsPending = { raw: socket, acceptedAtMs: performance.now() };
+    this.tlsPending.set(key, pending);
+    socket.once('close', () => {
+      if (this.tlsPending.get(key) === pending) this.tlsPending.delete(key);
+    });
+    // The TLS server wraps the socket, runs the handshake (bounded by handshakeTimeoutMs) and hands
+    // it back through 'secureConnection' or 'tlsClientError'.
+    this.tlsServer.emit('connection', socket);
   }
+
+  /** Sends one connection-level error frame and closes; what the peer sends meanwhile is discarded. */
+  private refuse(socket: Socket, err: ShoalError): void {
+    // Reading (and dropping) is what notices the peer's close; a socket never read lingers until the timer.
+    socket.resume();
+    const writer = new FrameWriter(socket, this.limits.frameBytesMax);
+    writer.send(errorResponse(null, err));
+    writer.flush();
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+  }
+
+  private acceptSecure(socket: TLSSocket, clientAuth: boolean): void {
+    socket.on('error', () => {});
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const pending = this.tlsPending.get(key);
+    this.tlsPending.delete(key);
+    if (this.draining || pending === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (clientAuth && !socket.authorized) {
+      this.counters.tlsFailures += 1;
+      this.counters.handshakeFailures += 1;
+      this.countError('BAD_HANDSHAKE');
+      const reason = clientCertProblem(socket);
+      this.warn('rpc.tls', 'rpc connection refused: client certificate not accepted', { remote: key, reason });
+      this.refuse(socket, new ShoalError('BAD_HANDSHAKE', `client certificate refused: ${reason}`));
+      return;
+    }
+    // What is left of handshakeTimeoutMs after the TLS handshake bounds the hello.
+    const leftMs = Math.max(1, Math.round(this.limits.handshakeTimeoutMs - (performance.now() - pending.acceptedAtMs)));
+    this.connections.add(new ServerConnection(this, socket, this.limits, leftMs, true));
+  }
+
+  private tlsFailed(err: Error, socket: TLSSocket): void {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+      this.counters.handshakeTimeouts += 1;
+      this.warn('rpc.handshake', 'rpc connection closed: TLS handshake not done in time', { remote });
+    } else {
+      this.counters.tlsFailures += 1;
+      this.warn('rpc.tls', 'rpc TLS handshake failed', { remote, reason: tlsFailureReason(err, 'server') });
+    }
+    socket.destroy();
+  }
+}
+
+/** Why an unauthorized TLS client's certificate was not accepted, in words. */
+function clientCertProblem(socket: TLSSocket): string {
+  const cert = socket.getPeerCertificate();
+  if (cert === null || Object.keys(cert).length === 0) return 'the client sent no certificate (this server requires one signed by its CA)';
+  const err = Object.assign(new Error(String(socket.authorizationError)), { code: String(socket.authorizationError) });
+  return tlsFailureReason(err, 'server');
 }
 
 /** One accepted connection: its phase, decoder, in-flight count, timers and backpressure state. */
@@ -256,6 +361,8 @@ class ServerConnection {
   private backlog: unknown[] = [];
   private pumpScheduled = false;
   private handshakeTimer: NodeJS.Timeout | null;
+  /** Nothing was read yet (a plaintext server checks the first byte for a TLS handshake). */
+  private firstChunk = true;
   inFlight = 0;
   paused = false;
 
@@ -263,6 +370,9 @@ class ServerConnection {
     private readonly server: RpcServer,
     private readonly socket: Socket,
     private readonly limits: RpcLimits,
+    /** Time left for the hello (handshakeTimeoutMs less what a TLS handshake took). */
+    handshakeMs: number,
+    private readonly tls: boolean,
   ) {
     socket.setNoDelay(true);
     this.decoder = new FrameDecoder(limits.frameBytesMax);
@@ -272,7 +382,7 @@ class ServerConnection {
       this.server.counters.handshakeTimeouts += 1;
       this.server.rateLimitedWarn('rpc.handshake', 'rpc connection closed: no hello in time', { remote: this.ctx.remote });
       this.destroy();
-    }, limits.handshakeTimeoutMs);
+    }, handshakeMs);
     socket.setTimeout(limits.idleTimeoutMs);
     socket.on('timeout', () => {
       if (this.inFlight > 0 || this.backlog.length > 0) return;
@@ -310,6 +420,15 @@ class ServerConnection {
   private onData(chunk: Buffer): void {
     if (this.phase === 'closing') return;
     this.server.counters.bytesIn += chunk.length;
+    if (this.firstChunk) {
+      this.firstChunk = false;
+      if (!this.tls && chunk[0] === TLS_HANDSHAKE_RECORD) {
+        this.server.counters.handshakeFailures += 1;
+        this.server.rateLimitedWarn('rpc.handshake', 'rpc connection refused: the client started TLS on a plaintext port', { remote: this.ctx.remote });
+        this.fail(null, new ShoalError('BAD_HANDSHAKE', 'this port speaks plaintext: the client started a TLS handshake'));
+        return;
+      }
+    }
     let frames: unknown[];
     try {
       frames = this.decoder.push(chunk);

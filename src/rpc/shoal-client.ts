@@ -8,6 +8,7 @@ import { ShoalError } from '../errors.js';
 import type { Version } from '../storage/types.js';
 import { RpcPool, isTransportError, parseAddr, type RpcPoolOptions } from './client.js';
 import { isPlainMap, type Consistency, type RpcArgs } from './protocol.js';
+import type { RpcTlsClientOptions } from './tls.js';
 
 export interface ShoalClientOptions {
   /** host:port of one or more nodes; the first reachable one is used, in order. */
@@ -17,7 +18,9 @@ export interface ShoalClientOptions {
   /** Per-request timeout. Default 5 s. */
   timeoutMs?: number;
   /** Passed to the pool (connectionsPerAddr, connectTimeoutMs, frameBytesMax). */
-  pool?: Omit<RpcPoolOptions, 'clusterName' | 'timeoutMs'>;
+  pool?: Omit<RpcPoolOptions, 'clusterName' | 'timeoutMs' | 'tls'>;
+  /** TLS to the nodes (src/rpc/tls.ts loadClientTls reads the PEM files). Default: plaintext. */
+  tls?: RpcTlsClientOptions;
 }
 
 export interface GetResult {
@@ -53,6 +56,7 @@ export class ShoalClient {
   private readonly addresses: string[];
   private current = 0;
   private seenTs = 0;
+  private closed = false;
 
   constructor(options: ShoalClientOptions) {
     if (options.addresses.length === 0) throw new ShoalError('CONFIG', 'ShoalClient needs at least one address');
@@ -62,6 +66,7 @@ export class ShoalClient {
       ...options.pool,
       clusterName: options.clusterName ?? DEFAULT_CLUSTER_NAME,
       timeoutMs: options.timeoutMs,
+      tls: options.tls,
     });
   }
 
@@ -115,9 +120,11 @@ export class ShoalClient {
 
   /**
    * Any op. Tries the addresses in order starting from the last one that worked; moves on only when
-   * an address is unreachable (a server's own error, even UNAVAILABLE, is returned as is).
+   * an address is unreachable or answers CLOSED (starting or shutting down: the request was not
+   * processed). Any other error the server returns, even UNAVAILABLE, is returned as is.
    */
   async call(op: string, args: RpcArgs, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    if (this.closed) throw new ShoalError('CLOSED', 'the client is closed');
     let lastError: unknown;
     for (let attempt = 0; attempt < this.addresses.length; attempt++) {
       const index = (this.current + attempt) % this.addresses.length;
@@ -126,7 +133,8 @@ export class ShoalClient {
         this.current = index;
         return result;
       } catch (err) {
-        if (!isTransportError(err)) throw err;
+        const notServing = err instanceof ShoalError && err.code === 'CLOSED' && !this.closed;
+        if (!isTransportError(err) && !notServing) throw err;
         lastError = err;
       }
     }
@@ -137,6 +145,7 @@ export class ShoalClient {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     return this.pool.close();
   }
 

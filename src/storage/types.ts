@@ -82,6 +82,8 @@ export interface StoreStats {
   expired: number; // keys removed by expiry since open
   readOnly: boolean;
   readOnlyReason: string | null;
+  snapshotFailures: number; // snapshots that failed since open (the store stays writable)
+  lastSnapshotError: string | null;
 }
 
 /**
@@ -101,6 +103,8 @@ export interface Store {
   /** All entries including tombstones, in no particular order. Safe against concurrent writes. */
   entries(): IterableIterator<[string, Entry]>;
   stats(): StoreStats;
+  /** The key and value size limits the store enforces. */
+  limits(): { keyBytesMax: number; valueBytesMax: number };
   snapshot(): Promise<void>;
   close(): Promise<void>;
   /**

@@ -2,10 +2,11 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { UsageError } from '../../src/cli/exit-codes.js';
+import { EXIT, UsageError } from '../../src/cli/exit-codes.js';
 import { localCommand, planLocalCluster } from '../../src/cli/local-command.js';
 import { readClusterFile } from '../../src/node/cluster-file.js';
 import { bufferIo, tempDir, testClient } from '../node/helpers.js';
+import { CLUSTER, startServer } from '../rpc/helpers.js';
 
 test('the local plan keeps the cluster file\'s nodes and continues their port pattern', (t) => {
   const example = readClusterFile(new URL('../../cluster.example.json', import.meta.url).pathname, (p) => readFileSync(p, 'utf8'));
@@ -77,4 +78,24 @@ test('shoal local starts the agents, waits until they serve, prints their addres
   t.regex(out, new RegExp(`b\\s+rpc 127\\.0\\.0\\.1:${r2}`));
   t.regex(out, /node bin\/shoal\.js put hello world/);
   t.regex(out, /all nodes stopped/);
+});
+
+test('shoal local refuses a port answered by another process instead of reporting the cluster up', async (t) => {
+  const tmp = tempDir('shoal-local-');
+  t.teardown(tmp.remove);
+  const [g1, m1] = await freePorts(2);
+  // A stranger already serves health on the RPC port, as an earlier `shoal local` would.
+  const { server, addr } = await startServer(async (op) => (op === 'health' ? { ok: true, node: 'a', pid: process.pid } : null));
+  t.teardown(() => server.close());
+  const clusterFile = join(tmp.dir, 'cluster.json');
+  writeFileSync(clusterFile, JSON.stringify({
+    cluster: CLUSTER,
+    nodes: [{ id: 'a', gossip: `127.0.0.1:${g1}`, rpc: addr, metrics: `127.0.0.1:${m1}` }],
+    config: { membership: { leaveTimeoutMs: 100 } },
+  }));
+  const b = bufferIo();
+  const code = await localCommand({ nodes: 1, dataDir: join(tmp.dir, 'data'), clusterFile, logLevel: 'warn' }, b.io);
+  t.is(code, EXIT.UNAVAILABLE);
+  t.notRegex(b.stdout(), /is up/);
+  t.regex(b.stderr(), new RegExp(`${addr} is answered by another process \\(pid ${process.pid}\\)`));
 });

@@ -73,12 +73,14 @@ test(`stand-ins hold hints so W is met with two owners down, and hand them over 
 test('client arguments are validated with BAD_REQUEST', async (t) => {
   const c = await startCluster(3);
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['get', {}, /"key" must be a string/],
-    ['put', { key: 'a' }, /"value" must be binary/],
-    ['put', { key: 'a', value: 'x', ttlMs: -5 }, /"ttlMs" must be an integer/],
-    ['put', { key: 'a', value: 'x', consistency: 'most' }, /"consistency" must be one of/],
-    ['del', { key: '' }, /"key" must not be empty/],
-    ['put', { key: 'a', value: 'x', seenTs: 'soon' }, /"seenTs" must be an integer/],
+    ['get', {}, /args\.key must be a string/],
+    ['put', { key: 'a' }, /args\.value must be bin/],
+    ['put', { key: 'a', value: 42 }, /args\.value must be bin/],
+    ['put', { key: 'a', value: Buffer.from('x'), ttlMs: -5 }, /args\.ttlMs must be ≥ 1/],
+    ['put', { key: 'a', value: Buffer.from('x'), ttlMs: 1e15 }, /args\.ttlMs must be ≤/],
+    ['put', { key: 'a', value: Buffer.from('x'), consistency: 'most' }, /args\.consistency must be one of/],
+    ['del', { key: '' }, /args\.key must not be empty/],
+    ['put', { key: 'a', value: Buffer.from('x'), seenTs: 'soon' }, /args\.seenTs must be a finite number/],
     ['remove', { id: 'nobody' }, /no member/],
     ['remove', { id: 'n2' }, /is alive/],
     ['frobnicate', {}, /unknown operation/],
@@ -88,6 +90,16 @@ test('client arguments are validated with BAD_REQUEST', async (t) => {
     t.is((err as ShoalError).code, 'BAD_REQUEST', op);
     t.regex(err?.message ?? '', message, op);
   }
+  await c.close();
+});
+
+test('the coordinator refuses keys and values over the store limits before fanning out', async (t) => {
+  const c = await startCluster(3);
+  const bigKey = await t.throwsAsync(c.call('n1', 'put', { key: 'k'.repeat(1025), value: Buffer.from('x') }));
+  t.is((bigKey as ShoalError).code, 'KEY_TOO_LARGE');
+  const bigValue = await t.throwsAsync(c.call('n1', 'put', { key: 'k', value: Buffer.alloc(1024 * 1024 + 1) }));
+  t.is((bigValue as ShoalError).code, 'VALUE_TOO_LARGE');
+  for (const id of c.ids()) t.is(c.get(id).store.getEntry('k'), undefined, `nothing reached ${id}`);
   await c.close();
 });
 

@@ -194,3 +194,26 @@ test('ShoalClient: a server error is returned as is, not failed over', async (t)
   await client.close();
   await Promise.all([a.server.close(), b.server.close()]);
 });
+
+test('ShoalClient: a node that answers CLOSED (starting or stopping) is failed over; a closed client refuses', async (t) => {
+  const calls: string[] = [];
+  const a = await startServer(async () => {
+    calls.push('a');
+    throw new ShoalError('CLOSED', 'node n1 is starting, not serving yet; try another node');
+  });
+  const b = await startServer(async () => {
+    calls.push('b');
+    return null;
+  });
+  const client = new ShoalClient({ addresses: [a.addr, b.addr], clusterName: CLUSTER });
+  t.is(await client.get('k'), null);
+  t.deepEqual(calls, ['a', 'b']);
+  const only = new ShoalClient({ addresses: [a.addr], clusterName: CLUSTER });
+  const err = await t.throwsAsync(only.get('k'));
+  t.is(code(err), 'UNAVAILABLE');
+  t.regex(err!.message, /node n1 is starting/);
+  await only.close();
+  await client.close();
+  t.is(code(await t.throwsAsync(client.get('k'))), 'CLOSED');
+  await Promise.all([a.server.close(), b.server.close()]);
+});

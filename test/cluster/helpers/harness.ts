@@ -78,8 +78,10 @@ export class TestCluster {
     return [...this.nodes.keys()];
   }
 
+  /** A client call; a string `value` is sent as bin (UTF-8), as every real client does. */
   call(id: string, op: string, args: Record<string, unknown>): Promise<unknown> {
-    return this.net.transport('client').call(id, op, args, { timeoutMs: 5_000 });
+    const wire = typeof args.value === 'string' ? { ...args, value: Buffer.from(args.value) } : args;
+    return this.net.transport('client').call(id, op, wire, { timeoutMs: 5_000 });
   }
 
   /** A crash: unreachable, and membership (eventually) says dead. */

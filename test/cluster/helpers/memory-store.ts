@@ -50,6 +50,10 @@ export class MemoryStore implements Store {
     return [...this.map.entries()][Symbol.iterator]();
   }
 
+  limits(): { keyBytesMax: number; valueBytesMax: number } {
+    return { keyBytesMax: 1024, valueBytesMax: 1024 * 1024 };
+  }
+
   stats(): StoreStats {
     let keys = 0;
     let tombstones = 0;
@@ -64,6 +68,7 @@ export class MemoryStore implements Store {
     return {
       keys, tombstones, valueBytes, walBytes: 0, walSegments: 0, snapshots: 0, lastSnapshotAtMs: null,
       fsyncs: 0, fsyncLatencyMsLast: 0, expired: 0, readOnly: false, readOnlyReason: null,
+      snapshotFailures: 0, lastSnapshotError: null,
     };
   }
 
