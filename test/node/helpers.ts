@@ -1,5 +1,6 @@
 /** Helpers shared by the node and CLI tests. */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -55,6 +56,18 @@ export function bufferIo(stdin?: Buffer | string, env: Record<string, string | u
     env,
   };
   return { io, stdout: () => out.toString(), stdoutBytes: () => out, stderr: () => err };
+}
+
+/** GET http://addr/path: the status and the body as text. */
+export function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
+  const at = addr.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    request({ host: addr.slice(0, at), port: Number(addr.slice(at + 1)), path }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
 }
 
 /** Polls `check` every 100 ms until it returns true, for at most `ms`. */
