@@ -2,17 +2,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { startNode, type Node } from '../../src/node/node.js';
-import { bufferIo, tempDir, testClient, testConfig } from './helpers.js';
-
-/** Polls `check` every 100 ms until it returns true, for at most `ms`. */
-async function eventually(ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+import { bufferIo, eventually, tempDir, testClient, testConfig } from './helpers.js';
 
 test('three agents joined through a seed form one cluster: any node serves any key, members and ring agree', async (t) => {
   const tmp = tempDir('shoal-cluster-');

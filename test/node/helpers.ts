@@ -23,6 +23,16 @@ export function testClient(addr: string, clusterName = 'dev'): ShoalClient {
   return new ShoalClient({ addresses: [addr], clusterName, timeoutMs: 30_000, pool: { connectTimeoutMs: 30_000 } });
 }
 
+/** Polls `check` every 100 ms until it returns true, for at most `ms`. */
+export async function eventually(ms: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 /** A fresh temp dir and its removal. */
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
