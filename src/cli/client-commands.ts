@@ -163,7 +163,8 @@ export async function healthCommand(args: ClientArgs, io: CliIo): Promise<ExitCo
     else {
       const uptime = typeof health.uptimeMs === 'number' ? `, up ${duration(health.uptimeMs)}` : '';
       const state = typeof health.state === 'string' ? `, ${health.state}` : '';
-      io.stdout.write(`${ok ? 'ok' : 'not ok'}: node ${String(health.node)} of cluster ${String(health.cluster)}${state}${uptime}\n`);
+      const reason = typeof health.reason === 'string' ? `: ${health.reason}` : '';
+      io.stdout.write(`${ok ? 'ok' : 'not ok'}: node ${String(health.node)} of cluster ${String(health.cluster)}${state}${uptime}${reason}\n`);
     }
     return ok ? EXIT.OK : EXIT.UNAVAILABLE;
   });

@@ -2,7 +2,7 @@
  * Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014), packed into one safe
  * integer so it is a plain msgpack number that compares with `<`:
  *
- *     ts = physicalMs * 4096 + logical        (logical in 0..4095, 12 bits)
+ *     ts = (physicalMs - HLC_EPOCH_MS) * 4096 + logical        (logical in 0..4095, 12 bits)
  *
  * now() returns max(wall clock, last + 1): it never goes backwards, even when the wall clock does, and
  * 4096 stamps within one millisecond roll over into the next millisecond (the clock runs slightly ahead
@@ -15,17 +15,21 @@
  * a clock set to next year (or a client sending a huge seenTs) would drag every clock in the cluster
  * there for good, and every later write would carry that date.
  *
- * Range: physicalMs * 4096 must stay below 2^53, i.e. wall clocks before 2039-09-07 (2^53 / 4096 ms
- * after the epoch). A later clock is refused with INTERNAL rather than silently losing precision.
+ * Range: counted from HLC_EPOCH_MS (2025-01-01) rather than 1970, (physicalMs - epoch) * 4096 stays
+ * below 2^53 until 2094-09 (2^53 / 4096 ms ≈ 69.7 years); from the Unix epoch it would overflow in 2039.
+ * A later clock is refused with INTERNAL rather than silently losing precision; a wall clock before the
+ * epoch (a node whose clock was never set) counts as the epoch, and the logical part keeps order.
  */
 import { ShoalError } from '../errors.js';
 import type { Version } from '../storage/types.js';
 
 export const HLC_LOGICAL_BITS = 12;
+/** 2025-01-01T00:00:00Z: physical time is counted from here, so the packing lasts until 2094. */
+export const HLC_EPOCH_MS = Date.UTC(2025, 0, 1);
 /** 2^12: logical counter values per physical millisecond. */
 export const HLC_LOGICAL_SPAN = 1 << HLC_LOGICAL_BITS;
-/** The largest physical ms that still packs into a safe integer. */
-export const HLC_PHYSICAL_MS_MAX = Math.floor(Number.MAX_SAFE_INTEGER / HLC_LOGICAL_SPAN) - 1;
+/** The largest wall-clock ms that still packs into a safe integer. */
+export const HLC_PHYSICAL_MS_MAX = HLC_EPOCH_MS + Math.floor(Number.MAX_SAFE_INTEGER / HLC_LOGICAL_SPAN) - 1;
 
 export interface HlcOptions {
   /** How far ahead of the local wall clock a remote timestamp may be. Default 60 000 ms. */
@@ -48,9 +52,9 @@ export interface HlcStats {
   remoteAheadMsMax: number;
 }
 
-/** Physical milliseconds of a packed timestamp. */
+/** Physical (wall-clock, Unix epoch) milliseconds of a packed timestamp. */
 export function hlcPhysicalMs(ts: number): number {
-  return Math.floor(ts / HLC_LOGICAL_SPAN);
+  return HLC_EPOCH_MS + Math.floor(ts / HLC_LOGICAL_SPAN);
 }
 
 /** Logical counter of a packed timestamp. */
@@ -58,8 +62,9 @@ export function hlcLogical(ts: number): number {
   return ts % HLC_LOGICAL_SPAN;
 }
 
+/** Packs wall-clock ms (Unix epoch; clamped to HLC_EPOCH_MS) and a logical counter. */
 export function hlcPack(physicalMs: number, logical: number): number {
-  return physicalMs * HLC_LOGICAL_SPAN + logical;
+  return Math.max(0, physicalMs - HLC_EPOCH_MS) * HLC_LOGICAL_SPAN + logical;
 }
 
 export class Hlc {
@@ -82,7 +87,7 @@ export class Hlc {
   /** A new version, strictly greater than every ts this clock returned or observed. */
   now(): Version {
     const ts = Math.max(this.wallTs(), this.last + 1);
-    if (ts > Number.MAX_SAFE_INTEGER) throw new ShoalError('INTERNAL', 'hlc timestamp overflow (clock past 2039?)');
+    if (ts > Number.MAX_SAFE_INTEGER) throw new ShoalError('INTERNAL', 'hlc timestamp overflow (clock past 2094?)');
     this.last = ts;
     return { ts, node: this.nodeId };
   }
@@ -102,7 +107,7 @@ export class Hlc {
       throw new ShoalError('BAD_REQUEST', `hlc timestamp must be a non-negative safe integer, got ${ts}`);
     }
     if (ts <= this.last) return;
-    const wall = this.wallMs();
+    const wall = Math.max(this.wallMs(), HLC_EPOCH_MS); // a clock before the epoch counts as the epoch
     const aheadMs = hlcPhysicalMs(ts) - wall;
     if (aheadMs > this.maxDriftMs) {
       this.driftRejected++;
@@ -126,6 +131,7 @@ export class Hlc {
 
   private wallTs(): number {
     const ms = Math.floor(this.wallMs());
-    return hlcPack(Math.min(ms, HLC_PHYSICAL_MS_MAX + 1), 0);
+    if (ms > HLC_PHYSICAL_MS_MAX) throw new ShoalError('INTERNAL', `hlc: the wall clock (${new Date(ms).toISOString()}) is past the packable range (2094)`);
+    return hlcPack(ms, 0);
   }
 }

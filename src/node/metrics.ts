@@ -40,6 +40,7 @@ export class NodeMetrics {
   private readonly ops = new Set<string>();
   private storeStats: (() => StoreStats) | null = null;
   private hintsSource: (() => number) | null = null;
+  private healthSource: (() => boolean) | null = null;
   private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
   private fsyncsSeen = 0;
 
@@ -59,6 +60,14 @@ export class NodeMetrics {
       collect(this: Gauge) {
         const source = hintsSource();
         if (source) this.set(source());
+      },
+    });
+    const healthSource = () => this.healthSource;
+    new Gauge({
+      name: 'shoal_healthy', help: '1 when the node serves and its store takes writes (what GET /health answers 200 for), else 0', registers: [r],
+      collect(this: Gauge) {
+        const source = healthSource();
+        if (source) this.set(source() ? 1 : 0);
       },
     });
     this.fsyncs = new Counter({
@@ -128,6 +137,11 @@ export class NodeMetrics {
 
   setHintsPending(count: number): void {
     this.hintsPending.set(count);
+  }
+
+  /** Read the node's health at scrape time from here (the shoal_healthy gauge). */
+  setHealthSource(source: (() => boolean) | null): void {
+    this.healthSource = source;
   }
 
   /** Read the pending hint count at scrape time from here. */

@@ -104,7 +104,22 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let metricsServer: MetricsServer | null = null;
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
-  const health = () => ({ ok: state === 'serving', node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid });
+  /**
+   * Healthy = serving and able to store writes. A store that turned read-only (disk full, I/O
+   * error) makes the node unhealthy until it is restarted; it still answers reads, and the other
+   * replicas take the writes (docs/SECURITY.md, "Disk faults").
+   */
+  const unhealthyReason = (): string | null => {
+    if (state !== 'serving') return `node is ${state}`;
+    const s = store?.stats();
+    return s?.readOnly === true ? `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}` : null;
+  };
+  const health = (): { ok: boolean } & Record<string, unknown> => {
+    const reason = unhealthyReason();
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid };
+    if (reason !== null) body.reason = reason;
+    return body;
+  };
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
@@ -137,6 +152,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
+    metrics.setHealthSource(() => unhealthyReason() === null);
 
     const rpcAddr = splitAddress(config.node.rpc);
     const r = config.rpc;

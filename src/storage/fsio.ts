@@ -10,6 +10,8 @@ export interface FileIo {
   /** Writes `length` bytes of `buf` from `offset` at file `position`; resolves with bytes written. */
   write(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
   fdatasync(fd: number): Promise<void>;
+  /** Cuts the file to `length` bytes (the WAL removes a failed batch's bytes this way). */
+  ftruncate(fd: number, length: number): Promise<void>;
   close(fd: number): Promise<void>;
 }
 
@@ -21,6 +23,8 @@ export const nodeFileIo: FileIo = {
       fs.write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
     ),
   fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
+  ftruncate: (fd, length) =>
+    new Promise((resolve, reject) => fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve()))),
   close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
 };
 

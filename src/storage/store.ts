@@ -5,8 +5,9 @@
  * mutation is applied to the map at once (a read right after `put` sees it) and its promise
  * resolves when its WAL record is durable under the fsync policy. Apply is last-writer-wins on
  * (ts, node): a mutation not newer than the stored entry is a no-op that resolves `false`.
- * If the WAL fails, the store turns read-only: the affected writes reject READ_ONLY (their outcome
- * on disk is unknown, like a timeout), and so does every later write.
+ * If the WAL fails (disk full, I/O error), the store turns read-only: the writes not yet
+ * acknowledged reject READ_ONLY and are undone (in the map here, on disk by the WAL), and every later
+ * write rejects READ_ONLY too; reads go on.
  */
 import fs from 'node:fs/promises';
 import { ShoalError } from '../errors.js';
@@ -43,6 +44,21 @@ const SNAPSHOTS_KEPT = 2;
 /** Rebuild the expiry heap when stale items exceed this factor of the map size. */
 const EXPIRY_HEAP_SLACK = 2;
 const RESOLVED_FALSE: Promise<boolean> = Promise.resolve(false);
+/** Compact the list of unacknowledged mutations when this many acknowledged ones lead it. */
+const PENDING_COMPACT_MIN = 1024;
+
+/**
+ * A mutation applied to the map whose WAL record is not acknowledged yet: what it replaced, so that
+ * a WAL failure can undo it. `next` is the installed entry (undefined for a dropped copy).
+ */
+interface PendingMutation {
+  seq: number;
+  key: string;
+  prev: Entry | undefined;
+  /** The replaced tombstone's local delete time. */
+  prevDeletedAtMs: number | undefined;
+  next: Entry | undefined;
+}
 
 export async function openStore(dir: string, options: OpenStoreOptions = {}): Promise<Store> {
   return ShardStore.open(dir, options);
@@ -78,6 +94,13 @@ export class ShardStore implements Store {
   private closing = false;
   private closed: Promise<void> | null = null;
   private readOnlyReason: string | null = null;
+  /** Mutations not yet acknowledged, oldest first, from index pendingHead on. */
+  private pending: PendingMutation[] = [];
+  private pendingHead = 0;
+  /** Highest WAL seq a snapshot written by this process may contain, by snapshot file name. */
+  private readonly snapshotSeqSeen = new Map<string, number>();
+  private snapshotFailures = 0;
+  private lastSnapshotError: string | null = null;
 
   private constructor(
     dir: string,
@@ -117,7 +140,8 @@ export class ShardStore implements Store {
           walSegmentBytesMax: opts.walSegmentBytesMax,
           io,
           logger: opts.logger,
-          onFailure: (reason) => store?.turnReadOnly(reason),
+          onFailure: (failure, ackedSeq) => store?.turnReadOnly(failure, ackedSeq),
+          onAcked: (seq) => store?.acked(seq),
         },
         recovered.wal,
       );
@@ -168,8 +192,58 @@ export class ShardStore implements Store {
     }
   }
 
-  private turnReadOnly(reason: string): void {
-    this.readOnlyReason ??= reason;
+  /**
+   * The WAL failed: refuse writes from now on and undo, newest first, every mutation whose record
+   * was not acknowledged (its writer gets READ_ONLY, so it must not be readable nor come back later).
+   */
+  private turnReadOnly(failure: ShoalError, ackedSeq: number): void {
+    this.readOnlyReason ??= failure.message;
+    for (let i = this.pending.length - 1; i >= this.pendingHead && this.pending[i].seq > ackedSeq; i--) {
+      this.undo(this.pending[i]);
+    }
+    this.pending = [];
+    this.pendingHead = 0;
+    // A snapshot that serialized a rejected mutation would bring it back at the next open; the
+    // previous snapshot and the WAL after it (both kept until a newer snapshot succeeds) suffice.
+    const newest = this.snapshotFiles[this.snapshotFiles.length - 1];
+    if (newest !== undefined && (this.snapshotSeqSeen.get(newest.name) ?? 0) > ackedSeq) {
+      this.snapshotFiles.pop();
+      this.logger.warn('store: removing the newest snapshot, it may hold rejected writes', { file: newest.name });
+      fs.rm(path.join(this.dir, newest.name), { force: true }).catch((err: Error) =>
+        this.logger.error('store: could not remove the snapshot', { file: newest.name, error: err.message }),
+      );
+    }
+  }
+
+  /** Puts back what `m` replaced, unless the key changed since (expiry removed it). */
+  private undo(m: PendingMutation): void {
+    const current = this.map.get(m.key);
+    if (current !== m.next) return;
+    if (current !== undefined) {
+      this.map.delete(m.key);
+      this.forget(m.key, current);
+    }
+    if (m.prev !== undefined) this.install(m.key, m.prev, undefined, m.prevDeletedAtMs);
+  }
+
+  /** Every mutation up to `seq` is acknowledged: nothing to undo for them any more. */
+  private acked(seq: number): void {
+    const pending = this.pending;
+    let head = this.pendingHead;
+    while (head < pending.length && pending[head].seq <= seq) head += 1;
+    if (head === pending.length) {
+      this.pending = [];
+      head = 0;
+    } else if (head >= PENDING_COMPACT_MIN && head * 2 >= pending.length) {
+      this.pending = pending.slice(head);
+      head = 0;
+    }
+    this.pendingHead = head;
+  }
+
+  private track(key: string, prev: Entry | undefined, next: Entry | undefined): void {
+    const prevDeletedAtMs = prev !== undefined && prev.value === null ? this.tombstoneAtMs.get(key) : undefined;
+    this.pending.push({ seq: this.wal.lastSeq, key, prev, prevDeletedAtMs, next });
   }
 
   // ---- reads ---------------------------------------------------------------------------------
@@ -241,6 +315,7 @@ export class ShardStore implements Store {
     const existing = this.map.get(key);
     if (existing === undefined || compareVersion(existing, version) !== 0) return RESOLVED_FALSE;
     const durable = this.wal.append(key, { ts: version.ts, node: version.node, value: null }, undefined, KIND_DROP);
+    this.track(key, existing, undefined);
     this.map.delete(key);
     this.forget(key, existing);
     return durable;
@@ -269,6 +344,7 @@ export class ShardStore implements Store {
       entry = expiresAtMs === undefined ? { ts, node, value: copy } : { ts, node, value: copy, expiresAtMs };
     }
     const durable = this.wal.append(key, entry, deletedAtMs);
+    this.track(key, existing, entry);
     this.install(key, entry, existing, deletedAtMs);
     const snapshotWalBytes = this.opts.snapshotWalBytes;
     if (snapshotWalBytes > 0 && this.wal.appendedBytes - this.walBytesAtSnapshot >= snapshotWalBytes) {
@@ -370,12 +446,27 @@ export class ShardStore implements Store {
     });
   }
 
+  /**
+   * Snapshots are an optimisation (shorter replay, WAL space back): a failed one (disk full while
+   * writing it) leaves its temp file removed, the previous snapshot and the WAL untouched, and the
+   * store writable; it is counted and its error kept in stats. If the disk is really full, the next
+   * WAL write fails and turns the store read-only then.
+   */
+
   snapshot(): Promise<void> {
     if (this.closing) return Promise.reject(new ShoalError('CLOSED', 'store is closed'));
     if (this.readOnlyReason !== null) return Promise.reject(new ShoalError('READ_ONLY', this.readOnlyReason));
-    this.snapshotRunning ??= this.runSnapshot().finally(() => {
-      this.snapshotRunning = null;
-    });
+    this.snapshotRunning ??= this.runSnapshot()
+      .catch((err: unknown) => {
+        if (!this.closing) {
+          this.snapshotFailures += 1;
+          this.lastSnapshotError = err instanceof Error ? err.message : String(err);
+        }
+        throw err;
+      })
+      .finally(() => {
+        this.snapshotRunning = null;
+      });
     return this.snapshotRunning;
   }
 
@@ -396,6 +487,13 @@ export class ShardStore implements Store {
         aborted: () => this.closing,
       },
     );
+    if (this.readOnlyReason !== null) {
+      // The WAL failed meanwhile: the snapshot may hold writes that were rejected and undone.
+      await fs.rm(path.join(this.dir, written.name), { force: true });
+      throw new ShoalError('READ_ONLY', `snapshot discarded, the store turned read-only while writing it: ${this.readOnlyReason}`);
+    }
+    this.snapshotSeqSeen.clear();
+    this.snapshotSeqSeen.set(written.name, this.wal.lastSeq);
     this.snapshotFiles = this.snapshotFiles.filter((s) => s.seq !== seq);
     this.snapshotFiles.push({ name: written.name, seq });
     while (this.snapshotFiles.length > SNAPSHOTS_KEPT) {
@@ -430,6 +528,8 @@ export class ShardStore implements Store {
       expired: this.expired,
       readOnly: this.readOnlyReason !== null,
       readOnlyReason: this.readOnlyReason,
+      snapshotFailures: this.snapshotFailures,
+      lastSnapshotError: this.lastSnapshotError,
     };
   }
 

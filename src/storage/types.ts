@@ -82,6 +82,8 @@ export interface StoreStats {
   expired: number; // keys removed by expiry since open
   readOnly: boolean;
   readOnlyReason: string | null;
+  snapshotFailures: number; // snapshots that failed since open (the store stays writable)
+  lastSnapshotError: string | null;
 }
 
 /**

@@ -9,7 +9,9 @@
  * Policies: `always` resolves after fdatasync; `interval` resolves after the write reached the OS
  * and fdatasyncs every fsyncIntervalMs; `none` resolves after the write reached the OS (survives a
  * process crash, not a power loss). A write or fdatasync error is fatal: the batches in flight and
- * queued reject with READ_ONLY, every later append too, and nothing is retried.
+ * queued reject with READ_ONLY, every later append too, and nothing is retried. The bytes of the
+ * batch that failed are cut off the segment (ftruncate), so a rejected record does not come back
+ * at the next open; `onFailure` tells the store which records were rejected so it can undo them.
  */
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -27,8 +29,13 @@ export interface WalOptions {
   walSegmentBytesMax: number;
   io: FileIo;
   logger: Logger;
-  /** Called once when the WAL fails and the store must stop accepting writes. */
-  onFailure: (reason: string) => void;
+  /**
+   * Called once when the WAL fails and the store must stop accepting writes: every record with a
+   * sequence number above `ackedSeq` is rejected (never acknowledged) and must be undone.
+   */
+  onFailure: (failure: ShoalError, ackedSeq: number) => void;
+  /** Called after each acknowledged batch with its last sequence number. */
+  onAcked?: (seq: number) => void;
 }
 
 export interface SegmentState {
@@ -90,6 +97,8 @@ export class Wal {
   private nextSeq: number;
   private rotateNext = false;
   private draining = false;
+  /** The running drain loop (it never rejects); close() waits for it before closing the file. */
+  private drainRunning: Promise<void> = Promise.resolve();
   private scheduled = false;
   /** The active segment has written but not yet fdatasynced bytes. */
   private dirty = false;
@@ -98,6 +107,8 @@ export class Wal {
   /** Last sequence number written to the OS, and last one fdatasynced. */
   private writtenSeq: number;
   private syncedSeq: number;
+  /** Last sequence number whose batch was acknowledged (its promise resolved). */
+  private ackedSeq: number;
   private flushWaiters: Waiter[] = [];
   private syncWaiters: Waiter[] = [];
   private intervalTimer: NodeJS.Timeout | null = null;
@@ -118,6 +129,7 @@ export class Wal {
     this.nextSeq = start.nextSeq;
     this.writtenSeq = start.nextSeq - 1;
     this.syncedSeq = start.nextSeq - 1;
+    this.ackedSeq = start.nextSeq - 1;
     this.rotateNext = !start.appendToLast;
     this.current = this.newBatch(BATCH_BYTES_INITIAL);
   }
@@ -249,7 +261,7 @@ export class Wal {
 
   private readonly drainBound = (): void => {
     this.scheduled = false;
-    void this.drain();
+    this.drainRunning = this.drain();
   };
 
   /** The one loop that writes batches and syncs, in order; runs while there is work. */
@@ -286,18 +298,26 @@ export class Wal {
   }
 
   private async writeBatch(batch: Batch): Promise<void> {
+    /** Where this batch's bytes start in the active segment (-1 until the segment is open). */
+    let start = -1;
     try {
       if (batch.newSegment || this.active === null || this.active.bytes >= this.opts.walSegmentBytesMax) {
         await this.openSegment(batch.firstSeq);
       }
       const active = this.active as SegmentState;
+      start = active.bytes;
       await writeFully(this.opts.io, this.fd, batch.buf, 0, batch.bytes, active.bytes);
       active.bytes += batch.bytes;
       this.writtenSeq = batch.lastSeq;
       this.dirty = true;
       if (this.opts.fsync === 'always') await this.fdatasync();
     } catch (err) {
-      batch.reject(this.fail(err as Error));
+      // Refuse writes and undo the rejected records in memory first, then cut the batch's bytes
+      // (some may have reached the file: a short write, or a write whose fdatasync failed), and only
+      // then tell its writers, so that what they were told holds after a restart too.
+      const failure = this.fail(err as Error);
+      if (start >= 0) await this.cutFailedBatch(start);
+      batch.reject(failure);
       throw err;
     }
     if (this.batchSizes.length >= 4096) {
@@ -307,7 +327,24 @@ export class Wal {
     this.batchSizes.push(batch.records);
     this.batchBytes.push(batch.bytes);
     if (batch.buf.length <= BATCH_BYTES_RECYCLE_MAX) this.spare = batch.buf;
+    this.ackedSeq = batch.lastSeq;
     batch.resolve(true);
+    this.opts.onAcked?.(batch.lastSeq);
+  }
+
+  /** Truncates the active segment back to `length` after a failed batch (best effort, logged). */
+  private async cutFailedBatch(length: number): Promise<void> {
+    const active = this.active as SegmentState;
+    try {
+      await this.opts.io.ftruncate(this.fd, length);
+      active.bytes = length;
+    } catch (err) {
+      this.opts.logger.error('wal: could not cut the failed batch off the segment; its records may reappear at the next open', {
+        segment: active.name,
+        offset: length,
+        error: (err as Error).message,
+      });
+    }
   }
 
   private async fdatasync(): Promise<void> {
@@ -334,20 +371,23 @@ export class Wal {
     this.segments.push(this.active);
   }
 
-  /** Marks the log failed (once), rejects everything queued, and returns the READ_ONLY error. */
+  /**
+   * Marks the log failed (once), lets the store undo the rejected records, rejects everything
+   * queued, and returns the READ_ONLY error.
+   */
   private fail(err: Error): ShoalError {
     if (this.failure) return this.failure;
-    const reason = `WAL ${this.active?.name ?? 'segment'} failed: ${err.message}; writes are refused until restart`;
-    this.failure = new ShoalError('READ_ONLY', reason, { cause: err.message });
-    this.opts.logger.error('wal: write or fsync failed, store is now read-only', {
-      segment: this.active?.name,
-      error: err.message,
-    });
+    const errno = (err as NodeJS.ErrnoException).code;
+    const what = errno === 'ENOSPC' ? 'disk full (ENOSPC)' : errno === undefined ? 'I/O error' : `I/O error (${errno})`;
+    const segment = this.active?.name ?? 'segment';
+    const reason = `${what} on WAL ${segment}: ${err.message}; writes are refused (not stored) until the store is reopened`;
+    this.failure = new ShoalError('READ_ONLY', reason, { cause: err.message, errno: errno ?? null });
+    this.opts.logger.error('wal: write or fsync failed, store is now read-only', { segment, errno, error: err.message });
+    this.opts.onFailure(this.failure, this.ackedSeq);
     for (const b of this.queue.splice(0)) b.reject(this.failure);
     if (this.current.records > 0) this.current.reject(this.failure);
     for (const w of this.syncWaiters.splice(0)) w.reject(this.failure);
     for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
-    this.opts.onFailure(reason);
     return this.failure;
   }
 
@@ -373,6 +413,7 @@ export class Wal {
         await this.sync();
       }
     } finally {
+      await this.drainRunning; // a failed batch may still be cutting its bytes off the segment
       if (this.fd >= 0) {
         const fd = this.fd;
         this.fd = -1;

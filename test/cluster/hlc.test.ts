@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { Hlc, hlcLogical, hlcPhysicalMs, HLC_LOGICAL_SPAN } from '../../src/cluster/hlc.js';
+import { Hlc, hlcLogical, hlcPack, hlcPhysicalMs, HLC_LOGICAL_SPAN } from '../../src/cluster/hlc.js';
 import { ShoalError } from '../../src/errors.js';
 import { compareVersion } from '../../src/storage/types.js';
 
@@ -12,16 +12,16 @@ function scriptedClock(start: number): { now: () => number; move: (ms: number) =
   return { now: () => wall, move: (ms) => (wall += ms) };
 }
 
-test('timestamps are packed physicalMs * 4096 + logical', (t) => {
+test('timestamps are packed (physicalMs - epoch) * 4096 + logical', (t) => {
   const clock = scriptedClock(T0);
   const hlc = new Hlc('n1', clock.now);
   const a = hlc.now();
-  t.is(a.ts, T0 * 4096);
+  t.is(a.ts, hlcPack(T0, 0));
   t.is(a.node, 'n1');
   t.is(hlcPhysicalMs(hlc.now().ts), T0);
   t.is(hlcLogical(hlc.now().ts), 2);
   clock.move(5);
-  t.is(hlc.now().ts, (T0 + 5) * 4096);
+  t.is(hlc.now().ts, hlcPack(T0 + 5, 0));
 });
 
 test('now() is strictly increasing whatever the wall clock does', (t) => {
@@ -72,16 +72,16 @@ test('causality: a stamp after observe() is newer than the observed one, across 
 
 test('a remote ts more than maxDriftMs ahead is refused (or clamped)', (t) => {
   const hlc = new Hlc('n1', () => T0, { maxDriftMs: 60_000 });
-  hlc.observe((T0 + 59_000) * 4096);
+  hlc.observe(hlcPack(T0 + 59_000, 0));
   t.is(hlcPhysicalMs(hlc.now().ts), T0 + 59_000);
-  const err = t.throws(() => hlc.observe((T0 + 3_600_000) * 4096)) as ShoalError;
+  const err = t.throws(() => hlc.observe(hlcPack(T0 + 3_600_000, 0))) as ShoalError;
   t.is(err.code, 'BAD_REQUEST');
   t.is(err.details?.reason, 'clock-drift');
   t.true(hlcPhysicalMs(hlc.now().ts) < T0 + 60_000);
   t.is(hlc.stats().driftRejected, 1);
 
   const clamped = new Hlc('n2', () => T0, { maxDriftMs: 1000, onDrift: 'clamp' });
-  clamped.observe((T0 + 10_000_000) * 4096);
+  clamped.observe(hlcPack(T0 + 10_000_000, 0));
   const ts = clamped.now().ts;
   t.is(hlcPhysicalMs(ts), T0 + 1000);
   t.is(clamped.stats().driftRejected, 1);
@@ -95,4 +95,18 @@ test('observe() rejects garbage and ignores the past', (t) => {
   const a = hlc.now().ts;
   hlc.observe(5);
   t.is(hlc.now().ts, a + 1);
+});
+
+test('the packing lasts until 2094: a 2090 clock works, a clock past the range is refused, one before 2025 keeps order', (t) => {
+  const in2090 = Date.UTC(2090, 5, 1);
+  const late = new Hlc('n1', () => in2090);
+  const v = late.now();
+  t.true(Number.isSafeInteger(v.ts));
+  t.is(hlcPhysicalMs(v.ts), in2090);
+  const past = new Hlc('n1', () => Date.UTC(2095, 0, 1));
+  t.is((t.throws(() => past.now()) as ShoalError).code, 'INTERNAL');
+  const unset = new Hlc('n1', () => 0); // a clock never set: 1970
+  const a = unset.now().ts;
+  const b = unset.now().ts;
+  t.true(b > a);
 });

@@ -2,6 +2,7 @@
  * A replica is down (no leave) while writes go on at quorum; once it returns its data is complete.
  * Each repair path is shown on its own, with the other two switched off.
  */
+import { hlcPack } from '../../src/cluster/hlc.js';
 import test from 'ava';
 import type { ClusterConfig } from '../../src/cluster/config.js';
 import { startCluster, str, type TestCluster } from './helpers/harness.js';
@@ -78,7 +79,7 @@ test('anti-entropy pushes as well as pulls: a key only the initiator has reaches
   const c = await startCluster(5, ONLY_ANTI_ENTROPY);
   const key = KEYS.find((k) => c.get('n1').node.view.owners(k).includes('n1')) as string;
   const owners = c.get('n1').node.view.owners(key);
-  await c.get('n1').node.replica.applyEntry(key, { value: Buffer.from('lonely'), ts: 4096 * Date.now(), node: 'n1' });
+  await c.get('n1').node.replica.applyEntry(key, { value: Buffer.from('lonely'), ts: hlcPack(Date.now(), 0), node: 'n1' });
   await c.get('n1').node.antiEntropy.runWithAll();
   for (const id of owners) t.is(c.get(id).store.getEntry(key)?.value?.toString(), 'lonely', id);
   await c.close();

@@ -66,3 +66,13 @@ export function bufferIo(stdin?: Buffer | string, env: Record<string, string | u
   };
   return { io, stdout: () => out.toString(), stdoutBytes: () => out, stderr: () => err };
 }
+
+/** Polls `check` every 100 ms until it returns true, for at most `ms`. */
+export async function eventually(ms: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}

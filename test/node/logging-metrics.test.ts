@@ -47,7 +47,8 @@ test('text logs: a human line with level, node, [layer], message and key=value f
 function fakeStats(overrides: Partial<StoreStats> = {}): StoreStats {
   return {
     keys: 7, tombstones: 1, valueBytes: 700, walBytes: 4096, walSegments: 1, snapshots: 0, lastSnapshotAtMs: null,
-    fsyncs: 12, fsyncLatencyMsLast: 2.5, expired: 0, readOnly: false, readOnlyReason: null, ...overrides,
+    fsyncs: 12, fsyncLatencyMsLast: 2.5, expired: 0, readOnly: false, readOnlyReason: null,
+    snapshotFailures: 0, lastSnapshotError: null, ...overrides,
   };
 }
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
 import { openStore, type OpenStoreOptions } from '../../src/storage/store.js';
 import type { Store, Version } from '../../src/storage/types.js';
 
@@ -42,4 +43,41 @@ export function walFiles(dir: string): string[] {
 
 export function snapFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => /^snap-\d+\.snap$/.test(n)).sort();
+}
+
+/**
+ * File operations that fail on demand: once `armed`, every `write` fails with ENOSPC, or every
+ * `fdatasync` with EIO, or ('short-write') the next write stores only half its bytes before the
+ * following one fails with ENOSPC, like a disk filling up in the middle of a batch. `calls` counts
+ * the failed calls.
+ */
+export function faultyIo(failOn: 'write' | 'fdatasync' | 'short-write'): FileIo & { armed: boolean; calls: number } {
+  let halfWritten = false;
+  const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  const io = {
+    armed: false,
+    calls: 0,
+    open: nodeFileIo.open,
+    close: nodeFileIo.close,
+    ftruncate: nodeFileIo.ftruncate,
+    write: (fd: number, b: Buffer, o: number, l: number, p: number) => {
+      if (io.armed && failOn === 'short-write' && !halfWritten && l > 1) {
+        halfWritten = true;
+        return nodeFileIo.write(fd, b, o, Math.floor(l / 2), p);
+      }
+      if (io.armed && failOn !== 'fdatasync') {
+        io.calls += 1;
+        return Promise.reject(enospc());
+      }
+      return nodeFileIo.write(fd, b, o, l, p);
+    },
+    fdatasync: (fd: number) => {
+      if (io.armed && failOn === 'fdatasync') {
+        io.calls += 1;
+        return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+      }
+      return nodeFileIo.fdatasync(fd);
+    },
+  };
+  return io;
 }

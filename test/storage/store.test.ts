@@ -1,8 +1,7 @@
 import test from 'ava';
 import { ShoalError } from '../../src/errors.js';
 import { DEFAULT_STORE_OPTIONS, openStore } from '../../src/storage/store.js';
-import { nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
-import { buf, open, tempDir, v } from './helpers.js';
+import { buf, faultyIo, open, tempDir, v } from './helpers.js';
 
 test('put then get returns the value; a read right after put sees it before it is durable', async (t) => {
   const store = await open(t, tempDir(t), { fsync: 'always' });
@@ -130,31 +129,6 @@ test('group commit: writes of one event-loop turn share one fdatasync', async (t
   t.is(store.stats().fsyncs - before, 1);
 });
 
-/** File operations that fail on demand. */
-function faultyIo(failOn: 'write' | 'fdatasync'): FileIo & { armed: boolean; calls: number } {
-  const io = {
-    armed: false,
-    calls: 0,
-    open: nodeFileIo.open,
-    close: nodeFileIo.close,
-    write: (fd: number, b: Buffer, o: number, l: number, p: number) => {
-      if (io.armed && failOn === 'write') {
-        io.calls += 1;
-        return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
-      }
-      return nodeFileIo.write(fd, b, o, l, p);
-    },
-    fdatasync: (fd: number) => {
-      if (io.armed && failOn === 'fdatasync') {
-        io.calls += 1;
-        return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
-      }
-      return nodeFileIo.fdatasync(fd);
-    },
-  };
-  return io;
-}
-
 for (const failOn of ['fdatasync', 'write'] as const) {
   test(`a ${failOn} error rejects the affected writes with READ_ONLY, is never retried, and the store says why`, async (t) => {
     const io = faultyIo(failOn);
@@ -174,6 +148,8 @@ for (const failOn of ['fdatasync', 'write'] as const) {
     t.is((later as ShoalError).code, 'READ_ONLY');
     t.is(((await t.throwsAsync(store.snapshot())) as ShoalError).code, 'READ_ONLY');
     t.is(store.get('ok')?.value?.toString(), '1', 'reads keep working');
+    t.is(store.get('a'), undefined, 'a rejected write is undone, not left readable');
+    t.is(store.getEntry('b'), undefined);
     t.is(io.calls, 1);
   });
 }

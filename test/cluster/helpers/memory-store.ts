@@ -68,6 +68,7 @@ export class MemoryStore implements Store {
     return {
       keys, tombstones, valueBytes, walBytes: 0, walSegments: 0, snapshots: 0, lastSnapshotAtMs: null,
       fsyncs: 0, fsyncLatencyMsLast: 0, expired: 0, readOnly: false, readOnlyReason: null,
+      snapshotFailures: 0, lastSnapshotError: null,
     };
   }
 
