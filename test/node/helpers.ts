@@ -1,5 +1,6 @@
 /** Helpers shared by the node and CLI tests. */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -21,16 +22,6 @@ export function sample(text: string, name: string, labels: Record<string, string
 /** A client for tests: timeouts generous enough for a machine busy with other test processes. */
 export function testClient(addr: string, clusterName = 'dev'): ShoalClient {
   return new ShoalClient({ addresses: [addr], clusterName, timeoutMs: 30_000, pool: { connectTimeoutMs: 30_000 } });
-}
-
-/** Polls `check` every 100 ms until it returns true, for at most `ms`. */
-export async function eventually(ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
 }
 
 /** A fresh temp dir and its removal. */
@@ -65,6 +56,18 @@ export function bufferIo(stdin?: Buffer | string, env: Record<string, string | u
     env,
   };
   return { io, stdout: () => out.toString(), stdoutBytes: () => out, stderr: () => err };
+}
+
+/** GET http://addr/path: the status and the body as text. */
+export function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
+  const at = addr.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    request({ host: addr.slice(0, at), port: Number(addr.slice(at + 1)), path }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
 }
 
 /** Polls `check` every 100 ms until it returns true, for at most `ms`. */
