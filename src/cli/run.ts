@@ -13,6 +13,7 @@ import {
   type ClientArgs, type Consistency,
 } from './client-commands.js';
 import { EXIT, UsageError, errorLine, exitCodeFor, type ExitCode } from './exit-codes.js';
+import { generateCommand, keyringCommand, type KeyringCommandAction } from './keyring-command.js';
 import { processIo, type CliIo } from './io.js';
 import type { LocalOptions } from './local-command.js';
 
@@ -271,6 +272,22 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
     (a) => clientOptions(a.positional('id', { type: 'string', demandOption: true }), io),
     (argv) => run(removeCommand({ ...clientArgs(argv), id: argv.id }, io)),
   );
+  y.command('keyring', 'manage the gossip encryption keys of the whole cluster', (k) => {
+    const keyed = (action: KeyringCommandAction, describe: string) =>
+      k.command(
+        `${action} <key>`,
+        describe,
+        (a) => clientOptions(a.positional('key', { type: 'string', demandOption: true, describe: action === 'install' ? 'base64 key ("-" reads stdin)' : 'base64 key or key id ("-" reads stdin)' }), io),
+        (argv) => run(keyringCommand({ ...clientArgs(argv), action, key: argv.key }, io)),
+      );
+    k.usage('$0 keyring <list|install|use|remove|generate>\n\nRotate a key without downtime: generate, install on every node, use (make primary), then remove the old one. docs/SECURITY.md')
+      .command('list', 'list the keys installed on every node, with how many nodes hold each', (a) => clientOptions(a, io), (argv) => run(keyringCommand({ ...clientArgs(argv), action: 'list' }, io)))
+      .command('generate', 'print a fresh random key (base64); nothing is sent', (a) => a.option('json', { type: 'boolean', default: false, describe: 'print JSON' }), (argv) => run(Promise.resolve(generateCommand({ json: argv.json }, io))));
+    keyed('install', 'install a key on every node (it opens messages at once; seal with it after use)');
+    keyed('use', 'make an installed key the primary on every node (refused unless every node has it)');
+    keyed('remove', 'remove a key from every node (refused for a primary key)');
+    return k.demandCommand(1, 'name a keyring action: list, install, use, remove or generate');
+  });
   return y;
 }
 

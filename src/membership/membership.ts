@@ -1,7 +1,8 @@
 /**
  * The membership runtime: the I/O-free core over node:dgram, timers, crypto randomness, push-pull over
  * TCP on the gossip port, and the incarnation number persisted in the data dir so that a restarted
- * node starts above anything said about its previous life.
+ * node starts above anything said about its previous life. With a keyring every datagram and
+ * push-pull frame is sealed (seal.ts); the core packs datagrams into the budget minus the envelope.
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -12,9 +13,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ShoalError, toShoalError } from '../errors.js';
 import { type Logger, nullLogger, rateLimited } from '../log.js';
+import type { Keyring } from '../security/keyring.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
+import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
 
@@ -36,8 +39,16 @@ export interface MembershipOptions {
   dataDir: string;
   config?: Partial<MembershipConfig>;
   logger?: Logger;
-  /** Push-pull transport; default TCP frames to the gossip port. */
+  /** Push-pull transport; default TCP frames to the gossip port (sealed with the keyring, if any). A custom one protects itself. */
   sync?: SyncTransport;
+  /**
+   * Gossip encryption: every datagram and push-pull frame is sealed with the keyring's primary key
+   * and opened with any installed key; what does not open is dropped and counted. The same object
+   * may be changed (install, use, remove) while membership runs. Default: none, plaintext.
+   */
+  keyring?: Keyring;
+  /** Bound into every envelope as associated data (required with a keyring): another cluster's messages do not open. */
+  clusterName?: string;
 }
 
 export interface MembershipStats extends CoreStats {
@@ -46,12 +57,18 @@ export interface MembershipStats extends CoreStats {
   sendErrors: number;
   syncErrors: number;
   syncRejected: number;
+  /** True when datagrams and push-pull are sealed with a keyring. */
+  encrypted: boolean;
+  /** Messages dropped before the core because they did not open, per transport and reason (all 0 without encryption). */
+  decryptFailures: SealDrops;
 }
 
 const INCARNATION_FILE = 'membership.json';
 /** Longest sleep between two timer checks, so a clock hiccup cannot stall the protocol. */
 const TIMER_SLEEP_MS_MAX = 1000;
 const BIND_ATTEMPTS_MAX = 8;
+/** resolveMembershipConfig's lower bound on datagramBytesMax, which the core's (smaller) budget must meet too. */
+const DATAGRAM_BYTES_MIN = 512;
 
 function cryptoRandom(): () => number {
   let pool = randomBytes(4096);
@@ -128,6 +145,19 @@ function asStreamAck(value: unknown): { s: number } | null {
   return field(value, 't') === 'ack' && typeof s === 'number' ? { s } : null;
 }
 
+function gossipSeal(options: MembershipOptions, config: MembershipConfig): GossipSeal | null {
+  if (options.keyring === undefined) return null;
+  if (options.clusterName === undefined || options.clusterName === '') {
+    throw new ShoalError('CONFIG', 'membership: a keyring needs the cluster name (bound into every envelope)');
+  }
+  const seal = new GossipSeal(options.keyring, options.clusterName);
+  const minimum = DATAGRAM_BYTES_MIN + seal.overheadBytes;
+  if (config.datagramBytesMax < minimum) {
+    throw new ShoalError('CONFIG', `membership.datagramBytesMax must be at least ${minimum} with gossip encryption (${seal.overheadBytes} bytes of envelope per datagram)`);
+  }
+  return seal;
+}
+
 export class Membership {
   private readonly emitter = new EventEmitter();
   private timer: NodeJS.Timeout | null = null;
@@ -137,6 +167,8 @@ export class Membership {
   private sendErrors = 0;
   private syncErrors = 0;
   private readonly warn: (key: string, message: string, fields?: Record<string, unknown>) => void;
+  /** The whole datagram budget (the core's is smaller by the envelope overhead when encrypting). */
+  private readonly datagramBytesMax: number;
 
   private constructor(
     private readonly core: MembershipCore,
@@ -145,7 +177,10 @@ export class Membership {
     private readonly transport: SyncTransport,
     private readonly dataDir: string,
     private readonly logger: Logger,
+    private readonly seal: GossipSeal | null,
+    config: MembershipConfig,
   ) {
+    this.datagramBytesMax = config.datagramBytesMax;
     this.persistedIncarnation = core.incarnation;
     this.warn = rateLimited(logger);
   }
@@ -153,6 +188,7 @@ export class Membership {
   static async start(options: MembershipOptions): Promise<Membership> {
     const config = resolveMembershipConfig(options.config);
     const logger = (options.logger ?? nullLogger).child({ layer: 'membership', node: options.id });
+    const seal = gossipSeal(options, config);
     await fs.mkdir(options.dataDir, { recursive: true });
     const incarnation = (await readIncarnation(options.dataDir)) + 1;
     await writeIncarnation(options.dataDir, incarnation);
@@ -165,6 +201,7 @@ export class Membership {
         return self.handleSync(state);
       },
       (err, remote) => self?.onSyncError(err, remote),
+      seal,
     );
     let socket: dgram.Socket | null = null;
     let port = options.gossipPort;
@@ -187,14 +224,16 @@ export class Membership {
         id: options.id, gossip: formatAddr(options.advertiseHost ?? options.bindHost, port), rpc: options.rpc,
         zone: options.zone, tags: options.tags, incarnation,
       },
-      config,
+      // The envelope comes out of the datagram budget, so that sealed datagrams never exceed it.
+      config: seal === null ? config : { ...config, datagramBytesMax: config.datagramBytesMax - seal.overheadBytes },
       random: cryptoRandom(),
     });
-    const membership = new Membership(core, socket, listener, options.sync ?? new TcpSyncTransport(config), options.dataDir, logger);
+    const transport = options.sync ?? new TcpSyncTransport(config, seal);
+    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config);
     self = membership;
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
-    logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds });
+    logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds, encrypted: seal !== null });
     membership.apply(core.join(membership.now(), options.seeds));
     return membership;
   }
@@ -224,6 +263,8 @@ export class Membership {
       sendErrors: this.sendErrors,
       syncErrors: this.syncErrors,
       syncRejected: this.listener.rejected,
+      encrypted: this.seal !== null,
+      decryptFailures: this.seal?.drops() ?? noSealDrops(),
     };
   }
 
@@ -282,14 +323,32 @@ export class Membership {
     return performance.now();
   }
 
-  private onDatagram(bytes: Buffer, from: string): void {
+  private onDatagram(received: Buffer, from: string): void {
     if (this.stopped) return;
+    const bytes = this.seal === null ? received : this.openDatagram(received, from);
+    if (bytes === null) return;
     const before = this.core.badInputDropped;
     const output = this.core.receiveBytes(this.now(), bytes, from);
     if (this.core.badInputDropped > before) {
       this.warn('bad-datagram', 'dropped a bad membership datagram', { from, bytes: bytes.length, detail: this.core.lastDropDetail });
     }
     this.apply(output);
+  }
+
+  /** The plaintext of a sealed datagram, or null when it was dropped (counted and logged at a bounded rate). */
+  private openDatagram(bytes: Buffer, from: string): Buffer | null {
+    const seal = this.seal as GossipSeal;
+    if (bytes.length > this.datagramBytesMax) {
+      seal.drop('udp', 'too-large');
+      this.warn('gossip-too-large', 'dropped an oversized gossip datagram', { from, bytes: bytes.length });
+      return null;
+    }
+    const opened = seal.open(bytes, 'udp');
+    if (opened.ok) return opened.plaintext;
+    this.warn('gossip-decrypt', 'dropped a gossip datagram that did not open (wrong key, another cluster, or not encrypted)', {
+      from, bytes: bytes.length, reason: opened.reason,
+    });
+    return null;
   }
 
   private onSyncError(err: ShoalError, remote: string): void {
@@ -308,7 +367,15 @@ export class Membership {
         this.sendErrors += 1;
         continue;
       }
-      this.socket.send(encodePacket(packet), port, host, (err) => {
+      const plain = encodePacket(packet);
+      const bytes = this.seal === null ? plain : this.seal.seal(plain);
+      if (bytes.length > this.datagramBytesMax) {
+        // The core packs within the budget; a single message larger than it is a bug, not traffic.
+        this.sendErrors += 1;
+        this.warn('udp-oversized', 'membership datagram over the budget not sent', { to, bytes: bytes.length, max: this.datagramBytesMax });
+        continue;
+      }
+      this.socket.send(bytes, port, host, (err) => {
         if (err) {
           this.sendErrors += 1;
           this.warn('udp-send', 'membership send failed', { to, error: err.message });
@@ -326,7 +393,13 @@ export class Membership {
           }
           this.apply(this.core.handleSyncResponse(this.now(), valid.value));
         },
-        (err: unknown) => this.onSyncError(toShoalError(err), request.to),
+        (err: unknown) => {
+          const error = toShoalError(err);
+          if (request.join && !this.stopped) {
+            this.warn(`join-${error.code}`, 'join through a seed failed; retrying', { seed: request.to, code: error.code, error: error.message });
+          }
+          this.onSyncError(error, request.to);
+        },
       );
     }
     for (const ping of output.streamPings) {

@@ -2,10 +2,19 @@
  * Push-pull over TCP on the gossip port (the same number as UDP, like memberlist): the initiator sends
  * one frame with its state, the listener answers one frame with its own, and the connection closes.
  * Frames are src/rpc/framing.ts frames, bounded by syncBytesMax; each exchange by syncTimeoutMs.
+ *
+ * With gossip encryption (a GossipSeal) each frame's body is a msgpack bin holding a keyring envelope
+ * of the msgpack value. A listener that gets a frame it cannot accept (does not open, plaintext to an
+ * encrypting node, sealed to a node without a key) answers one plaintext refusal `{ v: 1, t: 'refuse',
+ * r: reason }` and closes, so that the initiator can say why its join keeps failing; the refusal
+ * carries nothing but the reason, and the initiator treats it as a failed exchange, nothing more.
  */
 import net from 'node:net';
+import { pack, unpack } from '../codec.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { FrameDecoder, encodeFrame } from '../rpc/framing.js';
+import { WIRE_VERSION } from './messages.js';
+import type { GossipSeal } from './seal.js';
 import type { SyncTransport } from './types.js';
 
 export interface SyncLimits {
@@ -50,9 +59,62 @@ function readOneFrame(socket: net.Socket, limits: SyncLimits): Promise<unknown> 
   });
 }
 
-/** The default SyncTransport: connect, send our state, read theirs. */
+/** Why a listener refused a frame. */
+type RefuseReason = 'cannot-open' | 'encryption-required' | 'no-key';
+const REFUSE_REASONS: readonly string[] = ['cannot-open', 'encryption-required', 'no-key'];
+
+type Unsealed = { ok: true; value: unknown } | { ok: false; reason: RefuseReason; detail: string };
+
+function isBytes(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array;
+}
+
+/** A value as a frame: sealed with a seal (a msgpack bin holding the envelope), plain msgpack without. */
+function frameOf(value: unknown, seal: GossipSeal | null): Buffer {
+  return encodeFrame(seal === null ? value : seal.seal(pack(value)));
+}
+
+/** The value a received frame carries, or why this node cannot accept it. */
+function unseal(frame: unknown, seal: GossipSeal | null): Unsealed {
+  if (seal === null) {
+    if (isBytes(frame)) return { ok: false, reason: 'no-key', detail: 'was encrypted, but this node has no gossip key' };
+    return { ok: true, value: frame };
+  }
+  if (!isBytes(frame)) {
+    seal.drop('tcp', 'unsealed');
+    return { ok: false, reason: 'encryption-required', detail: 'was plaintext, but this node encrypts gossip' };
+  }
+  const opened = seal.open(frame, 'tcp');
+  if (!opened.ok) return { ok: false, reason: 'cannot-open', detail: `could not be opened (${opened.reason}: wrong key or cluster name?)` };
+  try {
+    return { ok: true, value: unpack(opened.plaintext) };
+  } catch (err) {
+    // Authentic but not msgpack: a bug on the other side, not an attack.
+    throw new ShoalError('BAD_REQUEST', `sealed push-pull frame is not msgpack: ${(err as Error).message}`);
+  }
+}
+
+function refusalOf(frame: unknown): RefuseReason | null {
+  if (frame === null || typeof frame !== 'object' || isBytes(frame)) return null;
+  const { v, t, r } = frame as Record<string, unknown>;
+  return v === WIRE_VERSION && t === 'refuse' && typeof r === 'string' && REFUSE_REASONS.includes(r) ? (r as RefuseReason) : null;
+}
+
+function refusedError(addr: string, reason: RefuseReason): ShoalError {
+  const why = {
+    'cannot-open': `${addr} could not open what we sent (wrong key or cluster name?)`,
+    'encryption-required': `${addr} encrypts gossip and this node has no key (security.gossipKey)`,
+    'no-key': `${addr} has no gossip key but this node encrypts gossip`,
+  }[reason];
+  return new ShoalError('BAD_HANDSHAKE', `push-pull: ${why}`);
+}
+
+/** The default SyncTransport: connect, send our state, read theirs (sealed when `seal` is given). */
 export class TcpSyncTransport implements SyncTransport {
-  constructor(private readonly limits: SyncLimits) {}
+  constructor(
+    private readonly limits: SyncLimits,
+    private readonly seal: GossipSeal | null = null,
+  ) {}
 
   request(gossipAddr: string, state: unknown): Promise<unknown> {
     const { host, port } = splitHostPort(gossipAddr);
@@ -68,12 +130,16 @@ export class TcpSyncTransport implements SyncTransport {
         reject(new ShoalError('UNAVAILABLE', `push-pull with ${gossipAddr}: ${err.message}`));
       });
       socket.once('connect', () => {
-        socket.write(encodeFrame(state));
+        socket.write(frameOf(state, this.seal));
         readOneFrame(socket, this.limits).then(
-          (reply) => {
+          (frame) => {
             clearTimeout(timer);
             socket.end();
-            resolve(reply);
+            const refused = refusalOf(frame);
+            if (refused !== null) return reject(refusedError(gossipAddr, refused));
+            const reply = unseal(frame, this.seal);
+            if (reply.ok) resolve(reply.value);
+            else reject(new ShoalError('BAD_HANDSHAKE', `push-pull: the answer of ${gossipAddr} ${reply.detail}`));
           },
           (err: unknown) => {
             clearTimeout(timer);
@@ -86,7 +152,10 @@ export class TcpSyncTransport implements SyncTransport {
   }
 }
 
-/** Listens for push-pull on `host:port`; `answer` merges a remote state and returns ours. */
+/**
+ * Listens for push-pull on `host:port`; `answer` merges a remote state and returns ours. With a seal,
+ * frames are opened and answers sealed; frames that cannot be accepted are refused (see the top).
+ */
 export class SyncListener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
@@ -96,6 +165,7 @@ export class SyncListener {
     private readonly limits: SyncLimits,
     answer: (state: unknown, remote: string) => unknown,
     onError: (err: ShoalError, remote: string) => void,
+    seal: GossipSeal | null = null,
   ) {
     this.server = net.createServer((socket) => {
       const remote = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -108,9 +178,15 @@ export class SyncListener {
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
       readOneFrame(socket, limits).then(
-        (state) => {
+        (frame) => {
           try {
-            socket.end(encodeFrame(answer(state, remote)));
+            const state = unseal(frame, seal);
+            if (!state.ok) {
+              onError(new ShoalError('BAD_HANDSHAKE', `push-pull from ${remote} ${state.detail}`), remote);
+              socket.end(encodeFrame({ v: WIRE_VERSION, t: 'refuse', r: state.reason }));
+              return;
+            }
+            socket.end(frameOf(answer(state.value, remote), seal));
           } catch (err) {
             onError(toShoalError(err), remote);
             socket.destroy();

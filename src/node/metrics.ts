@@ -23,6 +23,15 @@ const LAYER_METRICS_MAX = 64;
 
 const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const;
 
+/** Gossip encryption figures, read at scrape time (membership's stats and the keyring). */
+export interface GossipSecurityStats {
+  encrypted: boolean;
+  /** Keys installed in the keyring (0 without encryption). */
+  keys: number;
+  /** Messages that did not open, per transport (udp, tcp) and reason; counters since start. */
+  decryptFailures: Record<string, Record<string, number>>;
+}
+
 export interface NodeMetricsOptions {
   nodeId: string;
   /** Also export Node.js process metrics (heap, event loop lag, ...). Default true. */
@@ -43,6 +52,9 @@ export class NodeMetrics {
   private healthSource: (() => boolean) | null = null;
   private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
   private fsyncsSeen = 0;
+  private gossipSource: (() => GossipSecurityStats) | null = null;
+  private readonly decryptFailures: Counter<'transport' | 'reason'>;
+  private readonly decryptFailuresSeen = new Map<string, number>();
 
   constructor(options: NodeMetricsOptions) {
     const r = this.registry;
@@ -74,6 +86,25 @@ export class NodeMetrics {
       name: 'shoal_wal_fsyncs_total', help: 'WAL fdatasync calls', registers: [r],
       collect: () => void this.readStore(),
     });
+    const readGossip = () => this.readGossip();
+    new Gauge({
+      name: 'shoal_gossip_encrypted', help: '1 when gossip datagrams and push-pull are sealed with the keyring', registers: [r],
+      collect(this: Gauge) {
+        this.set(readGossip()?.encrypted === true ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'shoal_gossip_keys', help: 'Gossip encryption keys installed in the keyring', registers: [r],
+      collect(this: Gauge) {
+        this.set(readGossip()?.keys ?? 0);
+      },
+    });
+    this.decryptFailures = new Counter({
+      name: 'shoal_gossip_decrypt_failures_total',
+      help: 'Gossip messages dropped because they did not open (wrong key, another cluster, tampered, plaintext), by transport and reason',
+      labelNames: ['transport', 'reason'], registers: [r],
+      collect: () => void readGossip(),
+    });
     for (const state of MEMBER_STATES) this.members.set({ state }, 0);
     this.hintsPending.set(0);
 
@@ -102,6 +133,31 @@ export class NodeMetrics {
   /** Where store figures come from (set once the store is open). */
   setStoreStats(stats: (() => StoreStats) | null): void {
     this.storeStats = stats;
+  }
+
+  /** Where gossip encryption figures come from (set once membership runs). */
+  setGossipSecurity(source: (() => GossipSecurityStats) | null): void {
+    this.gossipSource = source;
+  }
+
+  /** Reads the gossip figures and brings the decrypt-failure counter up to them. */
+  private readGossip(): GossipSecurityStats | null {
+    if (!this.gossipSource) return null;
+    try {
+      const g = this.gossipSource();
+      for (const [transport, reasons] of Object.entries(g.decryptFailures)) {
+        for (const [reason, count] of Object.entries(reasons)) {
+          const key = `${transport}/${reason}`;
+          const seen = this.decryptFailuresSeen.get(key) ?? 0;
+          if (count > seen) this.decryptFailures.inc({ transport, reason }, count - seen);
+          else if (seen === 0) this.decryptFailures.inc({ transport, reason }, 0);
+          this.decryptFailuresSeen.set(key, Math.max(seen, count));
+        }
+      }
+      return g;
+    } catch {
+      return null; // a stopped membership has no figures; the scrape goes on
+    }
   }
 
   private readStore(): StoreStats | null {

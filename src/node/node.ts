@@ -2,7 +2,8 @@
  * A running node: the layers wired together in start order (store, RPC server, membership, hint
  * store, node-to-node pool, cluster layer, metrics endpoint) and stopped in reverse, each step
  * bounded. Requests go to the cluster layer's ClusterNode.rpcHandler; node-level operations (health,
- * stats, members) are answered by node-ops.ts.
+ * stats, members) are answered by node-ops.ts, the gossip keyring's by keyring-ops.ts. The keyring
+ * file is read (or seeded from security.gossipKey) before anything listens.
  */
 import { mkdir } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
@@ -16,12 +17,15 @@ import type { MemberState } from '../membership/types.js';
 import { Ring, hashKey } from '../ring/ring.js';
 import { RpcPool } from '../rpc/client.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
+import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
+import type { Keyring } from '../security/keyring.js';
 import { openStore } from '../storage/store.js';
 import type { Store } from '../storage/types.js';
 import type { ShoalConfig } from './config-schema.js';
 import { clusterLayerConfig, membershipLayerConfig } from './config.js';
 import { exposureWarnings } from './exposure.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { KeyringOps } from './keyring-ops.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
 import { nodeTls } from './tls-config.js';
@@ -57,6 +61,10 @@ export function splitAddress(addr: string): { host: string; port: number } {
   const at = addr.lastIndexOf(':');
   const host = addr.slice(0, at).replace(/^\[(.*)\]$/, '$1');
   return { host, port: Number(addr.slice(at + 1)) };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 export function joinAddress(host: string, port: number): string {
@@ -102,6 +110,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let rpcPool: RpcPool | null = null;
   let cluster: ClusterNode | null = null;
   let metricsServer: MetricsServer | null = null;
+  let keyring: Keyring | null = null;
+  const keyringFile = keyringFilePath(dataDir, config.security.keyringFile);
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
   /**
@@ -131,6 +141,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     rpc: rpcServer?.stats() ?? null,
     membership: membership?.stats() ?? null,
     hints: hints?.stats() ?? null,
+    keyring: keyring === null ? null : { file: keyringFile, ...keyring.stats(), keys: keyring.list() },
   });
 
   // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
@@ -147,6 +158,20 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
 
   try {
     await mkdir(dataDir, { recursive: true });
+    const opened = await openKeyring({
+      file: keyringFile, seedKey: config.security.gossipKey, allowLoosePermissions: config.security.allowLooseKeyringFile,
+    });
+    if (opened === null) {
+      if (!isLoopback(splitAddress(config.node.gossip).host)) {
+        nodeLog.warn('gossip is not encrypted: anyone who can reach the gossip port can change the membership (set security.gossipKey, docs/SECURITY.md)', { gossip: config.node.gossip });
+      }
+    } else {
+      keyring = opened.keyring;
+      if (opened.created) nodeLog.info('keyring file created from security.gossipKey', { file: keyringFile, primary: keyring.primaryId() });
+      if (opened.seedKeyNotInstalled) {
+        nodeLog.warn('security.gossipKey is not in the keyring file; the file wins (keys rotated with shoal keyring)', { file: keyringFile });
+      }
+    }
     // The storage section's fields are the store's options, by name.
     store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }) });
     const openedStore = store;
@@ -190,6 +215,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       dataDir: join(dataDir, 'membership'),
       config: membershipLayerConfig(config),
       logger: log,
+      keyring: keyring ?? undefined,
+      clusterName: config.cluster.name,
     }).catch((err: unknown) => {
       throw listenError('gossip', config.node.gossip, err);
     });
@@ -203,6 +230,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     };
     startedMembership.on('event', countMembers);
     countMembers();
+    const ring = keyring;
+    metrics.setGossipSecurity(() => {
+      const m = startedMembership.stats();
+      return { encrypted: m.encrypted, keys: ring?.list().length ?? 0, decryptFailures: m.decryptFailures };
+    });
 
     const c = config.cluster;
     const openedHints = await HintStore.open(join(dataDir, 'hints'), {
@@ -241,8 +273,17 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cluster = startedCluster;
     cleanups.push(() => startedCluster.close());
+    const keyringOps = new KeyringOps({
+      selfId: id,
+      keyring,
+      file: keyringFile,
+      members: () => startedMembership.members(),
+      call: (rpc, op, args) => pool.call(rpc, op, args, { timeoutMs: c.internalTimeoutMs }),
+      logger: log.child({ layer: 'keyring' }),
+    });
+    const withKeyring: RpcHandler = (op, args, ctx) => (keyringOps.handles(op) ? keyringOps.handle(op, args) : startedCluster.rpcHandler(op, args, ctx));
     const handler = nodeOps({
-      base: startedCluster.rpcHandler,
+      base: withKeyring,
       clustered: true,
       membership: startedMembership,
       leaveTimeoutMs: config.membership.leaveTimeoutMs,

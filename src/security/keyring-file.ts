@@ -1,6 +1,6 @@
 /**
- * The keyring file in a node's data dir: `keyring.json`, `{ "primary": "<base64>", "keys": ["<base64>", ...] }`,
- * written atomically (temp file, fsync, rename, fsync of the directory) with mode 0600. A file that
+ * The keyring file (by default `keyring.json` in a node's data dir), `{ "primary": "<base64>", "keys":
+ * ["<base64>", ...] }`, written atomically (temp file, fsync, rename, fsync of the directory) with mode 0600. A file that
  * other users can read is refused unless the caller allows it, the way ssh refuses a loose private key.
  */
 import fs from 'node:fs/promises';
@@ -44,9 +44,13 @@ export function parseKeyringFile(file: string, text: string): Keyring {
   }
 }
 
-/** Loads `<dataDir>/keyring.json`; null when there is none (encryption not configured). */
-export async function loadKeyring(dataDir: string, options: LoadKeyringOptions = {}): Promise<Keyring | null> {
-  const file = path.join(dataDir, KEYRING_FILE);
+/** The keyring file of a node: `configured` when set (security.keyringFile), else `<dataDir>/keyring.json`. */
+export function keyringFilePath(dataDir: string, configured = ''): string {
+  return path.resolve(configured === '' ? path.join(dataDir, KEYRING_FILE) : configured);
+}
+
+/** Loads a keyring file; null when there is none (encryption not configured). */
+export async function loadKeyring(file: string, options: LoadKeyringOptions = {}): Promise<Keyring | null> {
   let handle;
   try {
     handle = await fs.open(file, 'r');
@@ -67,19 +71,65 @@ export async function loadKeyring(dataDir: string, options: LoadKeyringOptions =
   }
 }
 
-/** Writes the keyring to `<dataDir>/keyring.json` atomically, mode 0600. */
-export async function saveKeyring(dataDir: string, keyring: Keyring): Promise<void> {
-  const file = path.join(dataDir, KEYRING_FILE);
+/** Writes the keyring to `file` atomically, mode 0600 (a failure is a CONFIG error naming the file). */
+export async function saveKeyring(file: string, keyring: Keyring): Promise<void> {
+  try {
+    await writeAtomically(file, `${JSON.stringify(keyring.exportKeys(), null, 2)}\n`);
+  } catch (err) {
+    throw configError(file, `cannot be written (${(err as Error).message})`);
+  }
+}
+
+export interface OpenKeyringOptions extends LoadKeyringOptions {
+  /** The keyring file. */
+  file: string;
+  /** Base64 key (security.gossipKey) written as the only, primary key when the file does not exist; "" = none. */
+  seedKey?: string;
+}
+
+export interface OpenedKeyring {
+  keyring: Keyring;
+  /** True when the file was created from the seed key by this call. */
+  created: boolean;
+  /** True when a seed key was given, the file existed, and the seed key is not in it (rotated away, or a mistake). */
+  seedKeyNotInstalled: boolean;
+}
+
+/**
+ * The keyring a node starts with: the file when it exists (keys rotated at run time survive
+ * restarts), else one made from the seed key and saved. null when there is neither: gossip is not
+ * encrypted.
+ */
+export async function openKeyring(options: OpenKeyringOptions): Promise<OpenedKeyring | null> {
+  const seedKey = options.seedKey ?? '';
+  const loaded = await loadKeyring(options.file, options);
+  if (loaded !== null) {
+    return { keyring: loaded, created: false, seedKeyNotInstalled: seedKey !== '' && !loaded.has(seedKey) };
+  }
+  if (seedKey === '') return null;
+  let keyring: Keyring;
+  try {
+    keyring = new Keyring([seedKey]);
+  } catch (err) {
+    throw new ShoalError('CONFIG', `security.gossipKey: ${(err as Error).message.replace(/^keyring: /, '')}`);
+  }
+  await fs.mkdir(path.dirname(options.file), { recursive: true });
+  await saveKeyring(options.file, keyring);
+  return { keyring, created: true, seedKeyNotInstalled: false };
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp`;
   const handle = await fs.open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(`${JSON.stringify(keyring.exportKeys(), null, 2)}\n`);
+    await handle.chmod(0o600); // a stale temp file keeps its old mode through open
+    await handle.writeFile(text);
     await handle.sync();
   } finally {
     await handle.close();
   }
   await fs.rename(tmp, file);
-  const dir = await fs.open(dataDir, 'r');
+  const dir = await fs.open(path.dirname(file), 'r');
   try {
     await dir.sync();
   } finally {

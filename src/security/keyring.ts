@@ -28,6 +28,9 @@ export const KEYS_MAX = 16;
 const NONCE_POOL_BYTES = NONCE_BYTES * 256;
 
 export type OpenFailure = 'short' | 'version' | 'unknown-key' | 'auth';
+export const OPEN_FAILURES: readonly OpenFailure[] = ['short', 'version', 'unknown-key', 'auth'];
+
+export type OpenResult = { ok: true; plaintext: Buffer } | { ok: false; reason: OpenFailure };
 
 export interface KeyInfo {
   /** Hex key id as it appears in envelopes. */
@@ -75,6 +78,11 @@ export function parseKey(key: Buffer | string): Buffer {
   }
   if (key.length !== KEY_BYTES) throw new ShoalError('CONFIG', `keyring: a key must be ${KEY_BYTES} bytes (AES-256), got ${key.length}`);
   return Buffer.from(key);
+}
+
+/** The id of a key given as the key itself (Buffer or base64) or as its 8 hex digit id. */
+export function keyIdOf(keyOrId: Buffer | string): string {
+  return typeof keyOrId === 'string' && /^[0-9a-f]{8}$/.test(keyOrId) ? keyOrId : keyId(parseKey(keyOrId));
 }
 
 export class Keyring {
@@ -156,6 +164,12 @@ export class Keyring {
    * authentication (tampered, wrong cluster name, wrong key). Never throws on bad input.
    */
   open(envelope: Buffer | Uint8Array, aad: Buffer | string): Buffer | null {
+    const result = this.tryOpen(envelope, aad);
+    return result.ok ? result.plaintext : null;
+  }
+
+  /** `open`, telling why an envelope did not open (the reason is counted in `stats()` as well). */
+  tryOpen(envelope: Buffer | Uint8Array, aad: Buffer | string): OpenResult {
     const bytes = Buffer.isBuffer(envelope) ? envelope : Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength);
     if (bytes.length < ENVELOPE_OVERHEAD_BYTES) return this.failed('short');
     if (bytes[0] !== ENVELOPE_VERSION) return this.failed('version');
@@ -168,7 +182,7 @@ export class Keyring {
     try {
       const plaintext = Buffer.concat([decipher.update(bytes.subarray(HEADER_BYTES, tagAt)), decipher.final()]);
       key.opened += 1;
-      return plaintext;
+      return { ok: true, plaintext };
     } catch {
       return this.failed('auth');
     }
@@ -184,16 +198,21 @@ export class Keyring {
     return { keys: this.keys.size, primaryId: this.primary.id, sealed, opened, openFailures: { ...this.failures } };
   }
 
+  /** True when the key (given as key or id) is installed. */
+  has(keyOrId: Buffer | string): boolean {
+    return this.keys.has(keyIdOf(keyOrId));
+  }
+
   private find(keyOrId: Buffer | string): InstalledKey {
-    const id = typeof keyOrId === 'string' && /^[0-9a-f]{8}$/.test(keyOrId) ? keyOrId : keyId(parseKey(keyOrId));
+    const id = keyIdOf(keyOrId);
     const key = this.keys.get(id);
     if (key === undefined) throw new ShoalError('CONFIG', `keyring: no installed key ${id}`);
     return key;
   }
 
-  private failed(reason: OpenFailure): null {
+  private failed(reason: OpenFailure): OpenResult {
     this.failures[reason] += 1;
-    return null;
+    return { ok: false, reason };
   }
 
   private nextNonce(out: Buffer, at: number): void {

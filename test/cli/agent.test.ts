@@ -4,14 +4,13 @@
  */
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/run.js';
 import { openStore } from '../../src/storage/store.js';
 import { ShoalError } from '../../src/errors.js';
 import { startNode } from '../../src/node/node.js';
-import { bufferIo, sample, tempDir, testConfig } from '../node/helpers.js';
+import { bufferIo, httpGet, sample, tempDir, testConfig } from '../node/helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /** Bounds every wait on a child process. */
@@ -59,17 +58,6 @@ async function agent(dataDir: string, extra: string[] = []): Promise<Run & { rpc
   throw new Error('agent did not start in time');
 }
 
-function httpGet(addr: string, path: string): Promise<string> {
-  const at = addr.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    request({ host: addr.slice(0, at), port: Number(addr.slice(at + 1)), path }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject).end();
-  });
-}
-
 test('a bad configuration value prints one line naming the field and exits 2', async (t) => {
   const tmp = tempDir('shoal-agent-cfg-');
   t.teardown(tmp.remove);
@@ -110,7 +98,7 @@ test('agent serves the CLI, refuses a second process on its data dir, stops on S
   t.is((locked as ShoalError).code, 'LOCKED');
   t.regex(locked!.message, /locked by process \d+/);
 
-  const metrics = await httpGet(first.metrics, '/metrics');
+  const metrics = (await httpGet(first.metrics, '/metrics')).body;
   t.is(sample(metrics, 'shoal_requests_total', { op: 'put' }), 1);
   t.is(sample(metrics, 'shoal_requests_total', { op: 'get' }), 2);
   t.is(sample(metrics, 'shoal_request_duration_seconds_count', { op: 'put' }), 1);

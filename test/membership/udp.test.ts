@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Membership } from '../../src/membership/membership.js';
 import type { MembershipEvent } from '../../src/membership/types.js';
+import { loopbackHost, waitFor } from './sockets.js';
 
 const config = {
   probeIntervalMs: 200,
@@ -15,30 +16,6 @@ const config = {
   joinRetryInitialMs: 100,
   joinRetryMaxMs: 1000,
 };
-
-async function loopbackHost(i: number): Promise<string> {
-  const host = `127.0.0.${20 + i}`;
-  const socket = dgram.createSocket('udp4');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address: host, port: 0 }, () => resolve());
-    });
-    return host;
-  } catch {
-    return '127.0.0.1';
-  } finally {
-    socket.close();
-  }
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 test('six members over real UDP: join via one seed, crash, restart, leave', async (t) => {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'shoal-membership-'));
@@ -59,7 +36,7 @@ test('six members over real UDP: join via one seed, crash, restart, leave', asyn
     nodes.get(observer)?.members().find((m) => m.id === subject)?.state;
   const others = (except: string[]): string[] => [...nodes.keys()].filter((id) => !except.includes(id));
   try {
-    for (let i = 1; i <= 6; i += 1) hosts[i] = await loopbackHost(i);
+    for (let i = 1; i <= 6; i += 1) hosts[i] = await loopbackHost(20, i);
     const seed = await start(1, []);
     for (let i = 2; i <= 6; i += 1) await start(i, [seed.self().gossip]);
     const ids = [...nodes.keys()];

@@ -1,19 +1,7 @@
 import test from 'ava';
-import { request } from 'node:http';
 import { ShoalError } from '../../src/errors.js';
 import { startNode } from '../../src/node/node.js';
-import { sample, tempDir, testClient, testConfig } from './helpers.js';
-
-function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
-  return new Promise((resolve, reject) => {
-    request({ host, port, path }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject).end();
-  });
-}
+import { httpGet, sample, tempDir, testClient, testConfig } from './helpers.js';
 
 test('a node serves get/put/del/stats/health/members, counts them in /metrics, and keeps its data across a restart', async (t) => {
   const tmp = tempDir('shoal-node-');

@@ -135,22 +135,22 @@ test('bad keys and bad operations are CONFIG errors', (t) => {
 test('the keyring file round-trips, is written 0600, and loose permissions are refused', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'shoal-keyring-'));
   try {
-    t.is(await loadKeyring(dir), null, 'no file: encryption not configured');
+    t.is(await loadKeyring(path.join(dir, KEYRING_FILE)), null, 'no file: encryption not configured');
     const ring = new Keyring([generateKey(), generateKey()]);
     ring.use(ring.list()[1].id);
-    await saveKeyring(dir, ring);
     const file = path.join(dir, KEYRING_FILE);
+    await saveKeyring(file, ring);
     t.is((await fs.stat(file)).mode & 0o777, 0o600);
-    const loaded = await loadKeyring(dir);
+    const loaded = await loadKeyring(file);
     t.is(loaded?.primaryId(), ring.primaryId());
     t.deepEqual(loaded?.list().map((k) => k.id).sort(), ring.list().map((k) => k.id).sort());
     t.is(loaded?.open(ring.seal(Buffer.from('x'), CLUSTER), CLUSTER)?.toString(), 'x');
 
     await fs.chmod(file, 0o644);
-    const err = await t.throwsAsync(loadKeyring(dir));
+    const err = await t.throwsAsync(loadKeyring(file));
     t.is((err as ShoalError).code, 'CONFIG');
     t.regex(err?.message ?? '', /chmod 600/);
-    t.truthy(await loadKeyring(dir, { allowLoosePermissions: true }));
+    t.truthy(await loadKeyring(file, { allowLoosePermissions: true }));
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
