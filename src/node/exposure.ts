@@ -5,7 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import { join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
+import { keyringFilePath } from '../security/keyring-file.js';
 import type { ShoalConfig } from './config-schema.js';
 
 const LOOPBACK = new BlockList();
@@ -30,12 +31,6 @@ function hostOf(addr: string): string {
   return addr.slice(0, addr.lastIndexOf(':'));
 }
 
-/** The keyring file the node uses: security.keyringFile, or <dataDir>/keyring.json. */
-export function keyringPath(config: ShoalConfig): string {
-  const file = config.security.keyringFile;
-  return file !== '' ? resolvePath(file) : join(resolvePath(config.node.dataDir), 'keyring.json');
-}
-
 export interface ExposureWarning {
   /** Which port: 'rpc' or 'gossip'. */
   port: 'rpc' | 'gossip';
@@ -57,7 +52,7 @@ export function exposureWarnings(config: ShoalConfig, keyringExists: (path: stri
       message: `the RPC port ${rpc} is reachable beyond loopback without TLS: anyone who can connect can read, write and delete every key (set security.tls; docs/SECURITY.md)`,
     });
   }
-  const keyed = config.security.gossipKey !== '' || keyringExists(keyringPath(config));
+  const keyed = config.security.gossipKey !== '' || keyringExists(keyringFilePath(resolvePath(config.node.dataDir), config.security.keyringFile));
   if (!keyed && !isLoopbackHost(hostOf(gossip))) {
     out.push({
       port: 'gossip',

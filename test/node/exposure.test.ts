@@ -2,7 +2,7 @@ import test from 'ava';
 import { join, resolve } from 'node:path';
 import { defaultConfig } from '../../src/node/config.js';
 import type { ShoalConfig } from '../../src/node/config-schema.js';
-import { exposureWarnings, isLoopbackHost, keyringPath } from '../../src/node/exposure.js';
+import { exposureWarnings, isLoopbackHost } from '../../src/node/exposure.js';
 
 test('isLoopbackHost: 127.0.0.0/8, ::1 in any spelling, v4-mapped loopback and localhost; nothing else', (t) => {
   for (const host of ['127.0.0.1', '127.0.0.2', '127.255.255.254', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost', 'LOCALHOST', 'n1.localhost']) {
@@ -49,7 +49,9 @@ test('a gossip port beyond loopback warns unless a key is set or the keyring fil
   const exists = (path: string) => (asked.push(path), true);
   t.deepEqual(exposureWarnings(config(exposed), exists), []);
   t.deepEqual(asked, [join('/var/lib/shoal', 'keyring.json')]);
-  t.is(keyringPath(config({ keyringFile: 'keys/ring.json' })), resolve('keys/ring.json'));
+  asked.length = 0;
+  exposureWarnings(config({ ...exposed, keyringFile: 'keys/ring.json' }), exists);
+  t.deepEqual(asked, [resolve('keys/ring.json')]);
 });
 
 test('both ports exposed: two warnings, rpc first', (t) => {
