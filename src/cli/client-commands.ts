@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ShoalClient } from '../rpc/shoal-client.js';
+import { loadClientTls, type RpcTlsClientOptions } from '../rpc/tls.js';
 import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
 import { duration, isUtf8, table, toJson, tree } from './format.js';
 import type { CliIo } from './io.js';
@@ -16,6 +17,25 @@ export interface ClientArgs {
   cluster: string;
   timeoutMs: number;
   json: boolean;
+  /** Connect with TLS (--tls and the --tls-* files); absent = plaintext. */
+  tls?: TlsArgs;
+}
+
+/** The --tls-* options: PEM file paths and the name to check in the server's certificate. */
+export interface TlsArgs {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
+}
+
+/** Reads the --tls-* files: UsageError for a missing option, CONFIG (exit 2) naming a bad file. */
+export function clientTls(args: TlsArgs): RpcTlsClientOptions {
+  if (args.ca === undefined || args.ca === '') throw new UsageError('--tls needs --tls-ca FILE: the PEM certificate of the cluster\'s CA');
+  const cert = args.cert === '' ? undefined : args.cert;
+  const key = args.key === '' ? undefined : args.key;
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
+  return loadClientTls({ caFile: args.ca, certFile: cert, keyFile: key, serverName: args.serverName });
 }
 
 /** What a lone "-" argument becomes before yargs sees it ("read stdin"). */
@@ -31,7 +51,8 @@ export function makeClient(args: ClientArgs): ShoalClient {
     if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(a)) throw new UsageError(`--addr must be host:port, got "${a}"`);
   }
   // --timeout bounds the whole request, connecting included.
-  return new ShoalClient({ addresses, clusterName: args.cluster, timeoutMs: args.timeoutMs, pool: { connectTimeoutMs: args.timeoutMs } });
+  const tls = args.tls === undefined ? undefined : clientTls(args.tls);
+  return new ShoalClient({ addresses, clusterName: args.cluster, timeoutMs: args.timeoutMs, pool: { connectTimeoutMs: args.timeoutMs }, tls });
 }
 
 async function withClient(args: ClientArgs, run: (client: ShoalClient) => Promise<ExitCode>): Promise<ExitCode> {

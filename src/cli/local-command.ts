@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ShoalError, toShoalError } from '../errors.js';
 import { readClusterFile, type ClusterFile, type ClusterFileNode } from '../node/cluster-file.js';
 import { ShoalClient } from '../rpc/shoal-client.js';
+import { loadServerTls, type RpcTlsClientOptions } from '../rpc/tls.js';
 import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -34,6 +35,26 @@ export interface LocalOptions {
   signal?: AbortSignal;
   /** Called once every node answers health. */
   onReady?: (plan: ClusterFile) => void;
+  /** TLS and mutual TLS for every node, from LOCAL_TLS_FILES in this dir (`--tls-dir`). */
+  tlsDir?: string;
+}
+
+/** The files `shoal local --tls-dir DIR` expects (docs/SECURITY.md shows how to make them). */
+export const LOCAL_TLS_FILES = { ca: 'ca.pem', cert: 'node.pem', key: 'node-key.pem' } as const;
+
+/**
+ * TLS for a local cluster: every node uses the one node certificate of `dir` (its SAN must cover
+ * the nodes' RPC host, 127.0.0.1 by default) and requires client certificates from the CA; the
+ * launcher and the printed commands present the node certificate as their client certificate.
+ */
+export function localTls(dir: string): { security: Record<string, unknown>; client: RpcTlsClientOptions; files: { ca: string; cert: string; key: string } } {
+  const files = { ca: resolve(dir, LOCAL_TLS_FILES.ca), cert: resolve(dir, LOCAL_TLS_FILES.cert), key: resolve(dir, LOCAL_TLS_FILES.key) };
+  const loaded = loadServerTls({ caFile: files.ca, certFile: files.cert, keyFile: files.key, clientAuth: true });
+  return {
+    security: { tls: true, tlsCa: files.ca, tlsCert: files.cert, tlsKey: files.key, tlsClientAuth: true },
+    client: { ca: loaded.ca, cert: loaded.cert, key: loaded.key },
+    files,
+  };
 }
 
 function bumpPort(addr: string, by: number): string {
@@ -87,8 +108,8 @@ function pipeLines(stream: NodeJS.ReadableStream | null, prefix: string, out: Cl
   createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => out.write(`${prefix}${line}\n`));
 }
 
-async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number): Promise<void> {
-  const client = new ShoalClient({ addresses: [agent.node.rpc], clusterName: cluster, timeoutMs: 1000 });
+async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number, tls?: RpcTlsClientOptions): Promise<void> {
+  const client = new ShoalClient({ addresses: [agent.node.rpc], clusterName: cluster, timeoutMs: 1000, tls });
   try {
     while (Date.now() < deadlineMs) {
       if (!agent.running) throw new Error(`node ${agent.node.id} exited during start-up (see its log lines above)`);
@@ -117,6 +138,11 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
   const shown = relative(process.cwd(), root);
   // Paths in the plan are relative to the working directory the agents share, when that reads well.
   const plan = planLocalCluster(file, options.nodes, shown === '' ? '.' : shown.startsWith('..') ? root : shown);
+  const tls = options.tlsDir === undefined ? null : localTls(options.tlsDir);
+  if (tls) {
+    const security = plan.config?.security;
+    plan.config = { ...plan.config, security: { ...(typeof security === 'object' && security !== null ? security : {}), ...tls.security } };
+  }
   mkdirSync(root, { recursive: true });
   const planFile = join(root, 'cluster.json');
   writeFileSync(planFile, JSON.stringify(plan, null, 2) + '\n');
@@ -205,9 +231,9 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
   try {
     // The first node (the seed) first, so the others find it when they join; then the rest at once.
     const deadline = Date.now() + START_TIMEOUT_MS;
-    await waitHealthy(agents[0], plan.cluster ?? 'dev', deadline);
+    await waitHealthy(agents[0], plan.cluster ?? 'dev', deadline, tls?.client);
     for (const node of plan.nodes.slice(1)) if (!stopRequested) watch(launch(node));
-    await Promise.all(agents.map((a) => waitHealthy(a, plan.cluster ?? 'dev', deadline)));
+    await Promise.all(agents.map((a) => waitHealthy(a, plan.cluster ?? 'dev', deadline, tls?.client)));
   } catch (err) {
     if (!stopRequested) {
       io.stderr.write(`shoal local: ${toShoalError(err).message}; stopping the others\n`);
@@ -224,6 +250,7 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
       ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  metrics ${n.metrics ? `http://${n.metrics}/metrics` : '-'}  data ${n.dataDir}`),
       '',
       'Try, in another terminal:',
+      ...(tls ? [`  export SHOAL_TLS_CA=${tls.files.ca} SHOAL_TLS_CERT=${tls.files.cert} SHOAL_TLS_KEY=${tls.files.key}`] : []),
       '  node bin/shoal.js put hello world',
       '  node bin/shoal.js get hello',
       ...(plan.nodes.length > 1 ? [`  node bin/shoal.js get hello --addr ${plan.nodes[plan.nodes.length - 1].rpc}    # any node answers`] : []),

@@ -56,7 +56,8 @@ const EPILOGUE = `Exit status:
   3  unavailable: node unreachable, not serving, timed out, or too few replicas answered
   4  any other error reported by the server (e.g. VALUE_TOO_LARGE, READ_ONLY)
 
-Environment: SHOAL_ADDR (--addr), SHOAL_CLUSTER (--cluster), SHOAL_TIMEOUT (--timeout);
+Environment: SHOAL_ADDR (--addr), SHOAL_CLUSTER (--cluster), SHOAL_TIMEOUT (--timeout), SHOAL_TLS=1 (--tls),
+SHOAL_TLS_CA, SHOAL_TLS_CERT, SHOAL_TLS_KEY, SHOAL_TLS_SERVER_NAME (--tls-ca ...);
 the agent reads SHOAL_CONFIG, SHOAL_NODE and SHOAL_<SECTION>_<FIELD> (docs/CONFIG.md).
 Docs: docs/CLI.md, docs/CONFIG.md`;
 
@@ -96,6 +97,23 @@ function clientOptions<T>(y: Argv<T>, io: CliIo) {
       defaultDescription: '$SHOAL_TIMEOUT or 5s',
       group: 'Connection:',
     })
+    .option('tls', {
+      type: 'boolean',
+      describe: 'connect with TLS (implied by --tls-ca)',
+      default: /^(1|true|yes|on)$/i.test(io.env.SHOAL_TLS ?? ''),
+      defaultDescription: '$SHOAL_TLS or off',
+      group: 'TLS:',
+    })
+    .option('tls-ca', { type: 'string', describe: 'PEM file of the cluster CA the node certificates chain to', default: io.env.SHOAL_TLS_CA, defaultDescription: '$SHOAL_TLS_CA', group: 'TLS:' })
+    .option('tls-cert', { type: 'string', describe: 'PEM client certificate, for nodes that require one (mutual TLS)', default: io.env.SHOAL_TLS_CERT, defaultDescription: '$SHOAL_TLS_CERT', group: 'TLS:' })
+    .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert', default: io.env.SHOAL_TLS_KEY, defaultDescription: '$SHOAL_TLS_KEY', group: 'TLS:' })
+    .option('tls-server-name', {
+      type: 'string',
+      describe: 'name to check in the node\'s certificate (default: the host in --addr)',
+      default: io.env.SHOAL_TLS_SERVER_NAME,
+      defaultDescription: '$SHOAL_TLS_SERVER_NAME',
+      group: 'TLS:',
+    })
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', default: false });
 }
 
@@ -112,10 +130,22 @@ interface RawClientArgs {
   cluster: string;
   timeout: string;
   json: boolean;
+  tls: boolean;
+  'tls-ca'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'tls-server-name'?: string;
 }
 
 function clientArgs(raw: RawClientArgs): ClientArgs {
-  return { addr: raw.addr, cluster: raw.cluster, timeoutMs: durationOption('timeout')(raw.timeout), json: raw.json };
+  const args: ClientArgs = { addr: raw.addr, cluster: raw.cluster, timeoutMs: durationOption('timeout')(raw.timeout), json: raw.json };
+  const ca = raw['tls-ca'];
+  if (raw.tls || (ca !== undefined && ca !== '')) {
+    args.tls = { ca, cert: raw['tls-cert'], key: raw['tls-key'], serverName: raw['tls-server-name'] };
+  } else if (raw['tls-cert'] || raw['tls-key'] || raw['tls-server-name']) {
+    throw new UsageError('--tls-cert, --tls-key and --tls-server-name need --tls-ca (or --tls)');
+  }
+  return args;
 }
 
 function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): Argv {
@@ -172,7 +202,8 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('nodes', { type: 'number', default: 3, describe: 'how many nodes (1-99)' })
         .option('data-dir', { type: 'string', default: 'data', describe: 'parent of the nodes\' data dirs (DIR/n1, DIR/n2, ...)' })
         .option('config', { type: 'string', describe: 'cluster file whose nodes come first', defaultDescription: 'cluster.example.json' })
-        .option('log-level', { type: 'string', default: 'info', describe: 'the agents\' log level' }),
+        .option('log-level', { type: 'string', default: 'info', describe: 'the agents\' log level' })
+        .option('tls-dir', { type: 'string', describe: 'TLS and mutual TLS for every node: DIR holds ca.pem, node.pem, node-key.pem (docs/SECURITY.md)' }),
     (argv) =>
       run(
         localCommand(
@@ -181,6 +212,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
             dataDir: argv['data-dir'],
             clusterFile: argv.config ?? EXAMPLE_CLUSTER_FILE,
             logLevel: argv['log-level'],
+            tlsDir: argv['tls-dir'],
           },
           io,
         ),

@@ -23,10 +23,12 @@ import { openStore } from '../storage/store.js';
 import type { Store } from '../storage/types.js';
 import type { ShoalConfig } from './config-schema.js';
 import { clusterLayerConfig, membershipLayerConfig } from './config.js';
+import { exposureWarnings } from './exposure.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { KeyringOps } from './keyring-ops.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
+import { nodeTls } from './tls-config.js';
 
 export interface StartNodeOptions {
   logger?: Logger;
@@ -149,6 +151,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
   };
 
+  // The metrics port stays plain HTTP: bind it to loopback or a private network (docs/SECURITY.md).
+  for (const warning of exposureWarnings(config)) nodeLog.warn(warning.message, { port: warning.port, address: warning.address });
+  // Read before anything is opened: a bad PEM file fails the start with a CONFIG error naming it.
+  const tls = nodeTls(config.security);
+
   try {
     await mkdir(dataDir, { recursive: true });
     const opened = await openKeyring({
@@ -184,6 +191,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       handler: instrumentHandler((op, args, ctx) => serve(op, args, ctx), metrics),
       limits: serverLimits,
       logger: log.child({ layer: 'rpc' }),
+      tls: tls?.server,
     });
     const server = rpcServer;
     const bound = await server.listen().catch((err: unknown) => {
@@ -248,6 +256,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       connectTimeoutMs: r.connectTimeoutMs,
       connectionsPerAddr: r.connectionsPerAddr,
       frameBytesMax: r.frameBytesMax,
+      tls: tls?.client,
     });
     rpcPool = pool;
     cleanups.push(() => pool.close());
@@ -298,7 +307,14 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   }
 
   state = 'serving';
-  nodeLog.info('node started', { cluster: config.cluster.name, rpc: addresses.rpc, gossip: addresses.gossip, metrics: addresses.metrics, dataDir });
+  nodeLog.info('node started', {
+    cluster: config.cluster.name,
+    rpc: addresses.rpc,
+    rpcTls: tls === null ? 'off' : config.security.tlsClientAuth ? 'mutual' : 'on',
+    gossip: addresses.gossip,
+    metrics: addresses.metrics,
+    dataDir,
+  });
 
   const stop = async (): Promise<void> => {
     state = 'stopping';
