@@ -76,7 +76,7 @@ export function keyringText(result: KeyringResult): string {
     out += table(['NODE', 'RESULT'], result.results.map((r) => [r.node, r.ok ? 'ok' : `error: ${r.error?.message ?? '?'} (${r.error?.code ?? '?'})`]));
     out += '\n';
   }
-  out += `Keys on ${result.ok} of ${n} node${n === 1 ? '' : 's'} that answered:\n`;
+  out += `Keys (${result.ok} of ${n} node${n === 1 ? '' : 's'} answered):\n`;
   out += table(['KEY', 'PRIMARY', 'INSTALLED'], result.keys.map((k) => [k.id, `${k.primary}/${result.ok}`, `${k.nodes}/${result.ok}`]));
   if (result.action === 'list') {
     for (const r of result.results.filter((x) => !x.ok)) out += `${r.node}: error: ${r.error?.message ?? '?'} (${r.error?.code ?? '?'})\n`;

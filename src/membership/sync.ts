@@ -36,24 +36,26 @@ export function splitHostPort(addr: string): { host: string; port: number } {
 function readOneFrame(socket: net.Socket, limits: SyncLimits): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const decoder = new FrameDecoder(limits.syncBytesMax);
+    // Removes only its own listeners: the listener's 'close' handler frees the connection's slot.
     const done = (err: Error | null, value?: unknown): void => {
       clearTimeout(timer);
-      socket.removeAllListeners('data');
-      socket.removeAllListeners('end');
-      socket.removeAllListeners('close');
+      socket.off('data', onData);
+      socket.off('end', closed);
+      socket.off('close', closed);
       if (err) reject(err);
       else resolve(value);
     };
     const timer = setTimeout(() => done(new ShoalError('TIMEOUT', 'push-pull sync timed out')), limits.syncTimeoutMs);
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       try {
         const frames = decoder.push(chunk);
         if (frames.length > 0) done(null, frames[0]);
       } catch (err) {
         done(toShoalError(err));
       }
-    });
+    };
     const closed = (): void => done(new ShoalError('UNAVAILABLE', 'push-pull connection closed early'));
+    socket.on('data', onData);
     socket.on('end', closed);
     socket.on('close', closed);
   });

@@ -63,10 +63,6 @@ export function splitAddress(addr: string): { host: string; port: number } {
   return { host, port: Number(addr.slice(at + 1)) };
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
-
 export function joinAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -161,11 +157,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const opened = await openKeyring({
       file: keyringFile, seedKey: config.security.gossipKey, allowLoosePermissions: config.security.allowLooseKeyringFile,
     });
-    if (opened === null) {
-      if (!isLoopback(splitAddress(config.node.gossip).host)) {
-        nodeLog.warn('gossip is not encrypted: anyone who can reach the gossip port can change the membership (set security.gossipKey, docs/SECURITY.md)', { gossip: config.node.gossip });
-      }
-    } else {
+    // Without a keyring gossip is plaintext; exposureWarnings (above) warns when that is beyond loopback.
+    if (opened !== null) {
       keyring = opened.keyring;
       if (opened.created) nodeLog.info('keyring file created from security.gossipKey', { file: keyringFile, primary: keyring.primaryId() });
       if (opened.seedKeyNotInstalled) {

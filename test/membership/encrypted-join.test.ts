@@ -76,6 +76,12 @@ test('members with the cluster key converge; a node with another key or none can
   t.deepEqual(ids(n1.m), ['n1', 'n2'], 'n1 never heard of n3 or n4');
   t.deepEqual(ids(n2.m), ['n1', 'n2']);
   t.true(n3.lines.some((l) => l.includes('join through a seed failed')));
+
+  // And the other way round: an encrypting node cannot join a plaintext member (n4, alone).
+  const n5 = await start(5, new Keyring([key]), [n4.m.self().gossip]);
+  await waitFor('n5 says why it cannot join', () => n5.lines.some((l) => l.includes('has no gossip key but this node encrypts gossip')));
+  t.true(n5.m.joining);
+  t.deepEqual(ids(n4.m), ['n4']);
   t.is(n1.m.stats().packetsReceived > 0, true);
   t.true(allAlive([n1.m, n2.m], 2), 'the cluster is unharmed');
 });

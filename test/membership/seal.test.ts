@@ -3,6 +3,7 @@
  * what does not open dropped and counted, the datagram budget kept with the envelope included.
  */
 import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
 import dgram from 'node:dgram';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -125,6 +126,41 @@ test('sealed datagrams never exceed datagramBytesMax: the core packs into the bu
   const fullest = Math.max(...plains.map((p) => (p as Buffer).length));
   t.true(fullest > datagramBytesMax - ENVELOPE_OVERHEAD_BYTES - size, `fullest plaintext ${fullest}`);
   t.is(m.stats().sendErrors, 0, 'nothing was over the budget and held back');
+});
+
+test('random datagrams never reach the core of an encrypting member; each is counted', async (t) => {
+  const dir = await tempDir(t);
+  const m = await Membership.start({
+    id: 'a', bindHost: '127.0.0.1', gossipPort: 0, rpc: '127.0.0.1:9', seeds: [], dataDir: dir, config: quiet,
+    keyring: new Keyring([generateKey()]), clusterName: CLUSTER,
+  });
+  t.teardown(() => m.stop());
+  const peer = await peerSocket(t);
+  const samples = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 1500 }), { numRuns: 300, seed: 7 });
+  const total = () => Object.values(m.stats().decryptFailures.udp).reduce((a, b) => a + b, 0);
+  // In batches, so that the receive buffer never overflows and every datagram is accounted for.
+  for (let i = 0; i < samples.length; i += 25) {
+    for (const bytes of samples.slice(i, i + 25)) await send(peer.socket, Buffer.from(bytes), m.self().gossip);
+    await waitFor(`datagrams up to ${i + 25} counted (${total()} so far)`, () => total() === Math.min(samples.length, i + 25));
+  }
+  t.is(m.stats().packetsReceived, 0);
+  t.deepEqual(m.members().map((x) => x.id), ['a']);
+  t.is(peer.received.length, 0, 'nothing is answered');
+});
+
+test('the TCP fallback ping is sealed too: answered with the key, refused without it', async (t) => {
+  const dir = await tempDir(t);
+  const key = generateKey();
+  const m = await Membership.start({
+    id: 'a', bindHost: '127.0.0.1', gossipPort: 0, rpc: '127.0.0.1:9', seeds: [], dataDir: dir, config: quiet,
+    keyring: new Keyring([key]), clusterName: CLUSTER,
+  });
+  t.teardown(() => m.stop());
+  const ping = { v: 1, t: 'ping', s: 5, n: 'a' };
+  t.deepEqual(await new TcpSyncTransport(limits, new GossipSeal(new Keyring([key]), CLUSTER)).request(m.self().gossip, ping), { v: 1, t: 'ack', s: 5 });
+  const err = await t.throwsAsync(new TcpSyncTransport(limits, new GossipSeal(new Keyring([generateKey()]), CLUSTER)).request(m.self().gossip, ping));
+  t.regex(err?.message ?? '', /could not open what we sent/);
+  t.is(m.stats().decryptFailures.tcp['unknown-key'], 1);
 });
 
 test('a keyring needs a budget that still fits the core minimum after the envelope', async (t) => {

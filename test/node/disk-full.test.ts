@@ -4,29 +4,15 @@
  * CLI); writes through the cluster still meet quorum on n1 and n2, and n3 goes on serving reads.
  */
 import test from 'ava';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { startNode, type Node } from '../../src/node/node.js';
 import { fillDisk, mountTmpfs, tmpfsUnavailable } from '../storage/tmpfs.js';
-import { bufferIo, eventually, sample, tempDir, testClient, testConfig } from './helpers.js';
+import { bufferIo, eventually, httpGet, sample, tempDir, testClient, testConfig } from './helpers.js';
 
 const unavailable = tmpfsUnavailable();
 if (unavailable !== null) console.log(`disk-full: the tmpfs test is skipped: ${unavailable}`);
 const tmpfsTest = unavailable === null ? test : test.skip;
-
-function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
-  const at = addr.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    request({ host: addr.slice(0, at), port: Number(addr.slice(at + 1)), path }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 tmpfsTest('a node with a full disk reports itself unhealthy; cluster writes meet quorum on the others; its reads go on', async (t) => {
   const tmp = tempDir('shoal-diskfull-');
