@@ -4,6 +4,7 @@ import { configTarget } from './config.js';
 import { framesTarget } from './frames.js';
 import { gossipCoreTarget, gossipDecodeTarget } from './gossip.js';
 import { rpcServerTarget } from './rpc-server.js';
+import { sealedTarget } from './sealed.js';
 import { snapshotTarget } from './snapshot.js';
 import { walRecordTarget, walSegmentTarget } from './wal.js';
 
@@ -12,6 +13,7 @@ export const TARGETS: FuzzTarget[] = [
   rpcServerTarget,
   gossipDecodeTarget,
   gossipCoreTarget,
+  sealedTarget,
   walRecordTarget,
   walSegmentTarget,
   snapshotTarget,
