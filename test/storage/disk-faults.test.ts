@@ -7,6 +7,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ShoalError } from '../../src/errors.js';
+import { nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
 import { openStore } from '../../src/storage/store.js';
 import type { Store } from '../../src/storage/types.js';
 import { faultyIo, snapFiles, tempDir, v, walFiles } from './helpers.js';
@@ -152,3 +153,77 @@ for (const failOn of ['fdatasync', 'short-write'] as const) {
     for (let i = 0; i < 20; i++) t.is(reopened.getEntry(`lost${i}`), undefined);
   });
 }
+
+/** File operations that hold a snapshot's first body write and fail the WAL's next fdatasync, on cue. */
+function gatedIo() {
+  const paths = new Map<number, string>();
+  const cue = <T>() => {
+    let resolve!: (v: T) => void;
+    const promise = new Promise<T>((r) => (resolve = r));
+    return { promise, resolve };
+  };
+  const state = {
+    holdSnapshot: false,
+    failWalSync: false,
+    snapshotHeld: cue<void>(),
+    releaseSnapshot: cue<void>(),
+    walSyncHeld: cue<void>(),
+    releaseWalSync: cue<void>(),
+  };
+  const io: FileIo = {
+    open: async (p, flags) => {
+      const fd = await nodeFileIo.open(p, flags);
+      paths.set(fd, p);
+      return fd;
+    },
+    close: (fd) => {
+      paths.delete(fd);
+      return nodeFileIo.close(fd);
+    },
+    ftruncate: nodeFileIo.ftruncate,
+    write: async (fd, b, o, l, p) => {
+      if (state.holdSnapshot && (paths.get(fd) ?? '').endsWith('.tmp')) {
+        state.holdSnapshot = false;
+        state.snapshotHeld.resolve();
+        await state.releaseSnapshot.promise;
+      }
+      return nodeFileIo.write(fd, b, o, l, p);
+    },
+    fdatasync: async (fd) => {
+      if (state.failWalSync && path.basename(paths.get(fd) ?? '').startsWith('wal-')) {
+        state.walSyncHeld.resolve();
+        await state.releaseWalSync.promise;
+        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      }
+      return nodeFileIo.fdatasync(fd);
+    },
+  };
+  return { io, state };
+}
+
+test('a snapshot that serialized a write the WAL then rejected is deleted, so the write does not come back', async (t) => {
+  const dir = tempDir(t);
+  const { io, state } = gatedIo();
+  const store = await openStore(dir, { fsync: 'always', ...NO_AUTO_SNAPSHOTS, snapshotChunkBytes: 64, io });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 10; i++) await store.put(`k${i}`, Buffer.alloc(100, i), { version: v(1) });
+  state.holdSnapshot = true;
+  const snapshot = store.snapshot();
+  await state.snapshotHeld.promise; // the snapshot is iterating the map
+  state.failWalSync = true;
+  const doomed = store.put('doomed', Buffer.from('rejected later'), { version: v(2) });
+  await state.walSyncHeld.promise; // its record is written, its fdatasync pending
+  state.releaseSnapshot.resolve();
+  await snapshot; // the snapshot includes "doomed" (added to the map before iteration reached the end)
+  t.is(snapFiles(dir).length, 1);
+  state.releaseWalSync.resolve();
+  t.is(((await t.throwsAsync(doomed)) as ShoalError).code, 'READ_ONLY');
+  t.is(store.getEntry('doomed'), undefined);
+  const deadline = Date.now() + 5000;
+  while (snapFiles(dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(snapFiles(dir), [], 'the snapshot holding the rejected write is removed');
+  await store.close();
+  const reopened = await reopenClean(t, dir);
+  t.is(reopened.getEntry('doomed'), undefined);
+  for (let i = 0; i < 10; i++) t.deepEqual(reopened.get(`k${i}`)?.value, Buffer.alloc(100, i));
+});
