@@ -6,9 +6,14 @@
  * (P = 1: request/response; P = 16: pipelined), like redis-benchmark -P. redis-benchmark's own
  * figures are recorded as the ceiling. Writes bench/results/server.json and prints a table.
  *
+ * The system "shoal-tls" is the same Shoal node with TLS on its RPC port (security.tls, certificates
+ * made with openssl as in docs/SECURITY.md), driven by TLS clients: the cost of TLS, measured in the
+ * same run as plaintext Shoal (skipped with a note when openssl is missing).
+ *
  * Environment: BENCH_SECONDS (per cell, default 3), BENCH_CONNECTIONS (50), BENCH_KEYS (10000),
- * BENCH_VALUE_BYTES (100), BENCH_FSYNC ("interval,always"), BENCH_SYSTEMS ("shoal,redis"), BENCH_ROUNDS (2),
- * BENCH_NODE_ARGS (extra node flags for the Shoal process, e.g. --cpu-prof).
+ * BENCH_VALUE_BYTES (100), BENCH_FSYNC ("interval,always"), BENCH_SYSTEMS ("shoal,shoal-tls,redis"),
+ * BENCH_ROUNDS (2), BENCH_NODE_ARGS (extra node flags for the Shoal process, e.g. --cpu-prof),
+ * BENCH_OUT (results file name in bench/results, default server.json).
  *
  * The Shoal node is `shoal agent` (after `npm run build`) when src/node/ exists, else
  * `tsx bench/server.ts --serve FSYNC DIR`: openStore + RpcServer with a get/put/del handler, in its
@@ -24,6 +29,8 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { ShoalClient } from '../src/rpc/shoal-client.js';
+import { loadClientTls, loadServerTls, type RpcTlsClientOptions } from '../src/rpc/tls.js';
+import { makeTestCerts, type TestCerts } from '../test/security/tls-certs.js';
 import { RpcServer, type RpcHandler } from '../src/rpc/server.js';
 import { ShoalError } from '../src/errors.js';
 import { parseDelArgs, parseGetArgs, parsePutArgs } from '../src/rpc/protocol.js';
@@ -48,14 +55,21 @@ const config = {
   pipelines: [1, 16],
   ops: ['put', 'get'] as const,
   fsyncs: (process.env.BENCH_FSYNC ?? 'interval,always').split(',') as FsyncPolicy[],
-  systems: (process.env.BENCH_SYSTEMS ?? 'shoal,redis').split(','),
+  systems: (process.env.BENCH_SYSTEMS ?? 'shoal,shoal-tls,redis').split(','),
   rounds: Number(process.env.BENCH_ROUNDS ?? 2),
 };
 
 type Op = (typeof config.ops)[number];
 
+/** PEM files of a Shoal node with TLS (bench only: throwaway certificates). */
+interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 interface Row {
-  system: 'shoal' | 'redis';
+  system: 'shoal' | 'shoal-tls' | 'redis';
   op: Op;
   pipeline: number;
   fsync: FsyncPolicy;
@@ -73,7 +87,7 @@ interface Driver {
 
 // ---------------------------------------------------------------- the Shoal node (child process)
 
-async function serve(fsync: FsyncPolicy, dir: string): Promise<void> {
+async function serve(fsync: FsyncPolicy, dir: string, tls: TlsFiles | null): Promise<void> {
   const store = await openStore(dir, { fsync, fsyncIntervalMs: 1000, snapshotWalBytes: 0, snapshotIntervalMs: 0 });
   const hlc = new Hlc('bench');
   const handler: RpcHandler = async (op, args) => {
@@ -101,7 +115,14 @@ async function serve(fsync: FsyncPolicy, dir: string): Promise<void> {
         throw new ShoalError('BAD_REQUEST', `unknown op "${op}"`);
     }
   };
-  const server = new RpcServer({ host: '127.0.0.1', port: 0, nodeId: 'bench', clusterName: CLUSTER, handler });
+  const server = new RpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    nodeId: 'bench',
+    clusterName: CLUSTER,
+    handler,
+    tls: tls === null ? undefined : loadServerTls({ caFile: tls.ca, certFile: tls.cert, keyFile: tls.key }),
+  });
   const { port } = await server.listen();
   process.stdout.write(`${JSON.stringify({ port })}\n`);
   const stop = async (): Promise<void> => {
@@ -120,10 +141,11 @@ function shoalMode(): 'agent' | 'serve' {
   return existsSync(join(ROOT, 'src', 'node', 'node.ts')) && existsSync(join(ROOT, 'src', 'cli', 'main.ts')) ? 'agent' : 'serve';
 }
 
-async function startShoal(fsync: FsyncPolicy, dir: string): Promise<{ port: number; child: ChildProcess }> {
+async function startShoal(fsync: FsyncPolicy, dir: string, tls: TlsFiles | null): Promise<{ port: number; child: ChildProcess }> {
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
   if (shoalMode() === 'serve') {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', fsync, dir], {
+    const tlsArgs = tls === null ? [] : [tls.ca, tls.cert, tls.key];
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', fsync, dir, ...tlsArgs], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -149,10 +171,11 @@ async function startShoal(fsync: FsyncPolicy, dir: string): Promise<{ port: numb
     [...nodeArgs, join(ROOT, 'bin', 'shoal.js'), 'agent', '--id', 'bench', '--cluster', CLUSTER, '--data-dir', dir,
       '--rpc', `127.0.0.1:${rpc}`, '--gossip', `127.0.0.1:${gossip}`, '--metrics', `127.0.0.1:${metrics}`,
       '--fsync', fsync, '--log-level', 'warn',
-      '--set', 'cluster.replicationFactor=1', '--set', 'cluster.writeQuorum=1', '--set', 'cluster.readQuorum=1'],
+      '--set', 'cluster.replicationFactor=1', '--set', 'cluster.writeQuorum=1', '--set', 'cluster.readQuorum=1',
+      ...(tls === null ? [] : ['--set', 'security.tls=true', '--set', `security.tlsCa=${tls.ca}`, '--set', `security.tlsCert=${tls.cert}`, '--set', `security.tlsKey=${tls.key}`])],
     { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
   );
-  const probe = new ShoalClient({ addresses: [`127.0.0.1:${rpc}`], clusterName: CLUSTER, timeoutMs: 1000 });
+  const probe = new ShoalClient({ addresses: [`127.0.0.1:${rpc}`], clusterName: CLUSTER, timeoutMs: 1000, tls: clientTls(tls) });
   try {
     for (let attempt = 0; ; attempt++) {
       if (child.exitCode !== null) throw new Error(`shoal agent exited with ${child.exitCode}`);
@@ -169,12 +192,17 @@ async function startShoal(fsync: FsyncPolicy, dir: string): Promise<{ port: numb
   }
 }
 
-function shoalDriver(port: number): Driver {
+function clientTls(tls: TlsFiles | null): RpcTlsClientOptions | undefined {
+  return tls === null ? undefined : loadClientTls({ caFile: tls.ca });
+}
+
+function shoalDriver(port: number, tls: RpcTlsClientOptions | undefined): Driver {
   const client = new ShoalClient({
     addresses: [`127.0.0.1:${port}`],
     clusterName: CLUSTER,
     timeoutMs: 30_000,
     pool: { connectionsPerAddr: 1 },
+    tls,
   });
   const value = Buffer.alloc(config.valueBytes, 'v');
   return {
@@ -377,6 +405,26 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Shoal with TLS against plaintext Shoal, cell by cell. */
+function tlsTable(rows: Row[]): string {
+  const lines = [
+    'op   P   fsync     | plain ops/s  p50 ms  p99 ms |   tls ops/s  p50 ms  p99 ms | tls/plain',
+    '-----------------------------------------------------------------------------------------',
+  ];
+  const fmt = (n: number, w: number): string => String(n).padStart(w);
+  for (const tls of rows.filter((r) => r.system === 'shoal-tls')) {
+    const plain = rows.find((r) => r.system === 'shoal' && r.op === tls.op && r.pipeline === tls.pipeline && r.fsync === tls.fsync);
+    if (!plain) continue;
+    lines.push(
+      `${tls.op.padEnd(4)} ${String(tls.pipeline).padStart(2)}  ${tls.fsync.padEnd(9)} |` +
+        ` ${fmt(plain.opsPerSec, 11)} ${fmt(plain.p50Ms, 7)} ${fmt(plain.p99Ms, 7)} |` +
+        ` ${fmt(tls.opsPerSec, 11)} ${fmt(tls.p50Ms, 7)} ${fmt(tls.p99Ms, 7)} |` +
+        ` ${(tls.opsPerSec / plain.opsPerSec).toFixed(2).padStart(9)}`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function table(rows: Row[]): string {
   const lines = [
     'op   P   fsync     | shoal ops/s  p50 ms  p99 ms | redis ops/s  p50 ms  p99 ms | ratio  goal',
@@ -409,6 +457,13 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const ceiling: Record<string, unknown>[] = [];
   let redisNote: string | null = null;
+  let tlsNote: string | null = null;
+  let certs: TestCerts | null = null;
+  if (config.systems.includes('shoal-tls')) {
+    certs = makeTestCerts();
+    if (certs === null) tlsNote = 'openssl is not installed: the shoal-tls rows are left out';
+  }
+  const tlsFiles: TlsFiles | null = certs === null ? null : { ca: certs.ca, cert: certs.node.cert, key: certs.node.key };
   if (shoalMode() === 'agent') {
     const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
     if (build.status !== 0) throw new Error('npm run build failed');
@@ -420,9 +475,17 @@ async function main(): Promise<void> {
       if (config.systems.includes('shoal')) {
         const dir = join(work, `shoal-${fsync}`);
         mkdirSync(dir);
-        const shoal = await startShoal(fsync, dir);
+        const shoal = await startShoal(fsync, dir, null);
         children.push(shoal.child);
-        systems.push({ name: 'shoal', drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port)) });
+        systems.push({ name: 'shoal', drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port, undefined)) });
+      }
+      if (tlsFiles !== null) {
+        const dir = join(work, `shoal-tls-${fsync}`);
+        mkdirSync(dir);
+        const shoal = await startShoal(fsync, dir, tlsFiles);
+        children.push(shoal.child);
+        const tls = clientTls(tlsFiles);
+        systems.push({ name: 'shoal-tls', drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port, tls)) });
       }
       let redisPort: number | null = null;
       if (config.systems.includes('redis')) {
@@ -452,6 +515,7 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
+    certs?.remove();
   }
   const resultsDir = join(ROOT, 'bench', 'results');
   if (!existsSync(resultsDir)) mkdirSync(resultsDir, { recursive: true });
@@ -465,9 +529,12 @@ async function main(): Promise<void> {
     rows,
     redisBenchmark: ceiling,
     note: redisNote,
+    tlsNote,
   };
-  writeFileSync(join(resultsDir, 'server.json'), `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(join(resultsDir, process.env.BENCH_OUT ?? 'server.json'), `${JSON.stringify(out, null, 2)}\n`);
   console.log(table(rows));
+  if (rows.some((r) => r.system === 'shoal-tls')) console.log(`\nShoal with TLS (same run):\n${tlsTable(rows)}`);
+  if (tlsNote) console.log(tlsNote);
   if (ceiling.length > 0) {
     console.log('\nredis-benchmark (ceiling):');
     for (const r of ceiling) console.log(`  ${String(r.fsync).padEnd(9)} P=${String(r.pipeline).padEnd(3)} ${String(r.test).padEnd(4)} ${r.rps} rps, p50 ${r.p50_latency_ms} ms, p99 ${r.p99_latency_ms} ms`);
@@ -476,7 +543,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--serve') {
-  await serve(process.argv[3] as FsyncPolicy, process.argv[4]);
+  const [ca, cert, key] = process.argv.slice(5);
+  await serve(process.argv[3] as FsyncPolicy, process.argv[4], ca === undefined ? null : { ca, cert, key });
 } else {
   await main();
 }
