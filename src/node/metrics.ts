@@ -118,6 +118,7 @@ export class NodeMetrics {
       ['shoal_store_expired', 'Keys removed by TTL expiry since the store opened', (s) => s.expired],
       ['shoal_wal_fsync_last_seconds', 'Duration of the most recent WAL fdatasync', (s) => s.fsyncLatencyMsLast / 1000],
       ['shoal_store_read_only', '1 when the store refuses writes (durability failure, disk full)', (s) => (s.readOnly ? 1 : 0)],
+      ['shoal_store_snapshot_failures', 'Snapshots that failed since the store opened (disk full while writing one; the store stays writable)', (s) => s.snapshotFailures],
     ];
     for (const [name, help, pick] of storeGauges) {
       new Gauge({
