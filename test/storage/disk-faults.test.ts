@@ -36,67 +36,69 @@ async function reopenClean(t: import('ava').ExecutionContext, dir: string): Prom
   return store;
 }
 
-tmpfsTest('disk full: the put that hits ENOSPC is rejected and undone, later writes are READ_ONLY, reads go on, nothing is lost', async (t) => {
-  const mnt = mountTmpfs(t, TMPFS_BYTES);
-  const dir = path.join(mnt, 'data');
-  const ballast = path.join(mnt, 'ballast');
-  fs.writeFileSync(ballast, Buffer.alloc(256 * 1024)); // deleted later to free space
-  const store = await openStore(dir, { fsync: 'always', ...NO_AUTO_SNAPSHOTS });
-  t.teardown(() => store.close());
+for (const fsync of ['always', 'none'] as const) {
+  tmpfsTest(`disk full (fsync ${fsync}): the put that hits ENOSPC is rejected and undone, later writes are READ_ONLY, reads go on, nothing is lost`, async (t) => {
+    const mnt = mountTmpfs(t, TMPFS_BYTES);
+    const dir = path.join(mnt, 'data');
+    const ballast = path.join(mnt, 'ballast');
+    fs.writeFileSync(ballast, Buffer.alloc(256 * 1024)); // deleted later to free space
+    const store = await openStore(dir, { fsync, ...NO_AUTO_SNAPSHOTS });
+    t.teardown(() => store.close());
 
-  // Each round is one group commit: two new keys and an overwrite of "hot" (so the undo must put
-  // the previous value back, not just remove the key).
-  const acked = new Map<string, Buffer>();
-  const rejected = new Map<string, Buffer>();
-  let failure: ShoalError | null = null;
-  for (let round = 0; round < 1000 && failure === null; round++) {
-    const writes: Array<[string, Buffer]> = [`a${round}`, `b${round}`, 'hot'].map((k) => [k, value(k, round, 8 * 1024)]);
-    const results = await Promise.allSettled(writes.map(([k, val]) => store.put(k, val, { version: v(round + 1) })));
-    results.forEach((r, i) => {
-      const [k, val] = writes[i];
-      if (r.status === 'fulfilled') acked.set(k, val);
-      else {
-        rejected.set(k, val);
-        failure = r.reason as ShoalError;
-      }
-    });
-  }
-  const err = failure as ShoalError | null;
-  if (err === null) return t.fail('the disk never filled up');
-  t.true(acked.size > 100, `${acked.size} writes fit before the disk was full`);
-  t.is(err.code, 'READ_ONLY');
-  t.regex(err.message, /disk full \(ENOSPC\)/);
-  t.regex(err.message, /not stored/);
+    // Each round is one group commit: two new keys and an overwrite of "hot" (so the undo must put
+    // the previous value back, not just remove the key).
+    const acked = new Map<string, Buffer>();
+    const rejected = new Map<string, Buffer>();
+    let failure: ShoalError | null = null;
+    for (let round = 0; round < 1000 && failure === null; round++) {
+      const writes: Array<[string, Buffer]> = [`a${round}`, `b${round}`, 'hot'].map((k) => [k, value(k, round, 8 * 1024)]);
+      const results = await Promise.allSettled(writes.map(([k, val]) => store.put(k, val, { version: v(round + 1) })));
+      results.forEach((r, i) => {
+        const [k, val] = writes[i];
+        if (r.status === 'fulfilled') acked.set(k, val);
+        else {
+          rejected.set(k, val);
+          failure = r.reason as ShoalError;
+        }
+      });
+    }
+    const err = failure as ShoalError | null;
+    if (err === null) return t.fail('the disk never filled up');
+    t.true(acked.size > 100, `${acked.size} writes fit before the disk was full`);
+    t.is(err.code, 'READ_ONLY');
+    t.regex(err.message, /disk full \(ENOSPC\)/);
+    t.regex(err.message, /not stored/);
 
-  // Not visible: no half-applied state in memory.
-  for (const [k, val] of rejected) {
-    const now = store.get(k)?.value;
-    t.false(now != null && now.equals(val), `rejected ${k} is not readable`);
-    if (k !== 'hot') t.is(store.getEntry(k), undefined);
-  }
-  t.deepEqual(store.get('hot')?.value, acked.get('hot'), 'the overwrite is undone to the last acknowledged value');
+    // Not visible: no half-applied state in memory.
+    for (const [k, val] of rejected) {
+      const now = store.get(k)?.value;
+      t.false(now != null && now.equals(val), `rejected ${k} is not readable`);
+      if (k !== 'hot') t.is(store.getEntry(k), undefined);
+    }
+    t.deepEqual(store.get('hot')?.value, acked.get('hot'), 'the overwrite is undone to the last acknowledged value');
 
-  // Later writes say why; reads of everything acknowledged go on.
-  const later = (await t.throwsAsync(store.put('later', Buffer.from('x'), { version: v(5000) }))) as ShoalError;
-  t.is(later.code, 'READ_ONLY');
-  t.regex(later.message, /ENOSPC/);
-  t.is(((await t.throwsAsync(store.delete('a0', { version: v(5001) }))) as ShoalError).code, 'READ_ONLY');
-  const stats = store.stats();
-  t.true(stats.readOnly);
-  t.regex(stats.readOnlyReason ?? '', /disk full \(ENOSPC\)/);
-  t.is(stats.keys, acked.size);
-  for (const [k, val] of acked) t.deepEqual(store.get(k)?.value, val, `acknowledged ${k} still reads`);
+    // Later writes say why; reads of everything acknowledged go on.
+    const later = (await t.throwsAsync(store.put('later', Buffer.from('x'), { version: v(5000) }))) as ShoalError;
+    t.is(later.code, 'READ_ONLY');
+    t.regex(later.message, /ENOSPC/);
+    t.is(((await t.throwsAsync(store.delete('a0', { version: v(5001) }))) as ShoalError).code, 'READ_ONLY');
+    const stats = store.stats();
+    t.true(stats.readOnly);
+    t.regex(stats.readOnlyReason ?? '', /disk full \(ENOSPC\)/);
+    t.is(stats.keys, acked.size);
+    for (const [k, val] of acked) t.deepEqual(store.get(k)?.value, val, `acknowledged ${k} still reads`);
 
-  // Free space, reopen: exactly the acknowledged writes, and writable again.
-  await store.close();
-  fs.rmSync(ballast);
-  const reopened = await reopenClean(t, dir);
-  t.false(reopened.stats().readOnly);
-  t.is(reopened.stats().keys, acked.size);
-  for (const [k, val] of acked) t.deepEqual(reopened.get(k)?.value, val, `acknowledged ${k} survives`);
-  for (const k of rejected.keys()) if (k !== 'hot') t.is(reopened.getEntry(k), undefined, `rejected ${k} stays gone`);
-  t.true(await reopened.put('after', Buffer.from('space again'), { version: v(6000) }));
-});
+    // Free space, reopen: exactly the acknowledged writes, and writable again.
+    await store.close();
+    fs.rmSync(ballast);
+    const reopened = await reopenClean(t, dir);
+    t.false(reopened.stats().readOnly);
+    t.is(reopened.stats().keys, acked.size);
+    for (const [k, val] of acked) t.deepEqual(reopened.get(k)?.value, val, `acknowledged ${k} survives`);
+    for (const k of rejected.keys()) if (k !== 'hot') t.is(reopened.getEntry(k), undefined, `rejected ${k} stays gone`);
+    t.true(await reopened.put('after', Buffer.from('space again'), { version: v(6000) }));
+  });
+}
 
 tmpfsTest('disk full during a snapshot: temp file removed, previous snapshot and WAL intact, store stays writable', async (t) => {
   const mnt = mountTmpfs(t, TMPFS_BYTES);
