@@ -211,3 +211,29 @@ test.serial('membership.syncBytesMax: a push-pull frame over the limit is refuse
   t.deepEqual(socket.received, []);
   t.is(stats().membership.syncErrors, before + 1);
 });
+
+test.serial('metrics endpoint: connections beyond its 64 are closed at once; the others are answered', async (t) => {
+  const { host, port } = splitAddress(node.addresses.metrics as string);
+  const open: Socket[] = [];
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  for (let i = 0; i < 64; i++) {
+    const socket = connect({ host, port });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    open.push(socket);
+  }
+  await new Promise((r) => setTimeout(r, 50)); // let the server count them
+  const extra = connect({ host, port });
+  extra.on('error', () => {});
+  open.push(extra);
+  const closed = new Promise<void>((resolve) => extra.once('close', () => resolve()));
+  extra.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+  let answered = '';
+  extra.on('data', (b: Buffer) => (answered += b.toString()));
+  const wasClosed = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+  t.true(wasClosed, 'the connection over the limit is closed');
+  t.is(answered, '', 'and gets no answer');
+  open[0].write('GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const [first] = (await once(open[0], 'data')) as [Buffer];
+  t.regex(first.toString(), /^HTTP\/1\.1 200/);
+});
