@@ -111,14 +111,16 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
 
   /**
-   * Healthy = serving and able to store writes. A store that turned read-only (disk full, I/O
-   * error) makes the node unhealthy until it is restarted; it still answers reads, and the other
-   * replicas take the writes (docs/SECURITY.md, "Disk faults").
+   * Healthy = serving and able to store writes and hints. A store that turned read-only (disk full,
+   * I/O error) makes the node unhealthy until it is restarted; it still answers reads, and the other
+   * replicas take the writes (docs/SECURITY.md, "Disk faults"). So does a failed hint store.
    */
   const unhealthyReason = (): string | null => {
     if (state !== 'serving') return `node is ${state}`;
     const s = store?.stats();
-    return s?.readOnly === true ? `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}` : null;
+    if (s?.readOnly === true) return `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}`;
+    const hintsFailed = hints?.stats().failed ?? null;
+    return hintsFailed === null ? null : `hint store failed (no hints kept until restart): ${hintsFailed}`;
   };
   const health = (): { ok: boolean } & Record<string, unknown> => {
     const reason = unhealthyReason();

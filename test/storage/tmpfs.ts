@@ -46,17 +46,16 @@ export function tmpfsUnavailable(): string | null {
 /** Mounts a tmpfs of `sizeBytes` on a fresh temp dir, unmounted and removed at teardown. */
 export function mountTmpfs(t: ExecutionContext, sizeBytes: number): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-tmpfs-'));
-  try {
-    mount(dir, sizeBytes);
-  } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  t.teardown(() => {
-    unmount(dir);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  // Teardowns run last-registered first: unmount, then remove the mount point.
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  mountTmpfsAt(t, dir, sizeBytes);
   return dir;
+}
+
+/** Mounts a tmpfs of `sizeBytes` on the existing empty dir `dir`, unmounted at teardown. */
+export function mountTmpfsAt(t: ExecutionContext, dir: string, sizeBytes: number): void {
+  mount(dir, sizeBytes);
+  t.teardown(() => unmount(dir));
 }
 
 /** Fills `file` with zeros until the file system is full; returns the bytes written. */
