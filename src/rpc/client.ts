@@ -236,7 +236,6 @@ class ClientConnection {
     if (opts.peer !== undefined) hello.peer = opts.peer;
     this.writer.send({ id: HELLO_ID, op: HELLO_OP, args: hello });
     this.socket.on('connect', () => this.socket.setKeepAlive(true, 30_000));
-    if (opts.tls) this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => {
       if (this.open) {

@@ -63,6 +63,8 @@ test('only validation errors make a write a definite failure', (t) => {
   t.true(mayTryNextNode('put', refused));
   t.true(mayTryNextNode('del', new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): a:1: connection closed')));
   t.false(mayTryNextNode('put', lost), 'a write that may have been delivered is not sent again');
+  t.true(mayTryNextNode('put', new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): node n1 is starting, not serving yet; try another node')));
+  t.true(mayTryNextNode('del', new ShoalError('UNAVAILABLE', 'no node reachable (tried a:1): the node is shutting down')));
   t.true(mayTryNextNode('get', lost), 'a read may always go elsewhere');
   t.false(mayTryNextNode('get', new ShoalError('UNAVAILABLE', 'only 1 of 3 replicas answered')));
 });

@@ -81,12 +81,20 @@ export interface RunOpRequest {
  * Whether an operation that failed at one node may be sent to another, as ShoalClient does with
  * several addresses. Reads: whenever the node was unreachable (a read changes nothing). Writes: only
  * when the request was certainly never sent (no connection, or the pooled connection was already
- * closed); a connection lost mid-request may have delivered the write, so its outcome is unknown.
+ * closed, or the node answered CLOSED because it was starting or draining); a connection lost
+ * mid-request may have delivered the write, so its outcome is unknown.
  */
 export function mayTryNextNode(op: OpName, err: unknown): boolean {
   if (!(err instanceof ShoalError) || err.code !== 'UNAVAILABLE' || !err.message.startsWith('no node reachable')) return false;
   if (op === 'get') return true;
-  return err.message.includes('cannot connect') || err.message.includes('connect and handshake timed out') || /: connection closed$/.test(err.message);
+  return (
+    err.message.includes('cannot connect') ||
+    err.message.includes('connect and handshake timed out') ||
+    /: connection closed$/.test(err.message) ||
+    // CLOSED answers (the node was starting or draining): the request was not processed.
+    err.message.includes('not serving yet') ||
+    err.message.includes('the node is shutting down')
+  );
 }
 
 /**
