@@ -76,7 +76,7 @@ export class NodeMetrics {
     });
     const healthSource = () => this.healthSource;
     new Gauge({
-      name: 'shoal_healthy', help: '1 when the node serves and its store takes writes (what GET /health answers 200 for), else 0', registers: [r],
+      name: 'shoal_healthy', help: '1 when the node serves and its store and hint store take writes (what GET /health answers 200 for), else 0', registers: [r],
       collect(this: Gauge) {
         const source = healthSource();
         if (source) this.set(source() ? 1 : 0);
