@@ -148,6 +148,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      now,
     });
     const ringFactory = options.ringFactory ?? RING_FACTORY;
     const storeStats = options.store.stats();

@@ -20,22 +20,40 @@ export interface HandoffOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: ClusterMetrics;
+  /** Wall clock (for the retry backoff); default Date.now. */
+  now?: () => number;
 }
+
+/** Longest wait between two replays to a target whose every send failed (e.g. a read-only replica). */
+export const HANDOFF_BACKOFF_MS_MAX = 60_000;
 
 export class Handoff {
   private readonly o: HandoffOptions;
   private readonly replaying = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private readonly counters = { replayed: 0, failed: 0, rerouted: 0 };
+  /**
+   * Targets that are up but refused every hint of their last replay (a read-only disk, say): the
+   * timer skips them until `untilMs`, doubling the wait each time up to HANDOFF_BACKOFF_MS_MAX, so a
+   * sick replica is not hammered, nor the hint files rewritten, every interval.
+   */
+  private readonly backoff = new Map<string, { untilMs: number; delayMs: number }>();
+  private readonly now: () => number;
 
   constructor(options: HandoffOptions) {
     this.o = options;
+    this.now = options.now ?? Date.now;
   }
 
   start(): void {
     if (this.o.intervalMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => void this.runOnce(), this.o.intervalMs);
+    this.timer = setInterval(() => void this.runOnce({ respectBackoff: true }), this.o.intervalMs);
     this.timer.unref();
+  }
+
+  /** When the timer will next try `target` (null: at its next tick). */
+  retryAtMs(target: string): number | null {
+    return this.backoff.get(target)?.untilMs ?? null;
   }
 
   stop(): void {
@@ -44,7 +62,7 @@ export class Handoff {
   }
 
   /** One pass over all hint targets; resolves when the replays it started have finished. */
-  async runOnce(options: { ownersOf?: (key: string) => string[] } = {}): Promise<{ sent: number; failed: number }> {
+  async runOnce(options: { ownersOf?: (key: string) => string[]; respectBackoff?: boolean } = {}): Promise<{ sent: number; failed: number }> {
     const total = { sent: 0, failed: 0 };
     const runs: Array<Promise<void>> = [];
     for (const target of this.o.hints.targets()) {
@@ -53,7 +71,11 @@ export class Handoff {
         runs.push(running);
         continue;
       }
-      if (this.o.hints.pendingFor(target) === 0) continue;
+      if (this.o.hints.pendingFor(target) === 0) {
+        this.backoff.delete(target);
+        continue;
+      }
+      if (options.respectBackoff && (this.backoff.get(target)?.untilMs ?? 0) > this.now()) continue;
       const send = this.senderFor(target, options.ownersOf);
       if (!send) continue;
       const run = this.o.hints
@@ -65,6 +87,7 @@ export class Handoff {
               this.counters.replayed += r.sent;
               this.counters.failed += r.failed;
               this.o.metrics?.inc('cluster_hints_replayed_total', {}, r.sent);
+              this.noteOutcome(target, r);
               if (r.sent > 0) this.o.logger.info('hints replayed', { target, sent: r.sent, failed: r.failed });
             },
             (err: unknown) => this.o.logger.warn('hint replay failed', { target, error: toShoalError(err).message }),
@@ -75,6 +98,16 @@ export class Handoff {
     }
     await Promise.all(runs);
     return total;
+  }
+
+  private noteOutcome(target: string, r: { sent: number; failed: number }): void {
+    if (r.failed === 0 || r.sent > 0) {
+      this.backoff.delete(target);
+      return;
+    }
+    const prev = this.backoff.get(target)?.delayMs ?? this.o.intervalMs;
+    const delayMs = Math.min(Math.max(prev * 2, 1), HANDOFF_BACKOFF_MS_MAX);
+    this.backoff.set(target, { untilMs: this.now() + delayMs, delayMs });
   }
 
   stats(): { replaying: number; replayed: number; failed: number; rerouted: number } {
