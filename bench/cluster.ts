@@ -14,6 +14,7 @@
  * Knobs (environment): SHOAL_BENCH_MS (per op and setup, default 5000), SHOAL_BENCH_CONCURRENCY (32),
  * SHOAL_BENCH_JOIN_KEYS (1e6), SHOAL_BENCH_LOAD_BUDGET_MS (90000).
  */
+import { hlcPack } from '../src/cluster/hlc.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -116,7 +117,7 @@ async function joinStream(): Promise<JoinFigure> {
     await first.close();
     // Load: every key on all three nodes (N=3 over 3 nodes), batches of 1000 in parallel per node.
     const loadStart = performance.now();
-    const ts = Date.now() * 4096;
+    const ts = hlcPack(Date.now(), 0);
     let keys = JOIN_KEYS;
     const batch = 1000;
     for (let i = 0; i < keys; i += batch * 4) {

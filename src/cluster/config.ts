@@ -33,6 +33,14 @@ export interface ClusterConfig {
   /** Hints older than this are dropped unsent (the agent passes it to HintStore.open); checked against tombstoneGraceMs. */
   hintTtlMs?: number;
 
+  /**
+   * Ask every up replica on each read (Dynamo/Riak style). Off (default): ask R of them, this node first
+   * when it is one, and more only when one fails, answers while still syncing, or is slower than
+   * readSpeculativeMs (Cassandra's speculative retry). W + R > N holds either way.
+   */
+  readAllReplicas: boolean;
+  /** A targeted read with too few replies after this long asks the remaining replicas too. */
+  readSpeculativeMs: number;
   /** Write the newest version back to replicas a read found stale or missing. */
   readRepairEnabled: boolean;
   /** Read repairs in flight at once; more are dropped and counted (anti-entropy catches them). */
@@ -87,7 +95,9 @@ export const DEFAULT_CLUSTER_CONFIG: Readonly<ClusterConfig> = Object.freeze({
   hintReplayPerSecMax: 5_000, // replay must not starve the client traffic of the returning node
   hintTtlMs: HINT_DEFAULTS.hintTtlMs, // 3 h like Cassandra's hint window; after that anti-entropy repairs
 
-  readRepairEnabled: true, // hot keys converge on the first quorum read
+  readAllReplicas: false, // R calls instead of N: a third less read traffic at N=3; anti-entropy covers the rest
+  readSpeculativeMs: 100, // well above a healthy loopback/LAN reply, well below internalTimeoutMs
+  readRepairEnabled: true, // hot keys converge on the first quorum read that sees a stale replica
   readRepairInFlightMax: 64, // repairs are best effort; anti-entropy backs them up
 
   antiEntropyIntervalMs: 10_000, // with 4 peers a full sweep takes ~40 s, inside the 60 s convergence goal

@@ -156,44 +156,64 @@ export class Coordinator {
     });
   }
 
-  /** The newest entry among R replies (raw: may be a tombstone or expired), or null if none has one. */
+  /**
+   * The newest entry among R replies (raw: may be a tombstone or expired), or null if none has one.
+   * Asks R up replicas, this node first when it is one (no network), then the rest in preference
+   * order; another is asked when one fails or answers while still syncing, and all remaining ones
+   * after readSpeculativeMs without enough replies. With readAllReplicas every up replica is asked.
+   */
   read(key: string, consistency?: Consistency): Promise<Entry | null> {
     const { config, view, transport } = this.o;
     const owners = view.owners(key);
     const n = owners.length;
     const need = requiredReplies(consistency, config.readQuorum, n);
-    const targets = owners.filter((id) => view.isUp(id));
-    if (targets.length < need) {
+    const up = owners.filter((id) => view.isUp(id));
+    if (up.length < need) {
       this.o.metrics?.inc('cluster_reads_total', { outcome: 'UNAVAILABLE' });
-      return Promise.reject(unavailable('read', 0, need, n, `; only ${targets.length} up`));
+      return Promise.reject(unavailable('read', 0, need, n, `; only ${up.length} up`));
     }
+    const self = up.indexOf(view.selfId);
+    const targets = self > 0 ? [view.selfId, ...up.slice(0, self), ...up.slice(self + 1)] : up;
     const timeoutMs = config.internalTimeoutMs;
     const replies: ReadReply[] = [];
+    let launched = 0;
     let settled = 0;
 
     return new Promise<Entry | null>((resolve, reject) => {
       let done = false;
+      let reported = false;
       const failures: string[] = [];
       const timer = setTimeout(() => finish(new ShoalError('TIMEOUT', `read of "${key}" timed out after ${config.requestTimeoutMs} ms`)), config.requestTimeoutMs);
       timer.unref();
+      const speculative = config.readAllReplicas || need >= targets.length
+        ? null
+        : setTimeout(() => launch(targets.length), config.readSpeculativeMs);
+      speculative?.unref();
       const finish = (err?: ShoalError): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        if (speculative) clearTimeout(speculative);
         this.o.metrics?.inc('cluster_reads_total', { outcome: err ? err.code : 'ok' });
         if (err) reject(err);
         else resolve(newest(replies));
       };
+      const firm = (): number => replies.filter((r) => !r.syncing).length;
       const check = (): void => {
-        const firm = replies.filter((r) => !r.syncing).length;
+        if (firm() >= need) finish();
+        else if (settled === launched && launched < targets.length && !done) launch(launched + 1);
         // Replies of syncing replicas count only when nothing firmer is coming.
-        if (firm >= need || (settled === targets.length && replies.length >= need)) finish();
+        else if (settled === targets.length && replies.length >= need) finish();
         else if (settled === targets.length) {
           const detail = failures.length ? `; ${failures.slice(0, 3).join('; ')}` : '';
           finish(unavailable('read', replies.length, need, n, detail));
         }
+        if (settled === launched && done && !reported) {
+          reported = true;
+          this.o.onReadSettled?.(key, replies);
+        }
       };
-      const calls = targets.map((id) =>
+      const ask = (id: string): Promise<void> =>
         transport.call(id, 'internal.read', { key }, { timeoutMs }).then(
           (result) => {
             const r = result as { entry?: unknown; syncing?: unknown } | null;
@@ -212,10 +232,16 @@ export class Coordinator {
         ).finally(() => {
           settled += 1;
           check();
-          if (settled === targets.length) this.o.onReadSettled?.(key, replies);
-        }),
-      );
-      this.background(Promise.allSettled(calls));
+        });
+      /** Asks targets up to index `upTo` (exclusive) that have not been asked yet. */
+      function launch(upTo: number): void {
+        if (done) return;
+        const fresh: Array<Promise<void>> = [];
+        while (launched < Math.min(upTo, targets.length)) fresh.push(ask(targets[launched++]));
+        background(Promise.allSettled(fresh));
+      }
+      const background = (work: Promise<unknown>): void => this.background(work);
+      launch(config.readAllReplicas ? targets.length : need);
     });
   }
 }

@@ -15,6 +15,11 @@ export class InMemoryNetwork {
   private readonly cuts = new Set<string>();
   delayMs = 0;
   calls = 0;
+  /** Every call as from→to:op, when `logCalls` is on. */
+  logCalls = false;
+  readonly callLog: string[] = [];
+  /** Extra delay for calls to one node (a slow replica that membership still sees alive). */
+  readonly slowMs = new Map<string, number>();
 
   register(id: string, handler: Handler): void {
     this.handlers.set(id, handler);
@@ -45,13 +50,15 @@ export class InMemoryNetwork {
     return {
       call: async (to, op, args) => {
         this.calls += 1;
+        if (this.logCalls) this.callLog.push(`${from}→${to}:${op}`);
         const handler = this.handlers.get(to);
         if (!handler || this.downs.has(to) || this.downs.has(from) || this.cuts.has(`${from}|${to}`)) {
           await new Promise((r) => setImmediate(r));
           throw new ShoalError('UNAVAILABLE', `${to} unreachable from ${from}`);
         }
         const wireArgs = unpack(pack(args)) as Record<string, unknown>;
-        if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+        const delayMs = this.delayMs + (this.slowMs.get(to) ?? 0);
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
         else await new Promise((r) => setImmediate(r));
         try {
           return unpack(pack(await handler(op, wireArgs)));
