@@ -19,8 +19,8 @@
  * `tsx bench/server.ts --serve FSYNC DIR`: openStore + RpcServer with a get/put/del handler, in its
  * own process. BENCH_SHOAL=agent|serve forces one.
  */
+import { freePorts } from '../test/rpc/helpers.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -220,13 +220,7 @@ function shoalDriver(port: number, tls: RpcTlsClientOptions | undefined): Driver
 // ---------------------------------------------------------------- redis-server
 
 async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  await once(s, 'close');
-  return port;
+  return (await freePorts(1))[0];
 }
 
 async function startRedis(fsync: FsyncPolicy, dir: string): Promise<{ port: number; child: ChildProcess } | null> {

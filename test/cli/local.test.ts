@@ -1,12 +1,11 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EXIT, UsageError } from '../../src/cli/exit-codes.js';
 import { localCommand, planLocalCluster } from '../../src/cli/local-command.js';
 import { readClusterFile } from '../../src/node/cluster-file.js';
 import { bufferIo, tempDir, testClient } from '../node/helpers.js';
-import { CLUSTER, startServer } from '../rpc/helpers.js';
+import { CLUSTER, freePorts, startServer } from '../rpc/helpers.js';
 
 test('the local plan keeps the cluster file\'s nodes and continues their port pattern', (t) => {
   const example = readClusterFile(new URL('../../cluster.example.json', import.meta.url).pathname, (p) => readFileSync(p, 'utf8'));
@@ -22,18 +21,6 @@ test('the local plan keeps the cluster file\'s nodes and continues their port pa
   t.throws(() => planLocalCluster(example, 0, 'd'), { instanceOf: UsageError });
   t.throws(() => planLocalCluster(example, 100, 'd'), { instanceOf: UsageError });
 });
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<import('node:net').Server>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 test('shoal local starts the agents, waits until they serve, prints their addresses, and stops them all', async (t) => {
   const tmp = tempDir('shoal-local-');

@@ -6,17 +6,11 @@ import { ShoalError } from '../../src/errors.js';
 import { RpcPool } from '../../src/rpc/client.js';
 import { ShoalClient } from '../../src/rpc/shoal-client.js';
 import type { RpcHandler } from '../../src/rpc/server.js';
-import { CLUSTER, eventually, memoryHandler, startServer } from './helpers.js';
+import { CLUSTER, eventually, freePorts, memoryHandler, startServer } from './helpers.js';
 
 /** A port with nothing listening on it (bound, then released). */
 async function deadPort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  await once(s, 'close');
-  return port;
+  return (await freePorts(1))[0];
 }
 
 function code(err: unknown): string | undefined {

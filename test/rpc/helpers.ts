@@ -1,5 +1,5 @@
 /** Test fixtures for the RPC layer: an in-memory handler, a started server and a raw socket peer. */
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { ShoalError } from '../../src/errors.js';
 import { encodeFrame, FrameDecoder } from '../../src/rpc/framing.js';
@@ -145,4 +145,25 @@ export async function eventually(condition: () => boolean, timeoutMs = 5000): Pr
     await new Promise((r) => setTimeout(r, 10));
   }
   return true;
+}
+
+/**
+ * `count` distinct loopback TCP ports that were free a moment ago (bound together, then released):
+ * for processes that need their port before they start, and for "nothing listens here" tests.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1');
+      await once(s, 'listening');
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map(async (s) => {
+    s.close();
+    await once(s, 'close');
+  }));
+  return ports;
 }
