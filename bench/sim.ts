@@ -1,7 +1,8 @@
 /**
  * `npm run sim`: the membership protocol in the deterministic simulator, for n = 10, 100, 1000 at 0%
  * and 10% datagram loss. Prints a table and writes bench/results/membership.json ({ rows: [...] }).
- * Options: --quick (short runs, for a smoke test), --seed N, --sizes 10,100.
+ * Options: --quick (short runs, for a smoke test), --seed N, --sizes 10,100, --fp-minutes M (simulated
+ * minutes of every false-positive run; default 60 at n = 10, 10 at n = 100, 0.25 at n = 1000).
  * Times are in protocol periods (probeIntervalMs = 1 s by default).
  */
 import fs from 'node:fs';
@@ -25,8 +26,12 @@ const SWIM_FIRST_DETECT_PERIODS = Math.E / (Math.E - 1);
 const SLOW_MS_MAX = 1500;
 const SLOW_FRACTION = 0.1;
 
+const fpMinutesArg = args.indexOf('--fp-minutes');
+const fpMinutesFixed = fpMinutesArg >= 0 ? Number(args[fpMinutesArg + 1]) : null;
+
 /** Simulated minutes of each false-positive run, per cluster size (shorter for big n: CPU time). */
 function fpMinutes(n: number): number {
+  if (fpMinutesFixed !== null) return fpMinutesFixed;
   if (quick) return n >= 1000 ? 0.25 : 2;
   return n <= 10 ? 60 : n <= 100 ? 10 : 0.25;
 }
