@@ -81,7 +81,8 @@ export interface ShoalConfig {
   membership: MembershipSection;
   log: { level: LogLevel; format: LogFormat };
   metrics: { enabled: boolean };
-  shutdown: { timeoutMs: number };
+  /** leave: announce a leave (and hand data off) on a graceful stop; false for a rolling restart. */
+  shutdown: { timeoutMs: number; leave: boolean };
   security: SecuritySection;
 }
 
@@ -220,8 +221,8 @@ export const configSchema: SchemaObject = {
     shutdown: {
       type: 'object',
       additionalProperties: false,
-      required: ['timeoutMs'],
-      properties: { timeoutMs: int(100, 600_000) },
+      required: ['timeoutMs', 'leave'],
+      properties: { timeoutMs: int(100, 600_000), leave: { type: 'boolean' } },
     },
     security: {
       type: 'object',

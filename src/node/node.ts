@@ -327,7 +327,10 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     // data off on leave, while our data can still be read).
     const cl = cluster;
     const m = membership;
-    if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
+    // shutdown.leave false (a rolling restart): stop without a word; the others see a failure, keep
+    // our ranges (deadOwnerGraceMs) and hold hints until we are back.
+    if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
+    else if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const server = rpcServer;
     if (server) await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));

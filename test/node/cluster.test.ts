@@ -12,7 +12,9 @@ test('three agents joined through a seed form one cluster: any node serves any k
   const fast = { 'membership.probeIntervalMs': '200', 'membership.probeTimeoutMs': '100', 'membership.gossipIntervalMs': '50', 'cluster.ringSettleMs': '50' };
   nodes.push(await startNode(testConfig(join(tmp.dir, 'n1'), { 'node.id': 'n1', ...fast }), { processMetrics: false }));
   for (const id of ['n2', 'n3']) {
-    const config = testConfig(join(tmp.dir, id), { 'node.id': id, 'membership.seeds': nodes[0].addresses.gossip, ...fast });
+    // n3 is set up for a rolling restart: it stops without leaving.
+    const restart: Record<string, string> = id === 'n3' ? { 'shutdown.leave': 'false' } : {};
+    const config = testConfig(join(tmp.dir, id), { 'node.id': id, 'membership.seeds': nodes[0].addresses.gossip, ...fast, ...restart });
     nodes.push(await startNode(config, { processMetrics: false }));
   }
   const clients = nodes.map((n) => testClient(n.addresses.rpc));
@@ -41,4 +43,13 @@ test('three agents joined through a seed form one cluster: any node serves any k
   const m = bufferIo();
   t.is(await runCli(['members', '--addr', nodes[1].addresses.rpc], m.io), 0);
   t.is(m.stdout().trim().split('\n').length, 4);
+
+  // A stop with shutdown.leave false is seen as a failure (suspect, then dead), not a leave; a
+  // default stop is a leave.
+  const stateOf = async (id: string) => ((await clients[0].members()) as Array<{ id: string; state: string }>).find((x) => x.id === id)?.state;
+  await nodes[2].stop();
+  t.true(await eventually(10_000, async () => ['suspect', 'dead'].includes((await stateOf('n3')) ?? '')), `n3 is ${await stateOf('n3')}`);
+  t.not(await stateOf('n3'), 'left');
+  await nodes[1].stop();
+  t.true(await eventually(10_000, async () => (await stateOf('n2')) === 'left'), `n2 is ${await stateOf('n2')}`);
 });
