@@ -12,6 +12,7 @@ const packr = new Packr({
   mapsAsObjects: true,
   int64AsType: 'number', // decode 64-bit ints as numbers (all our integers are < 2^53)
   useTimestamp32: false,
+  encodeUndefinedAsNil: true, // a field left undefined travels as nil, never as msgpackr's ext 0
 });
 
 export function pack(value: unknown): Buffer {

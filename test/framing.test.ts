@@ -76,3 +76,10 @@ test('a truncated or padded body is BAD_REQUEST', (t) => {
   const padded = Buffer.from([0, 0, 0, 2, 1, 2]); // one value, then a stray byte
   t.is((t.throws(() => new FrameDecoder(100).push(padded)) as ShoalError).code, 'BAD_REQUEST');
 });
+
+test('the codec writes plain msgpack only: an undefined field is nil, never an extension type', (t) => {
+  const bytes = pack({ a: undefined, b: [undefined, 1] });
+  // map16 of 2 entries (msgpackr's choice for objects): "a" → nil, "b" → fixarray [nil, 1]
+  t.is(bytes.toString('hex'), 'de0002a161c0a16292c001');
+  t.deepEqual(unpack(bytes), { a: null, b: [null, 1] });
+});
