@@ -127,123 +127,80 @@ export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
  * config/default.json's section, numbers as non-negative integers, booleans as booleans. The layer's
  * resolve function then checks its own ranges and cross-field rules (see config.ts).
  */
+/** An object with exactly these fields, every one of them required (a typo is an error, not a no-op). */
+function strict(properties: Record<string, object>): SchemaObject {
+  return { type: 'object', additionalProperties: false, required: Object.keys(properties), properties };
+}
+
 function tunables(section: string, special: Record<string, object>): SchemaObject {
   const defaults = (DEFAULTS as Record<string, Record<string, unknown>>)[section];
   const properties: Record<string, object> = {};
   for (const [key, value] of Object.entries(defaults)) {
     properties[key] = special[key] ?? (typeof value === 'boolean' ? { type: 'boolean' } : int(0, Number.MAX_SAFE_INTEGER));
   }
-  return { type: 'object', additionalProperties: false, required: Object.keys(defaults), properties };
+  return strict(properties);
 }
 
-export const configSchema: SchemaObject = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['node', 'cluster', 'storage', 'rpc', 'membership', 'log', 'metrics', 'shutdown', 'security'],
-  properties: {
-    node: {
+export const configSchema: SchemaObject = strict({
+  node: strict({
+    id: { type: 'string', pattern: NAME_PATTERN },
+    dataDir: { type: 'string', minLength: 1 },
+    gossip: address,
+    rpc: address,
+    metrics: address,
+    advertiseHost: { type: 'string', pattern: '^([A-Za-z0-9_.:-]*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 255 },
+    zone: { type: 'string', maxLength: 64 },
+    tags: {
       type: 'object',
-      additionalProperties: false,
-      required: ['id', 'dataDir', 'gossip', 'rpc', 'metrics', 'advertiseHost', 'zone', 'tags'],
-      properties: {
-        id: { type: 'string', pattern: NAME_PATTERN },
-        dataDir: { type: 'string', minLength: 1 },
-        gossip: address,
-        rpc: address,
-        metrics: address,
-        advertiseHost: { type: 'string', pattern: '^([A-Za-z0-9_.:-]*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 255 },
-        zone: { type: 'string', maxLength: 64 },
-        tags: {
-          type: 'object',
-          required: [],
-          maxProperties: 32,
-          additionalProperties: { type: 'string', maxLength: 256 },
-        },
-      },
+      required: [],
+      maxProperties: 32,
+      additionalProperties: { type: 'string', maxLength: 256 },
     },
-    cluster: tunables('cluster', { name: { type: 'string', pattern: NAME_PATTERN } }),
-    storage: {
-      type: 'object',
-      additionalProperties: false,
-      required: [
-        'fsync', 'fsyncIntervalMs', 'keyBytesMax', 'valueBytesMax', 'walSegmentBytesMax', 'snapshotWalBytes',
-        'snapshotIntervalMs', 'tombstoneGraceMs', 'expiryIntervalMs', 'expiryBatchMax',
-      ],
-      properties: {
-        fsync: { type: 'string', enum: ['always', 'interval', 'none'] },
-        fsyncIntervalMs: int(1, 60_000),
-        keyBytesMax: int(1, 65_536),
-        valueBytesMax: int(0, 512 * 1024 ** 2),
-        walSegmentBytesMax: int(4096, 16 * GIB),
-        snapshotWalBytes: int(0, 1024 * GIB),
-        snapshotIntervalMs: int(0, 30 * DAY_MS),
-        tombstoneGraceMs: int(0, 365 * DAY_MS),
-        expiryIntervalMs: int(1, 60_000),
-        expiryBatchMax: int(1, 1_000_000),
-      },
-    },
-    rpc: {
-      type: 'object',
-      additionalProperties: false,
-      required: [
-        'frameBytesMax', 'connectionsMax', 'inFlightPerConnectionMax', 'idleTimeoutMs', 'handshakeTimeoutMs', 'writeBufferBytesHigh',
-        'connectTimeoutMs', 'requestTimeoutMs', 'connectionsPerAddr', 'drainMs',
-      ],
-      properties: {
-        frameBytesMax: int(1024, GIB),
-        connectionsMax: int(1, 1_000_000),
-        inFlightPerConnectionMax: int(1, 1_000_000),
-        idleTimeoutMs: int(1, DAY_MS),
-        handshakeTimeoutMs: int(1, 600_000),
-        writeBufferBytesHigh: int(1024, 4 * GIB),
-        connectTimeoutMs: int(1, 600_000),
-        requestTimeoutMs: int(1, 600_000),
-        connectionsPerAddr: int(1, 64),
-        drainMs: int(0, 600_000),
-      },
-    },
-    membership: tunables('membership', { seeds: { type: 'array', items: address, maxItems: 64 } }),
-    log: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['level', 'format'],
-      properties: {
-        level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
-        format: { type: 'string', enum: ['text', 'json'] },
-      },
-    },
-    metrics: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['enabled'],
-      properties: { enabled: { type: 'boolean' } },
-    },
-    shutdown: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['timeoutMs', 'leave'],
-      properties: { timeoutMs: int(100, 600_000), leave: { type: 'boolean' } },
-    },
-    security: {
-      type: 'object',
-      additionalProperties: false,
-      required: [
-        'gossipKey', 'keyringFile', 'allowLooseKeyringFile', 'tls', 'tlsCa', 'tlsCert', 'tlsKey', 'tlsClientAuth', 'tlsServerName',
-      ],
-      properties: {
-        gossipKey: { type: 'string', pattern: '^([A-Za-z0-9+/]{43}=)?$' },
-        keyringFile: { type: 'string', maxLength: 4096 },
-        allowLooseKeyringFile: { type: 'boolean' },
-        tls: { type: 'boolean' },
-        tlsCa: { type: 'string', maxLength: 4096 },
-        tlsCert: { type: 'string', maxLength: 4096 },
-        tlsKey: { type: 'string', maxLength: 4096 },
-        tlsClientAuth: { type: 'boolean' },
-        tlsServerName: { type: 'string', maxLength: 255 },
-      },
-    },
-  },
-};
+  }),
+  cluster: tunables('cluster', { name: { type: 'string', pattern: NAME_PATTERN } }),
+  storage: strict({
+    fsync: { type: 'string', enum: ['always', 'interval', 'none'] },
+    fsyncIntervalMs: int(1, 60_000),
+    keyBytesMax: int(1, 65_536),
+    valueBytesMax: int(0, 512 * 1024 ** 2),
+    walSegmentBytesMax: int(4096, 16 * GIB),
+    snapshotWalBytes: int(0, 1024 * GIB),
+    snapshotIntervalMs: int(0, 30 * DAY_MS),
+    tombstoneGraceMs: int(0, 365 * DAY_MS),
+    expiryIntervalMs: int(1, 60_000),
+    expiryBatchMax: int(1, 1_000_000),
+  }),
+  rpc: strict({
+    frameBytesMax: int(1024, GIB),
+    connectionsMax: int(1, 1_000_000),
+    inFlightPerConnectionMax: int(1, 1_000_000),
+    idleTimeoutMs: int(1, DAY_MS),
+    handshakeTimeoutMs: int(1, 600_000),
+    writeBufferBytesHigh: int(1024, 4 * GIB),
+    connectTimeoutMs: int(1, 600_000),
+    requestTimeoutMs: int(1, 600_000),
+    connectionsPerAddr: int(1, 64),
+    drainMs: int(0, 600_000),
+  }),
+  membership: tunables('membership', { seeds: { type: 'array', items: address, maxItems: 64 } }),
+  log: strict({
+    level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
+    format: { type: 'string', enum: ['text', 'json'] },
+  }),
+  metrics: strict({ enabled: { type: 'boolean' } }),
+  shutdown: strict({ timeoutMs: int(100, 600_000), leave: { type: 'boolean' } }),
+  security: strict({
+    gossipKey: { type: 'string', pattern: '^([A-Za-z0-9+/]{43}=)?$' },
+    keyringFile: { type: 'string', maxLength: 4096 },
+    allowLooseKeyringFile: { type: 'boolean' },
+    tls: { type: 'boolean' },
+    tlsCa: { type: 'string', maxLength: 4096 },
+    tlsCert: { type: 'string', maxLength: 4096 },
+    tlsKey: { type: 'string', maxLength: 4096 },
+    tlsClientAuth: { type: 'boolean' },
+    tlsServerName: { type: 'string', maxLength: 255 },
+  }),
+});
 
 /**
  * Rules that span fields, checked after the schema. Each returns the offending field and what is
