@@ -13,7 +13,7 @@
  */
 import { ShoalError } from '../../../src/errors.js';
 import { ShoalClient } from '../../../src/rpc/shoal-client.js';
-import type { HistoryVersion, HistoryWriter, KeyClass, OpEvent, OpName, Outcome, Phase } from './history.js';
+import type { HistoryVersion, HistoryWriter, KeyClass, OpEvent, OpIdentity, OpName, Outcome } from './history.js';
 import { prng } from './schedule.js';
 
 export interface WorkloadOptions {
@@ -65,16 +65,10 @@ function versionOf(x: unknown): HistoryVersion | undefined {
   return { ts: x.ts, node: x.node };
 }
 
-export interface RunOpRequest {
-  client: string;
-  node: string;
-  op: OpName;
-  key: string;
-  cls: KeyClass;
-  phase: Phase;
+/** An operation to run: what identifies it in the history (its id is assigned when it runs) and its input. */
+export interface RunOpRequest extends Omit<OpIdentity, 'id'> {
   value?: string;
   ttlMs?: number;
-  consistency?: 'one' | 'quorum' | 'all';
 }
 
 /**

@@ -1,25 +1,11 @@
 /** FrameDecoder alone: mutated streams of request frames, pushed in random splits. */
 import { ShoalError } from '../../../src/errors.js';
-import { encodeFrame, FrameDecoder } from '../../../src/rpc/framing.js';
+import { FrameDecoder } from '../../../src/rpc/framing.js';
 import { type FuzzTarget, InvariantError, UnexpectedError } from '../lib/harness.js';
 import { mutate } from '../lib/mutate.js';
-import type { Rng } from '../lib/rng.js';
-import { hello, randomRequest } from './inputs.js';
+import { requestStream } from './inputs.js';
 
 const FRAME_BYTES_MAX = 64 * 1024;
-
-function stream(rng: Rng): { bytes: Buffer; headers: number[]; count: number } {
-  const frames = [encodeFrame(hello(rng))];
-  const n = rng.range(1, 5);
-  for (let i = 1; i <= n; i++) frames.push(encodeFrame(randomRequest(rng, i)));
-  const headers: number[] = [];
-  let off = 0;
-  for (const frame of frames) {
-    headers.push(off);
-    off += frame.length;
-  }
-  return { bytes: Buffer.concat(frames), headers, count: frames.length };
-}
 
 export const framesTarget: FuzzTarget = {
   name: 'frames',
@@ -27,9 +13,9 @@ export const framesTarget: FuzzTarget = {
   async setup() {
     return {
       runCase(rng) {
-        const valid = stream(rng);
+        const valid = requestStream(rng);
         const intact = rng.chance(0.05);
-        const donor = stream(rng).bytes;
+        const donor = requestStream(rng).bytes;
         const bytes = intact ? valid.bytes : mutate(rng, valid.bytes, { lengthOffsets: valid.headers, donors: [donor] });
         const decoder = new FrameDecoder(FRAME_BYTES_MAX);
         let decoded = 0;

@@ -1,5 +1,6 @@
 /** Valid inputs the fuzzers start from: RPC requests, membership messages, sync states. */
 import type { Message, SyncState, WireMember } from '../../../src/membership/messages.js';
+import { encodeFrame } from '../../../src/rpc/framing.js';
 import type { Rng } from '../lib/rng.js';
 
 export const FUZZ_CLUSTER = 'fuzz';
@@ -81,4 +82,18 @@ export function randomSyncState(rng: Rng): SyncState {
     m.push({ id, a: gossipAddr(rng, id), r: `127.0.0.1:${8000 + rng.int(50)}`, s: rng.pick(STATES), i: rng.int(30) });
   }
   return { v: 1, f: memberId(rng), j: rng.chance(0.5), m };
+}
+
+/** A valid request stream: a hello and 1–5 requests, framed, with each frame's start offset. */
+export function requestStream(rng: Rng): { bytes: Buffer; headers: number[]; count: number } {
+  const frames = [encodeFrame(hello(rng))];
+  const n = rng.range(1, 5);
+  for (let i = 1; i <= n; i++) frames.push(encodeFrame(randomRequest(rng, i)));
+  const headers: number[] = [];
+  let off = 0;
+  for (const frame of frames) {
+    headers.push(off);
+    off += frame.length;
+  }
+  return { bytes: Buffer.concat(frames), headers, count: frames.length };
 }

@@ -10,16 +10,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { ShoalError } from '../../../src/errors.js';
 import { RpcPool } from '../../../src/rpc/client.js';
-import { encodeFrame, FrameDecoder } from '../../../src/rpc/framing.js';
+import { FrameDecoder } from '../../../src/rpc/framing.js';
 import { parseDelArgs, parseGetArgs, parsePutArgs, parseResponse } from '../../../src/rpc/protocol.js';
 import { RpcServer, type RpcHandler } from '../../../src/rpc/server.js';
 import { openStore } from '../../../src/storage/store.js';
 import type { Store } from '../../../src/storage/types.js';
 import { type FuzzTarget, InvariantError, UnexpectedError } from '../lib/harness.js';
 import { mutate } from '../lib/mutate.js';
-import type { Rng } from '../lib/rng.js';
 import { FUZZ_STORE_OPTIONS } from './store-fixture.js';
-import { FUZZ_CLUSTER, hello, randomRequest } from './inputs.js';
+import { FUZZ_CLUSTER, requestStream } from './inputs.js';
 
 const CONNECTION_CLOSE_MS_MAX = 5_000;
 const KEY_BYTES_MAX = 256;
@@ -72,19 +71,6 @@ function exchange(port: number, bytes: Buffer): Promise<Buffer> {
   });
 }
 
-function validStream(rng: Rng): { bytes: Buffer; headers: number[] } {
-  const frames = [encodeFrame(hello(rng))];
-  const n = rng.range(1, 5);
-  for (let i = 1; i <= n; i++) frames.push(encodeFrame(randomRequest(rng, i)));
-  const headers: number[] = [];
-  let off = 0;
-  for (const f of frames) {
-    headers.push(off);
-    off += f.length;
-  }
-  return { bytes: Buffer.concat(frames), headers };
-}
-
 export const rpcServerTarget: FuzzTarget = {
   name: 'rpc-server',
   feeds: 'mutated streams → RpcServer (loopback) + store',
@@ -114,7 +100,7 @@ export const rpcServerTarget: FuzzTarget = {
     let round = 0;
     return {
       async runCase(rng) {
-        const valid = validStream(rng);
+        const valid = requestStream(rng);
         const bytes = rng.chance(0.05) ? valid.bytes : mutate(rng, valid.bytes, { lengthOffsets: valid.headers });
         const reply = await exchange(port, bytes);
         const decoder = new FrameDecoder(1 << 20);
