@@ -11,7 +11,7 @@ import { hashKey, Ring } from '../ring/ring.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { isDead, str } from './args.js';
-import { parseDelArgs, parseGetArgs, parsePutArgs } from '../rpc/protocol.js';
+import { type DataArgLimits, parseDelArgs, parseGetArgs, parsePutArgs } from '../rpc/protocol.js';
 import type { ClusterConfig } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
@@ -85,6 +85,8 @@ export class ClusterNode {
   private readonly now: () => number;
   private readonly transport: Transport;
   private readonly hlc: HlcLike;
+  /** What client get/put/del arguments are checked against (the store's size limits, the TTL bound). */
+  private readonly argLimits: DataArgLimits;
   private closed = false;
   /** Keys applied while a leave hands data off (pushed again before going). */
   private leaveDirty: Set<string> | null = null;
@@ -94,6 +96,7 @@ export class ClusterNode {
 
   private constructor(options: ClusterNodeOptions) {
     this.o = options;
+    this.argLimits = { ...options.store.limits(), ttlMsMax: TTL_MS_MAX };
     this.config = resolveClusterConfig(options.config);
     this.logger = (options.logger ?? nullLogger).child({ layer: 'cluster' });
     this.now = options.now ?? Date.now;
@@ -247,7 +250,7 @@ export class ClusterNode {
   }
 
   private async get(args: Args): Promise<unknown> {
-    const { key, consistency } = parseGetArgs(args, this.o.store.limits());
+    const { key, consistency } = parseGetArgs(args, this.argLimits);
     const entry = await this.coordinator.read(key, consistency);
     if (entry === null || isDead(entry, this.now())) return null;
     const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
@@ -262,8 +265,7 @@ export class ClusterNode {
   }
 
   private async put(args: Args): Promise<unknown> {
-    const { key, value, ttlMs, consistency, seenTs } = parsePutArgs(args, this.o.store.limits());
-    if (ttlMs !== undefined && ttlMs > TTL_MS_MAX) throw new ShoalError('BAD_REQUEST', `args.ttlMs must be ≤ ${TTL_MS_MAX}`);
+    const { key, value, ttlMs, consistency, seenTs } = parsePutArgs(args, this.argLimits);
     const entry = this.stamp(seenTs);
     entry.value = value;
     if (ttlMs !== undefined) entry.expiresAtMs = this.now() + ttlMs;
@@ -272,7 +274,7 @@ export class ClusterNode {
   }
 
   private async del(args: Args): Promise<unknown> {
-    const { key, consistency, seenTs } = parseDelArgs(args, this.o.store.limits());
+    const { key, consistency, seenTs } = parseDelArgs(args, this.argLimits);
     const entry = this.stamp(seenTs);
     await this.coordinator.write(key, entry, consistency);
     return { version: { ts: entry.ts, node: entry.node } };

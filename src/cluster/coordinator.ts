@@ -234,13 +234,12 @@ export class Coordinator {
           check();
         });
       /** Asks targets up to index `upTo` (exclusive) that have not been asked yet. */
-      function launch(upTo: number): void {
+      const launch = (upTo: number): void => {
         if (done) return;
         const fresh: Array<Promise<void>> = [];
         while (launched < Math.min(upTo, targets.length)) fresh.push(ask(targets[launched++]));
-        background(Promise.allSettled(fresh));
-      }
-      const background = (work: Promise<unknown>): void => this.background(work);
+        this.background(Promise.allSettled(fresh));
+      };
       launch(config.readAllReplicas ? targets.length : need);
     });
   }

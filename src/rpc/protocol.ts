@@ -229,6 +229,8 @@ export interface DelArgs {
 export interface DataArgLimits {
   keyBytesMax?: number;
   valueBytesMax?: number;
+  /** The longest TTL a put may ask for. */
+  ttlMsMax?: number;
 }
 
 function commonArgs(args: RpcArgs, limits: DataArgLimits): GetArgs {
@@ -248,7 +250,7 @@ export function parseGetArgs(args: RpcArgs, limits: DataArgLimits = {}): GetArgs
 
 export function parsePutArgs(args: RpcArgs, limits: DataArgLimits = {}): PutArgs {
   const base: PutArgs = { ...commonArgs(args, limits), value: requireBin(args, 'value', { bytesMax: limits.valueBytesMax }) };
-  const ttlMs = optionalNumber(args, 'ttlMs', { min: 1, integer: true });
+  const ttlMs = optionalNumber(args, 'ttlMs', { min: 1, max: limits.ttlMsMax, integer: true });
   if (ttlMs !== undefined) base.ttlMs = ttlMs;
   return withSeenTs(base, args);
 }

@@ -108,6 +108,7 @@ test('argument validators: types, limits and the codes they give', (t) => {
   t.deepEqual(parseDelArgs({ key: 'k' }), { key: 'k' });
   t.is(codeOf(() => parseDelArgs({ key: 'k', consistency: 'most' })), 'BAD_REQUEST');
   t.is(codeOf(() => parsePutArgs({ key: 'k', value: Buffer.from('v'), ttlMs: 0 })), 'BAD_REQUEST');
+  t.is(codeOf(() => parsePutArgs({ key: 'k', value: Buffer.from('v'), ttlMs: 11 }, { ttlMsMax: 10 })), 'BAD_REQUEST');
 });
 
 test('resolveRpcLimits overlays the defaults and refuses nonsense with CONFIG', (t) => {
