@@ -58,16 +58,27 @@ async function measure<T>(work: () => Promise<T> | T): Promise<{ result: T; wall
   return { result, wallMs, cpuMs: (c.user + c.system) / 1000 };
 }
 
-/** `count` puts by WRITERS concurrent writers, each awaiting its previous put. */
-async function concurrentPuts(store: Store, count: number, firstTs: number): Promise<void> {
+/**
+ * Runs `op(0)`, `op(1)`, ... from WRITERS concurrent writers, each awaiting its previous op, while
+ * `more(next index)` holds. Returns how many ran.
+ */
+async function byWriters(more: (i: number) => boolean, op: (i: number) => Promise<unknown>): Promise<number> {
   let next = 0;
   const writer = async () => {
-    while (next < count) {
-      const i = next++;
-      await store.put(keyOf(i % KEYS), value, { version: { ts: firstTs + i, node: NODE } });
-    }
+    while (more(next)) await op(next++);
   };
   await Promise.all(Array.from({ length: WRITERS }, writer));
+  return next;
+}
+
+/** The put of operation i: key i (mod KEYS), version firstTs + i. */
+function putOp(store: Store, firstTs: number): (i: number) => Promise<boolean> {
+  return (i) => store.put(keyOf(i % KEYS), value, { version: { ts: firstTs + i, node: NODE } });
+}
+
+/** `count` puts by WRITERS concurrent writers. */
+async function concurrentPuts(store: Store, count: number, firstTs: number): Promise<void> {
+  await byWriters((i) => i < count, putOp(store, firstTs));
 }
 
 /**
@@ -76,32 +87,23 @@ async function concurrentPuts(store: Store, count: number, firstTs: number): Pro
  */
 async function bareMapPuts(count: number): Promise<void> {
   const map = new Map<string, { ts: number; node: string; value: Buffer }>();
-  let next = 0;
-  const writer = async () => {
-    while (next < count) {
-      const i = next++;
+  await byWriters(
+    (i) => i < count,
+    (i) => {
       const copy = Buffer.allocUnsafe(value.length);
       copy.set(value);
       map.set(keyOf(i % KEYS), { ts: i + 1, node: NODE, value: copy });
-      await Promise.resolve(true);
-    }
-  };
-  await Promise.all(Array.from({ length: WRITERS }, writer));
+      return Promise.resolve(true);
+    },
+  );
 }
 
 /** Puts for `durationMs` by WRITERS concurrent writers. Returns ops/s and the number done. */
 async function timedPuts(store: Store, durationMs: number, firstTs: number): Promise<{ opsPerSec: number; ops: number }> {
-  let next = 0;
   const t0 = performance.now();
   const until = t0 + durationMs;
-  const writer = async () => {
-    while (performance.now() < until) {
-      const i = next++;
-      await store.put(keyOf(i % KEYS), value, { version: { ts: firstTs + i, node: NODE } });
-    }
-  };
-  await Promise.all(Array.from({ length: WRITERS }, writer));
-  return { opsPerSec: rate(next, performance.now() - t0), ops: next };
+  const ops = await byWriters(() => performance.now() < until, putOp(store, firstTs));
+  return { opsPerSec: rate(ops, performance.now() - t0), ops };
 }
 
 /** Plain append + fdatasync of the given batches (sizes in bytes), like the WAL but with nothing else. */
@@ -182,11 +184,9 @@ async function maxStallMs(work: () => Promise<void>): Promise<{ histogramMs: num
 
 /** Keeps one writer putting until `done()` says stop; returns how many puts it made. */
 async function backgroundWriter(store: Store, firstTs: number, done: () => boolean): Promise<number> {
+  const put = putOp(store, firstTs);
   let n = 0;
-  while (!done()) {
-    await store.put(keyOf(n % KEYS), value, { version: { ts: firstTs + n, node: NODE } });
-    n++;
-  }
+  while (!done()) await put(n++);
   return n;
 }
 
