@@ -119,17 +119,17 @@ export class RespParser {
 
   private multibulk(buf: Buffer, start: number, out: Buffer[][]): number {
     const head = this.length(buf, start + 1, 'multibulk');
-    if (head === null) return this.incomplete(buf, start, start + 32);
+    if (head === null) return this.incomplete(buf, start, buf.length + 1);
     const [count, afterHead] = head;
     if (count > this.limits.argsMax) throw new RespProtocolError(`invalid multibulk length (over ${this.limits.argsMax} arguments)`);
     if (count <= 0) return afterHead; // "*0" and "*-1" are empty commands: skipped, as Redis does
     const args: Buffer[] = new Array<Buffer>(count);
     let pos = afterHead;
     for (let n = 0; n < count; n++) {
-      if (pos >= buf.length) return this.incomplete(buf, start, pos + 4);
+      if (pos >= buf.length) return this.incomplete(buf, start, pos + 1);
       if (buf[pos] !== DOLLAR) throw new RespProtocolError(`expected '$', got '${String.fromCharCode(buf[pos])}'`);
       const bulk = this.length(buf, pos + 1, 'bulk');
-      if (bulk === null) return this.incomplete(buf, start, pos + 32);
+      if (bulk === null) return this.incomplete(buf, start, buf.length + 1);
       const [len, dataStart] = bulk;
       if (len < 0 || len > this.limits.requestBytesMax) throw new RespProtocolError('invalid bulk length');
       const dataEnd = dataStart + len;
