@@ -301,6 +301,9 @@ class RespConnection {
   private peerEnded = false;
   private draining = false;
   private firstChunk = true;
+  /** Bad input seen: answered after the commands parsed before it, then the connection closes. */
+  private protocolError: ErrorReply | null = null;
+  private inputClosed = false;
   private authTimer: NodeJS.Timeout | null = null;
   inFlight = 0;
   bytesOut = 0;
@@ -365,7 +368,7 @@ class RespConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closing || this.client.closeAfterReply) return;
+    if (this.closing || this.client.closeAfterReply || this.inputClosed) return;
     this.server.counters.bytesIn += chunk.length;
     if (this.firstChunk) {
       this.firstChunk = false;
@@ -376,26 +379,21 @@ class RespConnection {
         return;
       }
     }
+    const wasEmpty = this.backlogHead >= this.backlog.length;
+    const parsed: Buffer[][] = wasEmpty ? [] : this.backlog;
     try {
-      const wasEmpty = this.backlogHead >= this.backlog.length;
-      if (wasEmpty) {
-        this.backlog = this.parser.push(chunk);
-        this.backlogHead = 0;
-      } else {
-        this.parser.push(chunk, this.backlog);
-      }
+      this.parser.push(chunk, parsed);
     } catch (e) {
       if (!(e instanceof RespProtocolError)) throw e;
       this.server.counters.protocolErrors += 1;
       this.server.warn('resp.protocol', 'resp connection closed: protocol error', { remote: this.client.remote, reason: e.message });
-      // Answer what came before in order, then the error, then close (as Redis does).
-      this.client.closeAfterReply = true;
-      const slot: Slot = { reply: err(`Protocol error: ${e.message}`), quit: true, proto: this.client.proto };
-      this.backlog = [];
+      // The commands before the bad bytes are answered, then the error, then the connection closes (as Redis does).
+      this.protocolError = err(`Protocol error: ${e.message}`);
+      this.inputClosed = true;
+    }
+    if (wasEmpty) {
+      this.backlog = parsed;
       this.backlogHead = 0;
-      this.slots.push(slot);
-      this.drainSlots();
-      return;
     }
     this.pump();
   }
@@ -414,6 +412,12 @@ class RespConnection {
     }
     this.backlog = [];
     this.backlogHead = 0;
+    if (this.protocolError !== null && !this.closing) {
+      this.slots.push({ reply: this.protocolError, quit: true, proto: this.client.proto });
+      this.protocolError = null;
+      this.drainSlots();
+      return;
+    }
     if (!this.paused || this.inFlight < max) this.resume();
     this.endIfDone();
   }
