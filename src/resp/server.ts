@@ -58,6 +58,7 @@ export interface RespServerStats {
   tlsFailures: number;
   idleClosed: number;
   backpressurePauses: number;
+  socketWrites: number;
   bytesIn: number;
   bytesOut: number;
 }
@@ -97,6 +98,8 @@ export class RespServer {
     tlsFailures: 0,
     idleClosed: 0,
     backpressurePauses: 0,
+    /** Socket writes: one per batch of replies, however many replies it carries. */
+    socketWrites: 0,
     bytesIn: 0,
     bytesOut: 0,
   };
@@ -460,28 +463,32 @@ class RespConnection {
       this.track(slot, r);
       return;
     }
-    const waits: Array<Promise<void>> = [];
-    if (this.barrier !== null) waits.push(this.barrier);
-    if (spec.barrier === true) for (const p of this.running) waits.push(p);
-    const keys = spec.barrier === true ? [] : commandKeys(spec, args).map((k) => k.toString('latin1'));
-    for (const k of keys) {
-      const tail = this.tails.get(k);
-      if (tail !== undefined) waits.push(tail);
+    // Per-key order: wait for this connection's earlier commands on the same keys (a barrier waits for all).
+    const barrier = spec.barrier === true;
+    let key: string | null = null;
+    let keys: string[] | null = null;
+    if (!barrier) {
+      if (spec.firstKey === 1 && spec.lastKey === 1) key = args[1].toString('latin1');
+      else keys = commandKeys(spec, args).map((k) => k.toString('latin1'));
     }
-    const run = waits.length === 0 ? runCommand(spec, this.ctx, args) : Promise.all(waits).then(() => runCommand(spec, this.ctx, args));
-    const done = this.track(slot, run);
-    if (spec.barrier === true) {
-      this.barrier = done;
-      void done.then(() => {
-        if (this.barrier === done) this.barrier = null;
-      });
+    let waits: Array<Promise<void>> | null = null;
+    if (this.barrier !== null) (waits ??= []).push(this.barrier);
+    if (barrier) for (const p of this.running) (waits ??= []).push(p);
+    if (key !== null) {
+      const tail = this.tails.get(key);
+      if (tail !== undefined) (waits ??= []).push(tail);
     }
-    for (const k of keys) this.tails.set(k, done);
-    if (keys.length > 0) {
-      void done.then(() => {
-        for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
-      });
+    if (keys !== null) {
+      for (const k of keys) {
+        const tail = this.tails.get(k);
+        if (tail !== undefined) (waits ??= []).push(tail);
+      }
     }
+    const run = waits === null ? runCommand(spec, this.ctx, args) : Promise.all(waits).then(() => runCommand(spec, this.ctx, args));
+    const done = this.track(slot, run, key, keys);
+    if (barrier) this.barrier = done;
+    if (key !== null) this.tails.set(key, done);
+    if (keys !== null) for (const k of keys) this.tails.set(k, done);
   }
 
   private afterAuth(spec: CommandSpec): void {
@@ -492,22 +499,24 @@ class RespConnection {
   }
 
   /** Counts an async command in flight until it settles; resolves (never rejects) when it has. */
-  private track(slot: Slot, run: Reply | Promise<Reply>): Promise<void> {
+  /**
+   * Counts a command in flight until it settles, then answers it and releases its keys (and the
+   * barrier) if no later command took them over. Resolves (never rejects) once settled.
+   */
+  private track(slot: Slot, run: Reply | Promise<Reply>, key: string | null = null, keys: string[] | null = null): Promise<void> {
     this.inFlight += 1;
-    const done = Promise.resolve(run).then(
-      (reply) => {
-        this.inFlight -= 1;
-        this.running.delete(done);
-        this.complete(slot, reply);
-        if (this.backlogHead < this.backlog.length) this.pump();
-        else if (this.paused) this.resume();
-      },
-      (e: unknown) => {
-        this.inFlight -= 1;
-        this.running.delete(done);
-        this.complete(slot, err(`internal error: ${(e as Error).message}`));
-      },
-    );
+    const settle = (reply: Reply): void => {
+      this.inFlight -= 1;
+      assert.ok(this.inFlight >= 0, 'commands in flight went negative');
+      this.running.delete(done);
+      if (key !== null && this.tails.get(key) === done) this.tails.delete(key);
+      if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
+      if (this.barrier === done) this.barrier = null;
+      this.complete(slot, reply);
+      if (this.backlogHead < this.backlog.length) this.pump();
+      else if (this.paused) this.resume();
+    };
+    const done: Promise<void> = Promise.resolve(run).then(settle, (e: unknown) => settle(err(`internal error: ${(e as Error).message}`)));
     this.running.add(done);
     return done;
   }
@@ -560,6 +569,7 @@ class RespConnection {
     const parts = this.writer.take();
     if (this.socket.destroyed || !this.socket.writable) return;
     this.bytesOut += bytes;
+    this.server.counters.socketWrites += 1;
     if (parts.length === 1) this.socket.write(parts[0]);
     else {
       this.socket.cork();
