@@ -321,6 +321,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
         tls: tls?.server,
       });
       respServer = startedResp;
+      metrics.setRespStats(() => startedResp.stats());
       const respBound = await startedResp.listen().catch((err: unknown) => {
         throw listenError('resp', config.node.resp, err);
       });

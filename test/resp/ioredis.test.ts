@@ -5,6 +5,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { Redis, ReplyError } from 'ioredis';
+import { httpGet, sample } from '../node/helpers.js';
 import { startCluster, type TestCluster } from './helpers.js';
 
 let cluster: TestCluster;
@@ -195,4 +196,20 @@ test('connection commands: HELLO, CLIENT, COMMAND, INFO, CONFIG GET, TIME, SHOAL
   t.is(await a.set('cons', 'v'), 'OK');
   t.is(await a.get('cons'), 'v');
   t.is(await a.call('SHOAL.CONSISTENCY'), 'all');
+});
+
+test('RESP figures are in shoal stats and in Prometheus metrics', async (t) => {
+  const a = client(2, 2);
+  await a.set('metrics:k', 'v');
+  t.is(await a.get('metrics:k'), 'v');
+  await t.throwsAsync(a.incr('metrics:k'));
+  const node = cluster.nodes[2];
+  const stats = node.stats() as { resp: { connections: number; commands: Record<string, number>; errors: Record<string, number> } };
+  t.true(stats.resp.connections >= 1);
+  t.true((stats.resp.commands.get ?? 0) >= 1);
+  t.true((stats.resp.errors.ERR ?? 0) >= 1);
+  const { body } = await httpGet(node.addresses.metrics ?? '', '/metrics');
+  t.true((sample(body, 'shoal_resp_commands_total', { command: 'get' }) ?? 0) >= 1, body.split('\n').filter((l) => l.includes('resp')).join('\n'));
+  t.true((sample(body, 'shoal_resp_errors_total', { code: 'ERR' }) ?? 0) >= 1);
+  t.true((sample(body, 'shoal_resp_connections') ?? 0) >= 1);
 });

@@ -231,3 +231,17 @@ withTls('TLS and mutual TLS as on the RPC port: a client with a certificate work
   const got = await exchange(plain, 'PING\r\n', () => false);
   t.false(got.includes('PONG'));
 });
+
+test('FLUSHALL deletes every key only when resp.flushAllEnabled is set', async (t) => {
+  const off = await serve(t);
+  const on = await serve(t, { settings: { flushAllEnabled: true } });
+  for (const { data, port } of [off, on]) {
+    data.map.set('a', { value: Buffer.from('1'), ts: 1, node: 'm1' });
+    data.map.set('b', { value: Buffer.from('2'), ts: 1, node: 'm1' });
+    const s = await open(port);
+    t.teardown(() => s.destroy());
+    const reply = await exchange(s, 'FLUSHALL\r\nDBSIZE\r\n', (x) => /:\d+\r\n$/.test(x));
+    if (data === off.data) t.is(reply, '-ERR FLUSHALL is disabled on this node (set resp.flushAllEnabled to true to allow it)\r\n:2\r\n');
+    else t.is(reply, '+OK\r\n:0\r\n');
+  }
+});
