@@ -20,6 +20,7 @@ import {
   arityProblem,
   commandKeys,
   runCommand,
+  toReplyError,
   unknownCommand,
   type ClientState,
   type CommandContext,
@@ -338,6 +339,7 @@ class RespConnection {
     if (!this.client.authenticated) {
       // With a password, the AUTH is this protocol's handshake: bounded like the RPC hello.
       this.authTimer = setTimeout(() => {
+        if (this.client.authenticated) return;
         this.server.counters.handshakeTimeouts += 1;
         this.destroy();
       }, authTimeoutMs);
@@ -516,7 +518,7 @@ class RespConnection {
       if (this.backlogHead < this.backlog.length) this.pump();
       else if (this.paused) this.resume();
     };
-    const done: Promise<void> = Promise.resolve(run).then(settle, (e: unknown) => settle(err(`internal error: ${(e as Error).message}`)));
+    const done: Promise<void> = Promise.resolve(run).then(settle, (e: unknown) => settle(toReplyError(e)));
     this.running.add(done);
     return done;
   }
