@@ -23,6 +23,7 @@ import type { Args } from './args.js';
 import { isDead, optInt, str } from './args.js';
 import type { Consistency } from './config.js';
 import type { RingFactory, Transport } from './ports.js';
+import { scanStore } from './scan.js';
 import type { ClusterView } from './view.js';
 
 /** 2^64: tokens are in [0, 2^64). */
@@ -35,7 +36,7 @@ const SCAN_VISIT_MAX = 100_000;
 const SCAN_PAGE_BYTES_MAX = 1024 * 1024;
 /** An index nobody listed from for this long is dropped (memory, and the cost of noting writes). */
 const INDEX_IDLE_MS = 60_000;
-/** Keys noted after the build beyond which the index is rebuilt instead of merged with them. */
+/** Keys noted since the build beyond which the index is rebuilt instead of merged with them. */
 const NOTED_KEYS_MAX = 65_536;
 
 /** One key of a node's page: [key, ts, node, expiresAtMs (-1 = none), tombstone (1) or value (0)]. */
@@ -69,8 +70,11 @@ export function parseToken(text: string, what = 'cursor'): bigint {
 /** The node side: pages of this node's keys in token order. */
 export class KeyListing {
   private index: KeyIndex | null = null;
-  /** Keys applied since the index was built, with their tokens; null = too many, rebuild. */
-  private noted: Map<string, bigint> | null = new Map();
+  private building: Promise<KeyIndex> | null = null;
+  /** Keys applied since the current build started, with their tokens; null when not noting. */
+  private noted: Map<string, bigint> | null = null;
+  /** More than NOTED_KEYS_MAX keys were applied since the build: the index must be rebuilt. */
+  private stale = false;
   private lastUsedMs = 0;
   private readonly now: () => number;
   builds = 0;
@@ -81,26 +85,38 @@ export class KeyListing {
 
   /** Called for every key this node applies (Replica.onApplied). Cheap when no index is kept. */
   noteApplied(key: string): void {
-    if (this.index === null || this.noted === null) return;
-    if (this.now() - this.lastUsedMs > INDEX_IDLE_MS) {
-      this.index = null;
+    if (this.noted === null) return;
+    if (this.building === null && this.now() - this.lastUsedMs > INDEX_IDLE_MS) {
+      this.drop();
       return;
     }
     if (this.noted.size >= NOTED_KEYS_MAX) {
+      this.stale = true;
       this.noted = null;
       return;
     }
     if (!this.noted.has(key)) this.noted.set(key, this.o.hashKey(key));
   }
 
-  private build(): KeyIndex {
+  private drop(): void {
+    this.index = null;
+    this.noted = null;
+    this.stale = false;
+  }
+
+  /** Reads every key of the store and sorts them by token, yielding to the event loop between chunks. */
+  private async build(): Promise<KeyIndex> {
+    // Keys applied from now on are noted: the index plus them is every key of the store.
+    this.noted = new Map();
+    this.stale = false;
     const keys: string[] = [];
-    for (const [key] of this.o.store.entries()) keys.push(key);
-    const raw = new BigUint64Array(keys.length);
-    for (let i = 0; i < keys.length; i++) raw[i] = this.o.hashKey(keys[i]);
-    const order = new Uint32Array(keys.length);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    order.sort((a, b) => (raw[a] < raw[b] ? -1 : raw[a] > raw[b] ? 1 : keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
+    const hashes: bigint[] = [];
+    await scanStore(this.o.store, (key) => {
+      keys.push(key);
+      hashes.push(this.o.hashKey(key));
+    });
+    const raw = BigUint64Array.from(hashes);
+    const order = sortedOrder(raw, keys);
     const tokens = new BigUint64Array(keys.length);
     const sorted = new Array<string>(keys.length);
     for (let i = 0; i < order.length; i++) {
@@ -108,29 +124,32 @@ export class KeyListing {
       sorted[i] = keys[order[i]];
     }
     this.builds += 1;
-    return { tokens, keys: sorted };
+    this.index = { tokens, keys: sorted };
+    return this.index;
   }
 
-  private current(): KeyIndex {
-    const nowMs = this.now();
-    if (this.index !== null && (this.noted === null || nowMs - this.lastUsedMs > INDEX_IDLE_MS)) this.index = null;
-    this.lastUsedMs = nowMs;
-    if (this.index === null) {
-      this.index = this.build();
-      this.noted = new Map();
+  /** The index, built if there is none (or it went stale or idle); concurrent callers share a build. */
+  private async current(): Promise<KeyIndex> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const nowMs = this.now();
+      if (this.building === null && this.index !== null && (this.stale || nowMs - this.lastUsedMs > INDEX_IDLE_MS)) this.drop();
+      this.lastUsedMs = nowMs;
+      const index = this.index ?? (await (this.building ??= this.build().finally(() => (this.building = null))));
+      if (!this.stale) return index;
+      this.drop();
     }
-    return this.index;
+    throw new ShoalError('UNAVAILABLE', `more than ${NOTED_KEYS_MAX} keys were written during each of three attempts to index this node's keys for a scan; try again`);
   }
 
   /** Drops the index (tests; also what idleness does). */
   reset(): void {
-    this.index = null;
+    if (this.building === null) this.drop();
   }
 
   /** One page from `from` (inclusive). `match` filters key names (the same on every node). */
-  page(from: bigint, limit: number, match?: (key: string) => boolean): KeyPage {
+  async page(from: bigint, limit: number, match?: (key: string) => boolean): Promise<KeyPage> {
     assert.ok(limit >= 1 && limit <= SCAN_PAGE_KEYS_MAX, 'page limit out of range');
-    const index = this.current();
+    const index = await this.current();
     const noted = [...(this.noted ?? new Map<string, bigint>())].filter(([, t]) => t >= from);
     noted.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     let i = lowerBound(index.tokens, from);
@@ -171,7 +190,7 @@ export class KeyListing {
   }
 
   /** The `internal.keys` handler: { from, limit, match? } → KeyPage. */
-  handle(op: string, args: Args): KeyPage {
+  handle(op: string, args: Args): Promise<KeyPage> {
     const from = parseToken(str(op, args, 'from'), 'from');
     const limit = optInt(op, args, 'limit', 1, SCAN_PAGE_KEYS_MAX) ?? 1000;
     const pattern = args.match;
@@ -182,6 +201,36 @@ export class KeyListing {
 
 function listed(key: string, entry: Entry): ListedKey {
   return [key, entry.ts, entry.node, entry.expiresAtMs ?? -1, entry.value === null ? 1 : 0];
+}
+
+/**
+ * The permutation that sorts `tokens` (ties by key). A comparator sort of a million bigints takes
+ * seconds; instead each token's low bits are replaced by its index and the typed array is sorted
+ * natively, then one insertion pass puts neighbours that shared the kept high bits in full order
+ * (rare: the expected number of such pairs is about n² / 2^(64 − index bits)).
+ */
+function sortedOrder(tokens: BigUint64Array, keys: string[]): Uint32Array {
+  const n = tokens.length;
+  const indexBits = Math.max(1, Math.ceil(Math.log2(n + 1)));
+  assert.ok(indexBits <= 32, 'too many keys to index');
+  const shift = BigInt(indexBits);
+  const mask = (1n << shift) - 1n;
+  const packed = new BigUint64Array(n);
+  for (let i = 0; i < n; i++) packed[i] = ((tokens[i] >> shift) << shift) | BigInt(i);
+  packed.sort();
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = Number(packed[i] & mask);
+  const before = (a: number, b: number) => tokens[a] < tokens[b] || (tokens[a] === tokens[b] && keys[a] < keys[b]);
+  for (let i = 1; i < n; i++) {
+    const cur = order[i];
+    let j = i - 1;
+    while (j >= 0 && before(cur, order[j])) {
+      order[j + 1] = order[j];
+      j--;
+    }
+    order[j + 1] = cur;
+  }
+  return order;
 }
 
 /** First index whose token is ≥ `token`. */

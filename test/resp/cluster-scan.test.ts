@@ -15,11 +15,11 @@ function mapStore(map: Map<string, Entry>): Store {
 const live = (ts = 1): Entry => ({ value: Buffer.from('v'), ts, node: 'n1' });
 
 /** Every key the listing returns from the start to the end, page by page. */
-function listAll(listing: KeyListing, limit: number, match?: (k: string) => boolean): string[] {
+async function listAll(listing: KeyListing, limit: number, match?: (k: string) => boolean): Promise<string[]> {
   const out: string[] = [];
   let from = 0n;
   for (let pages = 0; pages < 100_000; pages++) {
-    const page = listing.page(from, limit, match);
+    const page = await listing.page(from, limit, match);
     for (const [key] of page.keys) out.push(key);
     if (page.through === null) return out;
     from = BigInt(page.through) + 1n;
@@ -27,12 +27,12 @@ function listAll(listing: KeyListing, limit: number, match?: (k: string) => bool
   throw new Error('the listing did not end');
 }
 
-test('pages list every key exactly once, in token order, whatever the page size', (t) => {
-  fc.assert(
-    fc.property(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 300 }), fc.integer({ min: 1, max: 50 }), (keys, limit) => {
+test('pages list every key exactly once, in token order, whatever the page size', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 300 }), fc.integer({ min: 1, max: 50 }), async (keys, limit) => {
       const map = new Map(keys.map((k) => [k, live()]));
       const listing = new KeyListing({ store: mapStore(map), hashKey });
-      const got = listAll(listing, limit);
+      const got = await listAll(listing, limit);
       t.deepEqual([...got].sort(), [...keys].sort());
       const tokens = got.map(hashKey);
       for (let i = 1; i < tokens.length; i++) t.true(tokens[i - 1] <= tokens[i]);
@@ -41,11 +41,11 @@ test('pages list every key exactly once, in token order, whatever the page size'
   );
 });
 
-test('keys applied after the index was built are listed; keys gone from the store are not; tombstones are listed as such', (t) => {
+test('keys applied after the index was built are listed; keys gone from the store are not; tombstones are listed as such', async (t) => {
   const map = new Map<string, Entry>();
   for (let i = 0; i < 100; i++) map.set(`k${i}`, live());
   const listing = new KeyListing({ store: mapStore(map), hashKey });
-  const first = listing.page(0n, 10);
+  const first = await listing.page(0n, 10);
   t.is(first.keys.length, 10);
   t.is(listing.builds, 1);
   for (let i = 100; i < 150; i++) {
@@ -55,16 +55,16 @@ test('keys applied after the index was built are listed; keys gone from the stor
   map.delete('k3');
   map.set('k4', { value: null, ts: 2, node: 'n2' });
   listing.noteApplied('k4');
-  const all = listAll(listing, 7);
+  const all = await listAll(listing, 7);
   t.is(listing.builds, 1, 'the index was kept and merged with the noted keys');
   t.is(all.length, 149);
   t.is(new Set(all).size, 149);
   t.false(all.includes('k3'));
-  const k4 = listing.page(hashKey('k4'), 1).keys.find(([k]) => k === 'k4');
+  const k4 = (await listing.page(hashKey('k4'), 1)).keys.find(([k]) => k === 'k4');
   t.deepEqual(k4, ['k4', 2, 'n2', -1, 1]);
 });
 
-test('a page stops only between tokens and reports how far it covered; MATCH filters names', (t) => {
+test('a page stops only between tokens and reports how far it covered; MATCH filters names', async (t) => {
   const map = new Map<string, Entry>();
   for (let i = 0; i < 50; i++) map.set(`user:${i}`, live());
   for (let i = 0; i < 50; i++) map.set(`item:${i}`, live());
@@ -73,10 +73,10 @@ test('a page stops only between tokens and reports how far it covered; MATCH fil
   map.set('a', live());
   map.set('b', live());
   const listing = new KeyListing({ store: mapStore(map), hashKey: fakeHash });
-  const page = listing.page(0n, 1);
+  const page = await listing.page(0n, 1);
   t.deepEqual(page.keys.map(([k]) => k), ['a', 'b'], 'both keys of the shared token come together');
   t.is(page.through, '5');
-  const users = listAll(listing, 3, globMatcher('user:*'));
+  const users = await listAll(listing, 3, globMatcher('user:*'));
   t.is(users.length, 50);
   t.true(users.every((k) => k.startsWith('user:')));
 });
@@ -104,4 +104,24 @@ test('cursors are decimal tokens below 2^64', (t) => {
   t.throws(() => parseToken('18446744073709551616'), { message: /invalid cursor/ });
   t.throws(() => parseToken('-1'), { message: /invalid cursor/ });
   t.throws(() => parseToken('abc'), { message: /invalid cursor/ });
+});
+
+test('the index is built in chunks: keys applied while it is built are listed, and a flood of writes forces a rebuild', async (t) => {
+  const map = new Map<string, Entry>();
+  for (let i = 0; i < 10_000; i++) map.set(`k${i}`, live());
+  const listing = new KeyListing({ store: mapStore(map), hashKey });
+  const pending = listing.page(0n, 5);
+  // The build has yielded after its first chunk; these writes land in the middle of it.
+  for (let i = 10_000; i < 10_100; i++) {
+    map.set(`k${i}`, live());
+    listing.noteApplied(`k${i}`);
+  }
+  await pending;
+  const all = await listAll(listing, 1000);
+  t.is(all.length, 10_100);
+  t.is(new Set(all).size, 10_100);
+  t.is(listing.builds, 1);
+  for (let i = 0; i < 70_000; i++) listing.noteApplied(`flood${i}`);
+  await listing.page(0n, 5);
+  t.is(listing.builds, 2, 'more noted keys than NOTED_KEYS_MAX: rebuilt');
 });
