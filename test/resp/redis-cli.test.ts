@@ -6,7 +6,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { hasCommand, startCluster, type TestCluster } from './helpers.js';
+import { join } from 'node:path';
+import { startNode } from '../../src/node/node.js';
+import { tempDir, testConfig } from '../node/helpers.js';
+import { makeTestCerts, NO_OPENSSL } from '../security/tls-certs.js';
+import { FAST, hasCommand, startCluster, type TestCluster } from './helpers.js';
 
 const HAVE_CLI = hasCommand('redis-cli');
 if (!HAVE_CLI) console.log('redis-cli not installed (apt-get install redis-tools): the redis-cli tests are skipped');
@@ -22,8 +26,8 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
-function cli(node: number, args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { host, port } = cluster.resp[node];
+function cli(node: number | { host: string; port: number }, args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { host, port } = typeof node === 'number' ? cluster.resp[node] : node;
   return new Promise((resolve, reject) => {
     const child = spawn('redis-cli', ['-h', host, '-p', String(port), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -121,4 +125,40 @@ maybe('inline commands as telnet or nc send them, and a protocol error closes th
   t.true(bad.closed);
   const unbalanced = await raw(1, 'SET k "unbalanced\r\n');
   t.regex(unbalanced.text, /^-ERR Protocol error: unbalanced quotes/);
+});
+
+const certs = HAVE_CLI ? makeTestCerts() : null;
+if (HAVE_CLI && certs === null) console.log(NO_OPENSSL);
+const maybeTls = certs === null ? test.serial.skip : test.serial;
+
+maybeTls('redis-cli --tls against a node with security.tls and mutual TLS: with a client certificate it works, without it is refused', async (t) => {
+  if (certs === null) return;
+  const tmp = tempDir('shoal-resp-tls-');
+  t.teardown(() => {
+    tmp.remove();
+    certs.remove();
+  });
+  const node = await startNode(
+    testConfig(join(tmp.dir, 'n1'), {
+      'node.resp': '127.0.0.1:0',
+      ...FAST,
+      'security.tls': 'true',
+      'security.tlsCa': certs.ca,
+      'security.tlsCert': certs.node.cert,
+      'security.tlsKey': certs.node.key,
+      'security.tlsClientAuth': 'true',
+    }),
+    { processMetrics: false },
+  );
+  t.teardown(() => node.stop());
+  const addr = { host: '127.0.0.1', port: Number(node.addresses.resp?.split(':')[1]) };
+  const withCert = ['--tls', '--cacert', certs.ca, '--cert', certs.client.cert, '--key', certs.client.key];
+  const set = await cli(addr, [...withCert, 'SET', 'secret', 'value']);
+  t.is(set.stdout, 'OK\n', set.stderr);
+  const get = await cli(addr, [...withCert, 'GET', 'secret']);
+  t.is(get.stdout, 'value\n');
+  const noCert = await cli(addr, ['--tls', '--cacert', certs.ca, 'GET', 'secret']);
+  t.false(noCert.stdout.includes('value'), noCert.stdout);
+  const plain = await cli(addr, ['GET', 'secret']);
+  t.false(plain.stdout.includes('value'), plain.stdout);
 });
