@@ -80,7 +80,9 @@ test('SIGKILL of a node during pipelines: its client sees errors, no client read
   });
   for (const id of ['n1', 'n2']) {
     const seeds: Record<string, string> = nodes.length === 0 ? {} : { 'membership.seeds': nodes[0].addresses.gossip };
-    nodes.push(await startNode(testConfig(join(tmp.dir, id), { 'node.id': id, 'node.resp': '127.0.0.1:0', ...FAST, ...seeds }), { processMetrics: false }));
+    // n2 stops without leaving at the end (a crash as far as the ring is concerned).
+    const leave: Record<string, string> = id === 'n2' ? { 'shutdown.leave': 'false' } : {};
+    nodes.push(await startNode(testConfig(join(tmp.dir, id), { 'node.id': id, 'node.resp': '127.0.0.1:0', ...FAST, ...seeds, ...leave }), { processMetrics: false }));
   }
   const sets = Object.entries({ ...FAST, 'membership.seeds': nodes[0].addresses.gossip, 'metrics.enabled': 'false' }).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
   const child = spawn(
@@ -149,4 +151,11 @@ test('SIGKILL of a node during pipelines: its client sees errors, no client read
   const values = await reader.mget(...all);
   const wrongAfter = all.filter((k, i) => !model.allows(k, values[i]));
   t.deepEqual(wrongAfter, []);
+
+  // With a second owner gone, W=2 cannot be met: writes through n1 fail with CLUSTERDOWN, never a false OK.
+  reader.disconnect();
+  await nodes[1].stop();
+  const err = await t.throwsAsync(viaSurvivor.set('kill:b:0', 'late'));
+  t.regex(err?.message ?? '', /^CLUSTERDOWN only 1 of 2 replicas answered the write/);
+  await t.throwsAsync(viaSurvivor.get('kill:b:0'), { message: /^CLUSTERDOWN / });
 });
