@@ -220,7 +220,7 @@ function schemaError(err: ErrorObject, root: Json, origins: Map<string, string>)
       problem = `must be ${err.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}; got ${describe(getPath(root, field))}`;
       break;
     case 'pattern':
-      problem = params.pattern === ADDRESS_PATTERN
+      problem = params.pattern === ADDRESS_PATTERN || params.pattern === `^$|${ADDRESS_PATTERN}`
         ? `must be host:port (e.g. 127.0.0.1:7201); got ${describe(getPath(root, field))}`
         : `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(getPath(root, field))}`;
       break;
@@ -243,6 +243,7 @@ function addressProblems(config: ShoalConfig): Array<{ field: string; problem: s
   check('node.gossip', config.node.gossip);
   check('node.rpc', config.node.rpc);
   check('node.metrics', config.node.metrics);
+  if (config.node.resp !== '') check('node.resp', config.node.resp);
   config.membership.seeds.forEach((s, i) => check(`membership.seeds.${i}`, s));
   return out;
 }
