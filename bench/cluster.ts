@@ -12,7 +12,9 @@
  *   take too long on this machine.
  *
  * Knobs (environment): SHOAL_BENCH_MS (per op and setup, default 5000), SHOAL_BENCH_CONCURRENCY (32),
- * SHOAL_BENCH_JOIN_KEYS (1e6), SHOAL_BENCH_LOAD_BUDGET_MS (90000).
+ * SHOAL_BENCH_JOIN_KEYS (1e6), SHOAL_BENCH_LOAD_BUDGET_MS (90000), SHOAL_BENCH_PARTS (which parts to run,
+ * comma-separated from ring, throughput, etcd, join; default all: throughput alone for quick
+ * before/after CPU-per-op comparisons).
  */
 import { hlcPack } from '../src/cluster/hlc.js';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -30,6 +32,7 @@ const DURATION_MS = Number(process.env.SHOAL_BENCH_MS ?? 5_000);
 const CONCURRENCY = Number(process.env.SHOAL_BENCH_CONCURRENCY ?? 32);
 const JOIN_KEYS = Number(process.env.SHOAL_BENCH_JOIN_KEYS ?? 1_000_000);
 const LOAD_BUDGET_MS = Number(process.env.SHOAL_BENCH_LOAD_BUDGET_MS ?? 90_000);
+const PARTS = new Set((process.env.SHOAL_BENCH_PARTS ?? 'ring,throughput,etcd,join').split(','));
 const KEYSPACE = 10_000;
 const VALUE = Buffer.alloc(100, 'v');
 const OPS_PER_OP_MAX = 2_000_000;
@@ -185,9 +188,16 @@ async function joinStream(): Promise<JoinFigure> {
 async function main(): Promise<void> {
   const loadAverageAtStart = loadAverage();
   console.log(`bench:cluster — load average ${loadAverageAtStart.join(' ')}`);
-  const ring: RingFigure[] = await measureRing();
-  const rows: Throughput[] = [...(await throughput('single')), ...(await throughput('cluster3'))];
-  const etcd: EtcdFigure = await driveEtcd({ durationMs: DURATION_MS, concurrency: CONCURRENCY, keyspace: KEYSPACE, value: VALUE });
+  const ring: RingFigure[] = PARTS.has('ring') ? await measureRing() : [];
+  const rows: Throughput[] = PARTS.has('throughput') ? [...(await throughput('single')), ...(await throughput('cluster3'))] : [];
+  const etcd: EtcdFigure = PARTS.has('etcd')
+    ? await driveEtcd({ durationMs: DURATION_MS, concurrency: CONCURRENCY, keyspace: KEYSPACE, value: VALUE })
+    : { skipped: 'not run (SHOAL_BENCH_PARTS)' } as EtcdFigure;
+  if (!PARTS.has('ring') || !PARTS.has('throughput') || !PARTS.has('etcd') || !PARTS.has('join')) {
+    console.log(`parts run: ${[...PARTS].join(',')} (results not written)`);
+    console.table(rows);
+    return;
+  }
   const joinFigure = await joinStream();
   console.log('\nring (default vnodes)');
   console.table(ring.map((r) => ({ nodes: r.nodes, vnodes: r.vnodes, maxOverMean: r.maxOverMean, joinMovedOverIdeal: r.joinMovedOverIdeal })));

@@ -34,7 +34,9 @@ import { ReadRepair } from './read-repair.js';
 import { Replica } from './replica.js';
 import { StreamSource } from './stream-source.js';
 import { Streaming } from './streaming.js';
-import { poolTransport, withLocal } from './transport.js';
+import { poolTransport, withLocal, type PoolTransport } from './transport.js';
+import { BATCH_OP, batchBytesMax, runBatch } from './batch.js';
+import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
 import { ClusterView } from './view.js';
 
 const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members, opts), hashKey };
@@ -87,6 +89,10 @@ export class ClusterNode {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly transport: Transport;
+  /** The pool transport (null with an injected transport): its batch figures are in stats. */
+  private readonly poolTransport: PoolTransport | null;
+  /** The answer of one internal.batch stays under this many bytes (half the rpc frame limit). */
+  private readonly batchResponseBytesMax: number;
   private readonly hlc: HlcLike;
   /** What client get/put/del arguments are checked against (the store's size limits, the TTL bound). */
   private readonly argLimits: DataArgLimits;
@@ -115,11 +121,9 @@ export class ClusterNode {
     });
     this.id = this.view.selfId;
     this.hlc = options.hlc ?? new Hlc(this.id, now, { maxDriftMs: config.clockAheadMsMax });
-    const remote =
-      options.transport ??
-      (options.rpcPool
-        ? poolTransport(options.rpcPool, (id) => this.view.member(id)?.rpc)
-        : null);
+    this.poolTransport = !options.transport && options.rpcPool ? poolTransport(options.rpcPool, (id) => this.view.member(id)?.rpc) : null;
+    this.batchResponseBytesMax = batchBytesMax(options.rpcPool?.frameBytesMax ?? DEFAULT_RPC_LIMITS.frameBytesMax);
+    const remote = options.transport ?? this.poolTransport;
     if (!remote) throw new ShoalError('CONFIG', 'ClusterNode needs an rpcPool or a transport');
     this.transport = withLocal(this.id, (op, args) => this.handleInternal(op, args), remote);
     this.keyListing = new KeyListing({ store: options.store, hashKey: (options.ringFactory ?? RING_FACTORY).hashKey, now });
@@ -213,7 +217,16 @@ export class ClusterNode {
   }
 
   /** The RPC entry point for client and internal operations. */
-  rpcHandler = async (op: string, args: Record<string, unknown>, _ctx?: RpcContextLike): Promise<unknown> => {
+  rpcHandler = (op: string, args: Record<string, unknown>, _ctx?: RpcContextLike): Promise<unknown> => {
+    try {
+      return this.dispatch(op, args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+
+  /** Routes one request (no async layer of its own: the operation's promise is returned as is). */
+  private dispatch(op: string, args: Record<string, unknown>): Promise<unknown> {
     if (this.closed) throw new ShoalError('CLOSED', 'node is shutting down');
     if (args === null || typeof args !== 'object' || Array.isArray(args)) {
       throw new ShoalError('BAD_REQUEST', `${op}: arguments must be a map`);
@@ -227,11 +240,11 @@ export class ClusterNode {
       case 'del':
         return this.del(args);
       case 'members':
-        return this.members();
+        return Promise.resolve(this.members());
       case 'ring':
-        return this.ringInfo();
+        return Promise.resolve(this.ringInfo());
       case 'stats':
-        return this.stats();
+        return Promise.resolve(this.stats());
       case 'leave':
         return this.leave();
       case 'remove':
@@ -239,7 +252,7 @@ export class ClusterNode {
       default:
         throw new ShoalError('BAD_REQUEST', `unknown operation "${op}"`);
     }
-  };
+  }
 
   private async handleInternal(op: string, args: Args): Promise<unknown> {
     switch (op) {
@@ -250,6 +263,8 @@ export class ClusterNode {
         return this.streamSource.handle(args);
       case 'internal.keys':
         return this.keyListing.handle(op, args);
+      case BATCH_OP:
+        return runBatch(args, (itemOp, itemArgs) => this.handleInternal(itemOp, itemArgs), this.batchResponseBytesMax);
       case 'internal.digest':
       case 'internal.versions':
         return this.antiEntropy.handle(op, args);
@@ -392,6 +407,7 @@ export class ClusterNode {
       streaming: { ...this.streaming.stats(), source: this.streamSource.stats() },
       cleanup: this.cleanup.stats(),
       antiEntropy: this.antiEntropy.stats(),
+      ...(this.poolTransport ? { batching: this.poolTransport.batchStats() } : {}),
       leaving: this.leaving !== null,
     };
   }

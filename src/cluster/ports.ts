@@ -76,6 +76,8 @@ export interface Transport {
 /** The part of RpcPool the cluster uses. */
 export interface RpcPoolLike {
   call(addr: string, op: string, args: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<unknown>;
+  /** Largest frame the pool sends (node-to-node batches are bounded by a share of it). */
+  readonly frameBytesMax?: number;
 }
 
 /** Optional metrics sink; the agent adapts it to prom-client. */

@@ -1,22 +1,36 @@
 /**
  * Node-to-node calls by node id. Calls to this node run the local handler directly (no socket);
- * calls to others go through the RPC pool to the member's rpc address.
+ * calls to others go through the RPC pool to the member's rpc address. The per-key ops
+ * (internal.apply, internal.read, internal.hint) made to one peer within one event-loop turn are
+ * sent as one internal.batch frame (batch.ts), bounded in bytes by half the pool's frame limit.
  */
 import { ShoalError } from '../errors.js';
+import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
+import { PeerBatcher, batchBytesMax, type PeerBatcherStats } from './batch.js';
 import type { RpcPoolLike, Transport } from './ports.js';
 
 export type LocalHandler = (op: string, args: Record<string, unknown>) => Promise<unknown>;
 
-/** Maps node ids to rpc addresses and calls them through an RpcPool. */
-export function poolTransport(pool: RpcPoolLike, addressOf: (nodeId: string) => string | undefined): Transport {
+export interface PoolTransport extends Transport {
+  /** How the per-key calls were sent (in batches or alone). */
+  batchStats(): PeerBatcherStats;
+}
+
+/** Maps node ids to rpc addresses and calls them through an RpcPool, batching per-key ops per turn. */
+export function poolTransport(pool: RpcPoolLike, addressOf: (nodeId: string) => string | undefined): PoolTransport {
+  const batcher = new PeerBatcher(
+    (addr, op, args, timeoutMs) => pool.call(addr, op, args, { timeoutMs }),
+    batchBytesMax(pool.frameBytesMax ?? DEFAULT_RPC_LIMITS.frameBytesMax),
+  );
   return {
     call(nodeId, op, args, options) {
       const addr = addressOf(nodeId);
       if (addr === undefined) {
         return Promise.reject(new ShoalError('UNAVAILABLE', `no rpc address known for node ${nodeId}`));
       }
-      return pool.call(addr, op, args, { timeoutMs: options.timeoutMs });
+      return batcher.call(addr, op, args, options.timeoutMs);
     },
+    batchStats: () => ({ ...batcher.counters }),
   };
 }
 

@@ -45,7 +45,8 @@ function byId(rows: unknown): Map<string, Record<string, unknown>> {
 
 export function nodeOps(options: NodeOpsOptions): OpHandler {
   const { base, clustered, membership } = options;
-  return async (op, args, ctx) => {
+  // Data and node-to-node ops go straight to the base handler (no async layer of their own).
+  const own = async (op: string, args: Record<string, unknown>, ctx: { remote: string; peer: string | null }): Promise<unknown> => {
     switch (op) {
       case 'health':
         return options.health();
@@ -70,4 +71,8 @@ export function nodeOps(options: NodeOpsOptions): OpHandler {
         return base(op, args, ctx);
     }
   };
+  return (op, args, ctx) => (OWN_OPS.has(op) ? own(op, args, ctx) : base(op, args, ctx));
 }
+
+/** The ops nodeOps answers (in part) itself. */
+const OWN_OPS: ReadonlySet<string> = new Set(['health', 'stats', 'members', 'leave']);

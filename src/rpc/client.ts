@@ -108,6 +108,11 @@ export class RpcPool {
     }
   }
 
+  /** Largest frame sent or accepted (node-to-node batches are bounded by a share of it). */
+  get frameBytesMax(): number {
+    return this.opts.frameBytesMax;
+  }
+
   /** Sends one request to `addr` ('host:port'); resolves with the result or rejects with a ShoalError. */
   call(addr: string, op: string, args: RpcArgs, options: CallOptions = {}): Promise<unknown> {
     if (this.closed) return Promise.reject(new ShoalError('CLOSED', 'the RPC pool is closed'));

@@ -89,6 +89,20 @@ test('metrics: requests, latency and errors by op and code; store figures read a
   t.is(sample(text, 'shoal_wal_fsyncs_total', {}), 20);
 });
 
+test('metrics: node-to-node ops are counted (and their errors) but not timed', async (t) => {
+  const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
+  const handler = instrumentHandler((op: string) => (op === 'internal.read' ? Promise.resolve({}) : Promise.reject(new ShoalError('BAD_REQUEST', 'no'))), metrics);
+  await handler('internal.read', {}, null);
+  await handler('internal.read', {}, null);
+  await t.throwsAsync(handler('internal.apply', {}, null), { message: 'no' });
+  await handler('get', {}, null).catch(() => null);
+  const text = await metrics.render();
+  t.is(sample(text, 'shoal_requests_total', { op: 'internal.read' }), 2);
+  t.is(sample(text, 'shoal_request_errors_total', { op: 'internal.apply', code: 'BAD_REQUEST' }), 1);
+  t.false(text.includes('shoal_request_duration_seconds_count{op="internal.read"'));
+  t.is(sample(text, 'shoal_request_duration_seconds_count', { op: 'get' }), 1);
+});
+
 test('metrics: op labels are bounded, unknown ops beyond the limit count as "other"', async (t) => {
   const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
   for (let i = 0; i < 100; i++) metrics.observeRequest(`op${i}`, 1);

@@ -31,7 +31,9 @@ export class ProcessCluster {
 
   async start(id: string, set: Record<string, string> = {}): Promise<ProcessNode> {
     const spec = { id, dataDir: join(this.dir, id), seeds: this.seed ? [this.seed] : [], set: { ...this.set, ...set } };
-    const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(spec)], {
+    // SHOAL_NODE_ARGS: extra node flags for every node process (e.g. --cpu-prof for bench:cluster profiles).
+    const nodeArgs = process.env.SHOAL_NODE_ARGS ? process.env.SHOAL_NODE_ARGS.split(' ') : [];
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', SCRIPT, JSON.stringify(spec)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const line = await new Promise<string>((resolve, reject) => {
