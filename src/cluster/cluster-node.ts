@@ -39,6 +39,22 @@ import { BATCH_OP, batchBytesMax, runBatch } from './batch.js';
 import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
 import { ClusterView } from './view.js';
 
+function closedError(): ShoalError {
+  return new ShoalError('CLOSED', 'node is shutting down');
+}
+
+/** The answer to a get: the value, its version and its expiry (null when there is no live value). */
+function getResult(entry: Entry | null): unknown {
+  if (entry === null) return null;
+  const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
+  if (entry.expiresAtMs !== undefined) result.expiresAtMs = entry.expiresAtMs;
+  return result;
+}
+
+function versionResult(entry: Entry): unknown {
+  return { version: { ts: entry.ts, node: entry.node } };
+}
+
 const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members, opts), hashKey };
 
 /** idle() waits for streaming rounds due within this long (tests, benchmarks). */
@@ -273,13 +289,10 @@ export class ClusterNode {
     }
   }
 
-  private async get(args: Args): Promise<unknown> {
+  // get, put and del chain one .then on the coordinator's promise (no async layers of their own).
+  private get(args: Args): Promise<unknown> {
     const { key, consistency } = parseGetArgs(args, this.argLimits);
-    const entry = await this.readLive(key, consistency);
-    if (entry === null) return null;
-    const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
-    if (entry.expiresAtMs !== undefined) result.expiresAtMs = entry.expiresAtMs;
-    return result;
+    return this.readLive(key, consistency).then(getResult);
   }
 
   // ---- The data operations every front end maps onto (the RPC ops above, src/resp/ commands).
@@ -291,28 +304,45 @@ export class ClusterNode {
   }
 
   /** The key's newest live entry among R replies (null: missing, deleted or expired). */
-  async readLive(key: string, consistency?: Consistency): Promise<Entry | null> {
-    this.checkOpen();
-    const entry = await this.coordinator.read(key, consistency);
-    return entry === null || isDead(entry, this.now()) ? null : entry;
+  readLive(key: string, consistency?: Consistency): Promise<Entry | null> {
+    if (this.closed) return Promise.reject(closedError());
+    let read: Promise<Entry | null>;
+    try {
+      read = this.coordinator.read(key, consistency);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return read.then((entry) => (entry === null || isDead(entry, this.now()) ? null : entry));
   }
 
   /** Writes `value` with an absolute expiry (or none) to W replicas; resolves with its version. */
-  async writeValue(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency, seenTs?: number): Promise<Entry> {
-    this.checkOpen();
-    const entry = this.stamp(seenTs);
-    entry.value = value;
-    if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
-    await this.coordinator.write(key, entry, consistency);
-    return entry;
+  writeValue(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency, seenTs?: number): Promise<Entry> {
+    if (this.closed) return Promise.reject(closedError());
+    let written: Promise<void>;
+    let entry: Entry;
+    try {
+      entry = this.stamp(seenTs);
+      entry.value = value;
+      if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
+      written = this.coordinator.write(key, entry, consistency);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return written.then(() => entry);
   }
 
   /** Writes a tombstone to W replicas; resolves with its version. */
-  async deleteKey(key: string, consistency?: Consistency, seenTs?: number): Promise<Entry> {
-    this.checkOpen();
-    const entry = this.stamp(seenTs);
-    await this.coordinator.write(key, entry, consistency);
-    return entry;
+  deleteKey(key: string, consistency?: Consistency, seenTs?: number): Promise<Entry> {
+    if (this.closed) return Promise.reject(closedError());
+    let written: Promise<void>;
+    let entry: Entry;
+    try {
+      entry = this.stamp(seenTs);
+      written = this.coordinator.write(key, entry, consistency);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return written.then(() => entry);
   }
 
   /** One page of the cluster-wide key scan (cluster-scan.ts); cursor 0n starts, 0n in the result ends. */
@@ -352,16 +382,14 @@ export class ClusterNode {
     return { value: null, ts: version.ts, node: version.node };
   }
 
-  private async put(args: Args): Promise<unknown> {
+  private put(args: Args): Promise<unknown> {
     const { key, value, ttlMs, consistency, seenTs } = parsePutArgs(args, this.argLimits);
-    const entry = await this.writeValue(key, value, ttlMs === undefined ? undefined : this.now() + ttlMs, consistency, seenTs);
-    return { version: { ts: entry.ts, node: entry.node } };
+    return this.writeValue(key, value, ttlMs === undefined ? undefined : this.now() + ttlMs, consistency, seenTs).then(versionResult);
   }
 
-  private async del(args: Args): Promise<unknown> {
+  private del(args: Args): Promise<unknown> {
     const { key, consistency, seenTs } = parseDelArgs(args, this.argLimits);
-    const entry = await this.deleteKey(key, consistency, seenTs);
-    return { version: { ts: entry.ts, node: entry.node } };
+    return this.deleteKey(key, consistency, seenTs).then(versionResult);
   }
 
   private members(): unknown {
