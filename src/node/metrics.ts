@@ -21,6 +21,8 @@ const OP_LABELS_MAX = 64;
 
 /** Distinct metric names a layer may create through layerSink(). */
 const LAYER_METRICS_MAX = 64;
+/** Distinct label-value series of the layer counters (beyond it samples are dropped). */
+const LAYER_SERIES_MAX = 1024;
 
 const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const;
 
@@ -62,6 +64,9 @@ export class NodeMetrics {
   private hintsSource: (() => number) | null = null;
   private healthSource: (() => boolean) | null = null;
   private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
+  /** Layer counter values by name and label values, and each layer counter's series. */
+  private readonly layerCounts = new Map<string, { labels: Record<string, string>; count: number }>();
+  private readonly layerCounters = new Map<string, { labelNames: Set<string>; series: Map<string, { labels: Record<string, string>; count: number }> }>();
   private fsyncsSeen = 0;
   private gossipSource: (() => GossipSecurityStats) | null = null;
   private readonly decryptFailures: Counter<'transport' | 'reason'>;
@@ -299,10 +304,39 @@ export class NodeMetrics {
       }
       return m;
     };
+    // Counter increments are plain numbers per name and label values (the coordinator counts every
+    // read and write), handed to prom-client at scrape time by each counter's collect().
+    const counts = this.layerCounts;
     return {
       inc: (name, labels = {}, value = 1) => {
+        let key = name;
+        for (const label in labels) key += `\u0000${label}=${labels[label]}`;
+        const counted = counts.get(key);
+        if (counted !== undefined) {
+          counted.count += value;
+          return;
+        }
+        if (counts.size >= LAYER_SERIES_MAX) return; // label values are bounded sets (codes, places)
         try {
-          metric(name, labels, (full, labelNames) => new Counter({ name: full, help: `${name} (cluster layer)`, labelNames, registers: [this.registry] }))?.inc(labels, value);
+          const counter = metric(name, labels, (full, labelNames) => {
+            const mine = new Map<string, { labels: Record<string, string>; count: number }>();
+            this.layerCounters.set(name, { labelNames: new Set(labelNames), series: mine });
+            return new Counter({
+              name: full, help: `${name} (cluster layer)`, labelNames, registers: [this.registry],
+              collect() {
+                this.reset();
+                for (const c of mine.values()) this.inc(c.labels, c.count);
+              },
+            });
+          });
+          const own = this.layerCounters.get(name);
+          if (counter === null || !(counter instanceof Counter) || own === undefined) return;
+          // The label names of the first use, exactly (prom-client would refuse others at scrape).
+          const names = Object.keys(labels);
+          if (names.length !== own.labelNames.size || !names.every((n) => own.labelNames.has(n))) return;
+          const entry = { labels: { ...labels }, count: value };
+          counts.set(key, entry);
+          own.series.set(key, entry);
         } catch {
           // unknown label or a name clash: drop the sample
         }

@@ -103,6 +103,26 @@ test('metrics: node-to-node ops are counted (and their errors) but not timed', a
   t.is(sample(text, 'shoal_request_duration_seconds_count', { op: 'get' }), 1);
 });
 
+test('metrics: the cluster layer sink counts by name and labels (collected at scrape), drops unknown labels', async (t) => {
+  const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
+  const sink = metrics.layerSink();
+  for (let i = 0; i < 5; i++) sink.inc('cluster_writes_total', { outcome: 'ok' });
+  sink.inc('cluster_writes_total', { outcome: 'TIMEOUT' }, 2);
+  sink.inc('cluster_writes_total', { other: 'x' }); // not the label names of its first use: dropped
+  sink.inc('cluster_writes_total', { other: 'ok' });
+  sink.inc('cluster_stream_keys_total', {}, 40);
+  sink.observeMs('cluster_round_ms', 12);
+  let text = await metrics.render();
+  t.is(sample(text, 'shoal_cluster_writes_total', { outcome: 'ok' }), 5);
+  t.is(sample(text, 'shoal_cluster_writes_total', { outcome: 'TIMEOUT' }), 2);
+  t.false(text.includes('other="x"'));
+  t.is(sample(text, 'shoal_cluster_stream_keys_total', {}), 40);
+  t.is(sample(text, 'shoal_cluster_round_seconds_count', {}), 1);
+  sink.inc('cluster_writes_total', { outcome: 'ok' });
+  text = await metrics.render();
+  t.is(sample(text, 'shoal_cluster_writes_total', { outcome: 'ok' }), 6, 'a second scrape shows the total, not the increment');
+});
+
 test('metrics: op labels are bounded, unknown ops beyond the limit count as "other"', async (t) => {
   const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
   for (let i = 0; i < 100; i++) metrics.observeRequest(`op${i}`, 1);
