@@ -337,6 +337,8 @@ async function runCell(drivers: Driver[], op: Op, pipeline: number, pid: number 
   );
   clearTimeout(fromTimer);
   clearTimeout(toTimer);
+  // On a busy machine the timer can fire after the last worker returned: read the end now then.
+  cpuTo ??= cpuFrom === null ? null : cpuMicros([pid]);
   latencies.sort((a, b) => a - b);
   const round = (x: number): number => Math.round(x * 1000) / 1000;
   return {
