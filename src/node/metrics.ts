@@ -64,8 +64,9 @@ export class NodeMetrics {
   private hintsSource: (() => number) | null = null;
   private healthSource: (() => boolean) | null = null;
   private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
-  /** Layer counter values by name and label values, and each layer counter's series. */
-  private readonly layerCounts = new Map<string, { labels: Record<string, string>; count: number }>();
+  /** Series kept over all layer counters (bounded by LAYER_SERIES_MAX). */
+  private layerSeries = 0;
+  /** Each layer counter's label names (of its first use) and its series by label values. */
   private readonly layerCounters = new Map<string, { labelNames: Set<string>; series: Map<string, { labels: Record<string, string>; count: number }> }>();
   private fsyncsSeen = 0;
   private gossipSource: (() => GossipSecurityStats) | null = null;
@@ -305,40 +306,46 @@ export class NodeMetrics {
       return m;
     };
     // Counter increments are plain numbers per name and label values (the coordinator counts every
-    // read and write), handed to prom-client at scrape time by each counter's collect().
-    const counts = this.layerCounts;
+    // read and write), handed to prom-client at scrape time by each counter's collect(). The hot path
+    // is two Map lookups with strings the caller already holds (no concatenation for one label).
     return {
       inc: (name, labels = {}, value = 1) => {
-        let key = name;
-        for (const label in labels) key += `\u0000${label}=${labels[label]}`;
-        const counted = counts.get(key);
-        if (counted !== undefined) {
-          counted.count += value;
+        const own = this.layerCounters.get(name);
+        let key = '';
+        let names = 0;
+        for (const label in labels) {
+          if (own !== undefined && !own.labelNames.has(label)) return; // not the labels of its first use
+          key = names === 0 ? labels[label] : `${key}\u0000${labels[label]}`;
+          names += 1;
+        }
+        if (own !== undefined) {
+          if (names !== own.labelNames.size) return;
+          const counted = own.series.get(key);
+          if (counted !== undefined) {
+            counted.count += value;
+            return;
+          }
+          if (this.layerSeries >= LAYER_SERIES_MAX) return; // label values are bounded sets (codes, places)
+          this.layerSeries += 1;
+          own.series.set(key, { labels: { ...labels }, count: value });
           return;
         }
-        if (counts.size >= LAYER_SERIES_MAX) return; // label values are bounded sets (codes, places)
         try {
-          const counter = metric(name, labels, (full, labelNames) => {
-            const mine = new Map<string, { labels: Record<string, string>; count: number }>();
-            this.layerCounters.set(name, { labelNames: new Set(labelNames), series: mine });
+          metric(name, labels, (full, labelNames) => {
+            const series = new Map<string, { labels: Record<string, string>; count: number }>();
+            series.set(key, { labels: { ...labels }, count: value });
+            this.layerSeries += 1;
+            this.layerCounters.set(name, { labelNames: new Set(labelNames), series });
             return new Counter({
               name: full, help: `${name} (cluster layer)`, labelNames, registers: [this.registry],
               collect() {
                 this.reset();
-                for (const c of mine.values()) this.inc(c.labels, c.count);
+                for (const c of series.values()) this.inc(c.labels, c.count);
               },
             });
           });
-          const own = this.layerCounters.get(name);
-          if (counter === null || !(counter instanceof Counter) || own === undefined) return;
-          // The label names of the first use, exactly (prom-client would refuse others at scrape).
-          const names = Object.keys(labels);
-          if (names.length !== own.labelNames.size || !names.every((n) => own.labelNames.has(n))) return;
-          const entry = { labels: { ...labels }, count: value };
-          counts.set(key, entry);
-          own.series.set(key, entry);
         } catch {
-          // unknown label or a name clash: drop the sample
+          // a name clash: drop the sample
         }
       },
       observeMs: (name, valueMs, labels = {}) => {
