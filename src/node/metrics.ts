@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { toShoalError } from '../errors.js';
+import { OpHistogram } from './op-histogram.js';
 import type { StoreStats } from '../storage/types.js';
 
 /** The handler signature of src/rpc/server.ts (kept structural so metrics need not import rpc). */
@@ -51,7 +52,7 @@ export interface RespFigures {
 export class NodeMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<'op'>;
-  private readonly latency: Histogram<'op'>;
+  private readonly latency: OpHistogram;
   private readonly errors: Counter<'op' | 'code'>;
   private readonly members: Gauge<'state'>;
   private readonly hintsPending: Gauge;
@@ -91,9 +92,8 @@ export class NodeMetrics {
         for (const [op, count] of requestCounts) this.inc({ op }, count);
       },
     });
-    this.latency = new Histogram({
-      name: 'shoal_request_duration_seconds', help: 'RPC request handling time, by operation', labelNames: ['op'], buckets: LATENCY_BUCKETS_S, registers: [r],
-    });
+    this.latency = new OpHistogram('shoal_request_duration_seconds', 'RPC request handling time, by operation (client operations)', LATENCY_BUCKETS_S);
+    this.latency.register(r);
     this.errors = new Counter({
       name: 'shoal_request_errors_total', help: 'RPC requests answered with an error, by operation and error code', labelNames: ['op', 'code'], registers: [r],
       collect() {
@@ -262,7 +262,7 @@ export class NodeMetrics {
     const label = this.opLabel(op);
     const counts = this.requestCounts;
     counts.set(label, (counts.get(label) ?? 0) + 1);
-    if (durationMs !== null) this.latency.observe({ op: label }, durationMs / 1000);
+    if (durationMs !== null) this.latency.observe(label, durationMs / 1000);
     if (errorCode !== undefined) {
       const key = `${label} ${errorCode}`;
       this.errorCounts.set(key, (this.errorCounts.get(key) ?? 0) + 1);

@@ -123,6 +123,22 @@ test('metrics: the cluster layer sink counts by name and labels (collected at sc
   t.is(sample(text, 'shoal_cluster_writes_total', { outcome: 'ok' }), 6, 'a second scrape shows the total, not the increment');
 });
 
+test('metrics: the request latency histogram is cumulative by le, with sum and count per op', async (t) => {
+  const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
+  metrics.observeRequest('get', 0.3); // 0.0003 s: the 0.0005 bucket
+  metrics.observeRequest('get', 1); // exactly on the 0.001 bound: counted in it (le is "at most")
+  metrics.observeRequest('get', 7000); // beyond every bound: +Inf only
+  const text = await metrics.render();
+  t.is(sample(text, 'shoal_request_duration_seconds_bucket', { le: '0.00025', op: 'get' }), 0);
+  t.is(sample(text, 'shoal_request_duration_seconds_bucket', { le: '0.0005', op: 'get' }), 1);
+  t.is(sample(text, 'shoal_request_duration_seconds_bucket', { le: '0.001', op: 'get' }), 2);
+  t.is(sample(text, 'shoal_request_duration_seconds_bucket', { le: '5', op: 'get' }), 2);
+  t.is(sample(text, 'shoal_request_duration_seconds_bucket', { le: '+Inf', op: 'get' }), 3);
+  t.is(sample(text, 'shoal_request_duration_seconds_count', { op: 'get' }), 3);
+  t.true(Math.abs((sample(text, 'shoal_request_duration_seconds_sum', { op: 'get' }) ?? 0) - 7.0013) < 1e-9);
+  t.regex(text, /# TYPE shoal_request_duration_seconds histogram/);
+});
+
 test('metrics: op labels are bounded, unknown ops beyond the limit count as "other"', async (t) => {
   const metrics = new NodeMetrics({ nodeId: 'n1', processMetrics: false });
   for (let i = 0; i < 100; i++) metrics.observeRequest(`op${i}`, 1);
