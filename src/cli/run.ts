@@ -181,7 +181,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('rpc', { type: 'string', describe: 'RPC address host:port (node.rpc)', group: 'Agent:' })
         .option('metrics', { type: 'string', describe: 'metrics HTTP address host:port (node.metrics)', group: 'Agent:' })
         .option('advertise', { type: 'string', describe: 'host the other nodes reach this one at (node.advertiseHost)', group: 'Agent:' })
-        .option('seeds', { type: 'string', array: true, describe: 'gossip addresses to join through (membership.seeds)', group: 'Agent:' })
+        .option('seeds', { type: 'string', array: true, describe: 'seeds to join through: host:port (IP or DNS name) or srv:NAME (membership.seeds)', group: 'Agent:' })
         .option('zone', { type: 'string', describe: 'failure zone (node.zone)', group: 'Agent:' })
         .option('tag', { type: 'string', array: true, describe: 'member tag key=value, repeatable (node.tags)', group: 'Agent:' })
         .option('log-level', { type: 'string', describe: 'error | warn | info | debug (log.level)', group: 'Agent:' })

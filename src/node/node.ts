@@ -207,6 +207,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       zone: config.node.zone === '' ? undefined : config.node.zone,
       tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
       seeds: config.membership.seeds,
+      dnsServers: config.membership.dnsServers,
       dataDir: join(dataDir, 'membership'),
       config: membershipLayerConfig(config),
       logger: log,
