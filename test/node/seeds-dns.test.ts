@@ -4,10 +4,12 @@
  * machines would. Skipped, with a message, where dnsmasq is not installed.
  */
 import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startNode, type Node } from '../../src/node/node.js';
 import { Dnsmasq, HAVE_DNSMASQ, freeUdpPort } from '../membership/dnsmasq.js';
-import { eventually, tempDir, testConfig } from './helpers.js';
+import { eventually, tempDir, testClient, testConfig } from './helpers.js';
 
 if (!HAVE_DNSMASQ) console.log('seeds-dns.test.ts: dnsmasq is not installed (apt-get install dnsmasq): skipping the DNS seed tests');
 const maybe = HAVE_DNSMASQ ? test : test.skip;
@@ -130,4 +132,47 @@ maybe('once joined, a node DNS lists that no member knows is merged (a seed back
   // The name now lists both (two A records): a's periodic resolution finds b and merges with it.
   await ctx.dns.setHosts({ 'seeds.shoal.test': ['127.0.77.41', '127.0.77.42'] });
   t.true(await allSee([a, b], 2), describeViews([a, b]));
+});
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+/** `shoal agent` configured through SHOAL_* variables only, as deploy/kubernetes does; resolves once it serves. */
+async function agentProcess(env: Record<string, string>, children: ChildProcess[]): Promise<{ rpc: string; log: () => string }> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SHOAL_')));
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'agent'], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    const started = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.message === 'node started');
+    if (started) return { rpc: String(started.rpc), log: () => out };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`agent did not start: ${out}`);
+}
+
+maybe('shoal agent processes configured by SHOAL_* variables alone join through SRV (the deploy/kubernetes way)', async (t) => {
+  const ctx = setup(t);
+  const children: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const child of children) child.kill('SIGKILL');
+  });
+  const port = await freeUdpPort('127.0.77.51');
+  const ids = ['shoal-0', 'shoal-1', 'shoal-2'];
+  const hosts = Object.fromEntries(ids.map((id, i) => [`${id}.shoal.test`, `127.0.77.${51 + i}`]));
+  ctx.dns = await Dnsmasq.start(hosts, ids.map((id) => ({ name: '_gossip._udp.shoal.test', target: `${id}.shoal.test`, port })));
+  const agents = await Promise.all(ids.map((id, i) => agentProcess({
+    SHOAL_NODE_ID: id, SHOAL_DATA_DIR: join(ctx.dir, id), SHOAL_NODE_GOSSIP: `127.0.77.${51 + i}:${port}`,
+    SHOAL_NODE_RPC: `127.0.77.${51 + i}:0`, SHOAL_NODE_METRICS: `127.0.77.${51 + i}:0`, SHOAL_LOG_FORMAT: 'json',
+    SHOAL_SEEDS: 'srv:_gossip._udp.shoal.test', SHOAL_MEMBERSHIP_DNS_SERVERS: ctx.dns?.address ?? '',
+    SHOAL_MEMBERSHIP_PROBE_INTERVAL_MS: '200ms', SHOAL_MEMBERSHIP_PROBE_TIMEOUT_MS: '100ms', SHOAL_MEMBERSHIP_JOIN_RETRY_INITIAL_MS: '200ms', SHOAL_MEMBERSHIP_JOIN_RETRY_MAX_MS: '400ms',
+  }, children)));
+  const clients = agents.map((a) => testClient(a.rpc));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  const alive = async () => (await Promise.all(clients.map((c) => c.members() as Promise<Array<{ state: string }>>)))
+    .map((members) => members.filter((m) => m.state === 'alive').length);
+  t.true(await eventually(WAIT_MS, async () => (await alive()).every((n) => n === 3)), `${JSON.stringify(await alive())}\n${agents.map((a) => a.log()).join('\n')}`);
+  t.true(agents.slice(1).some((a) => a.log().includes('seeds resolved')), 'the agents log what the seeds resolved to');
 });
