@@ -9,7 +9,6 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ShoalError, toShoalError } from '../errors.js';
@@ -19,7 +18,7 @@ import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
-import { formatSeedAddress, resolveSeeds, seedsNeedDns } from './seeds.js';
+import { formatSeedAddress, ownGossipAddresses, resolveSeeds, seedsNeedDns } from './seeds.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
 
@@ -128,17 +127,6 @@ function formatAddr(address: string, port: number): string {
   return formatSeedAddress(address, port);
 }
 
-/** Our gossip address, and when bound to a wildcard every local interface address with our port: seeds that are us. */
-function ownAddresses(gossip: string, bindHost: string, port: number): string[] {
-  const out = [gossip];
-  if (bindHost === '0.0.0.0' || bindHost === '::') {
-    for (const list of Object.values(os.networkInterfaces())) {
-      for (const entry of list ?? []) out.push(formatAddr(entry.address, port));
-    }
-  }
-  return out;
-}
-
 async function bindUdp(host: string, port: number): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
   await new Promise<void>((resolve, reject) => {
@@ -221,7 +209,7 @@ export class Membership {
     this.seedSpecs = [...options.seeds];
     this.dnsServers = [...(options.dnsServers ?? [])];
     this.seedsDynamic = seedsNeedDns(this.seedSpecs);
-    this.selfAddresses = ownAddresses(core.self().gossip, options.bindHost, port);
+    this.selfAddresses = ownGossipAddresses(core.self().gossip, options.bindHost, port);
     this.persistedIncarnation = core.incarnation;
     this.warn = rateLimited(logger);
   }

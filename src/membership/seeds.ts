@@ -23,6 +23,7 @@
  */
 import dns from 'node:dns';
 import net from 'node:net';
+import os from 'node:os';
 import { ShoalError } from '../errors.js';
 
 export type SeedSpec =
@@ -93,6 +94,23 @@ export function seedsNeedDns(seeds: string[]): boolean {
 /** `ip:port`, with brackets around an IPv6 address. */
 export function formatSeedAddress(ip: string, port: number): string {
   return net.isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/**
+ * The addresses that are this node, for `ResolveSeedsOptions.self`: its advertised gossip address and,
+ * when it binds a wildcard (0.0.0.0, ::), every local interface address with its gossip port (one
+ * DNS name may list every node, this one included, under an address it does not advertise).
+ */
+export function ownGossipAddresses(
+  gossip: string, bindHost: string, port: number, interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
+): string[] {
+  const out = [gossip];
+  if (bindHost === '0.0.0.0' || bindHost === '::') {
+    for (const list of Object.values(interfaces)) {
+      for (const entry of list ?? []) out.push(formatSeedAddress(entry.address, port));
+    }
+  }
+  return out;
 }
 
 /** The seeds' gossip addresses, resolved now (see the file header). */

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { ShoalError } from '../../src/errors.js';
-import { parseDnsServer, parseSeed, resolveSeeds, seedsNeedDns } from '../../src/membership/seeds.js';
+import { ownGossipAddresses, parseDnsServer, parseSeed, resolveSeeds, seedsNeedDns } from '../../src/membership/seeds.js';
 import { loadConfig } from '../../src/node/config.js';
 
 test('parseSeed: IPv4, bracketed IPv6, host names and srv: names', (t) => {
@@ -84,4 +84,14 @@ test('config: seeds accept names and srv:, dnsServers accept ip[:port]; bad ones
     const err = t.throws(() => loadConfig({ env }), { instanceOf: ShoalError }, JSON.stringify(env));
     t.regex(err?.message ?? '', message, JSON.stringify(env));
   }
+});
+
+test('ownGossipAddresses: the advertised address, plus every interface address with the port when bound to a wildcard', (t) => {
+  const interfaces = {
+    lo: [{ address: '127.0.0.1', family: 'IPv4' }, { address: '::1', family: 'IPv6' }],
+    eth0: [{ address: '10.1.2.3', family: 'IPv4' }],
+  } as unknown as Parameters<typeof ownGossipAddresses>[3];
+  t.deepEqual(ownGossipAddresses('10.1.2.3:7101', '10.1.2.3', 7101, interfaces), ['10.1.2.3:7101'], 'bound to one address: only that');
+  t.deepEqual(ownGossipAddresses('10.1.2.3:7101', '0.0.0.0', 7101, interfaces), ['10.1.2.3:7101', '127.0.0.1:7101', '[::1]:7101', '10.1.2.3:7101']);
+  t.true(ownGossipAddresses('0.0.0.0:7101', '::', 7101, interfaces).includes('10.1.2.3:7101'), 'no advertised host: the pod IP from DNS is still us');
 });
