@@ -20,7 +20,8 @@
  *   suspicion timeout), then healed; time until every survivor lists every survivor as alive;
  * - seed restart: the seed stops gracefully (Shoal SIGTERM, which leaves; serf SIGINT, which
  *   leaves), is started again with the same command; time until it lists the others as alive, or
- *   "alone" after --seed-wait-ms (30 s).
+ *   "alone" after --seed-wait-ms (30 s). Then once more, serf with -rejoin (the seed always runs with
+ *   -snapshot), Shoal with the same command (its data dir is what it remembers).
  * - join, started 100 ms apart (a fresh cluster): time from the last spawn until all see all.
  * Then a rolling start of --rolling agents (default 50, 100 ms apart) with default settings: join
  * time (bounded by --rolling-wait-ms), suspect and dead events logged, Shoal streaming retries, and
@@ -185,7 +186,7 @@ interface System {
   prefix: string;
   gossipPort: number;
   /** Starts agent i (0 is the seed). */
-  spawn(index: number, n: number, dir: string): Agent;
+  spawn(index: number, n: number, dir: string, options?: { rejoin?: boolean }): Agent;
   /** The agent's member list, or null when it does not answer. */
   view(agent: Agent): Promise<View | null>;
   gracefulSignal: NodeJS.Signals;
@@ -347,12 +348,20 @@ const serf: System = {
   suspectLine: /memberlist: Suspect /,
   deadLine: /EventMemberFailed/,
   retryLine: null,
-  spawn(index, n) {
+  spawn(index, n, dir, options = {}) {
     const ip = `${this.prefix}.${index + 1}`;
     const id = `f${index + 1}`;
     const uid = uidOf(index, n);
     const args = ['agent', `-node=${id}`, `-bind=${ip}:${this.gossipPort}`, `-rpc-addr=${ip}:7373`, '-log-level=info'];
     if (index > 0) args.push(`-retry-join=${this.prefix}.1:${this.gossipPort}`, '-retry-interval=500ms');
+    if (index === 0) {
+      // The seed keeps serf's snapshot (the members it knew), used by a restart with -rejoin.
+      const own = join(dir, id);
+      mkdirSync(own, { recursive: true });
+      chownSync(own, uid, uid);
+      args.push(`-snapshot=${join(own, 'serf.snapshot')}`);
+      if (options.rejoin === true) args.push('-rejoin');
+    }
     const child = spawn('serf', args, { uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     return track(child, { index, id, ip, uid });
   },
@@ -484,13 +493,15 @@ interface SizeResult {
   partitionDetectedMs: number | null;
   partitionHealMs: number | null;
   seedRejoinMs: number | null;
+  /** A second graceful stop and start of the seed: serf with -rejoin (and its -snapshot), Shoal the same command. */
+  seedRejoinAgainMs: number | null;
   joinApartMs: number | null;
 }
 
 async function sizeRun(system: System, n: number): Promise<SizeResult> {
   const result: SizeResult = {
     system: system.name, n, joinTogetherMs: null, bytesPerMemberPerSec: null, rssMiBMedian: null, crashFirstMs: null, crashAllMs: null,
-    sigstopFalsePositives: null, sigstopObservers: 0, partitionDetectedMs: null, partitionHealMs: null, seedRejoinMs: null, joinApartMs: null,
+    sigstopFalsePositives: null, sigstopObservers: 0, partitionDetectedMs: null, partitionHealMs: null, seedRejoinMs: null, seedRejoinAgainMs: null, joinApartMs: null,
   };
   const dir = mkdtempSync(join(tmpdir(), `shoal-bench-${system.name}-`));
   execFileSync('chmod', ['0755', dir]);
@@ -587,6 +598,13 @@ async function clusterPhases(system: System, n: number, dir: string, result: Siz
     const others = survivors.slice(1);
     result.seedRejoinMs = await until(system, [restarted], performance.now(), SEED_WAIT_MS, allSeeAll([restarted], others));
     log(`${system.name} n=${n}: seed restarted: ${result.seedRejoinMs === null ? `alone after ${SEED_WAIT_MS} ms` : `back in ${fmtMs(result.seedRejoinMs)}`}`);
+    // Once more, serf with -rejoin (its snapshot); Shoal's command does not change (its data dir is its memory).
+    await stopAgent(restarted, system.gracefulSignal, STOP_WAIT_MS);
+    await sleep(2000);
+    const again = system.spawn(0, n, dir, { rejoin: true });
+    agents[0] = again;
+    result.seedRejoinAgainMs = await until(system, [again], performance.now(), SEED_WAIT_MS, allSeeAll([again], others));
+    log(`${system.name} n=${n}: seed restarted again${system.name === 'serf' ? ' with -rejoin' : ''}: ${result.seedRejoinAgainMs === null ? `alone after ${SEED_WAIT_MS} ms` : `back in ${fmtMs(result.seedRejoinAgainMs)}`}`);
   } finally {
     await stopAll(system, agents);
   }
@@ -700,6 +718,7 @@ async function main(): Promise<void> {
     ['split in two halves: all see the other half dead', (r) => fmtMs(r.partitionDetectedMs)],
     [`split held ≥ ${PARTITION_MS / 1000} s, healed: all alive again`, (r) => fmtMs(r.partitionHealMs)],
     [`seed stops gracefully, restarts: sees the others (≤ ${SEED_WAIT_MS / 1000} s)`, (r) => (r.seedRejoinMs === null ? 'stays alone' : `back in ${fmtMs(r.seedRejoinMs)}`)],
+    ['the same again (serf: -snapshot -rejoin; Shoal: same command)', (r) => (r.seedRejoinAgainMs === null ? 'stays alone' : `back in ${fmtMs(r.seedRejoinAgainMs)}`)],
     ['gossip bytes per member per second (idle)', (r) => String(r.bytesPerMemberPerSec ?? '—')],
     ['RSS per agent, median (MiB)', (r) => String(r.rssMiBMedian ?? '—')],
   ];
