@@ -40,7 +40,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, freemem, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
@@ -67,6 +67,8 @@ const HEAL_WAIT_MS = 120_000;
 const PROBE_PERIOD_MS = 1000;
 const STOP_WAIT_MS = 30_000;
 const AGENTS_MAX = 100;
+/** Memory one Shoal agent may take (RSS ~90 MiB idle), for the check that the agents fit. */
+const AGENT_BYTES_MAX = 160 * 2 ** 20;
 /** The two halves run as these uids (no such users needed), so nftables can tell them apart. */
 const UIDS = [60_001, 60_002] as const;
 /** Packet marks of the two halves (set in the output hook from the socket's owner). */
@@ -690,6 +692,8 @@ function preflight(): string | null {
     return `nftables is not usable: ${(err as Error).message.split('\n')[0]}`;
   }
   if (Math.max(...SIZES, ROLLING_N) > AGENTS_MAX) return `at most ${AGENTS_MAX} agents`;
+  const needBytes = Math.max(...SIZES, ROLLING_N) * AGENT_BYTES_MAX;
+  if (freemem() < needBytes) return `needs about ${Math.round(needBytes / 2 ** 20)} MiB free for the agents, ${Math.round(freemem() / 2 ** 20)} MiB are`;
   return null;
 }
 
