@@ -18,7 +18,7 @@ import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
-import { formatSeedAddress, ownGossipAddresses, resolveSeeds, seedsNeedDns } from './seeds.js';
+import { formatSeedAddress, ownGossipAddresses, parseSeed, resolveSeeds, seedsNeedDns } from './seeds.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
 
@@ -218,6 +218,7 @@ export class Membership {
     const config = resolveMembershipConfig(options.config);
     const logger = (options.logger ?? nullLogger).child({ layer: 'membership', node: options.id });
     const seal = gossipSeal(options, config);
+    for (const seed of options.seeds) parseSeed(seed); // a malformed seed fails the start before anything is bound
     await fs.mkdir(options.dataDir, { recursive: true });
     const incarnation = (await readIncarnation(options.dataDir)) + 1;
     await writeIncarnation(options.dataDir, incarnation);
@@ -401,10 +402,11 @@ export class Membership {
   private refreshSeeds(): void {
     if (!this.seedsDynamic || this.resolving !== null || this.stopped) return;
     this.resolving = this.resolveSeedsNow()
-      .then(({ found }) => {
+      .then(({ found, errors }) => {
         if (this.stopped) return;
         if (this.seedsPending) {
-          if (found.length === 0) return;
+          // Still nothing: keep trying. Nothing but ourselves, without errors: we are the first node.
+          if (found.length === 0 && errors > 0) return;
           this.seedsPending = false;
           this.apply(this.core.join(this.now(), found));
         } else if (this.core.isJoining) {
