@@ -21,6 +21,7 @@
  * `options.dnsServers` (`ip` or `ip:port`) selects the DNS servers; empty means the system's: host
  * names through getaddrinfo (so /etc/hosts applies, as for any program), SRV through /etc/resolv.conf.
  */
+import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
@@ -144,6 +145,7 @@ export async function resolveSeeds(seeds: string[], options: ResolveSeedsOptions
     out.push(address);
     if (out.length >= SEED_ADDRESSES_MAX) break;
   }
+  assert.ok(out.length <= SEED_ADDRESSES_MAX && out.every((a) => !self.has(a)), 'resolveSeeds: bounded and without ourselves');
   return out;
 }
 
