@@ -78,6 +78,7 @@ export function planLocalCluster(file: ClusterFile, count: number, dataDirRoot: 
       for (let k = 0; ids.has(id); k++) id = `n${i + 1}-${k}`;
       node = { id, gossip: bumpPort(last.gossip, step), rpc: bumpPort(last.rpc, step) };
       if (last.metrics !== undefined) node.metrics = bumpPort(last.metrics, step);
+      if (last.resp !== undefined) node.resp = bumpPort(last.resp, step);
     }
     ids.add(node.id);
     node.dataDir = join(dataDirRoot, node.id);
@@ -87,6 +88,15 @@ export function planLocalCluster(file: ClusterFile, count: number, dataDirRoot: 
   const plan: ClusterFile = { cluster: file.cluster ?? 'dev', seeds, nodes };
   if (file.config !== undefined) plan.config = file.config;
   return plan;
+}
+
+/** A redis-cli line to try against the first node with a RESP port (docs/RESP.md). */
+function redisCliLines(plan: ClusterFile, tls: boolean): string[] {
+  const node = plan.nodes.find((n) => n.resp !== undefined);
+  if (node?.resp === undefined) return [];
+  const at = node.resp.lastIndexOf(':');
+  const tlsFlags = tls ? ' --tls --cacert $SHOAL_TLS_CA --cert $SHOAL_TLS_CERT --key $SHOAL_TLS_KEY' : '';
+  return [`  redis-cli -h ${node.resp.slice(0, at)} -p ${node.resp.slice(at + 1)}${tlsFlags} set hello world    # any Redis client works`];
 }
 
 /** `node [loader] main` for the CLI this process runs from. */
@@ -247,7 +257,7 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
     const lines = [
       '',
       `Shoal local cluster "${plan.cluster}" is up: ${agents.length} node(s), plan in ${join(plan.nodes[0].dataDir ?? '.', '..', 'cluster.json')}`,
-      ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  metrics ${n.metrics ? `http://${n.metrics}/metrics` : '-'}  data ${n.dataDir}`),
+      ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  metrics ${n.metrics ? `http://${n.metrics}/metrics` : '-'}${n.resp ? `  redis ${n.resp}` : ''}  data ${n.dataDir}`),
       '',
       'Try, in another terminal:',
       ...(tls ? [`  export SHOAL_TLS_CA=${tls.files.ca} SHOAL_TLS_CERT=${tls.files.cert} SHOAL_TLS_KEY=${tls.files.key}`] : []),
@@ -255,6 +265,7 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
       '  node bin/shoal.js get hello',
       ...(plan.nodes.length > 1 ? [`  node bin/shoal.js get hello --addr ${plan.nodes[plan.nodes.length - 1].rpc}    # any node answers`] : []),
       '  node bin/shoal.js members',
+      ...redisCliLines(plan, tls !== null),
       '',
       'Ctrl-C stops every node.',
       '',

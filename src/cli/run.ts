@@ -180,6 +180,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('gossip', { type: 'string', describe: 'gossip address host:port (node.gossip)', group: 'Agent:' })
         .option('rpc', { type: 'string', describe: 'RPC address host:port (node.rpc)', group: 'Agent:' })
         .option('metrics', { type: 'string', describe: 'metrics HTTP address host:port (node.metrics)', group: 'Agent:' })
+        .option('resp', { type: 'string', describe: 'Redis protocol (RESP) address host:port, "" = off (node.resp)', group: 'Agent:' })
         .option('advertise', { type: 'string', describe: 'host the other nodes reach this one at (node.advertiseHost)', group: 'Agent:' })
         .option('seeds', { type: 'string', array: true, describe: 'seeds to join through: host:port (IP or DNS name) or srv:NAME (membership.seeds)', group: 'Agent:' })
         .option('zone', { type: 'string', describe: 'failure zone (node.zone)', group: 'Agent:' })

@@ -12,9 +12,10 @@ import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { isDead, str } from './args.js';
 import { type DataArgLimits, parseDelArgs, parseGetArgs, parsePutArgs } from '../rpc/protocol.js';
-import type { ClusterConfig } from './config.js';
+import type { ClusterConfig, Consistency } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
+import { KeyListing, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
@@ -80,6 +81,8 @@ export class ClusterNode {
   readonly streamSource: StreamSource;
   readonly cleanup: Cleanup;
   readonly antiEntropy: AntiEntropy;
+  /** This node's keys in token order, for the cluster-wide scan (cluster-scan.ts). */
+  readonly keyListing: KeyListing;
   private readonly o: ClusterNodeOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -119,12 +122,16 @@ export class ClusterNode {
         : null);
     if (!remote) throw new ShoalError('CONFIG', 'ClusterNode needs an rpcPool or a transport');
     this.transport = withLocal(this.id, (op, args) => this.handleInternal(op, args), remote);
+    this.keyListing = new KeyListing({ store: options.store, hashKey: (options.ringFactory ?? RING_FACTORY).hashKey, now });
     this.replica = new Replica({
       store: options.store,
       hints: options.hints,
       hlc: this.hlc,
       isSyncing: (key) => this.streaming.isSyncing(key),
-      onApplied: (key) => this.leaveDirty?.add(key),
+      onApplied: (key) => {
+        this.leaveDirty?.add(key);
+        this.keyListing.noteApplied(key);
+      },
     });
     this.readRepair = new ReadRepair({
       transport: this.transport,
@@ -241,6 +248,8 @@ export class ClusterNode {
         return {};
       case 'internal.stream':
         return this.streamSource.handle(args);
+      case 'internal.keys':
+        return this.keyListing.handle(op, args);
       case 'internal.digest':
       case 'internal.versions':
         return this.antiEntropy.handle(op, args);
@@ -251,11 +260,75 @@ export class ClusterNode {
 
   private async get(args: Args): Promise<unknown> {
     const { key, consistency } = parseGetArgs(args, this.argLimits);
-    const entry = await this.coordinator.read(key, consistency);
-    if (entry === null || isDead(entry, this.now())) return null;
+    const entry = await this.readLive(key, consistency);
+    if (entry === null) return null;
     const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
     if (entry.expiresAtMs !== undefined) result.expiresAtMs = entry.expiresAtMs;
     return result;
+  }
+
+  // ---- The data operations every front end maps onto (the RPC ops above, src/resp/ commands).
+  // Arguments are checked by the caller (key and value sizes, the TTL bound: see dataLimits).
+
+  /** The size limits and TTL bound callers check arguments against. */
+  get dataLimits(): Readonly<Required<DataArgLimits>> {
+    return this.argLimits as Required<DataArgLimits>;
+  }
+
+  /** The key's newest live entry among R replies (null: missing, deleted or expired). */
+  async readLive(key: string, consistency?: Consistency): Promise<Entry | null> {
+    this.checkOpen();
+    const entry = await this.coordinator.read(key, consistency);
+    return entry === null || isDead(entry, this.now()) ? null : entry;
+  }
+
+  /** Writes `value` with an absolute expiry (or none) to W replicas; resolves with its version. */
+  async writeValue(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency, seenTs?: number): Promise<Entry> {
+    this.checkOpen();
+    const entry = this.stamp(seenTs);
+    entry.value = value;
+    if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
+    await this.coordinator.write(key, entry, consistency);
+    return entry;
+  }
+
+  /** Writes a tombstone to W replicas; resolves with its version. */
+  async deleteKey(key: string, consistency?: Consistency, seenTs?: number): Promise<Entry> {
+    this.checkOpen();
+    const entry = this.stamp(seenTs);
+    await this.coordinator.write(key, entry, consistency);
+    return entry;
+  }
+
+  /** One page of the cluster-wide key scan (cluster-scan.ts); cursor 0n starts, 0n in the result ends. */
+  scanPage(cursor: bigint, request: ScanPageRequest): Promise<ScanPage> {
+    this.checkOpen();
+    return scanCluster(
+      {
+        view: this.view,
+        transport: this.transport,
+        ringFactory: this.o.ringFactory ?? RING_FACTORY,
+        writeQuorum: this.config.writeQuorum,
+        timeoutMs: this.config.internalTimeoutMs,
+        now: this.now,
+      },
+      cursor,
+      request,
+    );
+  }
+
+  /** Wall-clock milliseconds of this node (TTL arithmetic). */
+  nowMs(): number {
+    return this.now();
+  }
+
+  /** The leave has started: the node still serves requests that arrived, but front ends refuse new ones. */
+  get isLeaving(): boolean {
+    return this.leaving !== null;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ShoalError('CLOSED', 'node is shutting down');
   }
 
   private stamp(seenTs: number | undefined): Entry {
@@ -266,17 +339,13 @@ export class ClusterNode {
 
   private async put(args: Args): Promise<unknown> {
     const { key, value, ttlMs, consistency, seenTs } = parsePutArgs(args, this.argLimits);
-    const entry = this.stamp(seenTs);
-    entry.value = value;
-    if (ttlMs !== undefined) entry.expiresAtMs = this.now() + ttlMs;
-    await this.coordinator.write(key, entry, consistency);
+    const entry = await this.writeValue(key, value, ttlMs === undefined ? undefined : this.now() + ttlMs, consistency, seenTs);
     return { version: { ts: entry.ts, node: entry.node } };
   }
 
   private async del(args: Args): Promise<unknown> {
     const { key, consistency, seenTs } = parseDelArgs(args, this.argLimits);
-    const entry = this.stamp(seenTs);
-    await this.coordinator.write(key, entry, consistency);
+    const entry = await this.deleteKey(key, consistency, seenTs);
     return { version: { ts: entry.ts, node: entry.node } };
   }
 

@@ -13,6 +13,8 @@ export interface ClusterFileNode {
   gossip: string;
   rpc: string;
   metrics?: string;
+  /** The Redis protocol port (docs/RESP.md); absent = none. */
+  resp?: string;
   dataDir?: string;
   zone?: string;
   tags?: Record<string, string>;
@@ -50,6 +52,7 @@ const clusterFileSchema: JSONSchemaType<ClusterFile> = {
           gossip: address,
           rpc: address,
           metrics: { ...address, nullable: true },
+          resp: { ...address, nullable: true },
           dataDir: { type: 'string', nullable: true },
           zone: { type: 'string', nullable: true },
           tags: { type: 'object', required: [], additionalProperties: { type: 'string' }, nullable: true },

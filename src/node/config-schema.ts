@@ -21,6 +21,8 @@ export interface NodeSection {
   rpc: string;
   /** host:port for GET /metrics and GET /health (HTTP). */
   metrics: string;
+  /** host:port for the Redis protocol (RESP2/RESP3, docs/RESP.md); "" = no RESP listener. */
+  resp: string;
   /** The host other nodes reach this one at, when the bind host is a wildcard (0.0.0.0); "" = the bind host. */
   advertiseHost: string;
   zone: string;
@@ -76,11 +78,22 @@ export type MembershipSection = MembershipConfig & {
   leaveTimeoutMs: number;
 };
 
+/** The Redis front end's own settings (src/resp/); its limits are the rpc section's. */
+export interface RespSection {
+  /** "" = no password; else every connection must AUTH (or HELLO ... AUTH) first. */
+  password: string;
+  /** Allow FLUSHALL / FLUSHDB (they delete every key of the cluster). */
+  flushAllEnabled: boolean;
+  /** KEYS answers at most this many keys. */
+  keysMax: number;
+}
+
 export interface ShoalConfig {
   node: NodeSection;
   cluster: ClusterSection;
   storage: StorageSection;
   rpc: RpcSection;
+  resp: RespSection;
   membership: MembershipSection;
   log: { level: LogLevel; format: LogFormat };
   metrics: { enabled: boolean };
@@ -157,6 +170,7 @@ export const configSchema: SchemaObject = strict({
     gossip: address,
     rpc: address,
     metrics: address,
+    resp: { type: 'string', pattern: `^$|${ADDRESS_PATTERN}` },
     advertiseHost: { type: 'string', pattern: '^([A-Za-z0-9_.:-]*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 255 },
     zone: { type: 'string', maxLength: 64 },
     tags: {
@@ -190,6 +204,11 @@ export const configSchema: SchemaObject = strict({
     requestTimeoutMs: int(1, 600_000),
     connectionsPerAddr: int(1, 64),
     drainMs: int(0, 600_000),
+  }),
+  resp: strict({
+    password: { type: 'string', maxLength: 512 },
+    flushAllEnabled: { type: 'boolean' },
+    keysMax: int(1, 10_000_000),
   }),
   membership: tunables('membership', {
     seeds: { type: 'array', items: { type: 'string', pattern: SEED_PATTERN }, maxItems: 64 },

@@ -221,7 +221,7 @@ function schemaError(err: ErrorObject, root: Json, origins: Map<string, string>)
       problem = `must be ${err.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}; got ${describe(getPath(root, field))}`;
       break;
     case 'pattern':
-      problem = params.pattern === ADDRESS_PATTERN
+      problem = params.pattern === ADDRESS_PATTERN || params.pattern === `^$|${ADDRESS_PATTERN}`
         ? `must be host:port (e.g. 127.0.0.1:7201); got ${describe(getPath(root, field))}`
         : params.pattern === SEED_PATTERN
           ? `must be host:port (an IP address or a DNS name) or srv:NAME (e.g. srv:_shoal._udp.shoal.default.svc.cluster.local); got ${describe(getPath(root, field))}`
@@ -248,6 +248,7 @@ function addressProblems(config: ShoalConfig): Array<{ field: string; problem: s
   check('node.gossip', config.node.gossip);
   check('node.rpc', config.node.rpc);
   check('node.metrics', config.node.metrics);
+  if (config.node.resp !== '') check('node.resp', config.node.resp);
   config.membership.seeds.forEach((s, i) => {
     try {
       parseSeed(s);
