@@ -16,7 +16,9 @@ import { type Logger, nullLogger, rateLimited } from '../log.js';
 import type { Keyring } from '../security/keyring.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
+import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
+import { resolveSeeds } from './seeds.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
@@ -33,9 +35,9 @@ export interface MembershipOptions {
   rpc: string;
   zone?: string;
   tags?: Record<string, string>;
-  /** Gossip addresses to join through; empty for the first node. */
+  /** Seeds to join through (resolved again before every join attempt, see seeds.ts); empty for the first node. */
   seeds: string[];
-  /** Where the incarnation number is kept across restarts. */
+  /** Where the incarnation number and the known members are kept across restarts. */
   dataDir: string;
   config?: Partial<MembershipConfig>;
   logger?: Logger;
@@ -54,6 +56,8 @@ export interface MembershipOptions {
 export interface MembershipStats extends CoreStats {
   checksum: string;
   joining: boolean;
+  /** Members persisted in the data dir (known-members.json): join targets after a restart. */
+  knownMembers: number;
   sendErrors: number;
   syncErrors: number;
   syncRejected: number;
@@ -67,6 +71,8 @@ const INCARNATION_FILE = 'membership.json';
 /** Longest sleep between two timer checks, so a clock hiccup cannot stall the protocol. */
 const TIMER_SLEEP_MS_MAX = 1000;
 const BIND_ATTEMPTS_MAX = 8;
+/** The known-members file is written at most this often (membership changes come in bursts). */
+const KNOWN_PERSIST_INTERVAL_MS = 1000;
 /** resolveMembershipConfig's lower bound on datagramBytesMax, which the core's (smaller) budget must meet too. */
 const DATAGRAM_BYTES_MIN = 512;
 
@@ -99,17 +105,9 @@ async function readIncarnation(dataDir: string): Promise<number> {
   }
 }
 
+/** Durably (temp file, fsync, rename, fsync the directory): a restart never goes back in incarnations. */
 async function writeIncarnation(dataDir: string, incarnation: number): Promise<void> {
-  const file = path.join(dataDir, INCARNATION_FILE);
-  const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify({ incarnation }));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
+  await writeJsonDurably(dataDir, INCARNATION_FILE, { incarnation });
 }
 
 function formatAddr(address: string, port: number): string {
@@ -164,6 +162,9 @@ export class Membership {
   private stopped = false;
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
+  private knownTimer: NodeJS.Timeout | null = null;
+  private resolvingSeeds = false;
+  private joinedLogged = false;
   private sendErrors = 0;
   private syncErrors = 0;
   private readonly warn: (key: string, message: string, fields?: Record<string, unknown>) => void;
@@ -179,6 +180,8 @@ export class Membership {
     private readonly logger: Logger,
     private readonly seal: GossipSeal | null,
     config: MembershipConfig,
+    private readonly known: KnownMembers,
+    private readonly seeds: readonly string[],
   ) {
     this.datagramBytesMax = config.datagramBytesMax;
     this.persistedIncarnation = core.incarnation;
@@ -192,6 +195,7 @@ export class Membership {
     await fs.mkdir(options.dataDir, { recursive: true });
     const incarnation = (await readIncarnation(options.dataDir)) + 1;
     await writeIncarnation(options.dataDir, incarnation);
+    const known = new KnownMembers(options.id, await readKnownMembers(options.dataDir));
 
     let self: Membership | null = null;
     const listener = new SyncListener(
@@ -229,12 +233,16 @@ export class Membership {
       random: cryptoRandom(),
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
-    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config);
+    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, known, options.seeds);
     self = membership;
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
-    logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds, encrypted: seal !== null });
-    membership.apply(core.join(membership.now(), options.seeds));
+    const gossip = core.self().gossip;
+    const seeds = await resolveSeeds(options.seeds, { self: gossip });
+    const knownAddrs = known.list().map((m) => m.gossip);
+    logger.info('membership started', { gossip, incarnation, seeds, knownMembers: knownAddrs.length, encrypted: seal !== null });
+    if (seeds.length + knownAddrs.length === 0) logger.info('no seeds and no known members: starting a new cluster');
+    membership.apply(core.join(membership.now(), seeds, knownAddrs));
     return membership;
   }
 
@@ -250,9 +258,19 @@ export class Membership {
     return this.core.checksum();
   }
 
-  /** True until one seed answered (or there were none). */
+  /** True until one seed or known member answered (false at once when there were none: a new cluster). */
   get joining(): boolean {
     return this.core.isJoining;
+  }
+
+  /** Ids of the members persisted as known (not left, not reaped), self excluded. */
+  knownMemberIds(): string[] {
+    return this.known.ids();
+  }
+
+  /** Forgets a member for good (an operator's `shoal remove`): no longer a join target or counted. */
+  forget(id: string): void {
+    if (this.known.forget(id)) this.scheduleKnownPersist();
   }
 
   stats(): MembershipStats {
@@ -260,6 +278,7 @@ export class Membership {
       ...this.core.stats(),
       checksum: this.core.checksum(),
       joining: this.core.isJoining,
+      knownMembers: this.known.ids().length,
       sendErrors: this.sendErrors,
       syncErrors: this.syncErrors,
       syncRejected: this.listener.rejected,
@@ -314,8 +333,11 @@ export class Membership {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.knownTimer !== null) clearTimeout(this.knownTimer);
+    this.knownTimer = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     await this.listener.close();
+    if (this.known.dirty) this.persistKnown();
     await this.persisting;
   }
 
@@ -382,7 +404,9 @@ export class Membership {
         }
       });
     }
+    let joinAttempt = false;
     for (const request of output.syncs) {
+      joinAttempt ||= request.join;
       this.transport.request(request.to, request.state).then(
         (raw) => {
           if (this.stopped) return;
@@ -411,14 +435,54 @@ export class Membership {
         () => {}, // the probe fails on its own deadline; UDP already reports the member
       );
     }
+    let knownChanged = false;
     for (const event of output.events) {
       if (event.type !== 'alive' && event.type !== 'joined') {
         this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
       }
+      knownChanged = this.known.apply(event) || knownChanged;
       this.emitter.emit('event', event);
     }
+    if (knownChanged) this.scheduleKnownPersist();
+    if (!this.joinedLogged && !this.core.isJoining) {
+      this.joinedLogged = true;
+      this.logger.info('joined the cluster', { members: this.core.liveMembers });
+    }
+    if (joinAttempt) this.refreshSeeds();
     this.persistIfChanged();
     this.schedule();
+  }
+
+  /** Resolves the seeds again for the next join attempt (seeds.ts); one resolution at a time. */
+  private refreshSeeds(): void {
+    if (this.resolvingSeeds || this.seeds.length === 0) return;
+    this.resolvingSeeds = true;
+    resolveSeeds(this.seeds, { self: this.core.self().gossip }).then(
+      (addrs) => {
+        this.resolvingSeeds = false;
+        if (!this.stopped) this.core.setSeeds(addrs);
+      },
+      (err: unknown) => {
+        this.resolvingSeeds = false;
+        this.warn('seeds-resolve', 'cannot resolve the seeds; keeping the last addresses', { error: (err as Error).message });
+      },
+    );
+  }
+
+  private scheduleKnownPersist(): void {
+    if (this.knownTimer !== null || this.stopped) return;
+    this.knownTimer = setTimeout(() => {
+      this.knownTimer = null;
+      this.persistKnown();
+    }, KNOWN_PERSIST_INTERVAL_MS);
+    this.knownTimer.unref();
+  }
+
+  private persistKnown(): void {
+    const snapshot = this.known.takeSnapshot();
+    this.persisting = this.persisting
+      .then(() => writeJsonDurably(this.dataDir, KNOWN_MEMBERS_FILE, snapshot))
+      .catch((err: unknown) => this.logger.error('cannot persist the known members', { error: (err as Error).message }));
   }
 
   private persistIfChanged(): void {
