@@ -71,6 +71,12 @@ export type MembershipSection = MembershipConfig & {
   seeds: string[];
   /** On a graceful stop, wait at most this long for the leave announcement to spread. */
   leaveTimeoutMs: number;
+  /**
+   * Serve before any seed or known member answered: this node may start a new cluster although it
+   * has seeds or known members (`shoal agent --bootstrap`). Off: such a node keeps joining and
+   * answers UNAVAILABLE until one answers. A node without seeds and known members always starts one.
+   */
+  bootstrap: boolean;
 };
 
 export interface ShoalConfig {

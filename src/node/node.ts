@@ -36,7 +36,13 @@ export interface StartNodeOptions {
   processMetrics?: boolean;
 }
 
-export type NodeState = 'starting' | 'serving' | 'stopping' | 'stopped';
+export type NodeState = 'starting' | 'serving' | 'leaving' | 'stopping' | 'stopped';
+
+/** What health says while a node with seeds or known members has reached none of them. */
+export const JOINING_REASON = 'joining: no seed or known member answered';
+
+/** Client data operations: refused while joining (UNAVAILABLE) and from the moment a leave starts (CLOSED). */
+const CLIENT_DATA_OPS = new Set(['get', 'put', 'del']);
 
 export interface NodeAddresses {
   rpc: string;
@@ -55,6 +61,8 @@ export interface Node {
   stats(): Record<string, unknown>;
   /** Graceful stop: stop accepting, drain in-flight requests, close the store. Idempotent. */
   stop(): Promise<void>;
+  /** Resolves once the node has stopped, whoever stopped it (a `leave` request stops it too). */
+  stopped(): Promise<void>;
 }
 
 export function splitAddress(addr: string): { host: string; port: number } {
@@ -115,8 +123,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
    * I/O error) makes the node unhealthy until it is restarted; it still answers reads, and the other
    * replicas take the writes (docs/SECURITY.md, "Disk faults"). So does a failed hint store.
    */
+  /** True while this node must not serve: it has seeds or known members and none answered yet. */
+  const joining = (): boolean => membership !== null && membership.joining && !config.membership.bootstrap;
   const unhealthyReason = (): string | null => {
     if (state !== 'serving') return `node is ${state}`;
+    if (joining()) return JOINING_REASON;
     const s = store?.stats();
     if (s?.readOnly === true) return `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}`;
     const hintsFailed = hints?.stats().failed ?? null;
@@ -147,6 +158,26 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
     throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
+  };
+  let stopNode: () => Promise<void> = () => Promise.resolve();
+  let leaving: Promise<unknown> | null = null;
+  /**
+   * `leave` ends the node as `consul leave` ends the agent: from the moment it starts, client data
+   * operations get CLOSED; the cluster layer hands data off and announces the leave (our own view marks
+   * us left); the reply goes out, then the node stops (the agent then exits 0).
+   */
+  const gate = (handler: RpcHandler): RpcHandler => async (op, args, ctx) => {
+    if (CLIENT_DATA_OPS.has(op)) {
+      if (state !== 'serving') throw new ShoalError('CLOSED', `node ${id} is ${state}; send the request to another node`);
+      if (joining()) throw new ShoalError('UNAVAILABLE', `node ${id} is not serving: ${JOINING_REASON} (it keeps trying; see docs/CLUSTER.md, "One cluster")`);
+    }
+    if (op !== 'leave') return handler(op, args, ctx);
+    if (state === 'serving') state = 'leaving';
+    leaving ??= handler(op, args, ctx).then((result) => {
+      setImmediate(() => void stopNode());
+      return result;
+    });
+    return leaving;
   };
 
   // The metrics port stays plain HTTP: bind it to loopback or a private network (docs/SECURITY.md).
@@ -295,7 +326,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       );
       addresses.metrics = joinAddress(metricsServer.host, metricsServer.port);
     }
-    serve = handler;
+    serve = gate(handler);
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     throw err;
@@ -348,6 +379,9 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     nodeLog.info('stopped');
   };
   let stopping: Promise<void> | null = null;
+  let markStopped = (): void => undefined;
+  const stoppedPromise = new Promise<void>((resolve) => (markStopped = resolve));
+  stopNode = () => (stopping ??= stop().finally(markStopped));
 
   return {
     id,
@@ -356,6 +390,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     metrics,
     state: () => state,
     stats,
-    stop: () => (stopping ??= stop()),
+    stop: stopNode,
+    stopped: () => stoppedPromise,
   };
 }
