@@ -63,6 +63,8 @@ export class AgentCluster {
   private readonly running = new Map<string, { child: ChildProcess; exit: Promise<number | null> }>();
   /** The last output of each node's latest process (kept after it exits). */
   private readonly logs = new Map<string, string>();
+  /** Exit code of each node's latest process once it exited. */
+  private readonly exits = new Map<string, number | null>();
 
   constructor(private readonly o: AgentClusterOptions) {
     const index = (process.pid * 8 + created++) % 50_000;
@@ -106,9 +108,11 @@ export class AgentCluster {
     const append = (c: Buffer) => this.logs.set(id, ((this.logs.get(id) ?? '') + c.toString()).slice(-20_000));
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);
+    this.exits.delete(id);
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => {
       children.delete(child);
       this.running.delete(id);
+      this.exits.set(id, code);
       resolve(code);
     }));
     this.running.set(id, { child, exit });
@@ -154,9 +158,10 @@ export class AgentCluster {
     return this.waitExit(id, 30_000);
   }
 
+  /** The exit code of the node's latest process, waiting up to `ms` (then SIGKILL). */
   async waitExit(id: string, ms: number): Promise<number | null> {
     const entry = this.running.get(id);
-    if (entry === undefined) return null;
+    if (entry === undefined) return this.exits.get(id) ?? null;
     const timer = setTimeout(() => entry.child.kill('SIGKILL'), ms);
     const code = await entry.exit;
     clearTimeout(timer);
