@@ -241,7 +241,10 @@ export class Membership {
     const seeds = await resolveSeeds(options.seeds, { self: gossip });
     const knownAddrs = known.list().map((m) => m.gossip);
     logger.info('membership started', { gossip, incarnation, seeds, knownMembers: knownAddrs.length, encrypted: seal !== null });
-    if (seeds.length + knownAddrs.length === 0) logger.info('no seeds and no known members: starting a new cluster');
+    if (seeds.length + knownAddrs.length === 0) {
+      logger.info('no seeds and no known members: starting a new cluster');
+      membership.joinedLogged = true;
+    }
     membership.apply(core.join(membership.now(), seeds, knownAddrs));
     return membership;
   }

@@ -74,18 +74,32 @@ export class AgentCluster {
       return { id: `n${i + 1}`, ip, gossip: `${ip}:7101`, rpc: `${ip}:7201`, dataDir: join(o.dir, 'data', `n${i + 1}`) };
     });
     this.file = join(o.dir, 'cluster.json');
-    writeFileSync(this.file, JSON.stringify({
-      cluster: 'dev',
-      seeds: this.nodes.slice(0, o.seeds ?? 1).map((n) => n.gossip),
-      nodes: this.nodes.map((n) => ({ id: n.id, gossip: n.gossip, rpc: n.rpc, metrics: `${n.ip}:7301`, dataDir: n.dataDir })),
-      config: o.config ?? FAST_CONFIG,
-    }));
+    this.writeFile();
     if (!hooked) {
       hooked = true;
       process.on('exit', () => {
         for (const child of children) child.kill('SIGKILL');
       });
     }
+  }
+
+  /** Moves a node to another address (a rescheduled machine): the cluster file is rewritten, the data dir kept. */
+  move(id: string, ip: string): void {
+    const n = this.node(id);
+    n.ip = ip;
+    n.gossip = `${ip}:7101`;
+    n.rpc = `${ip}:7201`;
+    this.writeFile();
+  }
+
+  private writeFile(): void {
+    const o = this.o;
+    writeFileSync(this.file, JSON.stringify({
+      cluster: 'dev',
+      seeds: this.nodes.slice(0, o.seeds ?? 1).map((n) => n.gossip),
+      nodes: this.nodes.map((n) => ({ id: n.id, gossip: n.gossip, rpc: n.rpc, metrics: `${n.ip}:7301`, dataDir: n.dataDir })),
+      config: o.config ?? FAST_CONFIG,
+    }));
   }
 
   node(id: string): AgentNode {

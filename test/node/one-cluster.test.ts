@@ -199,3 +199,31 @@ test.serial('shoal leave ends the agent (exit 0, the CLI waits and says so); wri
   t.deepEqual(lost, [], 'acknowledged writes through the leaving node are all readable');
   t.deepEqual(ring.members.map((m) => m.id).sort(), rest);
 });
+
+test.serial('a node restarted with its data dir on a new address is the same member: accepted, the old address forgotten', async (t) => {
+  t.timeout(300_000);
+  const cluster = setup(t, 3);
+  const ids = ['n1', 'n2', 'n3'];
+  await startInOrder(cluster, ids);
+  t.true(await until(CONVERGE_MS, () => cluster.oneCluster(ids)));
+  await crossCheck(t, cluster, ids, 'old');
+  const oldGossip = cluster.node('n3').gossip;
+  await cluster.signal('n3', 'SIGKILL');
+  cluster.move('n3', cluster.node('n3').ip.replace(/\.\d+$/, '.60'));
+  await cluster.start('n3');
+  const gossipOf = async (viewer: string) => {
+    const c = cluster.client(viewer, 2000);
+    try {
+      return ((await c.members()) as Array<{ id: string; gossip: string }>).filter((m) => m.id === 'n3').map((m) => m.gossip);
+    } finally {
+      await c.close();
+    }
+  };
+  t.true(await until(CONVERGE_MS, async () => (await cluster.oneCluster(ids)) && (await gossipOf('n1'))[0] === cluster.node('n3').gossip));
+  t.deepEqual(await gossipOf('n2'), [cluster.node('n3').gossip], 'one n3, at the new address');
+  t.not(cluster.node('n3').gossip, oldGossip);
+  await crossCheck(t, cluster, ids, 'moved');
+  const c = cluster.client('n3');
+  t.is((await c.get('old-n1'))?.value.toString(), 'from-n1');
+  await c.close();
+});
