@@ -116,3 +116,20 @@ test('30 and 50 nodes started at the same moment: everyone sees everyone within 
     }
   }
 });
+
+test('a leaving node knows it left: a left event about itself, its own state left, no probes after', (t) => {
+  const sim = new Simulator({ n: 5, seed: 107 });
+  const events: string[] = [];
+  sim.onEvent((node, event) => {
+    if (node === 2) events.push(`${event.type}:${event.member.id}`);
+  });
+  sim.bootstrap();
+  sim.runFor(2000);
+  const probes = () => sim.nodes[2].core.stats().probes;
+  sim.leave(2);
+  t.true(events.includes('left:n2'));
+  t.is(sim.nodes[2].core.self().state, 'left');
+  const before = probes();
+  sim.runFor(5000);
+  t.is(probes(), before, 'it stopped probing');
+});
