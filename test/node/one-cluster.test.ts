@@ -158,6 +158,7 @@ test.serial('shoal leave ends the agent (exit 0, the CLI waits and says so); wri
   // A writer through n4 only, while n4 leaves.
   const acked: string[] = [];
   const refused = new Map<string, number>();
+  const messages: string[] = [];
   let writing = true;
   const writer = (async () => {
     const client = cluster.client('n4', 5000);
@@ -168,6 +169,7 @@ test.serial('shoal leave ends the agent (exit 0, the CLI waits and says so); wri
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'ERROR';
         refused.set(code, (refused.get(code) ?? 0) + 1);
+        messages.push((err as Error).message);
         await new Promise((r) => setTimeout(r, 20));
       }
     }
@@ -184,6 +186,8 @@ test.serial('shoal leave ends the agent (exit 0, the CLI waits and says so); wri
   t.true(acked.length > 0, 'the writer made progress before the leave');
   t.true(refused.size > 0, 'writes after the leave started were refused');
   for (const code of refused.keys()) t.true(['CLOSED', 'UNAVAILABLE', 'TIMEOUT'].includes(code), `refused with ${code}`);
+  // The client turns a CLOSED answer into "no node reachable" (it had only n4): the server's message says why.
+  t.true(messages.some((m) => m.includes('node n4 is leaving')), `no write was refused while leaving: ${messages.slice(0, 3).join(' | ')}`);
 
   const rest = ['n1', 'n2', 'n3'];
   t.true(await until(CONVERGE_MS, async () => (await cluster.view('n1'))?.n4 === 'left'));
