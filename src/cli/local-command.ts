@@ -114,6 +114,7 @@ function pipeLines(stream: NodeJS.ReadableStream | null, prefix: string, out: Cl
  */
 async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number, tls?: RpcTlsClientOptions, orJoining = false): Promise<void> {
   const client = new ShoalClient({ addresses: [agent.node.rpc], clusterName: cluster, timeoutMs: 1000, tls });
+  let lastReason = '';
   try {
     while (Date.now() < deadlineMs) {
       if (!agent.running) throw new Error(`node ${agent.node.id} exited during start-up (see its log lines above)`);
@@ -124,6 +125,7 @@ async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number, tl
           throw new Error(`${agent.node.rpc} is answered by another process (pid ${health.pid}), not node ${agent.node.id}; is another Shoal cluster running on these ports?`);
         }
         if (health.ok === true) return;
+        if (typeof health.reason === 'string') lastReason = health.reason;
         if (orJoining && typeof health.reason === 'string' && health.reason.startsWith('joining')) return;
       } catch (err) {
         if (!(err instanceof ShoalError)) throw err; // ours: another process holds the port
@@ -131,7 +133,10 @@ async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number, tl
       }
       await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
     }
-    throw new Error(`node ${agent.node.id} did not answer health at ${agent.node.rpc} within ${START_TIMEOUT_MS / 1000} s`);
+    if (lastReason.startsWith('joining')) {
+      throw new Error(`node ${agent.node.id} is still ${lastReason} after ${START_TIMEOUT_MS / 1000} s (members it knew from an earlier run are not started; a new data dir, or \`shoal agent --bootstrap\`, starts afresh)`);
+    }
+    throw new Error(`node ${agent.node.id} did not answer health at ${agent.node.rpc} within ${START_TIMEOUT_MS / 1000} s${lastReason === '' ? '' : ` (last: ${lastReason})`}`);
   } finally {
     await client.close();
   }
