@@ -1,6 +1,7 @@
 /**
- * Seed addresses → gossip addresses to join through. Every join attempt resolves the configured
- * seeds again through `resolveSeeds`, so a seed written as a name can follow a machine that moved.
+ * Seed addresses → gossip addresses to join through. The runtime (membership.ts) resolves the
+ * configured seeds at start and again after every join attempt, for the next one, through
+ * `resolveSeeds`, so a seed written as a name can follow a machine that moved.
  * Today a seed is a literal host:port and comes back as is (deduplicated, in order); name resolution
  * plugs in here, and nowhere else.
  */
