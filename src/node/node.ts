@@ -173,10 +173,19 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     }
     if (op !== 'leave') return handler(op, args, ctx);
     if (state === 'serving') state = 'leaving';
-    leaving ??= handler(op, args, ctx).then((result) => {
-      setImmediate(() => void stopNode());
-      return result;
-    });
+    leaving ??= handler(op, args, ctx).then(
+      (result) => {
+        setImmediate(() => void stopNode());
+        return result;
+      },
+      (err: unknown) => {
+        // The leave did not happen (it may be asked again): serve as before.
+        nodeLog.warn('leave failed; still serving', { err });
+        if (state === 'leaving') state = 'serving';
+        leaving = null;
+        throw err;
+      },
+    );
     return leaving;
   };
 
@@ -360,7 +369,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const m = membership;
     // shutdown.leave false (a rolling restart): stop without a word; the others see a failure, keep
     // our ranges (deadOwnerGraceMs) and hold hints until we are back.
-    if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
+    if (leaving !== null) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => leaving as Promise<unknown>);
+    else if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
     else if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const server = rpcServer;
