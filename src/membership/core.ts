@@ -126,9 +126,10 @@ const SAMPLE_SCAN_MAX = 64;
 /** Known members (from before a restart) tried per join attempt besides every seed: bounds the burst. */
 const JOIN_KNOWN_PER_ATTEMPT_MAX = 16;
 /**
- * Push-pulls with a random member after a join, at FACTOR × gossip interval × 1, 2, 4, 8 (jittered),
- * before the normal interval: many members joining at once otherwise miss some of each other until
- * the next full sync (the gossip of each join is spent on the few members known at that moment).
+ * Quick push-pulls with a random member after a join: the first FACTOR gossip intervals after it,
+ * then FOLLOW_UPS more at doubling gaps (with the defaults about 0.5, 1.5, 3.5, 7.5 and 15.5 s, each
+ * ±25 %), before the normal interval. Many members joining at once otherwise miss some of each other
+ * until the next full sync: the gossip of each join is spent on the few members known at that moment.
  */
 const JOIN_FOLLOW_UP_SYNCS = 4;
 const JOIN_FOLLOW_UP_FACTOR = 2.5;
@@ -324,11 +325,6 @@ export class MembershipCore {
     if (this.broadcasts.size > 0) next = Math.min(next, this.nextGossipAtMs);
     if (this.dead.size > 0) next = Math.min(next, this.nextReconnectAtMs, this.nextReapAtMs);
     return next;
-  }
-
-  /** Where joining goes: the seeds and the known members (self filtered out of both). */
-  get joinTargets(): { seeds: string[]; known: string[] } {
-    return { seeds: [...this.joinSeeds], known: [...this.joinKnown] };
   }
 
   // ---- views ----------------------------------------------------------------------------------
