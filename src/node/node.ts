@@ -38,7 +38,13 @@ export interface StartNodeOptions {
   processMetrics?: boolean;
 }
 
-export type NodeState = 'starting' | 'serving' | 'stopping' | 'stopped';
+export type NodeState = 'starting' | 'serving' | 'leaving' | 'stopping' | 'stopped';
+
+/** What health says while a node with seeds or known members has reached none of them. */
+export const JOINING_REASON = 'joining: no seed or known member answered';
+
+/** Client data operations: refused while joining (UNAVAILABLE) and from the moment a leave starts (CLOSED). */
+const CLIENT_DATA_OPS = new Set(['get', 'put', 'del']);
 
 export interface NodeAddresses {
   rpc: string;
@@ -59,6 +65,8 @@ export interface Node {
   stats(): Record<string, unknown>;
   /** Graceful stop: stop accepting, drain in-flight requests, close the store. Idempotent. */
   stop(): Promise<void>;
+  /** Resolves once the node has stopped, whoever stopped it (a `leave` request stops it too). */
+  stopped(): Promise<void>;
 }
 
 export function splitAddress(addr: string): { host: string; port: number } {
@@ -120,8 +128,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
    * I/O error) makes the node unhealthy until it is restarted; it still answers reads, and the other
    * replicas take the writes (docs/SECURITY.md, "Disk faults"). So does a failed hint store.
    */
+  /** True while this node must not serve: it has seeds or known members and none answered yet. */
+  const joining = (): boolean => membership !== null && membership.joining && !config.membership.bootstrap;
   const unhealthyReason = (): string | null => {
     if (state !== 'serving') return `node is ${state}`;
+    if (joining()) return JOINING_REASON;
     const s = store?.stats();
     if (s?.readOnly === true) return `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}`;
     const hintsFailed = hints?.stats().failed ?? null;
@@ -153,6 +164,35 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
     throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
+  };
+  let stopNode: () => Promise<void> = () => Promise.resolve();
+  let leaving: Promise<unknown> | null = null;
+  /**
+   * `leave` ends the node as `consul leave` ends the agent: from the moment it starts, client data
+   * operations get CLOSED; the cluster layer hands data off and announces the leave (our own view marks
+   * us left); the reply goes out, then the node stops (the agent then exits 0).
+   */
+  const gate = (handler: RpcHandler): RpcHandler => async (op, args, ctx) => {
+    if (CLIENT_DATA_OPS.has(op)) {
+      if (state !== 'serving') throw new ShoalError('CLOSED', `node ${id} is ${state}; send the request to another node`);
+      if (joining()) throw new ShoalError('UNAVAILABLE', `node ${id} is not serving: ${JOINING_REASON} (it keeps trying; see docs/CLUSTER.md, "One cluster")`);
+    }
+    if (op !== 'leave') return handler(op, args, ctx);
+    if (state === 'serving') state = 'leaving';
+    leaving ??= handler(op, args, ctx).then(
+      (result) => {
+        setImmediate(() => void stopNode());
+        return result;
+      },
+      (err: unknown) => {
+        // The leave did not happen (it may be asked again): serve as before.
+        nodeLog.warn('leave failed; still serving', { err });
+        if (state === 'leaving') state = 'serving';
+        leaving = null;
+        throw err;
+      },
+    );
+    return leaving;
   };
 
   // The metrics port stays plain HTTP: bind it to loopback or a private network (docs/SECURITY.md).
@@ -339,7 +379,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       );
       addresses.metrics = joinAddress(metricsServer.host, metricsServer.port);
     }
-    serve = handler;
+    serve = gate(handler);
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     throw err;
@@ -374,7 +414,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const m = membership;
     // shutdown.leave false (a rolling restart): stop without a word; the others see a failure, keep
     // our ranges (deadOwnerGraceMs) and hold hints until we are back.
-    if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
+    if (leaving !== null) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => leaving as Promise<unknown>);
+    else if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
     else if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const resp = respServer;
@@ -395,6 +436,9 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     nodeLog.info('stopped');
   };
   let stopping: Promise<void> | null = null;
+  let markStopped = (): void => undefined;
+  const stoppedPromise = new Promise<void>((resolve) => (markStopped = resolve));
+  stopNode = () => (stopping ??= stop().finally(markStopped));
 
   return {
     id,
@@ -403,6 +447,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     metrics,
     state: () => state,
     stats,
-    stop: () => (stopping ??= stop()),
+    stop: stopNode,
+    stopped: () => stoppedPromise,
   };
 }
