@@ -17,7 +17,7 @@ import type { MemberState } from '../membership/types.js';
 import { Ring, hashKey } from '../ring/ring.js';
 import { RpcPool } from '../rpc/client.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
-import type { RespNodeInfo } from '../resp/backend.js';
+import type { RespData, RespNodeInfo } from '../resp/backend.js';
 import { RespServer } from '../resp/server.js';
 import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
 import type { Keyring } from '../security/keyring.js';
@@ -172,11 +172,13 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
    * operations get CLOSED; the cluster layer hands data off and announces the leave (our own view marks
    * us left); the reply goes out, then the node stops (the agent then exits 0).
    */
+  /** Refuses a client data operation (either front end) unless this node serves. */
+  const checkClientData = (): void => {
+    if (state !== 'serving') throw new ShoalError('CLOSED', `node ${id} is ${state}; send the request to another node`);
+    if (joining()) throw new ShoalError('UNAVAILABLE', `node ${id} is not serving: ${JOINING_REASON} (it keeps trying; see docs/CLUSTER.md, "One cluster")`);
+  };
   const gate = (handler: RpcHandler): RpcHandler => async (op, args, ctx) => {
-    if (CLIENT_DATA_OPS.has(op)) {
-      if (state !== 'serving') throw new ShoalError('CLOSED', `node ${id} is ${state}; send the request to another node`);
-      if (joining()) throw new ShoalError('UNAVAILABLE', `node ${id} is not serving: ${JOINING_REASON} (it keeps trying; see docs/CLUSTER.md, "One cluster")`);
-    }
+    if (CLIENT_DATA_OPS.has(op)) checkClientData();
     if (op !== 'leave') return handler(op, args, ctx);
     if (state === 'serving') state = 'leaving';
     leaving ??= handler(op, args, ctx).then(
@@ -351,10 +353,36 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
           ring: { checksum: ring.checksum(), owners: ring.members().length },
         };
       };
+      // The same gate as the RPC port's client data operations: UNAVAILABLE while joining, CLOSED
+      // once a leave or stop started (the front end maps them to CLUSTERDOWN and TRYAGAIN).
+      const respData: RespData = {
+        id: startedCluster.id,
+        dataLimits: startedCluster.dataLimits,
+        get isLeaving(): boolean {
+          return state === 'leaving' || startedCluster.isLeaving;
+        },
+        readLive: async (key, consistency) => {
+          checkClientData();
+          return startedCluster.readLive(key, consistency);
+        },
+        writeValue: async (key, value, expiresAtMs, consistency) => {
+          checkClientData();
+          return startedCluster.writeValue(key, value, expiresAtMs, consistency);
+        },
+        deleteKey: async (key, consistency) => {
+          checkClientData();
+          return startedCluster.deleteKey(key, consistency);
+        },
+        scanPage: async (cursor, request) => {
+          checkClientData();
+          return startedCluster.scanPage(cursor, request);
+        },
+        nowMs: () => startedCluster.nowMs(),
+      };
       const startedResp = new RespServer({
         host: respAddr.host,
         port: respAddr.port,
-        data: startedCluster,
+        data: respData,
         info,
         settings: config.resp,
         limits: serverLimits,

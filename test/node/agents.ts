@@ -97,7 +97,7 @@ export class AgentCluster {
     writeFileSync(this.file, JSON.stringify({
       cluster: 'dev',
       seeds: this.nodes.slice(0, o.seeds ?? 1).map((n) => n.gossip),
-      nodes: this.nodes.map((n) => ({ id: n.id, gossip: n.gossip, rpc: n.rpc, metrics: `${n.ip}:7301`, dataDir: n.dataDir })),
+      nodes: this.nodes.map((n) => ({ id: n.id, gossip: n.gossip, rpc: n.rpc, metrics: `${n.ip}:7301`, resp: `${n.ip}:7401`, dataDir: n.dataDir })),
       config: o.config ?? FAST_CONFIG,
     }));
   }

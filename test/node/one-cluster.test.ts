@@ -6,6 +6,7 @@
  * the agent. Each scenario ends in one cluster where a write through any node is read through any other.
  */
 import test from 'ava';
+import { connect } from 'node:net';
 import { AgentCluster, until } from './agents.js';
 
 type Cluster = AgentCluster;
@@ -141,6 +142,9 @@ test.serial('a node that reaches no seed or known member does not serve until on
   const put = await cluster.cli('n2', ['put', 'k', 'v']);
   t.is(put.code, 3, put.stdout + put.stderr);
   t.regex(put.stderr, /UNAVAILABLE|not serving: joining/);
+  // The Redis port is gated the same way: a joining node answers CLUSTERDOWN, never OK.
+  const n2 = cluster.nodes.find((n) => n.id === 'n2');
+  t.regex(await respCommand(`${n2?.ip}`, 7401, ['SET', 'k', 'v']), /^-CLUSTERDOWN .*joining/);
 
   await cluster.start('n1');
   await cluster.waitHealth('n2');
@@ -231,3 +235,28 @@ test.serial('a node restarted with its data dir on a new address is the same mem
   t.is((await c.get('old-n1'))?.value.toString(), 'from-n1');
   await c.close();
 });
+
+/** One RESP command over a fresh connection; the first reply line. */
+function respCommand(host: string, port: number, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no RESP reply from ${host}:${port} in 10 s`));
+    }, 10_000);
+    let reply = '';
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(reply.slice(0, reply.indexOf('\r\n')));
+      }
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+  });
+}
