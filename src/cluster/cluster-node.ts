@@ -15,6 +15,7 @@ import { type DataArgLimits, parseDelArgs, parseGetArgs, parsePutArgs } from '..
 import type { ClusterConfig } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
+import { batchBytesMax } from './batch.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
@@ -125,6 +126,7 @@ export class ClusterNode {
       hlc: this.hlc,
       isSyncing: (key) => this.streaming.isSyncing(key),
       onApplied: (key) => this.leaveDirty?.add(key),
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
     });
     this.readRepair = new ReadRepair({
       transport: this.transport,
@@ -176,6 +178,7 @@ export class ClusterNode {
       ringFactory,
       sessionsMax: config.streamSessionsMax,
       sessionIdleMs: config.streamSessionIdleMs,
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
       logger,
       now,
     });
@@ -184,6 +187,7 @@ export class ClusterNode {
       store: options.store,
       transport: this.transport,
       batchKeysMax: config.streamBatchKeysMax,
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
       bytesPerSecMax: config.streamBytesPerSecMax,
       timeoutMs: config.internalTimeoutMs * 5,
       logger,

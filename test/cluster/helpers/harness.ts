@@ -40,8 +40,10 @@ export class TestCluster {
 
   constructor(
     private readonly config: Partial<ClusterConfig>,
-    private readonly options: { durableHints?: boolean } = {},
-  ) {}
+    private readonly options: { durableHints?: boolean; valueBytesMax?: number } = {},
+  ) {
+    if (config.frameBytesMax !== undefined) this.net.frameBytesMax = config.frameBytesMax;
+  }
 
   private async openHints(id: string): Promise<HintStoreLike> {
     if (!this.options.durableHints) return new MemoryHints();
@@ -52,7 +54,7 @@ export class TestCluster {
   async add(id: string, options: { clock?: () => number; config?: Partial<ClusterConfig> } = {}): Promise<TestNode> {
     this.world.add(id);
     const clock = options.clock ?? Date.now;
-    const store = new MemoryStore(clock);
+    const store = new MemoryStore(clock, { valueBytesMax: this.options.valueBytesMax });
     const hints = await this.openHints(id);
     const node = await ClusterNode.start({
       config: { ...MANUAL, ...this.config, ...options.config },
@@ -122,7 +124,7 @@ export class TestCluster {
 export async function startCluster(
   count: number,
   config: Partial<ClusterConfig> = {},
-  options: { durableHints?: boolean } = {},
+  options: { durableHints?: boolean; valueBytesMax?: number } = {},
 ): Promise<TestCluster> {
   const cluster = new TestCluster(config, options);
   for (let i = 1; i <= count; i++) await cluster.add(`n${i}`);
