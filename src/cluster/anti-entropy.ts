@@ -47,6 +47,7 @@ export class AntiEntropy {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<RoundResult> | null = null;
   private nextPeer = 0;
+  private stopped = false;
   /** Byte budget of one batch (derived from the frame limit). */
   private readonly batchBytes: number;
   private readonly counters = { rounds: 0, roundsInSync: 0, roundsFailed: 0, keysPulled: 0, keysPushed: 0, lastRoundAtMs: 0 };
@@ -60,13 +61,20 @@ export class AntiEntropy {
 
   start(): void {
     if (this.o.config.antiEntropyIntervalMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => void this.runOnce(), this.o.config.antiEntropyIntervalMs);
+    this.timer = setInterval(() => this.o.tasks.run('anti-entropy', () => this.runOnce()), this.o.config.antiEntropyIntervalMs);
     this.timer.unref();
   }
 
+  /** Stops the timer; a round in progress ends at its next call (CLOSED). */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopped = true;
+  }
+
+  private call(peer: string, op: string, args: Args, timeoutMs: number): Promise<Args> {
+    if (this.stopped) return Promise.reject(new ShoalError('CLOSED', 'anti-entropy stopped'));
+    return this.o.transport.call(peer, op, args, { timeoutMs }) as Promise<Args>;
   }
 
   /** One round with the next peer (or with `peer`). Rounds never overlap. */
@@ -115,7 +123,7 @@ export class AntiEntropy {
   }
 
   private async round(only?: string): Promise<RoundResult> {
-    const { view, config, transport } = this.o;
+    const { view, config } = this.o;
     const ring = view.ring();
     const self = view.selfId;
     const peers = ring.members().filter((id) => id !== self && view.isUp(id));
@@ -136,7 +144,7 @@ export class AntiEntropy {
     this.counters.rounds += 1;
     this.counters.lastRoundAtMs = this.now();
     try {
-      const reply = (await transport.call(peer, 'internal.digest', base, { timeoutMs })) as Args;
+      const reply = await this.call(peer, 'internal.digest', base, timeoutMs);
       if (reply.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
       const theirs = digestFromWire(reply.digest);
       const mine = await this.digest(shared, config.antiEntropyBuckets, base.expiredBeforeMs as number);
@@ -150,7 +158,7 @@ export class AntiEntropy {
       let remaining = differing;
       const budget = config.antiEntropyKeysPerRoundMax;
       while (remaining.length > 0 && result.pulled + result.pushed < budget) {
-        const listed = (await transport.call(peer, 'internal.versions', { ...base, bucketIds: remaining, bytesMax: this.batchBytes }, { timeoutMs })) as Args;
+        const listed = await this.call(peer, 'internal.versions', { ...base, bucketIds: remaining, bytesMax: this.batchBytes }, timeoutMs);
         if (listed.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
         const covered = coveredBuckets(listed.bucketIds, remaining);
         const theirVersions = versionRows(listed.versions);
@@ -180,7 +188,7 @@ export class AntiEntropy {
       let rest = request;
       while (rest.length > 0) {
         await this.pacer.take(rest.length);
-        const reply = (await this.o.transport.call(peer, 'internal.readBatch', { keys: rest, bytesMax: this.batchBytes }, { timeoutMs })) as Args;
+        const reply = await this.call(peer, 'internal.readBatch', { keys: rest, bytesMax: this.batchBytes }, timeoutMs);
         const entries = entryPairs('internal.readBatch', reply, 'entries', BATCH_ITEMS_MAX);
         // An older peer answers every key at once (no `next`).
         const next = reply.next === undefined ? rest.length : reply.next;
@@ -204,7 +212,7 @@ export class AntiEntropy {
     }
     for (const batch of cutBatches(present, (p) => p[2], { bytesMax: this.batchBytes, itemsMax: BATCH_ITEMS_MAX })) {
       await this.pacer.take(batch.length);
-      await this.o.transport.call(peer, 'internal.applyBatch', { entries: batch.map(([k, e]) => [k, e]) }, { timeoutMs });
+      await this.call(peer, 'internal.applyBatch', { entries: batch.map(([k, e]) => [k, e]) }, timeoutMs);
       pushed += batch.length;
     }
     return pushed;

@@ -4,6 +4,7 @@
  * `rpcHandler(op, args, ctx)`: client operations (get, put, del, members, ring, stats, leave, remove)
  * and the node-to-node `internal.*` operations.
  */
+import { BackgroundTasks } from '../background.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
@@ -81,6 +82,8 @@ export class ClusterNode {
   readonly streamSource: StreamSource;
   readonly cleanup: Cleanup;
   readonly antiEntropy: AntiEntropy;
+  /** Every background task of this node (rounds, replays, clean-up, read repairs); awaited on close. */
+  readonly tasks: BackgroundTasks;
   private readonly o: ClusterNodeOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -102,6 +105,7 @@ export class ClusterNode {
     this.logger = (options.logger ?? nullLogger).child({ layer: 'cluster' });
     this.now = options.now ?? Date.now;
     const { config, logger, now } = this;
+    this.tasks = new BackgroundTasks({ logger, metrics: options.metrics });
     this.view = new ClusterView({
       membership: options.membership,
       ringFactory: options.ringFactory ?? RING_FACTORY,
@@ -134,6 +138,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
     });
     this.coordinator = new Coordinator({
       config,
@@ -153,6 +158,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
       now,
     });
     const ringFactory = options.ringFactory ?? RING_FACTORY;
@@ -166,6 +172,7 @@ export class ClusterNode {
       apply: (key, entry) => this.replica.applyEntry(key, entry),
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
     };
     this.streaming = new Streaming({
       ...context,
@@ -195,7 +202,7 @@ export class ClusterNode {
     this.antiEntropy = new AntiEntropy({ ...context, now });
     this.view.onRingChange(() => this.streaming.ringChanged());
     this.onMembershipEvent = (e) => {
-      if (e.type === 'alive' || e.type === 'joined') void this.handoff.runOnce();
+      if (e.type === 'alive' || e.type === 'joined') this.handoff.runInBackground();
     };
     options.membership.on('event', this.onMembershipEvent);
   }
@@ -327,6 +334,7 @@ export class ClusterNode {
       streaming: { ...this.streaming.stats(), source: this.streamSource.stats() },
       cleanup: this.cleanup.stats(),
       antiEntropy: this.antiEntropy.stats(),
+      background: this.tasks.stats(),
       leaving: this.leaving !== null,
     };
   }
@@ -361,7 +369,7 @@ export class ClusterNode {
     const checksum = this.view.ring().checksum();
     this.cleanupTimer = setTimeout(() => {
       this.cleanupTimer = null;
-      if (this.view.ring().checksum() === checksum && !this.leaving) void this.cleanup.runOnce();
+      if (this.view.ring().checksum() === checksum && !this.leaving) this.tasks.run('clean-up', () => this.cleanup.runOnce());
     }, this.config.cleanupDelayMs);
     this.cleanupTimer.unref();
   }
@@ -398,6 +406,8 @@ export class ClusterNode {
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     this.o.membership.off?.('event', this.onMembershipEvent);
     this.view.close();
+    // Rounds see `closed` flags or fail fast once the transport closes; bounded either way.
+    await this.tasks.close(this.config.internalTimeoutMs * 5);
     await this.readRepair.idle(this.config.internalTimeoutMs);
   }
 }

@@ -58,7 +58,10 @@ export class Coordinator {
 
   private background(work: Promise<unknown>): void {
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    const forget = (): void => {
+      this.inFlight.delete(work);
+    };
+    work.then(forget, forget);
   }
 
   /** Replicates `entry` (a value or a tombstone) and resolves once enough replicas hold it. */

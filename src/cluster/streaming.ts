@@ -187,7 +187,7 @@ export class Streaming {
     this.timerDueMs = Date.now() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.runOnce();
+      this.o.tasks.run('streaming', () => this.runOnce());
     }, delayMs);
     this.timer.unref();
   }

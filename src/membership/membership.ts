@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { ShoalError, toShoalError } from '../errors.js';
 import { type Logger, nullLogger, rateLimited } from '../log.js';
 import type { Keyring } from '../security/keyring.js';
+import { type DirIo, fsyncDir, nodeDirIo, writeFileSynced } from '../storage/fsio.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
@@ -99,17 +100,16 @@ async function readIncarnation(dataDir: string): Promise<number> {
   }
 }
 
-async function writeIncarnation(dataDir: string, incarnation: number): Promise<void> {
+/**
+ * Persists the incarnation: write a temp file, fsync it, rename it over the old one, fsync the
+ * directory (so the rename survives a crash; a restart must never reuse a lower incarnation).
+ */
+export async function writeIncarnation(dataDir: string, incarnation: number, io: DirIo = nodeDirIo): Promise<void> {
   const file = path.join(dataDir, INCARNATION_FILE);
   const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify({ incarnation }));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
+  await writeFileSynced(io, temp, Buffer.from(JSON.stringify({ incarnation })));
+  await io.rename(temp, file);
+  await fsyncDir(io, dataDir);
 }
 
 function formatAddr(address: string, port: number): string {

@@ -130,7 +130,7 @@ export class ShardStore implements Store {
     const lock = await acquireLock(dir, opts.logger);
     try {
       const t0 = performance.now();
-      const recovered = await recover(dir, { repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
+      const recovered = await recover(dir, { io, repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
       let store: ShardStore | null = null;
       const wal = await Wal.open(
         {
