@@ -219,6 +219,29 @@ export class Membership {
         }
       }
     }
+    // From here on a failure (e.g. metadata over metaBytesMax) must not leak the bound ports.
+    try {
+      return Membership.begin(options, config, logger, seal, socket, listener, port, incarnation, (m) => {
+        self = m;
+      });
+    } catch (err) {
+      await new Promise<void>((resolve) => (socket as dgram.Socket).close(() => resolve()));
+      await listener.close();
+      throw err;
+    }
+  }
+
+  private static begin(
+    options: MembershipOptions,
+    config: MembershipConfig,
+    logger: Logger,
+    seal: GossipSeal | null,
+    socket: dgram.Socket,
+    listener: SyncListener,
+    port: number,
+    incarnation: number,
+    setSelf: (m: Membership) => void,
+  ): Membership {
     const core = new MembershipCore({
       self: {
         id: options.id, gossip: formatAddr(options.advertiseHost ?? options.bindHost, port), rpc: options.rpc,
@@ -230,7 +253,7 @@ export class Membership {
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
     const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config);
-    self = membership;
+    setSelf(membership);
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
     logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds, encrypted: seal !== null });
