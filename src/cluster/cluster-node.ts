@@ -43,6 +43,9 @@ const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members
 /** idle() waits for streaming rounds due within this long (tests, benchmarks). */
 const STREAM_SETTLE_WAIT_MS = 30_000;
 
+/** Anti-entropy sweeps of a catch-up after joining from a ring of this node alone. */
+const CATCH_UP_SWEEPS_MAX = 20;
+
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
 
@@ -178,6 +181,7 @@ export class ClusterNode {
       ...context,
       bootstrap: storeStats.keys + storeStats.tombstones === 0,
       onSynced: () => this.scheduleCleanup(),
+      onJoinedFromAlone: () => this.tasks.run('catch-up', () => this.catchUp()),
     });
     this.streamSource = new StreamSource({
       selfId: this.id,
@@ -361,6 +365,21 @@ export class ClusterNode {
     this.leaveDirty = null;
     if (late.size > 0) await this.streaming.pushOut(late);
     this.logger.info('left the cluster', { lateKeys: late.size });
+  }
+
+  /**
+   * Anti-entropy sweeps with every up peer until one finds nothing to move and no peer was skipped
+   * (rings still converging right after a join), bounded in sweeps.
+   */
+  private async catchUp(): Promise<void> {
+    for (let sweep = 1; sweep <= CATCH_UP_SWEEPS_MAX && !this.closed; sweep++) {
+      const results = await this.antiEntropy.runWithAll();
+      const moved = results.reduce((sum, r) => sum + r.pulled + r.pushed, 0);
+      const skipped = results.filter((r) => r.skipped !== undefined && r.skipped !== 'no shared ranges').length;
+      this.logger.info('catch-up sweep', { sweep, peers: results.length, moved, skipped });
+      if (moved === 0 && skipped === 0 && results.length > 0) return;
+      if (results.length === 0 || skipped > 0) await new Promise((r) => setTimeout(r, Math.max(this.config.ringSettleMs, 100)));
+    }
   }
 
   private scheduleCleanup(): void {

@@ -8,6 +8,10 @@
  *
  * A new node with an empty store bootstraps: its base is the ring without itself. A node restarting
  * with data keeps its base at the ring it starts with (hints, read repair and anti-entropy catch it up).
+ * That ring holds only this node when membership has not heard from anyone yet, which is also the case
+ * of a node that ran alone and now joins a cluster with its old data dir: nothing can be streamed from
+ * a base of one, so a round from such a base calls `onJoinedFromAlone` (the node then runs an
+ * anti-entropy sweep with every peer, which moves only what differs, in both directions).
  *
  * An announced leave pushes out instead: every key goes to the members that will own it once this node
  * has left, before membership announces the leave, then once more for writes that arrived meanwhile.
@@ -33,6 +37,8 @@ export interface StreamingOptions extends NodeContext {
   bootstrap: boolean;
   /** Called after each completed round (clean-up scheduling). */
   onSynced?: (ring: RingLike) => void;
+  /** Called when a round moved this node from a ring of itself alone to one with others (see above). */
+  onJoinedFromAlone?: () => void;
 }
 
 interface PendingSync {
@@ -238,7 +244,12 @@ export class Streaming {
     const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
     if (ok && view.ring().checksum() === target.checksum()) {
       this.retries = 0;
+      const fromAlone = base.members().every((id) => id === self) && target.members().some((id) => id !== self);
       this.markSynced(target);
+      if (fromAlone) {
+        this.o.logger.info('streaming: joined from a ring of this node alone; catching up by anti-entropy', { ring: target.checksum() });
+        this.o.onJoinedFromAlone?.();
+      }
     } else if (ok) {
       this.rerun = true;
     } else if (this.retries >= ROUND_RETRIES_MAX) {

@@ -51,10 +51,17 @@ export class TestCluster {
     return HintStore.open(join(this.tempDir, id), { fsync: false });
   }
 
-  async add(id: string, options: { clock?: () => number; config?: Partial<ClusterConfig> } = {}): Promise<TestNode> {
-    this.world.add(id);
+  /**
+   * Starts a node. `isolated`: it sees only itself (and nobody sees it) until world.connect(id), like a
+   * node running alone; `store`: a store with data already (a reused data dir).
+   */
+  async add(
+    id: string,
+    options: { clock?: () => number; config?: Partial<ClusterConfig>; isolated?: boolean; store?: MemoryStore } = {},
+  ): Promise<TestNode> {
+    this.world.add(id, undefined, { isolated: options.isolated });
     const clock = options.clock ?? Date.now;
-    const store = new MemoryStore(clock, { valueBytesMax: this.options.valueBytesMax });
+    const store = options.store ?? new MemoryStore(clock, { valueBytesMax: this.options.valueBytesMax });
     const hints = await this.openHints(id);
     const node = await ClusterNode.start({
       config: { ...MANUAL, ...this.config, ...options.config },
