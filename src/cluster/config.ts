@@ -2,6 +2,7 @@
  * Every tunable of the cluster layer, each default with the reason it has that value. Intervals of 0
  * disable the periodic task (tests then drive it by hand with `runOnce()`).
  */
+import assert from 'node:assert/strict';
 import { ShoalError } from '../errors.js';
 import { RING_DEFAULTS } from '../ring/ring.js';
 import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
@@ -154,14 +155,21 @@ export function resolveClusterConfig(partial: Partial<ClusterConfig> = {}): Clus
 
 /** How many replies a request needs for a consistency level, given the replicas it has (n ≥ 1). */
 export function requiredReplies(consistency: Consistency | undefined, configured: number, n: number): number {
+  assert.ok(Number.isInteger(n) && n >= 1, `a key has at least one replica (n = ${n})`);
+  let need: number;
   switch (consistency) {
     case 'one':
-      return 1;
+      need = 1;
+      break;
     case 'all':
-      return n;
+      need = n;
+      break;
     case 'quorum':
-      return Math.floor(n / 2) + 1;
+      need = Math.floor(n / 2) + 1;
+      break;
     default:
-      return Math.min(configured, n);
+      need = Math.min(configured, n);
   }
+  assert.ok(need >= 1 && need <= n, `replies needed (${need}) must be within 1..${n}`);
+  return need;
 }

@@ -4,6 +4,7 @@
  * asks the up owners and answers with the newest of R replies. Replicas a write missed get a hint;
  * replicas a read found stale get repaired (read-repair.ts).
  */
+import assert from 'node:assert/strict';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry } from '../storage/types.js';
@@ -105,6 +106,7 @@ export class Coordinator {
           (counted) => {
             pending -= 1;
             if (counted) acks += 1;
+            assert.ok(acks <= n && pending >= 0, `write of "${key}": ${acks} acks and ${pending} pending for ${n} replicas`);
             check();
           },
           (err: unknown) => {
@@ -202,6 +204,7 @@ export class Coordinator {
         else resolve(newest(replies));
       };
       const firm = (): number => replies.filter((r) => !r.syncing).length;
+      assert.ok(need <= targets.length, `read of "${key}" needs ${need} of ${targets.length} replicas`);
       const check = (): void => {
         if (firm() >= need) finish();
         else if (settled === launched && launched < targets.length && !done) launch(launched + 1);
@@ -234,6 +237,7 @@ export class Coordinator {
           },
         ).finally(() => {
           settled += 1;
+          assert.ok(settled <= launched && replies.length <= settled, `read of "${key}": ${replies.length} replies, ${settled} settled, ${launched} asked`);
           check();
         });
       /** Asks targets up to index `upTo` (exclusive) that have not been asked yet. */

@@ -21,6 +21,7 @@
  *   segment: the rest of that segment is counted in stats().corruptRecords and skipped with a warning
  *   (hints are an optimisation; anti-entropy repairs what they miss), never a refusal to start.
  */
+import assert from 'node:assert/strict';
 import { open as openFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
@@ -410,6 +411,9 @@ export class HintStore {
     target.bytes += bytes;
     this.count += count;
     this.bytes += bytes;
+    // Every hint is released once (sent, expired, dropped or unreadable): the accounts never go negative.
+    assert.ok(target.count >= 0 && target.bytes >= 0, `hint accounts of ${target.id} went negative (${target.count} hints, ${target.bytes} bytes)`);
+    assert.ok(this.count >= target.count && this.bytes >= target.bytes, 'the hint store total covers each target');
   }
 
   /** Runs `task` after everything already queued on the target's chain; the chain never rejects. */
