@@ -7,7 +7,7 @@ import { ShoalError } from '../errors.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryFrom, entryPairs, entryToWire, optInt, str, strArray } from './args.js';
-import { BATCH_ITEMS_MAX, entryWireBytes } from './batch.js';
+import { BATCH_ITEMS_MAX, entryWireBytes, rowWireBytes } from './batch.js';
 import type { HintStoreLike, HlcLike } from './ports.js';
 
 /** Most entries one batch call may carry or ask for. */
@@ -58,9 +58,11 @@ export class Replica {
       }
       case 'internal.readBatch': {
         // The reply is cut to fit one frame: `next` says how many of the keys it covers (at least one);
-        // the caller asks again for the rest.
+        // the caller asks again for the rest. `versionsOnly` (operators, the chaos harness) leaves the
+        // values out: { ts, node, expiresAtMs?, tombstone }.
         const keys = strArray(op, args, 'keys', BATCH_KEYS_MAX);
         const bytesMax = Math.min(optInt(op, args, 'bytesMax', 1) ?? this.o.batchBytesMax, this.o.batchBytesMax);
+        const versionsOnly = args.versionsOnly === true;
         const entries: Array<[string, Args]> = [];
         let bytes = 0;
         let next = 0;
@@ -68,9 +70,13 @@ export class Replica {
           const key = keys[next];
           const entry = this.o.store.getEntry(key);
           if (!entry) continue;
-          const size = entryWireBytes(key, entry);
+          const size = versionsOnly ? rowWireBytes(key, entry.node) + 16 : entryWireBytes(key, entry);
           if (entries.length > 0 && bytes + size > bytesMax) break;
-          entries.push([key, entryToWire(entry)]);
+          if (versionsOnly) {
+            const row: Args = { ts: entry.ts, node: entry.node, tombstone: entry.value === null };
+            if (entry.expiresAtMs !== undefined) row.expiresAtMs = entry.expiresAtMs;
+            entries.push([key, row]);
+          } else entries.push([key, entryToWire(entry)]);
           bytes += size;
         }
         return { entries, next };

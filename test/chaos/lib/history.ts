@@ -65,7 +65,8 @@ export type FaultKind =
   | 'partition-oneway'
   | 'join'
   | 'leave'
-  | 'wal-truncate';
+  | 'wal-truncate'
+  | 'disk-full';
 
 export interface FaultEvent {
   kind: 'fault';

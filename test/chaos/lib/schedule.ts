@@ -37,6 +37,11 @@ export interface ScheduleOptions {
   suspicionMs?: number;
   /** Include the all-nodes kill phase. Default true. */
   killAll?: boolean;
+  /**
+   * Include one disk-full step (needs root and tmpfs). It is placed with its own PRNG stream, so the
+   * other steps of a seed stay the same faults on the same nodes (only later in time).
+   */
+  diskFull?: boolean;
   warmupMs?: number;
   tailQuietMs?: number;
   /** Quiet time between faults. Default 2000–4000 ms. */
@@ -79,6 +84,8 @@ function durationFor(fault: FaultKind, rand: () => number, suspicionMs: number):
     case 'join':
     case 'leave':
       return 6000;
+    case 'disk-full':
+      return between(rand, [6000, 9000]);
     default:
       return between(rand, [4000, 7000]);
   }
@@ -108,10 +115,21 @@ export function buildSchedule(options: ScheduleOptions): ScheduleStep[] {
     firstRound.splice(from + Math.floor(rand() * (firstRound.length - from + 1)), 0, 'leave');
   }
 
+  const diskRand = prng(options.seed ^ 0xd15c);
+  // Among the first steps, so that even a short run has it.
+  const diskFullAt = options.diskFull ? Math.floor(diskRand() * Math.min(firstRound.length + 1, 4)) : -1;
+
   const steps: ScheduleStep[] = [];
   let t = options.warmupMs ?? 3000;
   let i = 0;
   while (true) {
+    if (steps.length === diskFullAt && !steps.some((s) => s.fault === 'disk-full')) {
+      const durationMs = durationFor('disk-full', diskRand, suspicionMs);
+      if (t + durationMs <= endMs - killAllMs) {
+        steps.push({ atMs: t, fault: 'disk-full', targets: [pick(diskRand, members)], durationMs });
+        t += durationMs + between(diskRand, gap);
+      }
+    }
     const fault = i < firstRound.length ? firstRound[i] : pick(rand, singles);
     i += 1;
     const durationMs = durationFor(fault, rand, suspicionMs);
