@@ -170,6 +170,8 @@ export class MembershipCore {
   };
   /** When a sync with a talking dead member was last started, by id (syncWithTalkingDead). */
   private readonly deadSyncAtMs = new Map<string, number>();
+  /** Gossip address → id of members buried dead (entries are checked on use; reaping removes them). */
+  private readonly deadByAddr = new Map<string, string>();
 
   constructor(options: CoreOptions) {
     this.config = resolveMembershipConfig(options.config);
@@ -580,6 +582,7 @@ export class MembershipCore {
     if (rec.state === 'alive' || rec.state === 'suspect') this.liveCount -= 1;
     this.dropSuspicion(rec.id);
     this.dead.add(rec.id);
+    if (state === 'dead') this.deadByAddr.set(rec.gossip, rec.id);
     rec.state = state;
     rec.incarnation = incarnation;
     rec.changedMs = now;
@@ -767,15 +770,15 @@ export class MembershipCore {
    * At most once per probe interval per member.
    */
   private syncWithTalkingDead(now: number, from: string): void {
-    for (const id of this.dead) {
-      const rec = this.records.get(id);
-      if (rec === undefined || rec.state !== 'dead' || rec.gossip !== from) continue;
-      if (now - (this.deadSyncAtMs.get(id) ?? -Infinity) < this.config.probeIntervalMs) return;
-      this.deadSyncAtMs.set(id, now);
-      this.counters.deadSyncs += 1;
-      if (!this.leaving) this.sync(rec.gossip, false);
-      return;
-    }
+    const id = this.deadByAddr.get(from);
+    if (id === undefined) return;
+    const rec = this.records.get(id);
+    // Entries are checked here rather than removed on every state change (a member alive again).
+    if (rec === undefined || rec.state !== 'dead' || rec.gossip !== from) return;
+    if (now - (this.deadSyncAtMs.get(id) ?? -Infinity) < this.config.probeIntervalMs) return;
+    this.deadSyncAtMs.set(id, now);
+    this.counters.deadSyncs += 1;
+    if (!this.leaving) this.sync(rec.gossip, false);
   }
 
   private reconnectRound(now: number): void {
@@ -799,6 +802,7 @@ export class MembershipCore {
       this.dead.delete(id);
       this.records.delete(id);
       this.deadSyncAtMs.delete(id);
+      if (this.deadByAddr.get(rec.gossip) === id) this.deadByAddr.delete(rec.gossip);
       const index = this.idIndex.get(id);
       assert.ok(index !== undefined);
       const last = this.ids.pop() as string;

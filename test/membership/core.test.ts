@@ -195,6 +195,8 @@ test('after a one-way partition, a member declared dead while its refutation was
   net.muted.delete('e');
   net.advance(5_000);
   for (const id of ['a', 'b', 'c', 'd']) t.is(net.stateAt(id, 'e'), 'alive', `${id} sees e alive again`);
+  const deadSyncs = ['a', 'b', 'c', 'd'].reduce((sum, id) => sum + net.core(id).stats().deadSyncs, 0);
+  t.true(deadSyncs >= 1, 'a datagram from the buried e started a sync with it');
 });
 
 test('an accusation about an incarnation already refuted makes us announce the current one again (no new incarnation)', (t) => {
