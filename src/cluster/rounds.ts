@@ -71,8 +71,7 @@ export class WriteRound {
   readonly result: Promise<void>;
 
   constructor(private readonly o: WriteRoundOptions) {
-    const n = o.owners.length;
-    assert.ok(o.need >= 1 && o.need <= n, `a write needs 1..${n} acks, not ${o.need}`);
+    assert.ok(Number.isInteger(o.need) && o.need >= 1, `a write needs at least one ack, not ${o.need}`);
     let resolve!: () => void;
     let reject!: (err: ShoalError) => void;
     this.result = new Promise<void>((res, rej) => {
@@ -88,6 +87,12 @@ export class WriteRound {
       if (err) reject(err);
       else resolve();
     };
+    if (o.need > o.owners.length) {
+      // Fewer owners than the quorum (a cluster smaller than N): refused before anything is sent.
+      this.attempts = [];
+      this.finish(unavailable('write', 0, o.need, o.owners.length, `; only ${o.owners.length} owners`));
+      return;
+    }
     this.attempts = o.owners.map((owner) => this.send(owner));
     for (const attempt of this.attempts) this.track(attempt);
     this.check();
@@ -169,7 +174,7 @@ export class ReadRound {
   private finish: (err?: ShoalError) => void = () => undefined;
 
   constructor(private readonly o: ReadRoundOptions) {
-    assert.ok(o.need >= 1 && o.need <= o.targets.length, `read of "${o.key}" needs ${o.need} of ${o.targets.length} replicas`);
+    assert.ok(Number.isInteger(o.need) && o.need >= 1, `a read needs at least one reply, not ${o.need}`);
     this.result = new Promise<Entry | null>((resolve, reject) => {
       const timer = setTimeout(() => this.finish(new ShoalError('TIMEOUT', `read of "${o.key}" timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
       timer.unref();
@@ -184,6 +189,11 @@ export class ReadRound {
         else resolve(newest(this.replies));
       };
     });
+    if (o.need > o.targets.length) {
+      // Fewer replicas up than the quorum: refused before anything is sent.
+      this.finish(unavailable('read', 0, o.need, o.n, `; only ${o.targets.length} up`));
+      return;
+    }
     this.launch(o.all ? o.targets.length : o.need);
   }
 

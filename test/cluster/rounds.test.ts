@@ -90,10 +90,22 @@ test('write: TIMEOUT when acks do not come in time', async (t) => {
   t.is(((await t.throwsAsync(round.result)) as ShoalError).code, 'TIMEOUT');
 });
 
-test('write: a quorum outside 1..N is a bug, refused loudly', (t) => {
-  t.throws(() => new WriteRound({ key: 'k', owners: ['a'], need: 2, timeoutMs: 1000, isUp: () => true, apply: async () => undefined, cover: async () => false }), {
-    message: /needs 1..1 acks/,
+test('write: a quorum of 0 is a bug, refused loudly; more than the owners is UNAVAILABLE before anything is sent', async (t) => {
+  t.throws(() => new WriteRound({ key: 'k', owners: ['a'], need: 0, timeoutMs: 1000, isUp: () => true, apply: async () => undefined, cover: async () => false }), {
+    message: /at least one ack/,
   });
+  let sent = 0;
+  const round = new WriteRound({
+    key: 'k', owners: ['a'], need: 2, timeoutMs: 1000, isUp: () => true,
+    apply: async () => {
+      sent += 1;
+    },
+    cover: async () => false,
+  });
+  const err = (await t.throwsAsync(round.result)) as ShoalError;
+  t.is(err.code, 'UNAVAILABLE');
+  t.regex(err.message, /only 0 of 2 replicas answered the write \(1 replicas; only 1 owners\)/);
+  t.is(sent, 0);
 });
 
 function reader(replies: Record<string, ReadReply | Error | Promise<ReadReply>>) {
