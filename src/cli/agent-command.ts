@@ -7,6 +7,7 @@ import { ShoalError, toShoalError } from '../errors.js';
 import { loadConfig, type ConfigOverride } from '../node/config.js';
 import { ENV_CONFIG_FILE, ENV_NODE } from '../node/config-env.js';
 import { createNodeLogger } from '../node/logging.js';
+import { installLastResort } from '../node/last-resort.js';
 import { startNode } from '../node/node.js';
 import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -103,9 +104,13 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     const finish = (code: ExitCode) => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      void logger.close().then(() => resolve(code));
+      removeLastResort();
+      logger.close().then(
+        () => resolve(code),
+        () => resolve(code),
+      );
     };
-    const beginStop = (reason: string) => {
+    const beginStop = (reason: string, failed = false) => {
       stopping = true;
       log.info(`${reason}; stopping gracefully (a second signal exits at once)`, { timeoutMs: config.shutdown.timeoutMs });
       const deadline = setTimeout(() => {
@@ -116,7 +121,7 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
       node.stop().then(
         () => {
           clearTimeout(deadline);
-          finish(EXIT.OK);
+          finish(failed ? EXIT.ERROR : EXIT.OK);
         },
         (err: unknown) => {
           clearTimeout(deadline);
@@ -135,11 +140,20 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     // `shoal leave` stops the node itself (hand off, announce, stop serving): the agent exits 0.
-    void node.stopped().then(() => {
-      if (stopping) return;
-      stopping = true;
-      log.info('left the cluster and stopped; exiting');
-      finish(EXIT.OK);
+    node.stopped().then(
+      () => {
+        if (stopping) return;
+        stopping = true;
+        log.info('left the cluster and stopped; exiting');
+        finish(EXIT.OK);
+      },
+      (err: unknown) => log.error('the node stopped with an error', { err }),
+    );
+    const removeLastResort = installLastResort(process, {
+      logger: log,
+      stop: (reason) => {
+        if (!stopping) beginStop(reason, true);
+      },
     });
     if (args.stopOnStdinClose) {
       io.stdin.on('end', () => {

@@ -221,7 +221,7 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
     signals += 1;
     if (signals === 1) {
       io.stdout.write(`\nshoal local: ${signal}: stopping ${agents.filter((a) => a.running).length} node(s) (again to kill them now)\n`);
-      void stopAll();
+      stopAll().catch((err: unknown) => io.stderr.write(`shoal local: stop failed: ${String(err)}\n`));
     } else {
       for (const a of agents) if (a.running) a.child.kill('SIGKILL');
       process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
@@ -239,12 +239,14 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
 
   function watch(a: Agent): void {
     agents.push(a);
-    void a.exited.then((code) => {
-      if (!stopRequested) {
-        io.stderr.write(`shoal local: node ${a.node.id} exited with code ${String(code)}\n`);
-        if (agents.every((x) => !x.running)) void stopAll();
-      }
-    });
+    a.exited
+      .then(async (code) => {
+        if (!stopRequested) {
+          io.stderr.write(`shoal local: node ${a.node.id} exited with code ${String(code)}\n`);
+          if (agents.every((x) => !x.running)) await stopAll();
+        }
+      })
+      .catch((err: unknown) => io.stderr.write(`shoal local: stop failed: ${String(err)}\n`));
   }
   watch(launch(plan.nodes[0]));
 

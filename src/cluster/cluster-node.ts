@@ -4,6 +4,7 @@
  * `rpcHandler(op, args, ctx)`: client operations (get, put, del, members, ring, stats, leave, remove)
  * and the node-to-node `internal.*` operations.
  */
+import { BackgroundTasks } from '../background.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
@@ -16,6 +17,7 @@ import type { ClusterConfig, Consistency } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { KeyListing, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
+import { batchBytesMax } from './batch.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
@@ -41,6 +43,9 @@ const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members
 
 /** idle() waits for streaming rounds due within this long (tests, benchmarks). */
 const STREAM_SETTLE_WAIT_MS = 30_000;
+
+/** Anti-entropy sweeps of a catch-up after joining from a ring of this node alone. */
+const CATCH_UP_SWEEPS_MAX = 20;
 
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
@@ -83,6 +88,8 @@ export class ClusterNode {
   readonly antiEntropy: AntiEntropy;
   /** This node's keys in token order, for the cluster-wide scan (cluster-scan.ts). */
   readonly keyListing: KeyListing;
+  /** Every background task of this node (rounds, replays, clean-up, read repairs); awaited on close. */
+  readonly tasks: BackgroundTasks;
   private readonly o: ClusterNodeOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -104,6 +111,7 @@ export class ClusterNode {
     this.logger = (options.logger ?? nullLogger).child({ layer: 'cluster' });
     this.now = options.now ?? Date.now;
     const { config, logger, now } = this;
+    this.tasks = new BackgroundTasks({ logger, metrics: options.metrics });
     this.view = new ClusterView({
       membership: options.membership,
       ringFactory: options.ringFactory ?? RING_FACTORY,
@@ -132,6 +140,7 @@ export class ClusterNode {
         this.leaveDirty?.add(key);
         this.keyListing.noteApplied(key);
       },
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
     });
     this.readRepair = new ReadRepair({
       transport: this.transport,
@@ -139,6 +148,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
     });
     this.coordinator = new Coordinator({
       config,
@@ -158,6 +168,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
       now,
     });
     const ringFactory = options.ringFactory ?? RING_FACTORY;
@@ -171,11 +182,13 @@ export class ClusterNode {
       apply: (key, entry) => this.replica.applyEntry(key, entry),
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
     };
     this.streaming = new Streaming({
       ...context,
       bootstrap: storeStats.keys + storeStats.tombstones === 0,
       onSynced: () => this.scheduleCleanup(),
+      onJoinedFromAlone: () => this.tasks.run('catch-up', () => this.catchUp()),
     });
     this.streamSource = new StreamSource({
       selfId: this.id,
@@ -183,6 +196,7 @@ export class ClusterNode {
       ringFactory,
       sessionsMax: config.streamSessionsMax,
       sessionIdleMs: config.streamSessionIdleMs,
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
       logger,
       now,
     });
@@ -191,6 +205,7 @@ export class ClusterNode {
       store: options.store,
       transport: this.transport,
       batchKeysMax: config.streamBatchKeysMax,
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
       bytesPerSecMax: config.streamBytesPerSecMax,
       timeoutMs: config.internalTimeoutMs * 5,
       logger,
@@ -198,7 +213,7 @@ export class ClusterNode {
     this.antiEntropy = new AntiEntropy({ ...context, now });
     this.view.onRingChange(() => this.streaming.ringChanged());
     this.onMembershipEvent = (e) => {
-      if (e.type === 'alive' || e.type === 'joined') void this.handoff.runOnce();
+      if (e.type === 'alive' || e.type === 'joined') this.handoff.runInBackground();
     };
     options.membership.on('event', this.onMembershipEvent);
   }
@@ -392,6 +407,7 @@ export class ClusterNode {
       streaming: { ...this.streaming.stats(), source: this.streamSource.stats() },
       cleanup: this.cleanup.stats(),
       antiEntropy: this.antiEntropy.stats(),
+      background: this.tasks.stats(),
       leaving: this.leaving !== null,
     };
   }
@@ -424,13 +440,28 @@ export class ClusterNode {
     this.logger.info('left the cluster', { lateKeys: late.size });
   }
 
+  /**
+   * Anti-entropy sweeps with every up peer until one finds nothing to move and no peer was skipped
+   * (rings still converging right after a join), bounded in sweeps.
+   */
+  private async catchUp(): Promise<void> {
+    for (let sweep = 1; sweep <= CATCH_UP_SWEEPS_MAX && !this.closed; sweep++) {
+      const results = await this.antiEntropy.runWithAll();
+      const moved = results.reduce((sum, r) => sum + r.pulled + r.pushed, 0);
+      const skipped = results.filter((r) => r.skipped !== undefined && r.skipped !== 'no shared ranges').length;
+      this.logger.info('catch-up sweep', { sweep, peers: results.length, moved, skipped });
+      if (moved === 0 && skipped === 0 && results.length > 0) return;
+      if (results.length === 0 || skipped > 0) await new Promise((r) => setTimeout(r, Math.max(this.config.ringSettleMs, 100)));
+    }
+  }
+
   private scheduleCleanup(): void {
     if (this.config.cleanupDelayMs <= 0 || this.closed) return;
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     const checksum = this.view.ring().checksum();
     this.cleanupTimer = setTimeout(() => {
       this.cleanupTimer = null;
-      if (this.view.ring().checksum() === checksum && !this.leaving) void this.cleanup.runOnce();
+      if (this.view.ring().checksum() === checksum && !this.leaving) this.tasks.run('clean-up', () => this.cleanup.runOnce());
     }, this.config.cleanupDelayMs);
     this.cleanupTimer.unref();
   }
@@ -467,6 +498,8 @@ export class ClusterNode {
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     this.o.membership.off?.('event', this.onMembershipEvent);
     this.view.close();
+    // Rounds see `closed` flags or fail fast once the transport closes; bounded either way.
+    await this.tasks.close(this.config.internalTimeoutMs * 5);
     await this.readRepair.idle(this.config.internalTimeoutMs);
   }
 }

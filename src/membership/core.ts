@@ -75,6 +75,10 @@ export interface CoreStats {
   streamAcks: number;
   suspicionsRaised: number;
   refutations: number;
+  /** Accusations about an incarnation we had already refuted, answered by announcing ours again. */
+  reannouncements: number;
+  /** Syncs started because a member we held dead sent us datagrams. */
+  deadSyncs: number;
   syncsSent: number;
   syncsReceived: number;
   broadcastsQueued: number;
@@ -176,8 +180,12 @@ export class MembershipCore {
   private readonly counters: Omit<CoreStats, 'awareness' | 'incarnation' | 'members' | 'broadcastsQueued' | 'broadcastsDropped'> = {
     packetsSent: 0, bytesSent: 0, packetsReceived: 0, messagesReceived: 0,
     dropped: { 'too-large': 0, malformed: 0, version: 0, 'wrong-target': 0, 'members-full': 0, 'relays-full': 0 },
-    probes: 0, probesFailed: 0, streamAcks: 0, suspicionsRaised: 0, refutations: 0, syncsSent: 0, syncsReceived: 0,
+    probes: 0, probesFailed: 0, streamAcks: 0, suspicionsRaised: 0, refutations: 0, reannouncements: 0, deadSyncs: 0, syncsSent: 0, syncsReceived: 0,
   };
+  /** When a sync with a talking dead member was last started, by id (syncWithTalkingDead). */
+  private readonly deadSyncAtMs = new Map<string, number>();
+  /** Gossip address → id of members buried dead (entries are checked on use; reaping removes them). */
+  private readonly deadByAddr = new Map<string, string>();
 
   constructor(options: CoreOptions) {
     this.config = resolveMembershipConfig(options.config);
@@ -276,6 +284,7 @@ export class MembershipCore {
   receive(now: number, packet: Packet, from: string): CoreOutput {
     this.ensureStarted(now);
     this.counters.packetsReceived += 1;
+    if (this.dead.size > 0) this.syncWithTalkingDead(now, from);
     for (const message of packet.m) {
       this.counters.messagesReceived += 1;
       this.handle(now, message, from);
@@ -535,11 +544,11 @@ export class MembershipCore {
 
   private applySuspect(now: number, message: SuspectMessage): void {
     const rec = this.records.get(message.id);
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     if (rec === this.selfRec) {
-      this.refute(message.i);
+      this.answerAccusation(message.i);
       return;
     }
+    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     if (rec.state === 'suspect' && message.i === rec.incarnation) {
       const suspicion = this.suspicions.get(rec.id);
       if (suspicion !== undefined && suspicion.confirm(message.f)) {
@@ -588,22 +597,22 @@ export class MembershipCore {
 
   private applyDead(now: number, message: DeadMessage): void {
     const rec = this.records.get(message.id);
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     if (rec === this.selfRec) {
-      this.refute(message.i);
+      this.answerAccusation(message.i);
       return;
     }
+    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     this.bury(now, rec, 'dead', message.i);
     this.enqueue(message);
   }
 
   private applyLeft(now: number, message: LeftMessage): void {
     const rec = this.records.get(message.id);
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'left') return;
     if (rec === this.selfRec) {
-      this.refute(message.i);
+      this.answerAccusation(message.i);
       return;
     }
+    if (rec === undefined || message.i < rec.incarnation || rec.state === 'left') return;
     this.bury(now, rec, 'left', message.i);
     this.enqueue(message);
   }
@@ -612,10 +621,27 @@ export class MembershipCore {
     if (rec.state === 'alive' || rec.state === 'suspect') this.liveCount -= 1;
     this.dropSuspicion(rec.id);
     this.dead.add(rec.id);
+    if (state === 'dead') this.deadByAddr.set(rec.gossip, rec.id);
     rec.state = state;
     rec.incarnation = incarnation;
     rec.changedMs = now;
     this.emit(state, rec);
+  }
+
+  /**
+   * Someone says we are suspect, dead or left. About our current incarnation (or a newer one): refute.
+   * About an older one: we refuted already, but whoever still gossips it has not heard; our refutation
+   * may have been lost (a one-way partition drops it until its retransmits run out), so announce our
+   * current incarnation again.
+   */
+  private answerAccusation(incarnation: number): void {
+    if (this.leaving) return;
+    if (incarnation >= this.selfRec.incarnation) {
+      this.refute(incarnation);
+      return;
+    }
+    this.counters.reannouncements += 1;
+    this.enqueue(this.selfAlive());
   }
 
   /** Someone says we are suspect, dead or left: outbid that incarnation and tell everyone. */
@@ -784,6 +810,24 @@ export class MembershipCore {
   }
 
   /**
+   * A member we hold dead is sending us datagrams: it is back (typically after a one-way partition,
+   * where its refutation was lost while its accusers' broadcasts ran out). Waiting for push-pull or
+   * reconnect would keep a live node dead for up to 30 s; a sync with it now settles both views.
+   * At most once per probe interval per member.
+   */
+  private syncWithTalkingDead(now: number, from: string): void {
+    const id = this.deadByAddr.get(from);
+    if (id === undefined) return;
+    const rec = this.records.get(id);
+    // Entries are checked here rather than removed on every state change (a member alive again).
+    if (rec === undefined || rec.state !== 'dead' || rec.gossip !== from) return;
+    if (now - (this.deadSyncAtMs.get(id) ?? -Infinity) < this.config.probeIntervalMs) return;
+    this.deadSyncAtMs.set(id, now);
+    this.counters.deadSyncs += 1;
+    if (!this.leaving) this.sync(rec.gossip, false);
+  }
+
+  /**
    * memberlist's reconnect: a push-pull with one random dead or left member per interval. A split
    * cluster merges again once the link is back, and a member that left and came back (but reached
    * none of the members it knew) is found.
@@ -811,6 +855,8 @@ export class MembershipCore {
       if (rec === undefined || now - rec.changedMs < this.config.deadReapMs) continue;
       this.dead.delete(id);
       this.records.delete(id);
+      this.deadSyncAtMs.delete(id);
+      if (this.deadByAddr.get(rec.gossip) === id) this.deadByAddr.delete(rec.gossip);
       const index = this.idIndex.get(id);
       assert.ok(index !== undefined);
       const last = this.ids.pop() as string;

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { ShoalError, toShoalError } from '../errors.js';
 import { type Logger, nullLogger, rateLimited } from '../log.js';
 import type { Keyring } from '../security/keyring.js';
+import { type DirIo, fsyncDir, nodeDirIo, writeFileSynced } from '../storage/fsio.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
@@ -115,9 +116,16 @@ async function readIncarnation(dataDir: string): Promise<number> {
   }
 }
 
-/** Durably (temp file, fsync, rename, fsync the directory): a restart never goes back in incarnations. */
-async function writeIncarnation(dataDir: string, incarnation: number): Promise<void> {
-  await writeJsonDurably(dataDir, INCARNATION_FILE, { incarnation });
+/**
+ * Persists the incarnation: write a temp file, fsync it, rename it over the old one, fsync the
+ * directory (so the rename survives a crash; a restart must never reuse a lower incarnation).
+ */
+export async function writeIncarnation(dataDir: string, incarnation: number, io: DirIo = nodeDirIo): Promise<void> {
+  const file = path.join(dataDir, INCARNATION_FILE);
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFileSynced(io, temp, Buffer.from(JSON.stringify({ incarnation })));
+  await io.rename(temp, file);
+  await fsyncDir(io, dataDir);
 }
 
 function formatAddr(address: string, port: number): string {
@@ -250,6 +258,30 @@ export class Membership {
         }
       }
     }
+    // From here on a failure (e.g. metadata over metaBytesMax) must not leak the bound ports.
+    try {
+      return await Membership.begin(options, config, logger, seal, socket, listener, port, incarnation, known, (m) => {
+        self = m;
+      });
+    } catch (err) {
+      await new Promise<void>((resolve) => (socket as dgram.Socket).close(() => resolve()));
+      await listener.close();
+      throw err;
+    }
+  }
+
+  private static async begin(
+    options: MembershipOptions,
+    config: MembershipConfig,
+    logger: Logger,
+    seal: GossipSeal | null,
+    socket: dgram.Socket,
+    listener: SyncListener,
+    port: number,
+    incarnation: number,
+    known: KnownMembers,
+    setSelf: (m: Membership) => void,
+  ): Promise<Membership> {
     const core = new MembershipCore({
       self: {
         id: options.id, gossip: formatAddr(options.advertiseHost ?? options.bindHost, port), rpc: options.rpc,
@@ -261,7 +293,7 @@ export class Membership {
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
     const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, options, port, known);
-    self = membership;
+    setSelf(membership);
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
     logger.info('membership started', {

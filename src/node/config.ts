@@ -292,7 +292,7 @@ export function membershipLayerConfig(config: ShoalConfig): MembershipConfig {
 /** The cluster layer's config: the cluster section minus the agent's fields, plus the store's tombstone grace. */
 export function clusterLayerConfig(config: ShoalConfig): ClusterConfig {
   const { name: _name, hintsMax: _hintsMax, hintBytesMax: _hintBytesMax, hintTtlMs: _hintTtlMs, hintReplayConcurrency: _hintReplayConcurrency, ...tunables } = config.cluster;
-  return { ...tunables, tombstoneGraceMs: config.storage.tombstoneGraceMs };
+  return { ...tunables, tombstoneGraceMs: config.storage.tombstoneGraceMs, frameBytesMax: config.rpc.frameBytesMax };
 }
 
 /** Builds and validates the config from all layers. Throws ShoalError('CONFIG') on the first problem. */

@@ -183,7 +183,9 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     if (state === 'serving') state = 'leaving';
     leaving ??= handler(op, args, ctx).then(
       (result) => {
-        setImmediate(() => void stopNode());
+        setImmediate(() => {
+          stopNode().catch((err: unknown) => nodeLog.error('stop after leave failed', { err }));
+        });
         return result;
       },
       (err: unknown) => {

@@ -9,6 +9,7 @@
  * acknowledged reject READ_ONLY and are undone (in the map here, on disk by the WAL), and every later
  * write rejects READ_ONLY too; reads go on.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -130,7 +131,7 @@ export class ShardStore implements Store {
     const lock = await acquireLock(dir, opts.logger);
     try {
       const t0 = performance.now();
-      const recovered = await recover(dir, { repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
+      const recovered = await recover(dir, { io, repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
       let store: ShardStore | null = null;
       const wal = await Wal.open(
         {
@@ -414,6 +415,8 @@ export class ShardStore implements Store {
     } else {
       this.valueBytes -= entry.value.length;
     }
+    // The counters follow the map exactly; a negative one means an entry was forgotten twice.
+    assert.ok(this.tombstones >= 0 && this.valueBytes >= 0, `store counters went negative (tombstones ${this.tombstones}, valueBytes ${this.valueBytes})`);
   }
 
   // ---- expiry --------------------------------------------------------------------------------

@@ -1,61 +1,93 @@
-/**
- * The view's replication factor (issue 10): N is clamped to the cluster's size (members that have not
- * left, persisted known members included, minus removals), never to the members alive or in the ring;
- * a node that left is no owner in its own view.
- */
+/** The ring view: who owns what as membership changes, dead-owner grace, removal, stand-ins. */
 import test from 'ava';
+import { hashKey, Ring } from '../../src/ring/ring.js';
+import type { RingLike } from '../../src/cluster/ports.js';
 import { ClusterView } from '../../src/cluster/view.js';
 import { nullLogger } from '../../src/log.js';
-import { Ring, hashKey } from '../../src/ring/ring.js';
 import { MembershipWorld } from './helpers/membership.js';
 
-const ringFactory = { build: (members: Array<{ id: string; zone?: string }>, opts?: { vnodes?: number }) => Ring.build(members, opts), hashKey };
-
-function view(world: MembershipWorld, self: string, known: string[] = [], now = () => 0): ClusterView {
-  const source = { ...world.source(self), knownMemberIds: () => known };
-  return new ClusterView({ membership: source, ringFactory, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, now, logger: nullLogger });
+function setup(ids: string[], graceMs = 60_000) {
+  const world = new MembershipWorld();
+  for (const id of ids) world.add(id);
+  let now = 1_000_000;
+  const view = new ClusterView({
+    membership: world.source(ids[0]),
+    ringFactory: { build: (members, opts) => Ring.build(members, opts), hashKey },
+    replicationFactor: 3,
+    vnodes: 64,
+    deadOwnerGraceMs: graceMs,
+    now: () => now,
+    logger: nullLogger,
+  });
+  const changes: Array<[RingLike, RingLike]> = [];
+  view.onRingChange((a, b) => changes.push([a, b]));
+  return { world, view, changes, advance: (ms: number) => (now += ms) };
 }
 
-test('N stays 3 when the other members are dead past their grace and out of the ring', (t) => {
-  const world = new MembershipWorld();
-  for (const id of ['n1', 'n2', 'n3']) world.add(id);
-  let nowMs = 0;
-  const v = view(world, 'n1', [], () => nowMs);
-  t.teardown(() => v.close());
-  t.is(v.replicas(), 3);
-  world.set('n2', 'dead');
-  world.set('n3', 'dead');
-  nowMs = 5000;
-  v.refresh();
-  t.deepEqual(v.ring().members(), ['n1'], 'the ring shrank');
-  t.is(v.replicas(), 3, 'N did not');
-  t.deepEqual(v.owners('k'), ['n1']);
-  t.true(v.remove('n2'));
-  t.is(v.replicas(), 2, 'a removal shrinks the cluster');
+const KEYS = Array.from({ length: 200 }, (_, i) => `key-${i}`);
+
+test('owners are the ring\'s preference list of N distinct members', (t) => {
+  const { view } = setup(['n1', 'n2', 'n3', 'n4', 'n5']);
+  for (const key of KEYS) {
+    const owners = view.owners(key);
+    t.is(new Set(owners).size, 3);
+    t.deepEqual(owners, view.ring().preferenceList(key, 3));
+  }
+  view.close();
 });
 
-test('persisted known members count before they are seen again; members that left do not', (t) => {
-  const world = new MembershipWorld();
-  world.add('n1');
-  const restarted = view(world, 'n1', ['n2', 'n3']);
-  t.teardown(() => restarted.close());
-  t.is(restarted.replicas(), 3, 'a restarted node that knew two others does not act as a cluster of one');
-  const alone = view(world, 'n1', []);
-  t.teardown(() => alone.close());
-  t.is(alone.replicas(), 1, 'the first node of a new cluster: N = 1');
-  world.add('n2');
-  t.is(alone.replicas(), 2);
-  world.set('n2', 'left');
-  t.is(alone.replicas(), 1, 'a leave shrinks the cluster');
+test('a dead member keeps owning for deadOwnerGraceMs, then its ranges move; it owns again when alive', (t) => {
+  const { world, view, changes, advance } = setup(['n1', 'n2', 'n3', 'n4', 'n5'], 60_000);
+  const before = view.ring().checksum();
+  world.set('n4', 'dead');
+  t.is(view.ring().checksum(), before, 'within grace: same ring');
+  t.false(view.isUp('n4'));
+  t.true(view.ring().members().includes('n4'));
+  advance(60_001);
+  view.refresh();
+  t.false(view.ring().members().includes('n4'), 'past grace: not an owner');
+  t.is(changes.length, 1);
+  for (const key of KEYS) t.false(view.owners(key).includes('n4'));
+  world.set('n4', 'alive');
+  t.true(view.ring().members().includes('n4'));
+  t.is(view.ring().checksum(), before, 'back to the same ring');
+  view.close();
 });
 
-test('a node that left is no owner in its own view', (t) => {
-  const world = new MembershipWorld();
-  for (const id of ['n1', 'n2', 'n3', 'n4']) world.add(id);
-  const v = view(world, 'n4');
-  t.teardown(() => v.close());
-  t.true(v.ring().members().includes('n4'));
-  world.set('n4', 'left');
-  t.deepEqual(v.ring().members(), ['n1', 'n2', 'n3']);
-  for (let i = 0; i < 50; i++) t.false(v.owners(`k${i}`).includes('n4'));
+test('a member that left stops owning at once; suspect members still own and count as up', (t) => {
+  const { world, view } = setup(['n1', 'n2', 'n3', 'n4']);
+  world.set('n2', 'suspect');
+  t.true(view.isUp('n2'));
+  t.false(view.isAlive('n2'));
+  t.true(view.ring().members().includes('n2'));
+  world.set('n3', 'left');
+  t.false(view.ring().members().includes('n3'));
+  view.close();
+});
+
+test('remove: a dead member stops owning before its grace ends; it is a member again when alive', (t) => {
+  const { world, view } = setup(['n1', 'n2', 'n3', 'n4', 'n5'], 600_000);
+  world.set('n5', 'dead');
+  t.true(view.ring().members().includes('n5'));
+  t.true(view.remove('n5'));
+  t.false(view.ring().members().includes('n5'));
+  t.false(view.remove('n1'), 'a node cannot remove itself');
+  world.set('n5', 'alive');
+  t.true(view.ring().members().includes('n5'));
+  view.close();
+});
+
+test('stand-ins are the alive members after the owners, clockwise, never an excluded one', (t) => {
+  const { world, view } = setup(['n1', 'n2', 'n3', 'n4', 'n5', 'n6']);
+  for (const key of KEYS.slice(0, 50)) {
+    const owners = view.owners(key);
+    const order = view.ring().preferenceList(key, 6);
+    t.deepEqual(view.standIns(key, 2, owners), order.slice(3, 5));
+    t.deepEqual(view.standIns(key, 3, [...owners, order[3]]), order.slice(4, 6));
+  }
+  const key = KEYS[0];
+  const next = view.ring().preferenceList(key, 6)[3];
+  world.set(next, 'suspect');
+  t.false(view.standIns(key, 3, view.owners(key)).includes(next), 'a suspect is not a stand-in');
+  view.close();
 });

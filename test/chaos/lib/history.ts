@@ -68,7 +68,8 @@ export type FaultKind =
   | 'wal-truncate'
   | 'seed-restart'
   | 'leave-rejoin'
-  | 'partition-long';
+  | 'partition-long'
+  | 'disk-full';
 
 export interface FaultEvent {
   kind: 'fault';

@@ -39,6 +39,11 @@ export interface ScheduleOptions {
   suspicionMs?: number;
   /** Include the all-nodes kill phase. Default true. */
   killAll?: boolean;
+  /**
+   * Include one disk-full step (needs root and tmpfs). It is placed with its own PRNG stream, so the
+   * other steps of a seed stay the same faults on the same nodes (only later in time).
+   */
+  diskFull?: boolean;
   warmupMs?: number;
   tailQuietMs?: number;
   /** Quiet time between faults. Default 2000–4000 ms. */
@@ -89,6 +94,8 @@ function durationFor(fault: FaultKind, rand: () => number, suspicionMs: number):
     case 'partition-long':
       // Longer than the suspicion timeout: both sides declare the other dead and must merge again.
       return suspicionMs + between(rand, [3000, 5000]);
+    case 'disk-full':
+      return between(rand, [6000, 9000]);
     default:
       return between(rand, [4000, 7000]);
   }
@@ -125,10 +132,21 @@ export function buildSchedule(options: ScheduleOptions): ScheduleStep[] {
   // still some of the rest.
   for (const [k, fault] of shuffle(rand, operator).entries()) firstRound.splice(2 * k, 0, fault);
 
+  const diskRand = prng(options.seed ^ 0xd15c);
+  // Among the first steps, so that even a short run has it.
+  const diskFullAt = options.diskFull ? Math.floor(diskRand() * Math.min(firstRound.length + 1, 4)) : -1;
+
   const steps: ScheduleStep[] = [];
   let t = options.warmupMs ?? 3000;
   let i = 0;
   while (true) {
+    if (steps.length === diskFullAt && !steps.some((s) => s.fault === 'disk-full')) {
+      const durationMs = durationFor('disk-full', diskRand, suspicionMs);
+      if (t + durationMs <= endMs - killAllMs) {
+        steps.push({ atMs: t, fault: 'disk-full', targets: [pick(diskRand, members)], durationMs });
+        t += durationMs + between(diskRand, gap);
+      }
+    }
     const fault = i < firstRound.length ? firstRound[i] : pick(rand, singles);
     i += 1;
     const durationMs = durationFor(fault, rand, suspicionMs);
