@@ -41,6 +41,9 @@ import { ClusterView } from './view.js';
 
 const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members, opts), hashKey };
 
+/** A clean-up that kept copies runs again after at most this many × cleanupDelayMs (armCleanup). */
+const CLEANUP_RETRY_DELAY_MULT_MAX = 4;
+
 /** idle() waits for streaming rounds due within this long (tests, benchmarks). */
 const STREAM_SETTLE_WAIT_MS = 30_000;
 
@@ -102,6 +105,8 @@ export class ClusterNode {
   private leaveDirty: Set<string> | null = null;
   private leaving: Promise<void> | null = null;
   private cleanupTimer: NodeJS.Timeout | null = null;
+  /** Clean-up runs in a row that kept copies since the last ring change (armCleanup). */
+  private cleanupRetries = 0;
   private readonly onMembershipEvent: (e: { type: string }) => void;
 
   private constructor(options: ClusterNodeOptions) {
@@ -455,16 +460,37 @@ export class ClusterNode {
     }
   }
 
+  /** After a ring change: a clean-up once the ring has been stable for cleanupDelayMs. */
   private scheduleCleanup(): void {
+    this.cleanupRetries = 0;
+    this.armCleanup(this.config.cleanupDelayMs);
+  }
+
+  /**
+   * A clean-up run keeps every copy whose owners did not all acknowledge it (an owner down, or its
+   * disk full). Without another ring change nothing would run again and those copies would stay on a
+   * non-owner for good, so a run that kept copies is followed by another, the delay doubling up to
+   * CLEANUP_RETRY_DELAY_MULT_MAX × cleanupDelayMs, until one keeps nothing or the ring changes.
+   */
+  private armCleanup(delayMs: number): void {
     if (this.config.cleanupDelayMs <= 0 || this.closed) return;
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     const checksum = this.view.ring().checksum();
     this.cleanupTimer = setTimeout(() => {
       this.cleanupTimer = null;
-      if (this.view.ring().checksum() === checksum && !this.leaving) this.tasks.run('clean-up', () => this.cleanup.runOnce());
-    }, this.config.cleanupDelayMs);
+      if (this.view.ring().checksum() !== checksum || this.leaving) return;
+      this.tasks.run('clean-up', async () => {
+        const { kept } = await this.cleanup.runOnce();
+        if (kept === 0 || this.closed || this.view.ring().checksum() !== checksum) return;
+        this.cleanupRetries += 1;
+        const mult = Math.min(CLEANUP_RETRY_DELAY_MULT_MAX, 2 ** this.cleanupRetries);
+        this.logger.info('clean-up kept copies whose owners did not all answer; trying again', { kept, inMs: this.config.cleanupDelayMs * mult });
+        this.armCleanup(this.config.cleanupDelayMs * mult);
+      });
+    }, delayMs);
     this.cleanupTimer.unref();
   }
+
 
   private async remove(args: Args): Promise<unknown> {
     const id = str('remove', args, 'id');

@@ -72,3 +72,37 @@ test('a clean-up that meets a read-only store fails in the background: logged an
   t.is((await c.call('n1', 'get', { key: 'c-1' }) as { value: Buffer }).value.toString(), 'v', 'n1 still serves');
   await c.close();
 });
+
+test('copies kept because an owner did not answer are dropped by a later clean-up, without another ring change', async (t) => {
+  // An unreachable node's calls fail on their timeout: short here.
+  const c = await startCluster(3, { cleanupDelayMs: 50, ringSettleMs: 0, internalTimeoutMs: 1_000 });
+  t.teardown(() => c.close());
+  for (let i = 0; i < 200; i++) await c.call('n1', 'put', { key: `r-${i}`, value: 'v', consistency: 'all' });
+  // n3 is unreachable (membership still says alive): hand-offs to it fail, so clean-up keeps copies.
+  c.net.down('n3');
+  await c.add('n4');
+  await c.settle();
+  const misplaced = (): number => {
+    let count = 0;
+    for (const id of ['n1', 'n2', 'n4']) {
+      const { node, store } = c.get(id);
+      for (let i = 0; i < 200; i++) {
+        const key = `r-${i}`;
+        if (store.getEntry(key) && !node.view.owners(key).includes(id)) count += 1;
+      }
+    }
+    return count;
+  };
+  const waitFor = async (done: () => boolean, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    return done();
+  };
+  const keptCopies = (): number => ['n1', 'n2'].reduce((sum, id) => sum + ((c.get(id).node.stats().cleanup as { kept?: number } | undefined)?.kept ?? 0), 0);
+  t.true(await waitFor(() => keptCopies() > 0, 10_000), 'a clean-up ran and kept copies while n3 was unreachable');
+  t.true(misplaced() > 0, 'copies wait on non-owners while an owner does not answer');
+  const checksum = c.get('n1').node.view.ring().checksum();
+  c.net.up('n3');
+  t.true(await waitFor(() => misplaced() === 0, 20_000), `${misplaced()} copies still on non-owners`);
+  t.is(c.get('n1').node.view.ring().checksum(), checksum, 'the ring did not change meanwhile');
+});
