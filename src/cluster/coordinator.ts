@@ -88,6 +88,7 @@ export class Coordinator {
     const round = new WriteRound({
       key,
       owners,
+      n,
       need,
       timeoutMs: config.requestTimeoutMs,
       isUp: (id) => view.isUp(id),

@@ -52,6 +52,8 @@ function failureDetail(failures: string[]): string {
 export interface WriteRoundOptions {
   key: string;
   owners: string[];
+  /** The replication factor N (default: the owners): owners fewer than N are replicas not in the ring. */
+  n?: number;
   need: number;
   timeoutMs: number;
   isUp: (id: string) => boolean;
@@ -87,10 +89,13 @@ export class WriteRound {
       if (err) reject(err);
       else resolve();
     };
+    const n = o.n ?? o.owners.length;
+    assert.ok(o.owners.length <= n, `${o.owners.length} owners for ${n} replicas`);
+    if (n > o.owners.length) this.failures.push(`${n - o.owners.length} of ${n} replicas are not in the ring`);
     if (o.need > o.owners.length) {
-      // Fewer owners than the quorum (a cluster smaller than N): refused before anything is sent.
+      // Fewer owners than the quorum (members out of the ring): refused before anything is sent.
       this.attempts = [];
-      this.finish(unavailable('write', 0, o.need, o.owners.length, `; only ${o.owners.length} owners`));
+      this.finish(unavailable('write', 0, o.need, n, this.failures.length > 0 ? failureDetail(this.failures) : `; only ${o.owners.length} owners`));
       return;
     }
     this.attempts = o.owners.map((owner) => this.send(owner));
@@ -123,7 +128,7 @@ export class WriteRound {
   private check(): void {
     if (this.done) return;
     if (this.acks >= this.o.need) this.finish();
-    else if (this.pending === 0) this.finish(unavailable('write', this.acks, this.o.need, this.o.owners.length, failureDetail(this.failures)));
+    else if (this.pending === 0) this.finish(unavailable('write', this.acks, this.o.need, this.o.n ?? this.o.owners.length, failureDetail(this.failures)));
   }
 
   private async send(owner: string): Promise<boolean> {
