@@ -88,6 +88,36 @@ function listenError(kind: string, addr: string, err: unknown): ShoalError {
   return toShoalError(err);
 }
 
+/**
+ * A file-system error on the data dir in plain words (a raw `EROFS: read-only file system, open
+ * '/x/LOCK'` tells a newcomer little). Only raw errors about a path inside the data dir are turned;
+ * anything else is returned as it is.
+ */
+export function dataDirError(dataDir: string, err: unknown): unknown {
+  if (err instanceof ShoalError || !(err instanceof Error)) return err;
+  const e = err as NodeJS.ErrnoException;
+  const path = typeof e.path === 'string' ? resolvePath(e.path) : null;
+  if (path === null || !(path === dataDir || path.startsWith(dataDir + '/') || dataDir.startsWith(path + '/'))) return err;
+  const fix = 'set node.dataDir (--data-dir) to a writable directory';
+  switch (e.code) {
+    case 'EROFS':
+      return new ShoalError('CONFIG', `data dir ${dataDir} is on a read-only file system (EROFS, at ${path}); ${fix}`, { field: 'node.dataDir' });
+    case 'EACCES':
+    case 'EPERM':
+      return new ShoalError('CONFIG', `no permission to write in the data dir ${dataDir} (${e.code}, at ${path}); fix its owner or mode, or ${fix}`, { field: 'node.dataDir' });
+    case 'ENOENT':
+      return new ShoalError('CONFIG', `the data dir ${dataDir} cannot be created or was removed (ENOENT, at ${path}): is its file system read-only, or a parent missing? ${fix}`, { field: 'node.dataDir' });
+    case 'EEXIST':
+      return new ShoalError('CONFIG', `the data dir ${dataDir} is a file, not a directory (EEXIST); ${fix}`, { field: 'node.dataDir' });
+    case 'ENOTDIR':
+      return new ShoalError('CONFIG', `a part of the data dir's path ${dataDir} is a file, not a directory (ENOTDIR); ${fix}`, { field: 'node.dataDir' });
+    case 'ENOSPC':
+      return new ShoalError('UNAVAILABLE', `the disk of the data dir ${dataDir} is full (ENOSPC, at ${path}); free some space`, { field: 'node.dataDir' });
+    default:
+      return err;
+  }
+}
+
 export async function startNode(config: ShoalConfig, options: StartNodeOptions = {}): Promise<Node> {
   const log = options.logger ?? nullLogger;
   const nodeLog = log.child({ layer: 'node' });
@@ -298,7 +328,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     serve = handler;
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    throw err;
+    throw dataDirError(dataDir, err);
   }
 
   state = 'serving';
