@@ -278,7 +278,10 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('data-dir', { type: 'string', default: 'data', describe: 'parent of the nodes\' data dirs (DIR/n1, DIR/n2, ...)' })
         .option('config', { type: 'string', describe: 'cluster file whose nodes come first', defaultDescription: 'cluster.example.json' })
         .option('log-level', { type: 'string', default: 'info', describe: 'the agents\' log level' })
-        .option('tls-dir', { type: 'string', describe: 'TLS and mutual TLS for every node: DIR holds ca.pem, node.pem, node-key.pem (docs/SECURITY.md)' }),
+        .option('base-port', { type: 'number', describe: 'lay the ports out from here: gossip BASE+i, rpc BASE+100+i, metrics BASE+200+i', defaultDescription: 'the cluster file\'s ports (7101, 7201, 7301, ...)' })
+        .option('host', { type: 'string', describe: 'the address every node listens on (with --base-port\'s layout)', defaultDescription: '127.0.0.1' })
+        .option('tls-dir', { type: 'string', describe: 'TLS and mutual TLS for every node: DIR holds ca.pem, node.pem, node-key.pem (docs/SECURITY.md)' })
+        .example('$0 local --base-port 8101', 'ports 8101.. (gossip), 8201.. (rpc), 8301.. (metrics), when 7201 is taken'),
     (argv) =>
       run(
         localCommand(
@@ -288,6 +291,8 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
             clusterFile: argv.config ?? EXAMPLE_CLUSTER_FILE,
             logLevel: argv['log-level'],
             tlsDir: argv['tls-dir'],
+            basePort: argv['base-port'],
+            host: argv.host,
           },
           io,
         ),

@@ -95,8 +95,8 @@ export function resolveTarget(raw: TargetArgs, env: Record<string, string | unde
     tls = { ca, cert: raw['tls-cert'], key: raw['tls-key'], serverName: raw['tls-server-name'] };
   } else if (raw['tls-cert'] || raw['tls-key'] || raw['tls-server-name']) {
     throw new UsageError('--tls-cert, --tls-key and --tls-server-name need --tls-ca (or --tls)');
-  } else if (fileUsed?.tls !== undefined) {
-    tls = fileUsed.tls;
+  } else {
+    tls = (fileUsed ?? flagFile ?? (env.SHOAL_ADDR ? null : envFile()))?.tls;
   }
   const target: Target = { addr, cluster, source };
   if (tls !== undefined) target.tls = tls;
