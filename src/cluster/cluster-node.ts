@@ -18,6 +18,7 @@ import { AntiEntropy } from './anti-entropy.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
+import { parseScanNodeArgs, scanCluster, scanNode, scanNodeResultToWire, type ScanOptions, type ScanResult } from './cluster-scan.js';
 import { Handoff } from './handoff.js';
 import { Hlc } from './hlc.js';
 import type {
@@ -169,6 +170,7 @@ export class ClusterNode {
       ...context,
       bootstrap: storeStats.keys + storeStats.tombstones === 0,
       onSynced: () => this.scheduleCleanup(),
+      now,
     });
     this.streamSource = new StreamSource({
       selfId: this.id,
@@ -229,6 +231,8 @@ export class ClusterNode {
         return this.leave();
       case 'remove':
         return this.remove(args);
+      case 'scan':
+        return this.scanOp(args);
       default:
         throw new ShoalError('BAD_REQUEST', `unknown operation "${op}"`);
     }
@@ -244,6 +248,10 @@ export class ClusterNode {
       case 'internal.digest':
       case 'internal.versions':
         return this.antiEntropy.handle(op, args);
+      case 'internal.scan': {
+        const owners = (key: string) => this.view.owners(key).includes(this.id);
+        return scanNodeResultToWire(await scanNode(this.o.store, { ...parseScanNodeArgs(args), owns: owners }));
+      }
       default:
         return this.replica.handle(op, args);
     }
@@ -278,6 +286,36 @@ export class ClusterNode {
     const entry = this.stamp(seenTs);
     await this.coordinator.write(key, entry, consistency);
     return { version: { ts: entry.ts, node: entry.node } };
+  }
+
+  /**
+   * One page of the cluster-wide key listing (src/cluster/cluster-scan.ts): what the `scan` op and
+   * RESP SCAN answer.
+   */
+  scan(options: ScanOptions = {}): Promise<ScanResult> {
+    return scanCluster({ view: this.view, transport: this.transport, timeoutMs: this.config.internalTimeoutMs * 5, now: this.now }, options);
+  }
+
+  private async scanOp(args: Args): Promise<unknown> {
+    const text = (name: string): string | undefined => {
+      const value = args[name];
+      if (value === undefined || value === null) return undefined;
+      if (typeof value !== 'string') throw new ShoalError('BAD_REQUEST', `scan: "${name}" must be a string`);
+      return value;
+    };
+    const limit = args.limit;
+    if (limit !== undefined && limit !== null && typeof limit !== 'number') throw new ShoalError('BAD_REQUEST', 'scan: "limit" must be an integer');
+    const result = await this.scan({ cursor: text('cursor'), prefix: text('prefix'), limit: limit ?? undefined, keysOnly: args.keysOnly === true });
+    return {
+      entries: result.entries.map((e) => {
+        const item: Args = { key: e.key, version: e.version };
+        if (e.value !== undefined) item.value = e.value;
+        if (e.expiresAtMs !== undefined) item.expiresAtMs = e.expiresAtMs;
+        return item;
+      }),
+      cursor: result.cursor,
+      unreachable: result.unreachable,
+    };
   }
 
   private members(): unknown {

@@ -28,6 +28,8 @@ import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { KeyringOps } from './keyring-ops.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
+import { MemberEvents } from './member-events.js';
+import { SHOAL_VERSION } from '../version.js';
 import { nodeTls } from './tls-config.js';
 
 export interface StartNodeOptions {
@@ -154,15 +156,18 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   };
   const health = (): { ok: boolean } & Record<string, unknown> => {
     const reason = unhealthyReason();
-    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid };
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid, version: SHOAL_VERSION };
     if (reason !== null) body.reason = reason;
     return body;
   };
+  let memberEvents: MemberEvents | null = null;
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
+    version: SHOAL_VERSION,
     state,
     uptimeMs: Date.now() - startedAtMs,
+    requests: { perSec: metrics.recent.perSec(), p99MsLastMinute: metrics.recent.p99Ms() },
     addresses: { ...addresses },
     dataDir,
     store: store?.stats() ?? null,
@@ -170,6 +175,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     membership: membership?.stats() ?? null,
     hints: hints?.stats() ?? null,
     keyring: keyring === null ? null : { file: keyringFile, ...keyring.stats(), keys: keyring.list() },
+    events: memberEvents?.list() ?? [],
   });
 
   // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
@@ -198,7 +204,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       }
     }
     // The storage section's fields are the store's options, by name.
-    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }) });
+    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }), onFsync: (ms) => metrics.observeFsync(ms) });
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
@@ -224,6 +230,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cleanups.push(() => server.close({ drainMs: 0 }));
     addresses.rpc = joinAddress(bound.host, bound.port);
+    metrics.setRpcStats(() => server.stats());
 
     const gossipAddr = splitAddress(config.node.gossip);
     const advertise = config.node.advertiseHost === '' ? undefined : config.node.advertiseHost;
@@ -255,6 +262,10 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     };
     startedMembership.on('event', countMembers);
     countMembers();
+    const events = new MemberEvents(log.child({ layer: 'membership' }));
+    memberEvents = events;
+    startedMembership.on('event', (event: Parameters<MemberEvents['record']>[0]) => events.record(event));
+    metrics.setGossipStats(() => startedMembership.stats());
     const ring = keyring;
     metrics.setGossipSecurity(() => {
       const m = startedMembership.stats();
@@ -298,6 +309,15 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cluster = startedCluster;
     cleanups.push(() => startedCluster.close());
+    metrics.setClusterStats(() => {
+      const streaming = startedCluster.streaming.stats() as { syncing: boolean; bytesReceived: number; round: { ratio: number } | null };
+      return {
+        ownership: startedCluster.view.ring().ownership(),
+        syncing: streaming.syncing,
+        streamProgress: streaming.round?.ratio ?? (streaming.syncing ? 0 : 1),
+        streamBytesReceived: streaming.bytesReceived,
+      };
+    });
     const keyringOps = new KeyringOps({
       selfId: id,
       keyring,
