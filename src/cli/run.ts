@@ -11,9 +11,10 @@ import { DEFAULTS } from '../node/config-defaults.js';
 import { unknownEnvVars } from '../node/config-env.js';
 import type { AgentArgs } from './agent-command.js';
 import {
-  STDIN_ARG, delCommand, getCommand, healthCommand, leaveCommand, membersCommand, putCommand, removeCommand, ringCommand, statsCommand,
+  STDIN_ARG, delCommand, getCommand, healthCommand, leaveCommand, membersCommand, putCommand, removeCommand, ringCommand,
   type ClientArgs, type Consistency,
 } from './client-commands.js';
+import { scanCommand, statsCommand, statusCommand, ttlCommand } from './cluster-commands.js';
 import { EXIT, UsageError, errorLine, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { generateCommand, keyringCommand, type KeyringCommandAction } from './keyring-command.js';
 import { processIo, type CliIo } from './io.js';
@@ -341,7 +342,38 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
     (argv) => run(delCommand({ ...clientArgs(argv, io), key: requiredName(argv.key, 'KEY'), consistency: argv.consistency as Consistency | undefined }, io)),
   );
 
-  y.command('stats', 'show the node\'s figures (store, rpc, cluster)', (a) => clientOptions(a, io), (argv) => run(statsCommand(clientArgs(argv, io), io)));
+  y.command(
+    'status',
+    'the whole cluster at a glance: one row per member, asked on every node',
+    (a) => clientOptions(a, io).example('$0 status', '').example('$0 status --json', ''),
+    (argv) => run(statusCommand(clientArgs(argv, io), io)),
+  );
+  y.command(
+    'scan',
+    'list keys (and values) cluster-wide, in key order, with a resumable cursor',
+    (a) =>
+      clientOptions(a, io)
+        .option('prefix', { type: 'string', describe: 'only keys that begin with this' })
+        .option('limit', { type: 'number', describe: 'at most this many keys', defaultDescription: 'all (1000 with --json)' })
+        .option('keys-only', { type: 'boolean', default: false, describe: 'print keys without their values' })
+        .option('cursor', { type: 'string', describe: 'go on from where an earlier scan stopped' })
+        .example('$0 scan --prefix user: --keys-only', '')
+        .example('$0 scan --limit 100', 'then: $0 scan --limit 100 --cursor C (printed on stderr)'),
+    (argv) =>
+      run(scanCommand({ ...clientArgs(argv, io), prefix: argv.prefix, limit: argv.limit, keysOnly: argv['keys-only'], cursor: argv.cursor }, io)),
+  );
+  y.command(
+    'ttl <key>',
+    'time left before a key expires ("none" without expiry; exit 1 if missing)',
+    (a) => clientOptions(a.positional('key', { type: 'string', demandOption: true }), io),
+    (argv) => run(ttlCommand({ ...clientArgs(argv, io), key: requiredName(argv.key, 'KEY') }, io)),
+  );
+  y.command(
+    'stats',
+    'a summary of the node\'s figures (--full: all of them; --json: for scripts)',
+    (a) => clientOptions(a, io).option('full', { type: 'boolean', default: false, describe: 'every figure, as an indented tree' }),
+    (argv) => run(statsCommand({ ...clientArgs(argv, io), full: argv.full }, io)),
+  );
   y.command('health', 'check that the node serves (exit 3 if not)', (a) => clientOptions(a, io), (argv) => run(healthCommand(clientArgs(argv, io), io)));
   y.command('members', 'list the cluster members and their state', (a) => clientOptions(a, io), (argv) => run(membersCommand(clientArgs(argv, io), io)));
   y.command('ring', 'show the hash ring: ownership per node and its checksum', (a) => clientOptions(a, io), (argv) => run(ringCommand(clientArgs(argv, io), io)));
