@@ -247,7 +247,8 @@ export function statsSummary(stats: unknown): string {
   const handoff = rec(cluster.handoff);
   const lines: Array<[string, string]> = [];
   const n = (v: unknown) => (typeof v === 'number' ? String(v) : '-');
-  lines.push(['node', `${String(s.node)} of cluster ${String(s.cluster)}, ${String(s.state)}, up ${duration(num(s.uptimeMs) ?? 0)}, version ${String(s.version ?? '-')}`]);
+  const clusterName = typeof s.clusterName === 'string' ? s.clusterName : typeof s.cluster === 'string' ? s.cluster : '-';
+  lines.push(['node', `${String(s.node)} of cluster ${clusterName}, ${String(s.state)}, up ${duration(num(s.uptimeMs) ?? 0)}, version ${String(s.version ?? '-')}`]);
   lines.push(['keys', `${n(store.keys)} (${n(store.tombstones)} tombstones), ${bytes(num(store.valueBytes) ?? 0)} of values, WAL ${bytes(num(store.walBytes) ?? 0)}${store.readOnly === true ? `, READ-ONLY: ${String(store.readOnlyReason)}` : ''}`]);
   const p99 = num(requests.p99MsLastMinute);
   lines.push(['requests', `${(num(requests.perSec) ?? 0).toFixed(1)}/s over the last 10 s, p99 ${p99 === undefined ? '-' : `${p99} ms`} over the last minute`]);
@@ -257,7 +258,8 @@ export function statsSummary(stats: unknown): string {
     lines.push(['ring', `owns ${percent(num(ring.owns) ?? 0).toFixed(1)}% of the keys, ${n(ring.owners)} owners, N=${n(replication.n)} W=${n(replication.w)} R=${n(replication.r)}, checksum ${String(ring.checksum ?? '-')}`]);
     lines.push(['hints', `${n(cluster.pendingHints)} pending for members that were down, ${n(handoff.replayed)} replayed`]);
     const syncing = streaming.syncing === true;
-    lines.push(['streaming', syncing ? `syncing: ${percent(num(round.ratio) ?? 0)}% (${n(round.keys)} of ${n(round.keysTotal)} keys, ${bytes(num(round.bytes) ?? 0)})` : `idle (${n(streaming.keysReceived)} keys received in ${n(streaming.rounds)} rounds)`]);
+    const roundText = streaming.round === null || streaming.round === undefined ? 'waiting for the ring to settle' : `${percent(num(round.ratio) ?? 0)}% (${n(round.keys)} of ${n(round.keysTotal)} keys, ${bytes(num(round.bytes) ?? 0)})`;
+    lines.push(['streaming', syncing ? `syncing: ${roundText}` : `idle (${n(streaming.keysReceived)} keys received in ${n(streaming.rounds)} rounds)`]);
     const last = num(ae.lastRoundAtMs);
     lines.push(['anti-entropy', `${n(ae.rounds)} rounds (${n(ae.roundsInSync)} in sync, ${n(ae.roundsFailed)} failed), ${n(ae.keysPulled)} keys pulled, ${n(ae.keysPushed)} pushed${last ? `, last ${duration(Date.now() - last)} ago` : ''}`]);
   }

@@ -164,6 +164,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
+    /** `cluster` holds the cluster layer's figures once it runs (node-ops.ts); the name stays here. */
+    clusterName: config.cluster.name,
     version: SHOAL_VERSION,
     state,
     uptimeMs: Date.now() - startedAtMs,
