@@ -29,6 +29,7 @@ import { KeyringOps } from './keyring-ops.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
 import { MemberEvents } from './member-events.js';
+import { statusSnapshotter } from './status-snapshot.js';
 import { SHOAL_VERSION } from '../version.js';
 import { nodeTls } from './tls-config.js';
 
@@ -340,7 +341,18 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
 
     if (config.metrics.enabled) {
       const m = splitAddress(config.node.metrics);
-      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, logger: log.child({ layer: 'metrics' }) }).catch(
+      const status = statusSnapshotter({
+        self: id,
+        cluster: config.cluster.name,
+        version: SHOAL_VERSION,
+        members: () => startedMembership.members(),
+        ring: () => startedCluster.view.ring(),
+        stats: () => ({ ...stats(), cluster: startedCluster.stats() }),
+        peerStats: (rpc, timeoutMs) => pool.call(rpc, 'stats', {}, { timeoutMs }),
+        events: () => events.list(),
+        now: Date.now,
+      });
+      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, status, logger: log.child({ layer: 'metrics' }) }).catch(
         (err: unknown) => {
           throw listenError('metrics', config.node.metrics, err);
         },
