@@ -125,3 +125,32 @@ test.serial('status: one row per member gathered from every node; a stopped node
   // The dead node's keys are still listed (two replicas remain).
   t.is((await shoal(['scan', '--prefix', 'user:', '--keys-only'])).stdout.trim().split('\n').length, 225);
 });
+
+test.serial('a joining node streams its ranges: status shows it syncing, and it logs progress and a done line', async (t) => {
+  const lines: string[] = [];
+  const capture = (fields: Record<string, unknown> = {}): import('../../src/log.js').Logger => ({
+    debug: () => {},
+    info: (message) => lines.push(message),
+    warn: (message) => lines.push(message),
+    error: (message) => lines.push(message),
+    child: (more) => capture({ ...fields, ...more }),
+  });
+  // Slow streaming on purpose: small batches at 1.5 KB/s.
+  const config = testConfig(join(tmp.dir, 'n4'), {
+    'node.id': 'n4', 'membership.seeds': nodes[0].addresses.gossip, 'shutdown.leave': 'false', ...fast,
+    'cluster.streamBatchKeysMax': '10', 'cluster.streamBytesPerSecMax': '1500',
+  });
+  nodes.push(await startNode(config, { processMetrics: false, logger: capture() }));
+  let seen = '';
+  const syncing = await eventually(20_000, async () => {
+    const rows = (JSON.parse((await shoal(['status', '--json'])).stdout) as { members: Array<{ id: string; health: string; syncing: boolean; syncPercent: number | null }> }).members;
+    const n4 = rows.find((m) => m.id === 'n4');
+    seen = JSON.stringify(n4);
+    return n4?.health === 'syncing' && n4.syncing && n4.syncPercent !== null;
+  });
+  t.true(syncing, `status shows n4 syncing: ${seen}`);
+  const text = await shoal(['status']);
+  t.regex(text.stdout, /^n4\s+.*\ssyncing \d+%$/m);
+  t.true(await eventually(60_000, async () => lines.some((l) => /^streaming done in [\d.]+ s: \d+ keys, [\d.]+ MiB, [\d.]+ MiB\/s$/.test(l))), `a done line: ${lines.filter((l) => l.startsWith('streaming')).join(' | ')}`);
+  t.true(lines.some((l) => /^streaming: pulling newly owned ranges$/.test(l)));
+});
