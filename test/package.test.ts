@@ -1,12 +1,14 @@
 /**
  * The packed tarball is what users install: it must carry the built CLI (dist), its config, docs and
  * LICENSE and nothing of the development tree, and `shoal` must run once it is installed. Packs with
- * `npm pack` (which builds through the prepare script) and installs into a temp prefix with the
- * registry's packages taken from npm's cache when they are there (--prefer-offline).
+ * `npm pack` (which builds through the prepare script) in a copy of the package's files, so that the
+ * checkout's own dist/ (which other tests run agents from) is never rebuilt under them, and installs
+ * the tarball into a temp prefix with the registry's packages taken from npm's cache when they are
+ * there (--prefer-offline).
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -32,7 +34,12 @@ maybe('npm pack ships dist, bin, config, docs, README and LICENSE (no src, test 
   t.timeout(120_000);
   const tmp = tempDir('shoal-pack-');
   t.teardown(tmp.remove);
-  const { stdout } = await run('npm', ['pack', '--pack-destination', tmp.dir, '--json', '--silent'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+  const copy = join(tmp.dir, 'package');
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'bin', 'config', 'docs', 'README.md', 'LICENSE', 'cluster.example.json', '.gitignore']) {
+    if (existsSync(join(ROOT, entry))) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
+  const { stdout } = await run('npm', ['pack', '--pack-destination', tmp.dir, '--json', '--silent'], { cwd: copy, maxBuffer: 16 * 1024 * 1024 });
   const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const paths = packed.files.map((f) => f.path);
   for (const needed of ['bin/shoal.js', 'dist/cli/main.js', 'dist/node/node.js', 'config/default.json', 'docs/CLI.md', 'README.md', 'LICENSE', 'cluster.example.json', 'package.json']) {
