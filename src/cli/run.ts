@@ -229,9 +229,8 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
     .usage('$0 <command> [options]\n\nShoal: a gossip-based peer-to-peer key-value cluster.')
     .version('version', 'print the version', packageVersion())
     .alias('v', 'version')
-    .help()
+    .help('help', 'show help')
     .alias('h', 'help')
-    .completion('completion', 'print a bash/zsh completion script (shoal completion >> ~/.bashrc)')
     .strict()
     .exitProcess(false)
     .wrap(Math.min(100, yargs().terminalWidth()))
@@ -400,6 +399,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
     keyed('remove', 'remove a key from every node (refused for a primary key)');
     return k.demandCommand(1, 'name a keyring action: list, install, use, remove or generate');
   });
+  y.completion('completion', 'print a bash/zsh completion script (shoal completion >> ~/.bashrc)');
   return y;
 }
 

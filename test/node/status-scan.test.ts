@@ -135,22 +135,23 @@ test.serial('a joining node streams its ranges: status shows it syncing, and it 
     error: (message) => lines.push(message),
     child: (more) => capture({ ...fields, ...more }),
   });
-  // Slow streaming on purpose: small batches at 1.5 KB/s.
+  // Slow streaming on purpose: small batches at 1 KB/s (about ten seconds for its share of the keys).
   const config = testConfig(join(tmp.dir, 'n4'), {
     'node.id': 'n4', 'membership.seeds': nodes[0].addresses.gossip, 'shutdown.leave': 'false', ...fast,
-    'cluster.streamBatchKeysMax': '10', 'cluster.streamBytesPerSecMax': '1500',
+    'cluster.streamBatchKeysMax': '5', 'cluster.streamBytesPerSecMax': '1000',
   });
   nodes.push(await startNode(config, { processMetrics: false, logger: capture() }));
   let seen = '';
+  let table = '';
   const syncing = await eventually(20_000, async () => {
     const rows = (JSON.parse((await shoal(['status', '--json'])).stdout) as { members: Array<{ id: string; health: string; syncing: boolean; syncPercent: number | null }> }).members;
     const n4 = rows.find((m) => m.id === 'n4');
     seen = JSON.stringify(n4);
-    return n4?.health === 'syncing' && n4.syncing && n4.syncPercent !== null;
+    if (!(n4?.health === 'syncing' && n4.syncing && n4.syncPercent !== null)) return false;
+    table = (await shoal(['status'])).stdout;
+    return /^n4\s+.*\ssyncing \d+%$/m.test(table);
   });
-  t.true(syncing, `status shows n4 syncing: ${seen}`);
-  const text = await shoal(['status']);
-  t.regex(text.stdout, /^n4\s+.*\ssyncing \d+%$/m);
+  t.true(syncing, `status shows n4 syncing, in JSON and in the table: ${seen}\n${table}`);
   t.true(await eventually(60_000, async () => lines.some((l) => /^streaming done in [\d.]+ s: \d+ keys, [\d.]+ MiB, [\d.]+ MiB\/s$/.test(l))), `a done line: ${lines.filter((l) => l.startsWith('streaming')).join(' | ')}`);
   t.true(lines.some((l) => /^streaming: pulling newly owned ranges$/.test(l)));
 });
