@@ -51,9 +51,8 @@ export interface ScanNodeResult {
   more: boolean;
 }
 
-/** Inserts `key` into the sorted array `keys`, keeping at most `limit` (the smallest). */
-function keepSmallest(keys: string[], key: string, limit: number): void {
-  if (keys.length >= limit && key >= keys[keys.length - 1]) return;
+/** Inserts `key` into the sorted array `keys` (which has room for it). */
+function insertSorted(keys: string[], key: string): void {
   let lo = 0;
   let hi = keys.length;
   while (lo < hi) {
@@ -62,24 +61,34 @@ function keepSmallest(keys: string[], key: string, limit: number): void {
     else hi = mid;
   }
   keys.splice(lo, 0, key);
-  if (keys.length > limit) keys.pop();
 }
 
-/** One node's page: its smallest owned keys after `after`, in one bounded pass over the store. */
+/**
+ * One node's page: its smallest owned keys after `after`, in one pass over the store that keeps at
+ * most `limit` keys. Ownership (a preference-list lookup) is checked only for keys that would enter
+ * the page, and for larger ones only until one shows that more remain.
+ */
 export async function scanNode(store: Store, o: ScanNodeOptions): Promise<ScanNodeResult> {
   assert.ok(o.limit >= 1 && o.bytesMax >= 1, 'scan page limits must be positive');
   const keys: string[] = [];
-  /** Keys after `after` that match, more than were kept: the node has more. */
-  let matching = 0;
+  /** An owned key after `after` exists beyond the ones kept. */
+  let more = false;
   let inChunk = 0;
   for (const [key] of store.entries()) {
-    if (key > o.after && key.startsWith(o.prefix) && o.owns(key)) {
-      matching += 1;
-      keepSmallest(keys, key, o.limit);
-    }
     if (++inChunk >= SCAN_CHUNK_ENTRIES) {
       inChunk = 0;
       await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!(key > o.after) || !key.startsWith(o.prefix)) continue;
+    if (keys.length >= o.limit && key >= keys[keys.length - 1]) {
+      if (!more && o.owns(key)) more = true;
+      continue;
+    }
+    if (!o.owns(key)) continue;
+    insertSorted(keys, key);
+    if (keys.length > o.limit) {
+      keys.pop(); // an owned key, now beyond the page
+      more = true;
     }
   }
   const entries: Array<[string, Entry]> = [];
@@ -97,7 +106,7 @@ export async function scanNode(store: Store, o: ScanNodeOptions): Promise<ScanNo
     entries.push([key, o.keysOnly && entry.value !== null ? { ...entry, value: Buffer.alloc(0) } : entry]);
   }
   assert.ok(entries.length <= o.limit, 'a node page never exceeds its limit');
-  return { entries, more: cut || matching > keys.length };
+  return { entries, more: cut || more };
 }
 
 /** `internal.scan` arguments: { after?, prefix?, limit, keysOnly?, bytesMax? }. */
