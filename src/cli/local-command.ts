@@ -200,14 +200,30 @@ export async function localConflict(plan: ClusterFile, root: string): Promise<st
     const holder = n.dataDir === undefined ? null : readPid(join(resolve(n.dataDir), 'LOCK'));
     if (holder !== null && holder !== process.pid && pidAlive(holder)) return `the data dir of ${n.id} (${n.dataDir}) is in use by a running agent (pid ${holder}); stop it first, or pick another --data-dir`;
   }
-  const taken = await Promise.all(planAddresses(plan).map(async (a) => ({ ...a, problem: await probeAddress(a.addr, a.udp) })));
-  const first = taken.find((a) => a.problem !== null);
+  const first = await firstTaken(plan);
   if (!first) return null;
   const why = first.problem === 'EADDRINUSE' ? 'is in use by another process (another Shoal cluster?)'
     : first.problem === 'EADDRNOTAVAIL' ? 'is not an address of this machine'
     : first.problem === 'EACCES' ? 'needs privileges (ports below 1024)'
     : `cannot be bound (${first.problem})`;
-  return `${first.addr} (${first.node} ${first.kind}) ${why}; pick other ports with --base-port (e.g. --base-port 8101)`;
+  if (first.problem === 'EADDRNOTAVAIL') return `${first.addr} (${first.node} ${first.kind}) ${why}; pick another --host`;
+  // Suggest a base whose every port is free now.
+  let suggestion = '';
+  const host = splitHostPort(plan.nodes[0].rpc).host;
+  for (const base of [8101, 9101, 10101, 11101, 12101, 20101, 30101]) {
+    const candidate = planLocalCluster({ cluster: plan.cluster, nodes: plan.nodes.map((n) => ({ ...n })) }, plan.nodes.length, '.', { basePort: base, host });
+    if ((await firstTaken(candidate)) === null) {
+      suggestion = ` (e.g. --base-port ${base}, free now)`;
+      break;
+    }
+  }
+  return `${first.addr} (${first.node} ${first.kind}) ${why}; pick other ports with --base-port${suggestion}`;
+}
+
+async function firstTaken(plan: ClusterFile): Promise<{ node: string; kind: string; addr: string; problem: string } | null> {
+  const probed = await Promise.all(planAddresses(plan).map(async (a) => ({ ...a, problem: await probeAddress(a.addr, a.udp) })));
+  const first = probed.find((a) => a.problem !== null);
+  return first === undefined ? null : { ...first, problem: first.problem ?? '' };
 }
 
 /** How the printed commands run shoal: `node bin/shoal.js` from a checkout, `shoal` when installed. */
