@@ -23,6 +23,8 @@ import { RpcPool } from '../src/rpc/client.js';
 import { ShoalClient } from '../src/rpc/shoal-client.js';
 import { eventually, ProcessCluster } from '../test/cluster/helpers/processes.js';
 import { measureRing, type RingFigure } from './ring.js';
+import { cpuMicros, loadAverage, microsPerOp } from './lib/proc-cpu.js';
+import { driveEtcd, type EtcdFigure } from './lib/etcd.js';
 
 const DURATION_MS = Number(process.env.SHOAL_BENCH_MS ?? 5_000);
 const CONCURRENCY = Number(process.env.SHOAL_BENCH_CONCURRENCY ?? 32);
@@ -39,6 +41,8 @@ interface Throughput {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** utime + stime of every server process over the phase, per client operation (µs). */
+  cpuUsPerOp: number | null;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -46,10 +50,11 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-async function drive(clients: ShoalClient[], op: 'put' | 'get'): Promise<Omit<Throughput, 'setup'>> {
+async function drive(clients: ShoalClient[], op: 'put' | 'get', pids: Array<number | undefined>): Promise<Omit<Throughput, 'setup'>> {
   const latencies: number[] = [];
   const deadline = performance.now() + DURATION_MS;
   let next = 0;
+  const cpuBefore = cpuMicros(pids);
   const start = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async (_, w) => {
@@ -64,9 +69,16 @@ async function drive(clients: ShoalClient[], op: 'put' | 'get'): Promise<Omit<Th
     }),
   );
   const elapsedS = (performance.now() - start) / 1000;
+  const cpuUsPerOp = microsPerOp(cpuBefore, cpuMicros(pids), latencies.length);
   const sorted = Float64Array.from(latencies).sort();
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
-  return { op, opsPerSec: Math.round(latencies.length / elapsedS), p50Ms: r3(percentile(sorted, 0.5)), p99Ms: r3(percentile(sorted, 0.99)) };
+  return {
+    op,
+    opsPerSec: Math.round(latencies.length / elapsedS),
+    p50Ms: r3(percentile(sorted, 0.5)),
+    p99Ms: r3(percentile(sorted, 0.99)),
+    cpuUsPerOp,
+  };
 }
 
 async function throughput(setup: 'single' | 'cluster3'): Promise<Throughput[]> {
@@ -84,7 +96,8 @@ async function throughput(setup: 'single' | 'cluster3'): Promise<Throughput[]> {
     });
     await new Promise((r) => setTimeout(r, 500)); // let bootstrap streaming rounds finish
     const out: Throughput[] = [];
-    for (const op of ['put', 'get'] as const) out.push({ setup, ...(await drive(clients, op)) });
+    const pids = [...pc.nodes.values()].map((n) => n.child.pid);
+    for (const op of ['put', 'get'] as const) out.push({ setup, ...(await drive(clients, op, pids)) });
     await Promise.all(clients.map((c) => c.close()));
     return out;
   } finally {
@@ -170,8 +183,11 @@ async function joinStream(): Promise<JoinFigure> {
 }
 
 async function main(): Promise<void> {
+  const loadAverageAtStart = loadAverage();
+  console.log(`bench:cluster — load average ${loadAverageAtStart.join(' ')}`);
   const ring: RingFigure[] = await measureRing();
   const rows: Throughput[] = [...(await throughput('single')), ...(await throughput('cluster3'))];
+  const etcd: EtcdFigure = await driveEtcd({ durationMs: DURATION_MS, concurrency: CONCURRENCY, keyspace: KEYSPACE, value: VALUE });
   const joinFigure = await joinStream();
   console.log('\nring (default vnodes)');
   console.table(ring.map((r) => ({ nodes: r.nodes, vnodes: r.vnodes, maxOverMean: r.maxOverMean, joinMovedOverIdeal: r.joinMovedOverIdeal })));
@@ -180,7 +196,18 @@ async function main(): Promise<void> {
   for (const op of ['put', 'get'] as const) {
     const single = rows.find((r) => r.setup === 'single' && r.op === op);
     const three = rows.find((r) => r.setup === 'cluster3' && r.op === op);
-    if (single && three) console.log(`${op}: cluster3 / single = ${(three.opsPerSec / single.opsPerSec).toFixed(2)}`);
+    if (!single || !three) continue;
+    const cpu = single.cpuUsPerOp && three.cpuUsPerOp ? ` (goal ≥ 0.6); CPU per op cluster3 / single = ${(three.cpuUsPerOp / single.cpuUsPerOp).toFixed(2)} (goal ≤ 2.5)` : '';
+    console.log(`${op}: cluster3 / single = ${(three.opsPerSec / single.opsPerSec).toFixed(2)}${cpu}`);
+  }
+  if (etcd.skipped) console.log(`etcd: ${etcd.skipped}`);
+  else {
+    console.log(`etcd ${etcd.version}, 3 members on loopback, same load generator (${etcd.api}):`);
+    console.table(etcd.rows);
+    for (const row of etcd.rows) {
+      const shoal = rows.find((r) => r.setup === 'cluster3' && r.op === (row.op === 'put' ? 'put' : 'get'));
+      if (shoal) console.log(`${row.op}: shoal cluster3 / etcd = ${(shoal.opsPerSec / row.opsPerSec).toFixed(2)} ops/s` + (shoal.cpuUsPerOp && row.cpuUsPerOp ? `, CPU per op ${(shoal.cpuUsPerOp / row.cpuUsPerOp).toFixed(2)}×` : ''));
+    }
   }
   console.log('join streaming');
   console.table([joinFigure]);
@@ -188,8 +215,11 @@ async function main(): Promise<void> {
   const out = {
     ring,
     throughput: rows,
+    etcd,
     joinStreamMBps: joinFigure.MBps,
     joinStream: joinFigure,
+    loadAverageAtStart,
+    loadAverageAtEnd: loadAverage(),
     settings: { concurrency: CONCURRENCY, durationMs: DURATION_MS, valueBytes: VALUE.length, keyspace: KEYSPACE, cpus: cpus().length, node: process.version },
     measuredAt: new Date().toISOString(),
   };

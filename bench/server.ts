@@ -37,6 +37,7 @@ import { parseDelArgs, parseGetArgs, parsePutArgs } from '../src/rpc/protocol.js
 import { openStore } from '../src/storage/store.js';
 import { Hlc } from '../src/cluster/hlc.js';
 import type { FsyncPolicy } from '../src/storage/types.js';
+import { cpuMicros, loadAverage, microsPerOp } from './lib/proc-cpu.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLUSTER = 'bench';
@@ -77,6 +78,8 @@ interface Row {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** utime + stime of the server process over the measured cell, per operation (µs). */
+  cpuUsPerOp: number | null;
 }
 
 interface Driver {
@@ -304,12 +307,17 @@ function percentile(sorted: number[], q: number): number {
 }
 
 /** Runs C workers (one per driver) for warmup + `seconds`; each keeps one batch of P in flight. */
-async function runCell(drivers: Driver[], op: Op, pipeline: number, seconds = config.seconds): Promise<Omit<Row, 'system' | 'fsync'>> {
+async function runCell(drivers: Driver[], op: Op, pipeline: number, pid: number | undefined, seconds = config.seconds): Promise<Omit<Row, 'system' | 'fsync'>> {
   const start = performance.now();
   const measureFrom = start + config.warmupMs;
   const end = measureFrom + seconds * 1000;
   const latencies: number[] = [];
   let ops = 0;
+  // CPU is read on timers at the window's edges: ops counted in the window share its CPU.
+  let cpuFrom: number | null = null;
+  let cpuTo: number | null = null;
+  const fromTimer = setTimeout(() => (cpuFrom = cpuMicros([pid])), config.warmupMs);
+  const toTimer = setTimeout(() => (cpuTo = cpuMicros([pid])), config.warmupMs + seconds * 1000);
   const samplesMax = 2_000_000;
   await Promise.all(
     drivers.map(async (driver) => {
@@ -327,6 +335,8 @@ async function runCell(drivers: Driver[], op: Op, pipeline: number, seconds = co
       }
     }),
   );
+  clearTimeout(fromTimer);
+  clearTimeout(toTimer);
   latencies.sort((a, b) => a - b);
   const round = (x: number): number => Math.round(x * 1000) / 1000;
   return {
@@ -336,6 +346,7 @@ async function runCell(drivers: Driver[], op: Op, pipeline: number, seconds = co
     opsPerSec: Math.round(ops / seconds),
     p50Ms: round(percentile(latencies, 0.5)),
     p99Ms: round(percentile(latencies, 0.99)),
+    cpuUsPerOp: microsPerOp(cpuFrom, cpuTo, ops),
   };
 }
 
@@ -356,6 +367,8 @@ async function prefill(drivers: Driver[]): Promise<void> {
 interface System {
   name: Row['system'];
   drivers: Driver[];
+  /** The server process whose CPU is charged to this system's operations. */
+  pid: number | undefined;
 }
 
 /**
@@ -370,7 +383,7 @@ async function measure(systems: System[], fsync: FsyncPolicy): Promise<Row[]> {
     // Unrecorded warm-up of every cell: a Node process runs its hot path interpreted at first, and
     // the first seconds would otherwise measure the JIT rather than the server.
     for (const op of config.ops) {
-      for (const pipeline of config.pipelines) await runCell(system.drivers, op, pipeline, config.warmupSeconds);
+      for (const pipeline of config.pipelines) await runCell(system.drivers, op, pipeline, system.pid, config.warmupSeconds);
     }
   }
   for (const op of config.ops) {
@@ -378,10 +391,10 @@ async function measure(systems: System[], fsync: FsyncPolicy): Promise<Row[]> {
       const best = new Map<string, Row>();
       for (let round = 0; round < config.rounds; round++) {
         for (const system of systems) {
-          const cell: Row = { system: system.name, fsync, ...(await runCell(system.drivers, op, pipeline)) };
+          const cell: Row = { system: system.name, fsync, ...(await runCell(system.drivers, op, pipeline, system.pid)) };
           const previous = best.get(system.name);
           if (!previous || cell.opsPerSec > previous.opsPerSec) best.set(system.name, cell);
-          process.stderr.write(`  ${system.name} ${fsync} ${op} P=${pipeline} round ${round + 1}: ${cell.opsPerSec} ops/s, p50 ${cell.p50Ms} ms, p99 ${cell.p99Ms} ms\n`);
+          process.stderr.write(`  ${system.name} ${fsync} ${op} P=${pipeline} round ${round + 1}: ${cell.opsPerSec} ops/s, p50 ${cell.p50Ms} ms, p99 ${cell.p99Ms} ms, ${cell.cpuUsPerOp ?? '-'} µs CPU/op\n`);
         }
       }
       rows.push(...best.values());
@@ -421,8 +434,8 @@ function tlsTable(rows: Row[]): string {
 
 function table(rows: Row[]): string {
   const lines = [
-    'op   P   fsync     | shoal ops/s  p50 ms  p99 ms | redis ops/s  p50 ms  p99 ms | ratio  goal',
-    '-----------------------------------------------------------------------------------------------',
+    'op   P   fsync     | shoal ops/s  p50 ms  p99 ms  µs/op | redis ops/s  p50 ms  p99 ms  µs/op | ratio  CPU×  goal',
+    '------------------------------------------------------------------------------------------------------------------',
   ];
   const fmt = (n: number | undefined, w: number): string => (n === undefined ? '-' : String(n)).padStart(w);
   for (const shoal of rows.filter((r) => r.system === 'shoal')) {
@@ -430,11 +443,12 @@ function table(rows: Row[]): string {
     const ratio = redis ? shoal.opsPerSec / redis.opsPerSec : undefined;
     const goal = shoal.fsync === 'interval' ? GOAL_RATIO[shoal.pipeline] : undefined;
     const verdict = ratio === undefined || goal === undefined ? '' : `≥${goal} ${ratio >= goal ? 'met' : 'MISSED'}`;
+    const cpuRatio = shoal.cpuUsPerOp !== null && redis?.cpuUsPerOp ? shoal.cpuUsPerOp / redis.cpuUsPerOp : undefined;
     lines.push(
       `${shoal.op.padEnd(4)} ${String(shoal.pipeline).padStart(2)}  ${shoal.fsync.padEnd(9)} |` +
-        ` ${fmt(shoal.opsPerSec, 11)} ${fmt(shoal.p50Ms, 7)} ${fmt(shoal.p99Ms, 7)} |` +
-        ` ${fmt(redis?.opsPerSec, 11)} ${fmt(redis?.p50Ms, 7)} ${fmt(redis?.p99Ms, 7)} |` +
-        ` ${ratio === undefined ? '    -' : ratio.toFixed(2).padStart(5)}  ${verdict}`,
+        ` ${fmt(shoal.opsPerSec, 11)} ${fmt(shoal.p50Ms, 7)} ${fmt(shoal.p99Ms, 7)} ${fmt(shoal.cpuUsPerOp ?? undefined, 6)} |` +
+        ` ${fmt(redis?.opsPerSec, 11)} ${fmt(redis?.p50Ms, 7)} ${fmt(redis?.p99Ms, 7)} ${fmt(redis?.cpuUsPerOp ?? undefined, 6)} |` +
+        ` ${ratio === undefined ? '    -' : ratio.toFixed(2).padStart(5)} ${cpuRatio === undefined ? '    -' : cpuRatio.toFixed(1).padStart(5)}  ${verdict}`,
     );
   }
   return lines.join('\n');
@@ -462,7 +476,8 @@ async function main(): Promise<void> {
     const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
     if (build.status !== 0) throw new Error('npm run build failed');
   }
-  console.error(`bench:server — ${config.connections} connections, ${config.keys} keys, ${config.valueBytes}-byte values, ${config.seconds} s per cell`);
+  const loadAverageAtStart = loadAverage();
+  console.error(`bench:server — load average ${loadAverageAtStart.join(' ')}; ${config.connections} connections, ${config.keys} keys, ${config.valueBytes}-byte values, ${config.seconds} s per cell`);
   try {
     for (const fsync of config.fsyncs) {
       const systems: System[] = [];
@@ -471,7 +486,7 @@ async function main(): Promise<void> {
         mkdirSync(dir);
         const shoal = await startShoal(fsync, dir, null);
         children.push(shoal.child);
-        systems.push({ name: 'shoal', drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port, undefined)) });
+        systems.push({ name: 'shoal', pid: shoal.child.pid, drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port, undefined)) });
       }
       if (tlsFiles !== null) {
         const dir = join(work, `shoal-tls-${fsync}`);
@@ -479,7 +494,7 @@ async function main(): Promise<void> {
         const shoal = await startShoal(fsync, dir, tlsFiles);
         children.push(shoal.child);
         const tls = clientTls(tlsFiles);
-        systems.push({ name: 'shoal-tls', drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port, tls)) });
+        systems.push({ name: 'shoal-tls', pid: shoal.child.pid, drivers: Array.from({ length: config.connections }, () => shoalDriver(shoal.port, tls)) });
       }
       let redisPort: number | null = null;
       if (config.systems.includes('redis')) {
@@ -489,7 +504,7 @@ async function main(): Promise<void> {
         if (redis) {
           children.push(redis.child);
           redisPort = redis.port;
-          systems.push({ name: 'redis', drivers: Array.from({ length: config.connections }, () => redisDriver(redis.port)) });
+          systems.push({ name: 'redis', pid: redis.child.pid, drivers: Array.from({ length: config.connections }, () => redisDriver(redis.port)) });
         } else {
           redisNote = 'redis-server is not installed (apt-get install -y redis-server): Redis columns left empty';
         }
@@ -515,6 +530,8 @@ async function main(): Promise<void> {
   if (!existsSync(resultsDir)) mkdirSync(resultsDir, { recursive: true });
   const out = {
     when: new Date().toISOString(),
+    loadAverageAtStart,
+    loadAverageAtEnd: loadAverage(),
     shoalNode:
       shoalMode() === 'agent'
         ? 'shoal agent (bin/shoal.js, single node, N=W=R=1), own process'
@@ -526,6 +543,7 @@ async function main(): Promise<void> {
     tlsNote,
   };
   writeFileSync(join(resultsDir, process.env.BENCH_OUT ?? 'server.json'), `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`load average at start ${loadAverageAtStart.join(' ')}, at end ${out.loadAverageAtEnd.join(' ')}; µs/op = server CPU (utime + stime) per operation`);
   console.log(table(rows));
   if (rows.some((r) => r.system === 'shoal-tls')) console.log(`\nShoal with TLS (same run):\n${tlsTable(rows)}`);
   if (tlsNote) console.log(tlsNote);

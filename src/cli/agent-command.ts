@@ -21,6 +21,7 @@ export interface AgentArgs {
   gossip?: string;
   rpc?: string;
   metrics?: string;
+  resp?: string;
   advertise?: string;
   seeds?: string[];
   zone?: string;
@@ -41,6 +42,7 @@ const FLAG_FIELDS: Array<[keyof AgentArgs, string, string]> = [
   ['gossip', 'node.gossip', '--gossip'],
   ['rpc', 'node.rpc', '--rpc'],
   ['metrics', 'node.metrics', '--metrics'],
+  ['resp', 'node.resp', '--resp'],
   ['advertise', 'node.advertiseHost', '--advertise'],
   ['zone', 'node.zone', '--zone'],
   ['logLevel', 'log.level', '--log-level'],

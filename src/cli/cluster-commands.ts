@@ -170,16 +170,17 @@ function shownValue(value: Buffer): string {
 
 export interface ScanArgs extends ClientArgs {
   prefix?: string;
-  /** At most this many keys (default: all; with --json, SCAN_JSON_KEYS_DEFAULT). */
+  /** Stop after the page that reaches this many keys (default: all; with --json, SCAN_JSON_KEYS_DEFAULT). */
   limit?: number;
   keysOnly: boolean;
   cursor?: string;
 }
 
 /**
- * `shoal scan`: pages through the cluster's keys in order, printing as it goes (memory bounded by one
- * page). Text: `KEY` or `KEY<TAB>VALUE` per line; where it stopped at --limit with keys left, the
- * command to go on is printed on stderr. --json: one document with the entries and the cursor.
+ * `shoal scan`: pages through the cluster's keys in ring (hash) order, printing as it goes (memory
+ * bounded by one page). Text: `KEY` or `KEY<TAB>VALUE` per line. A page is never split (the cursor
+ * can only resume between pages), so --limit stops after the page that reaches it; with keys left,
+ * the command to go on is printed on stderr. --json: one document with the entries and the cursor.
  */
 export async function scanCommand(args: ScanArgs, io: CliIo): Promise<ExitCode> {
   if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new UsageError(`--limit must be a positive integer, got ${args.limit}`);
@@ -200,7 +201,7 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<ExitCode> 
             if (isUtf8(e.value)) item.value = e.value.toString('utf8');
             else item.valueBase64 = e.value.toString('base64');
           }
-          item.version = e.version;
+          if (e.version !== undefined) item.version = e.version;
           if (e.expiresAtMs !== undefined) item.expiresAtMs = e.expiresAtMs;
           collected.push(item);
         } else {
@@ -209,7 +210,7 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<ExitCode> 
       }
       cursor = page.cursor;
     }
-    if (unreachable.size > 0) io.stderr.write(`shoal: warning: ${[...unreachable].join(', ')} did not answer; keys only they hold are missing\n`);
+    if (unreachable.size > 0) io.stderr.write(`shoal: warning: ${[...unreachable].join(', ')} ${unreachable.size === 1 ? 'is' : 'are'} down; the scan went on without them (W−1 at most)\n`);
     if (args.json) io.stdout.write(toJson({ entries: collected, cursor, unreachable: [...unreachable] }));
     else if (cursor !== null) io.stderr.write(`shoal: more keys; go on with: shoal scan --cursor ${cursor}${args.prefix ? ` --prefix ${JSON.stringify(args.prefix)}` : ''}\n`);
     return EXIT.OK;

@@ -33,10 +33,10 @@ const HEALTH_POLL_MS = 200;
 
 /**
  * With --base-port B, node i (from 0) listens on B + offset + i for each of its ports: gossip
- * 7101.., rpc 7201.., metrics 7301.. for the default base, as in cluster.example.json. Offsets are
+ * 7101.., rpc 7201.., metrics 7301.., RESP 7401.. for the default base, as in cluster.example.json. Offsets are
  * 100 apart, so up to LOCAL_NODES_MAX nodes never collide; a new kind of port takes the next 100.
  */
-export const LOCAL_PORT_OFFSETS = { gossip: 0, rpc: 100, metrics: 200 } as const;
+export const LOCAL_PORT_OFFSETS = { gossip: 0, rpc: 100, metrics: 200, resp: 300 } as const;
 export const LOCAL_BASE_PORT_DEFAULT = 7101;
 export const LOCAL_HOST_DEFAULT = '127.0.0.1';
 /** The launcher's own lock in DIR: the pid of the `shoal local` that runs the cluster there. */
@@ -118,11 +118,14 @@ export function planLocalCluster(file: ClusterFile, count: number, dataDirRoot: 
       for (let k = 0; ids.has(id); k++) id = `n${i + 1}-${k}`;
       node = { id, gossip: bumpPort(last.gossip, step), rpc: bumpPort(last.rpc, step) };
       if (last.metrics !== undefined) node.metrics = bumpPort(last.metrics, step);
+      if (last.resp !== undefined) node.resp = bumpPort(last.resp, step);
     }
     if (rebased) {
       node.gossip = portAt(host, base + LOCAL_PORT_OFFSETS.gossip + i);
       node.rpc = portAt(host, base + LOCAL_PORT_OFFSETS.rpc + i);
       node.metrics = portAt(host, base + LOCAL_PORT_OFFSETS.metrics + i);
+      // A RESP port only when the cluster file gives its nodes one (as cluster.example.json does).
+      if (listed.some((n) => n.resp !== undefined)) node.resp = portAt(host, base + LOCAL_PORT_OFFSETS.resp + i);
     }
     ids.add(node.id);
     node.dataDir = join(dataDirRoot, node.id);
@@ -140,6 +143,7 @@ export function planAddresses(plan: ClusterFile): Array<{ node: string; kind: st
   for (const n of plan.nodes) {
     out.push({ node: n.id, kind: 'gossip', addr: n.gossip, udp: true }, { node: n.id, kind: 'rpc', addr: n.rpc, udp: false });
     if (n.metrics !== undefined) out.push({ node: n.id, kind: 'metrics', addr: n.metrics, udp: false });
+    if (n.resp !== undefined) out.push({ node: n.id, kind: 'resp', addr: n.resp, udp: false });
   }
   return out;
 }
@@ -232,6 +236,15 @@ export function shoalHint(): string {
   const rel = relative(process.cwd(), script);
   if (/(^|\/)bin\/shoal\.js$/.test(script) && !rel.startsWith('..') && !isAbsolute(rel)) return `node ${rel}`;
   return 'shoal';
+}
+
+/** A redis-cli line to try against the first node with a RESP port (docs/RESP.md). */
+function redisCliLines(plan: ClusterFile, tls: boolean): string[] {
+  const node = plan.nodes.find((n) => n.resp !== undefined);
+  if (node?.resp === undefined) return [];
+  const at = node.resp.lastIndexOf(':');
+  const tlsFlags = tls ? ' --tls --cacert $SHOAL_TLS_CA --cert $SHOAL_TLS_CERT --key $SHOAL_TLS_KEY' : '';
+  return [`  redis-cli -h ${node.resp.slice(0, at)} -p ${node.resp.slice(at + 1)}${tlsFlags} set hello world    # any Redis client works`];
 }
 
 /** `node [loader] main` for the CLI this process runs from. */
@@ -446,14 +459,16 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
     const lines = [
       '',
       `Shoal local cluster "${plan.cluster}" is up: ${agents.length} node(s), plan in ${planFile}`,
-      ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  status ${metricsOf(n)}  data ${n.dataDir}`),
+      ...plan.nodes.map((n) => `  ${n.id.padEnd(width)}  rpc ${n.rpc}  gossip ${n.gossip}  status ${metricsOf(n)}${n.resp ? `  redis ${n.resp}` : ''}  data ${n.dataDir}`),
       '',
       'Point the CLI at it (in another terminal), then try:',
       `  export SHOAL_CONFIG=${planFile}`,
+      ...(tls ? [`  export SHOAL_TLS_CA=${tls.files.ca} SHOAL_TLS_CERT=${tls.files.cert} SHOAL_TLS_KEY=${tls.files.key}`] : []),
       `  ${shoal} put hello world`,
       `  ${shoal} get hello`,
       `  ${shoal} status`,
       ...(plan.nodes.length > 1 ? [`  ${shoal} get hello --addr ${plan.nodes[plan.nodes.length - 1].rpc}    # any node answers`] : []),
+      ...redisCliLines(plan, tls !== null),
       ...(plan.nodes[0].metrics ? [`Status page: http://${plan.nodes[0].metrics}/   Metrics: http://${plan.nodes[0].metrics}/metrics`] : []),
       '',
       'Ctrl-C stops every node.',

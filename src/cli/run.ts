@@ -255,8 +255,9 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('gossip', { type: 'string', describe: 'gossip address host:port (node.gossip)', group: 'Agent:' })
         .option('rpc', { type: 'string', describe: 'RPC address host:port (node.rpc)', group: 'Agent:' })
         .option('metrics', { type: 'string', describe: 'metrics HTTP address host:port (node.metrics)', group: 'Agent:' })
+        .option('resp', { type: 'string', describe: 'Redis protocol (RESP) address host:port, "" = off (node.resp)', group: 'Agent:' })
         .option('advertise', { type: 'string', describe: 'host the other nodes reach this one at (node.advertiseHost)', group: 'Agent:' })
-        .option('seeds', { type: 'string', array: true, describe: 'gossip addresses to join through (membership.seeds)', group: 'Agent:' })
+        .option('seeds', { type: 'string', array: true, describe: 'seeds to join through: host:port (IP or DNS name) or srv:NAME (membership.seeds)', group: 'Agent:' })
         .option('zone', { type: 'string', describe: 'failure zone (node.zone)', group: 'Agent:' })
         .option('tag', { type: 'string', array: true, describe: 'member tag key=value, repeatable (node.tags)', group: 'Agent:' })
         .option('log-level', { type: 'string', describe: 'error | warn | info | debug (log.level)', group: 'Agent:' })
@@ -278,7 +279,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('data-dir', { type: 'string', default: 'data', describe: 'parent of the nodes\' data dirs (DIR/n1, DIR/n2, ...)' })
         .option('config', { type: 'string', describe: 'cluster file whose nodes come first', defaultDescription: 'cluster.example.json' })
         .option('log-level', { type: 'string', default: 'info', describe: 'the agents\' log level' })
-        .option('base-port', { type: 'number', describe: 'lay the ports out from here: gossip BASE+i, rpc BASE+100+i, metrics BASE+200+i', defaultDescription: 'the cluster file\'s ports (7101, 7201, 7301, ...)' })
+        .option('base-port', { type: 'number', describe: 'lay the ports out from here: gossip BASE+i, rpc BASE+100+i, metrics BASE+200+i, resp BASE+300+i', defaultDescription: 'the cluster file\'s ports (7101, 7201, 7301, ...)' })
         .option('host', { type: 'string', describe: 'the address every node listens on (with --base-port\'s layout)', defaultDescription: '127.0.0.1' })
         .option('tls-dir', { type: 'string', describe: 'TLS and mutual TLS for every node: DIR holds ca.pem, node.pem, node-key.pem (docs/SECURITY.md)' })
         .example('$0 local --base-port 8101', 'ports 8101.. (gossip), 8201.. (rpc), 8301.. (metrics), when 7201 is taken'),
@@ -349,11 +350,11 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
   );
   y.command(
     'scan',
-    'list keys (and values) cluster-wide, in key order, with a resumable cursor',
+    'list keys (and values) cluster-wide, in ring order, with a resumable cursor',
     (a) =>
       clientOptions(a, io)
         .option('prefix', { type: 'string', describe: 'only keys that begin with this' })
-        .option('limit', { type: 'number', describe: 'at most this many keys', defaultDescription: 'all (1000 with --json)' })
+        .option('limit', { type: 'number', describe: 'stop after the page that reaches this many keys (pages are never split)', defaultDescription: 'all (1000 with --json)' })
         .option('keys-only', { type: 'boolean', default: false, describe: 'print keys without their values' })
         .option('cursor', { type: 'string', describe: 'go on from where an earlier scan stopped' })
         .example('$0 scan --prefix user: --keys-only', '')

@@ -12,13 +12,13 @@ import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { isDead, str } from './args.js';
 import { type DataArgLimits, parseDelArgs, parseGetArgs, parsePutArgs } from '../rpc/protocol.js';
-import type { ClusterConfig } from './config.js';
+import type { ClusterConfig, Consistency } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
+import { KeyListing, parseToken, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
-import { parseScanNodeArgs, scanCluster, scanNode, scanNodeResultToWire, type ScanOptions, type ScanResult } from './cluster-scan.js';
 import { Handoff } from './handoff.js';
 import { Hlc } from './hlc.js';
 import type {
@@ -41,6 +41,26 @@ const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members
 
 /** idle() waits for streaming rounds due within this long (tests, benchmarks). */
 const STREAM_SETTLE_WAIT_MS = 30_000;
+
+/** Keys per page of the `scan` op: by default and at most (the page's values are read one by one). */
+const SCAN_OP_LIMIT_DEFAULT = 100;
+const SCAN_OP_LIMIT_MAX = 1000;
+/** Values of one `scan` page read at once. */
+const SCAN_OP_READS_IN_FLIGHT = 16;
+
+/** `run` over `items` with at most `limit` in flight; results in the items' order. */
+async function boundedMap<T, R>(items: T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await run(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
@@ -81,6 +101,8 @@ export class ClusterNode {
   readonly streamSource: StreamSource;
   readonly cleanup: Cleanup;
   readonly antiEntropy: AntiEntropy;
+  /** This node's keys in token order, for the cluster-wide scan (cluster-scan.ts). */
+  readonly keyListing: KeyListing;
   private readonly o: ClusterNodeOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -120,12 +142,16 @@ export class ClusterNode {
         : null);
     if (!remote) throw new ShoalError('CONFIG', 'ClusterNode needs an rpcPool or a transport');
     this.transport = withLocal(this.id, (op, args) => this.handleInternal(op, args), remote);
+    this.keyListing = new KeyListing({ store: options.store, hashKey: (options.ringFactory ?? RING_FACTORY).hashKey, now });
     this.replica = new Replica({
       store: options.store,
       hints: options.hints,
       hlc: this.hlc,
       isSyncing: (key) => this.streaming.isSyncing(key),
-      onApplied: (key) => this.leaveDirty?.add(key),
+      onApplied: (key) => {
+        this.leaveDirty?.add(key);
+        this.keyListing.noteApplied(key);
+      },
     });
     this.readRepair = new ReadRepair({
       transport: this.transport,
@@ -245,13 +271,11 @@ export class ClusterNode {
         return {};
       case 'internal.stream':
         return this.streamSource.handle(args);
+      case 'internal.keys':
+        return this.keyListing.handle(op, args);
       case 'internal.digest':
       case 'internal.versions':
         return this.antiEntropy.handle(op, args);
-      case 'internal.scan': {
-        const owners = (key: string) => this.view.owners(key).includes(this.id);
-        return scanNodeResultToWire(await scanNode(this.o.store, { ...parseScanNodeArgs(args), owns: owners }));
-      }
       default:
         return this.replica.handle(op, args);
     }
@@ -259,11 +283,75 @@ export class ClusterNode {
 
   private async get(args: Args): Promise<unknown> {
     const { key, consistency } = parseGetArgs(args, this.argLimits);
-    const entry = await this.coordinator.read(key, consistency);
-    if (entry === null || isDead(entry, this.now())) return null;
+    const entry = await this.readLive(key, consistency);
+    if (entry === null) return null;
     const result: Args = { value: entry.value, version: { ts: entry.ts, node: entry.node } };
     if (entry.expiresAtMs !== undefined) result.expiresAtMs = entry.expiresAtMs;
     return result;
+  }
+
+  // ---- The data operations every front end maps onto (the RPC ops above, src/resp/ commands).
+  // Arguments are checked by the caller (key and value sizes, the TTL bound: see dataLimits).
+
+  /** The size limits and TTL bound callers check arguments against. */
+  get dataLimits(): Readonly<Required<DataArgLimits>> {
+    return this.argLimits as Required<DataArgLimits>;
+  }
+
+  /** The key's newest live entry among R replies (null: missing, deleted or expired). */
+  async readLive(key: string, consistency?: Consistency): Promise<Entry | null> {
+    this.checkOpen();
+    const entry = await this.coordinator.read(key, consistency);
+    return entry === null || isDead(entry, this.now()) ? null : entry;
+  }
+
+  /** Writes `value` with an absolute expiry (or none) to W replicas; resolves with its version. */
+  async writeValue(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency, seenTs?: number): Promise<Entry> {
+    this.checkOpen();
+    const entry = this.stamp(seenTs);
+    entry.value = value;
+    if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
+    await this.coordinator.write(key, entry, consistency);
+    return entry;
+  }
+
+  /** Writes a tombstone to W replicas; resolves with its version. */
+  async deleteKey(key: string, consistency?: Consistency, seenTs?: number): Promise<Entry> {
+    this.checkOpen();
+    const entry = this.stamp(seenTs);
+    await this.coordinator.write(key, entry, consistency);
+    return entry;
+  }
+
+  /** One page of the cluster-wide key scan (cluster-scan.ts); cursor 0n starts, 0n in the result ends. */
+  scanPage(cursor: bigint, request: ScanPageRequest): Promise<ScanPage> {
+    this.checkOpen();
+    return scanCluster(
+      {
+        view: this.view,
+        transport: this.transport,
+        ringFactory: this.o.ringFactory ?? RING_FACTORY,
+        writeQuorum: this.config.writeQuorum,
+        timeoutMs: this.config.internalTimeoutMs,
+        now: this.now,
+      },
+      cursor,
+      request,
+    );
+  }
+
+  /** Wall-clock milliseconds of this node (TTL arithmetic). */
+  nowMs(): number {
+    return this.now();
+  }
+
+  /** The leave has started: the node still serves requests that arrived, but front ends refuse new ones. */
+  get isLeaving(): boolean {
+    return this.leaving !== null;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ShoalError('CLOSED', 'node is shutting down');
   }
 
   private stamp(seenTs: number | undefined): Entry {
@@ -274,28 +362,21 @@ export class ClusterNode {
 
   private async put(args: Args): Promise<unknown> {
     const { key, value, ttlMs, consistency, seenTs } = parsePutArgs(args, this.argLimits);
-    const entry = this.stamp(seenTs);
-    entry.value = value;
-    if (ttlMs !== undefined) entry.expiresAtMs = this.now() + ttlMs;
-    await this.coordinator.write(key, entry, consistency);
+    const entry = await this.writeValue(key, value, ttlMs === undefined ? undefined : this.now() + ttlMs, consistency, seenTs);
     return { version: { ts: entry.ts, node: entry.node } };
   }
 
   private async del(args: Args): Promise<unknown> {
     const { key, consistency, seenTs } = parseDelArgs(args, this.argLimits);
-    const entry = this.stamp(seenTs);
-    await this.coordinator.write(key, entry, consistency);
+    const entry = await this.deleteKey(key, consistency, seenTs);
     return { version: { ts: entry.ts, node: entry.node } };
   }
 
   /**
-   * One page of the cluster-wide key listing (src/cluster/cluster-scan.ts): what the `scan` op and
-   * RESP SCAN answer.
+   * The `scan` op (docs/PROTOCOL.md): one page of scanPage (the cluster-wide scan RESP SCAN uses too),
+   * with the cursor as a decimal string (nil when done), a key prefix, and each key's live value and
+   * version read at the configured R unless only keys are asked for.
    */
-  scan(options: ScanOptions = {}): Promise<ScanResult> {
-    return scanCluster({ view: this.view, transport: this.transport, timeoutMs: this.config.internalTimeoutMs * 5, now: this.now }, options);
-  }
-
   private async scanOp(args: Args): Promise<unknown> {
     const text = (name: string): string | undefined => {
       const value = args[name];
@@ -303,19 +384,33 @@ export class ClusterNode {
       if (typeof value !== 'string') throw new ShoalError('BAD_REQUEST', `scan: "${name}" must be a string`);
       return value;
     };
-    const limit = args.limit;
-    if (limit !== undefined && limit !== null && typeof limit !== 'number') throw new ShoalError('BAD_REQUEST', 'scan: "limit" must be an integer');
-    const result = await this.scan({ cursor: text('cursor'), prefix: text('prefix'), limit: limit ?? undefined, keysOnly: args.keysOnly === true });
-    return {
-      entries: result.entries.map((e) => {
-        const item: Args = { key: e.key, version: e.version };
-        if (e.value !== undefined) item.value = e.value;
-        if (e.expiresAtMs !== undefined) item.expiresAtMs = e.expiresAtMs;
-        return item;
-      }),
-      cursor: result.cursor,
-      unreachable: result.unreachable,
-    };
+    const limit = args.limit ?? SCAN_OP_LIMIT_DEFAULT;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_OP_LIMIT_MAX) {
+      throw new ShoalError('BAD_REQUEST', `scan: "limit" must be an integer from 1 to ${SCAN_OP_LIMIT_MAX}`);
+    }
+    const cursorText = text('cursor');
+    const cursor = cursorText === undefined || cursorText === '' ? 0n : parseToken(cursorText);
+    const prefix = text('prefix') ?? '';
+    if (Buffer.byteLength(prefix) > this.dataLimits.keyBytesMax) throw new ShoalError('BAD_REQUEST', 'scan: "prefix" is longer than a key may be');
+    const request: ScanPageRequest = { count: limit };
+    if (prefix !== '') request.match = prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`) + '*';
+    const page = await this.scanPage(cursor, request);
+    const entries: Args[] = [];
+    if (args.keysOnly === true) {
+      for (const key of page.keys) entries.push({ key });
+    } else {
+      // Values are read like get reads them, a few keys at a time; a key deleted meanwhile drops out.
+      const read = await boundedMap(page.keys, SCAN_OP_READS_IN_FLIGHT, (key) => this.readLive(key));
+      page.keys.forEach((key, i) => {
+        const entry = read[i];
+        if (entry === null) return;
+        const item: Args = { key, value: entry.value, version: { ts: entry.ts, node: entry.node } };
+        if (entry.expiresAtMs !== undefined) item.expiresAtMs = entry.expiresAtMs;
+        entries.push(item);
+      });
+    }
+    const unreachable = this.view.ring().members().filter((id) => !this.view.isUp(id)).sort();
+    return { entries, cursor: page.cursor === 0n ? null : page.cursor.toString(), unreachable };
   }
 
   private members(): unknown {

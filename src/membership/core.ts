@@ -198,6 +198,23 @@ export class MembershipCore {
     return this.tick(now);
   }
 
+  /**
+   * Replaces the addresses a join in progress tries next (seeds re-resolved from DNS); ignored once
+   * joined. An empty list keeps the old one: a name that failed to resolve is not a reason to stop.
+   */
+  setJoinSeeds(seeds: string[]): void {
+    if (!this.joining) return;
+    const next = [...new Set(seeds)].filter((seed) => seed !== this.selfRec.gossip);
+    if (next.length > 0) this.joinSeeds = next;
+  }
+
+  /** A push-pull with `to` now, outside the periodic round (a seed DNS lists that no member has). */
+  pushPull(now: number, to: string): CoreOutput {
+    this.ensureStarted(now);
+    if (!this.leaving && to !== this.selfRec.gossip) this.sync(to, false);
+    return this.drain();
+  }
+
   /** Announces that this node leaves; it stops probing. See `leaveSpread()`. */
   leave(now: number): CoreOutput {
     this.ensureStarted(now);

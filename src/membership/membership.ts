@@ -18,6 +18,7 @@ import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
+import { formatSeedAddress, ownGossipAddresses, parseSeed, resolveSeeds, seedsNeedDns } from './seeds.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
 
@@ -33,8 +34,13 @@ export interface MembershipOptions {
   rpc: string;
   zone?: string;
   tags?: Record<string, string>;
-  /** Gossip addresses to join through; empty for the first node. */
+  /**
+   * Seeds to join through, empty for the first node: `ip:port`, `name:port` (A/AAAA) or `srv:NAME`
+   * (seeds.ts). Names are resolved again before every join attempt and every seedResolveIntervalMs.
+   */
   seeds: string[];
+  /** DNS servers for the seeds (`ip` or `ip:port`); default the system's resolver. */
+  dnsServers?: string[];
   /** Where the incarnation number is kept across restarts. */
   dataDir: string;
   config?: Partial<MembershipConfig>;
@@ -61,6 +67,11 @@ export interface MembershipStats extends CoreStats {
   encrypted: boolean;
   /** Messages dropped before the core because they did not open, per transport and reason (all 0 without encryption). */
   decryptFailures: SealDrops;
+  /** The seeds' addresses at the last resolution (without our own). */
+  seedAddresses: string[];
+  /** Resolutions of DNS seeds, and seeds that failed to resolve (one per seed per resolution). */
+  seedResolutions: number;
+  seedResolveErrors: number;
 }
 
 const INCARNATION_FILE = 'membership.json';
@@ -113,7 +124,7 @@ async function writeIncarnation(dataDir: string, incarnation: number): Promise<v
 }
 
 function formatAddr(address: string, port: number): string {
-  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+  return formatSeedAddress(address, port);
 }
 
 async function bindUdp(host: string, port: number): Promise<dgram.Socket> {
@@ -169,6 +180,18 @@ export class Membership {
   private readonly warn: (key: string, message: string, fields?: Record<string, unknown>) => void;
   /** The whole datagram budget (the core's is smaller by the envelope overhead when encrypting). */
   private readonly datagramBytesMax: number;
+  private readonly seedSpecs: string[];
+  private readonly dnsServers: string[];
+  private readonly seedsDynamic: boolean;
+  private readonly selfAddresses: string[];
+  private seedAddresses: string[] = [];
+  private seedResolutions = 0;
+  private seedResolveErrors = 0;
+  /** Seeds were configured but none resolved yet: the core has not been told to join, we retry. */
+  private seedsPending = false;
+  private seedsPendingAttempts = 0;
+  private resolving: Promise<void> | null = null;
+  private seedTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly core: MembershipCore,
@@ -179,8 +202,14 @@ export class Membership {
     private readonly logger: Logger,
     private readonly seal: GossipSeal | null,
     config: MembershipConfig,
+    options: MembershipOptions,
+    port: number,
   ) {
     this.datagramBytesMax = config.datagramBytesMax;
+    this.seedSpecs = [...options.seeds];
+    this.dnsServers = [...(options.dnsServers ?? [])];
+    this.seedsDynamic = seedsNeedDns(this.seedSpecs);
+    this.selfAddresses = ownGossipAddresses(core.self().gossip, options.bindHost, port);
     this.persistedIncarnation = core.incarnation;
     this.warn = rateLimited(logger);
   }
@@ -189,6 +218,7 @@ export class Membership {
     const config = resolveMembershipConfig(options.config);
     const logger = (options.logger ?? nullLogger).child({ layer: 'membership', node: options.id });
     const seal = gossipSeal(options, config);
+    for (const seed of options.seeds) parseSeed(seed); // a malformed seed fails the start before anything is bound
     await fs.mkdir(options.dataDir, { recursive: true });
     const incarnation = (await readIncarnation(options.dataDir)) + 1;
     await writeIncarnation(options.dataDir, incarnation);
@@ -229,12 +259,12 @@ export class Membership {
       random: cryptoRandom(),
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
-    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config);
+    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, options, port);
     self = membership;
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
     logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds, encrypted: seal !== null });
-    membership.apply(core.join(membership.now(), options.seeds));
+    await membership.joinThroughSeeds();
     return membership;
   }
 
@@ -252,19 +282,22 @@ export class Membership {
 
   /** True until one seed answered (or there were none). */
   get joining(): boolean {
-    return this.core.isJoining;
+    return this.core.isJoining || this.seedsPending;
   }
 
   stats(): MembershipStats {
     return {
       ...this.core.stats(),
       checksum: this.core.checksum(),
-      joining: this.core.isJoining,
+      joining: this.joining,
       sendErrors: this.sendErrors,
       syncErrors: this.syncErrors,
       syncRejected: this.listener.rejected,
       encrypted: this.seal !== null,
       decryptFailures: this.seal?.drops() ?? noSealDrops(),
+      seedAddresses: [...this.seedAddresses],
+      seedResolutions: this.seedResolutions,
+      seedResolveErrors: this.seedResolveErrors,
     };
   }
 
@@ -314,6 +347,9 @@ export class Membership {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.seedTimer !== null) clearTimeout(this.seedTimer);
+    this.seedTimer = null;
+    await this.resolving;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     await this.listener.close();
     await this.persisting;
@@ -321,6 +357,90 @@ export class Membership {
 
   private now(): number {
     return performance.now();
+  }
+
+  /** The first resolution of the seeds, then the join (or, when no seed resolved, retries until one does). */
+  private async joinThroughSeeds(): Promise<void> {
+    const addresses = await this.resolveSeedsNow();
+    if (addresses.errors > 0 && addresses.found.length === 0) {
+      // Seeds are configured but none resolved (DNS down, a record not published yet): this is not
+      // a first node, so it must not start alone; it keeps resolving and joins once a seed appears.
+      this.seedsPending = true;
+      this.logger.warn('no seed resolved; retrying before joining', { seeds: this.seedSpecs });
+    } else {
+      this.apply(this.core.join(this.now(), addresses.found));
+    }
+    this.scheduleSeedResolve();
+  }
+
+  private async resolveSeedsNow(): Promise<{ found: string[]; errors: number }> {
+    let errors = 0;
+    const found = await resolveSeeds(this.seedSpecs, {
+      self: this.selfAddresses,
+      dnsServers: this.dnsServers,
+      timeoutMs: this.core.config.seedResolveTimeoutMs,
+      onError: (seed, error) => {
+        errors += 1;
+        this.warn(`seed-dns-${seed}`, 'seed did not resolve', { seed, code: error.code, error: error.message });
+      },
+    });
+    if (this.seedsDynamic) this.seedResolutions += 1;
+    this.seedResolveErrors += errors;
+    if (found.join(',') !== this.seedAddresses.join(',') && this.seedsDynamic) {
+      this.logger.info('seeds resolved', { seeds: this.seedSpecs, addresses: found });
+    }
+    this.seedAddresses = found;
+    return { found, errors };
+  }
+
+  /**
+   * Resolves the DNS seeds again in the background (one resolution at a time), then: before joining,
+   * the next attempt uses the new addresses; once joined, a resolved address that no live member has
+   * gets a push-pull, so a node DNS lists but the cluster does not know (e.g. a seed that came back
+   * alone on a new address) is merged.
+   */
+  private refreshSeeds(): void {
+    if (!this.seedsDynamic || this.resolving !== null || this.stopped) return;
+    this.resolving = this.resolveSeedsNow()
+      .then(({ found, errors }) => {
+        if (this.stopped) return;
+        if (this.seedsPending) {
+          // Still nothing: keep trying. Nothing but ourselves, without errors: we are the first node.
+          if (found.length === 0 && errors > 0) return;
+          this.seedsPending = false;
+          this.apply(this.core.join(this.now(), found));
+        } else if (this.core.isJoining) {
+          this.core.setJoinSeeds(found);
+        } else {
+          const live = new Set(this.core.members().filter((m) => m.state === 'alive' || m.state === 'suspect').map((m) => m.gossip));
+          for (const address of found) {
+            if (!live.has(address)) this.apply(this.core.pushPull(this.now(), address));
+          }
+        }
+      })
+      .catch((err: unknown) => {
+        this.seedResolveErrors += 1;
+        this.warn('seed-resolve', 'resolving the seeds failed', { error: (err as Error).message });
+      })
+      .finally(() => {
+        this.resolving = null;
+      });
+  }
+
+  /** While seeds are pending: the join backoff; otherwise every seedResolveIntervalMs (DNS seeds only). */
+  private scheduleSeedResolve(): void {
+    if (!this.seedsDynamic || this.stopped) return;
+    const c = this.core.config;
+    let delayMs = c.seedResolveIntervalMs;
+    if (this.seedsPending) {
+      delayMs = Math.min(c.joinRetryMaxMs, c.joinRetryInitialMs * 2 ** Math.min(this.seedsPendingAttempts, 30));
+      this.seedsPendingAttempts += 1;
+    }
+    this.seedTimer = setTimeout(() => {
+      this.seedTimer = null;
+      this.refreshSeeds();
+      this.scheduleSeedResolve();
+    }, Math.ceil(delayMs));
   }
 
   private onDatagram(received: Buffer, from: string): void {
@@ -382,6 +502,7 @@ export class Membership {
         }
       });
     }
+    if (this.seedsDynamic && output.syncs.some((request) => request.join)) this.refreshSeeds();
     for (const request of output.syncs) {
       this.transport.request(request.to, request.state).then(
         (raw) => {

@@ -6,13 +6,15 @@
  */
 import { Ajv, type JSONSchemaType } from 'ajv';
 import { ShoalError } from '../errors.js';
-import { ADDRESS_PATTERN } from './config-schema.js';
+import { ADDRESS_PATTERN, SEED_PATTERN } from './config-schema.js';
 
 export interface ClusterFileNode {
   id: string;
   gossip: string;
   rpc: string;
   metrics?: string;
+  /** The Redis protocol port (docs/RESP.md); absent = none. */
+  resp?: string;
   dataDir?: string;
   zone?: string;
   tags?: Record<string, string>;
@@ -36,7 +38,7 @@ const clusterFileSchema: JSONSchemaType<ClusterFile> = {
   required: ['nodes'],
   properties: {
     cluster: { type: 'string', nullable: true },
-    seeds: { type: 'array', items: address, nullable: true },
+    seeds: { type: 'array', items: { type: 'string', pattern: SEED_PATTERN }, nullable: true },
     nodes: {
       type: 'array',
       minItems: 1,
@@ -50,6 +52,7 @@ const clusterFileSchema: JSONSchemaType<ClusterFile> = {
           gossip: address,
           rpc: address,
           metrics: { ...address, nullable: true },
+          resp: { ...address, nullable: true },
           dataDir: { type: 'string', nullable: true },
           zone: { type: 'string', nullable: true },
           tags: { type: 'object', required: [], additionalProperties: { type: 'string' }, nullable: true },

@@ -21,6 +21,8 @@ export interface NodeSection {
   rpc: string;
   /** host:port for GET /metrics and GET /health (HTTP). */
   metrics: string;
+  /** host:port for the Redis protocol (RESP2/RESP3, docs/RESP.md); "" = no RESP listener. */
+  resp: string;
   /** The host other nodes reach this one at, when the bind host is a wildcard (0.0.0.0); "" = the bind host. */
   advertiseHost: string;
   zone: string;
@@ -68,16 +70,30 @@ export interface RpcSection {
 
 /** Membership's settings (src/membership/config.ts, same names and defaults) plus the seeds and the leave bound. */
 export type MembershipSection = MembershipConfig & {
+  /** host:port (an IP or a DNS name) or srv:NAME (src/membership/seeds.ts). */
   seeds: string[];
+  /** DNS servers (ip or ip:port) for resolving seeds; empty = the system's resolver. */
+  dnsServers: string[];
   /** On a graceful stop, wait at most this long for the leave announcement to spread. */
   leaveTimeoutMs: number;
 };
+
+/** The Redis front end's own settings (src/resp/); its limits are the rpc section's. */
+export interface RespSection {
+  /** "" = no password; else every connection must AUTH (or HELLO ... AUTH) first. */
+  password: string;
+  /** Allow FLUSHALL / FLUSHDB (they delete every key of the cluster). */
+  flushAllEnabled: boolean;
+  /** KEYS answers at most this many keys. */
+  keysMax: number;
+}
 
 export interface ShoalConfig {
   node: NodeSection;
   cluster: ClusterSection;
   storage: StorageSection;
   rpc: RpcSection;
+  resp: RespSection;
   membership: MembershipSection;
   log: { level: LogLevel; format: LogFormat };
   metrics: { enabled: boolean };
@@ -119,6 +135,12 @@ function int(minimum: number, maximum: number) {
 
 const address = { type: 'string', pattern: ADDRESS_PATTERN } as const;
 
+/** A seed: host:port (an IP address or a DNS name, resolved to A/AAAA) or srv:NAME (an SRV record's targets and ports). */
+export const SEED_PATTERN = '^(srv:[A-Za-z0-9_][A-Za-z0-9_-]*(\\.[A-Za-z0-9_][A-Za-z0-9_-]*)+\\.?|(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):([0-9]{1,5}))$';
+
+/** A DNS server: an IPv4 address, an IPv6 address, or either with a port (ip:port, [ipv6]:port). */
+export const DNS_SERVER_PATTERN = '^([0-9.]+(:[0-9]{1,5})?|[0-9A-Fa-f:]+|\\[[0-9A-Fa-f:.]+\\]:[0-9]{1,5})$';
+
 /** Ids and cluster names: short, printable, safe in file names and metric labels. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
 
@@ -148,6 +170,7 @@ export const configSchema: SchemaObject = strict({
     gossip: address,
     rpc: address,
     metrics: address,
+    resp: { type: 'string', pattern: `^$|${ADDRESS_PATTERN}` },
     advertiseHost: { type: 'string', pattern: '^([A-Za-z0-9_.:-]*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 255 },
     zone: { type: 'string', maxLength: 64 },
     tags: {
@@ -182,7 +205,15 @@ export const configSchema: SchemaObject = strict({
     connectionsPerAddr: int(1, 64),
     drainMs: int(0, 600_000),
   }),
-  membership: tunables('membership', { seeds: { type: 'array', items: address, maxItems: 64 } }),
+  resp: strict({
+    password: { type: 'string', maxLength: 512 },
+    flushAllEnabled: { type: 'boolean' },
+    keysMax: int(1, 10_000_000),
+  }),
+  membership: tunables('membership', {
+    seeds: { type: 'array', items: { type: 'string', pattern: SEED_PATTERN }, maxItems: 64 },
+    dnsServers: { type: 'array', items: { type: 'string', pattern: DNS_SERVER_PATTERN }, maxItems: 8 },
+  }),
   log: strict({
     level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
     format: { type: 'string', enum: ['text', 'json'] },

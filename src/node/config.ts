@@ -11,8 +11,9 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { resolveClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ShoalError } from '../errors.js';
 import { resolveMembershipConfig, type MembershipConfig } from '../membership/config.js';
+import { parseDnsServer, parseSeed } from '../membership/seeds.js';
 import { parseBytes, parseDurationMs } from '../units.js';
-import { ADDRESS_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
+import { ADDRESS_PATTERN, DNS_SERVER_PATTERN, SEED_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
 import { readClusterFile, type ClusterFile } from './cluster-file.js';
 import { ENV_ALIASES, envName, unknownEnvVars } from './config-env.js';
 import { DEFAULTS as defaultsJson } from './config-defaults.js';
@@ -222,9 +223,13 @@ function schemaError(err: ErrorObject, root: Json, origins: Map<string, string>)
       problem = `must be ${err.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}; got ${describe(getPath(root, field))}`;
       break;
     case 'pattern':
-      problem = params.pattern === ADDRESS_PATTERN
+      problem = params.pattern === ADDRESS_PATTERN || params.pattern === `^$|${ADDRESS_PATTERN}`
         ? `must be host:port (e.g. 127.0.0.1:7201); got ${describe(getPath(root, field))}`
-        : `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(getPath(root, field))}`;
+        : params.pattern === SEED_PATTERN
+          ? `must be host:port (an IP address or a DNS name) or srv:NAME (e.g. srv:_shoal._udp.shoal.default.svc.cluster.local); got ${describe(getPath(root, field))}`
+          : params.pattern === DNS_SERVER_PATTERN
+            ? `must be an IP address, optionally with :port (e.g. 127.0.0.1:5353); got ${describe(getPath(root, field))}`
+            : `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(getPath(root, field))}`;
       break;
     default:
       problem = `${err.message ?? 'is invalid'}; got ${describe(getPath(root, field))}`;
@@ -245,7 +250,21 @@ function addressProblems(config: ShoalConfig): Array<{ field: string; problem: s
   check('node.gossip', config.node.gossip);
   check('node.rpc', config.node.rpc);
   check('node.metrics', config.node.metrics);
-  config.membership.seeds.forEach((s, i) => check(`membership.seeds.${i}`, s));
+  if (config.node.resp !== '') check('node.resp', config.node.resp);
+  config.membership.seeds.forEach((s, i) => {
+    try {
+      parseSeed(s);
+    } catch (err) {
+      out.push({ field: `membership.seeds.${i}`, problem: (err as Error).message });
+    }
+  });
+  config.membership.dnsServers.forEach((server, i) => {
+    try {
+      parseDnsServer(server);
+    } catch (err) {
+      out.push({ field: `membership.dnsServers.${i}`, problem: (err as Error).message });
+    }
+  });
   return out;
 }
 
@@ -268,7 +287,7 @@ export function validateConfig(candidate: unknown, origins = new Map<string, str
 
 /** Membership's config: the membership section minus the agent's fields. */
 export function membershipLayerConfig(config: ShoalConfig): MembershipConfig {
-  const { seeds: _seeds, leaveTimeoutMs: _leave, ...tunables } = config.membership;
+  const { seeds: _seeds, dnsServers: _dns, leaveTimeoutMs: _leave, ...tunables } = config.membership;
   return tunables;
 }
 

@@ -92,6 +92,13 @@ export interface NodeMetricsOptions {
   now?: () => number;
 }
 
+/** The RESP server's figures the metrics read (RespServerStats has them). */
+export interface RespFigures {
+  connections: number;
+  commands: Record<string, number>;
+  errors: Record<string, number>;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<'op'>;
@@ -108,6 +115,8 @@ export class NodeMetrics {
   private fsyncsSeen = 0;
   private gossipSource: (() => GossipSecurityStats) | null = null;
   private readonly decryptFailures: Counter<'transport' | 'reason'>;
+  private readonly respCommands: Counter<string>;
+  private readonly respErrors: Counter<string>;
   private readonly decryptFailuresSeen = new Map<string, number>();
   /** Counters mirrored from cumulative figures read at scrape time: the value already added. */
   private readonly mirrored = new Map<Counter<string>, number>();
@@ -117,6 +126,8 @@ export class NodeMetrics {
   private clusterSource: (() => ClusterFigures) | null = null;
   /** Client requests per second and p99 over the last minute, for people (stats, status page). */
   readonly recent: RecentOps;
+  private respSource: (() => RespFigures) | null = null;
+  private readonly respSeen = new Map<string, number>();
 
   constructor(options: NodeMetricsOptions) {
     const r = this.registry;
@@ -175,6 +186,23 @@ export class NodeMetrics {
       help: 'Gossip messages dropped because they did not open (wrong key, another cluster, tampered, plaintext), by transport and reason',
       labelNames: ['transport', 'reason'], registers: [r],
       collect: () => void readGossip(),
+    });
+    // The Redis front end (src/resp/): read when Prometheus scrapes; counters advance by the difference.
+    const readResp = () => this.readResp();
+    new Gauge({
+      name: 'shoal_resp_connections', help: 'Open connections on the Redis protocol port', registers: [r],
+      collect(this: Gauge) {
+        const s = readResp();
+        if (s) this.set(s.connections);
+      },
+    });
+    this.respCommands = new Counter({
+      name: 'shoal_resp_commands_total', help: 'Redis protocol commands received, by command (unknown names count as "unknown")', labelNames: ['command'], registers: [r],
+      collect: () => void readResp(),
+    });
+    this.respErrors = new Counter({
+      name: 'shoal_resp_errors_total', help: 'Redis protocol error replies, by error code (ERR, CLUSTERDOWN, TRYAGAIN, READONLY, ...)', labelNames: ['code'], registers: [r],
+      collect: () => void readResp(),
     });
     for (const state of MEMBER_STATES) this.members.set({ state }, 0);
     this.hintsPending.set(0);
@@ -350,6 +378,27 @@ export class NodeMetrics {
     } catch {
       return null; // a stopped membership has no figures; the scrape goes on
     }
+  }
+
+  /** Where the RESP server's figures come from (when node.resp is set). */
+  setRespStats(source: (() => RespFigures) | null): void {
+    this.respSource = source;
+  }
+
+  private readResp(): RespFigures | null {
+    if (!this.respSource) return null;
+    const s = this.respSource();
+    const advance = (counter: Counter<string>, label: string, counts: Record<string, number>) => {
+      for (const [name, total] of Object.entries(counts)) {
+        const key = `${label}/${name}`;
+        const seen = this.respSeen.get(key) ?? 0;
+        if (total > seen) counter.inc({ [label]: name }, total - seen);
+        this.respSeen.set(key, Math.max(seen, total));
+      }
+    };
+    advance(this.respCommands, 'command', s.commands);
+    advance(this.respErrors, 'code', s.errors);
+    return s;
   }
 
   private readStore(): StoreStats | null {

@@ -17,6 +17,8 @@ import type { MemberState } from '../membership/types.js';
 import { Ring, hashKey } from '../ring/ring.js';
 import { RpcPool } from '../rpc/client.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
+import type { RespNodeInfo } from '../resp/backend.js';
+import { RespServer } from '../resp/server.js';
 import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
 import type { Keyring } from '../security/keyring.js';
 import { openStore } from '../storage/store.js';
@@ -46,6 +48,8 @@ export interface NodeAddresses {
   gossip: string;
   /** null when metrics are disabled. */
   metrics: string | null;
+  /** The Redis protocol port; null when node.resp is "" (off). */
+  resp: string | null;
 }
 
 export interface Node {
@@ -139,9 +143,10 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let rpcPool: RpcPool | null = null;
   let cluster: ClusterNode | null = null;
   let metricsServer: MetricsServer | null = null;
+  let respServer: RespServer | null = null;
   let keyring: Keyring | null = null;
   const keyringFile = keyringFilePath(dataDir, config.security.keyringFile);
-  const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null };
+  const addresses: NodeAddresses = { rpc: config.node.rpc, gossip: config.node.gossip, metrics: null, resp: null };
 
   /**
    * Healthy = serving and able to store writes and hints. A store that turned read-only (disk full,
@@ -175,6 +180,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     dataDir,
     store: store?.stats() ?? null,
     rpc: rpcServer?.stats() ?? null,
+    resp: respServer?.stats() ?? null,
     membership: membership?.stats() ?? null,
     hints: hints?.stats() ?? null,
     keyring: keyring === null ? null : { file: keyringFile, ...keyring.stats(), keys: keyring.list() },
@@ -247,6 +253,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       zone: config.node.zone === '' ? undefined : config.node.zone,
       tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
       seeds: config.membership.seeds,
+      dnsServers: config.membership.dnsServers,
       dataDir: join(dataDir, 'membership'),
       config: membershipLayerConfig(config),
       logger: log,
@@ -339,6 +346,43 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       stats,
     });
 
+    if (config.node.resp !== '') {
+      // The Redis front end: the cluster layer's data operations behind the RPC port's limits and TLS.
+      const respAddr = splitAddress(config.node.resp);
+      const info = (): RespNodeInfo => {
+        const ring = startedCluster.view.ring();
+        const ownership = ring.ownership();
+        return {
+          clusterName: config.cluster.name,
+          uptimeMs: Date.now() - startedAtMs,
+          respPort: startedResp.port,
+          rpc: addresses.rpc,
+          fsync: config.storage.fsync,
+          replication: { n: startedCluster.view.replicas(), w: c.writeQuorum, r: c.readQuorum },
+          localKeys: openedStore.stats().keys,
+          members: startedMembership.members().map((m) => ({ id: m.id, state: m.state, rpc: m.rpc, owns: ownership.get(m.id) })),
+          ring: { checksum: ring.checksum(), owners: ring.members().length },
+        };
+      };
+      const startedResp = new RespServer({
+        host: respAddr.host,
+        port: respAddr.port,
+        data: startedCluster,
+        info,
+        settings: config.resp,
+        limits: serverLimits,
+        logger: log,
+        tls: tls?.server,
+      });
+      respServer = startedResp;
+      metrics.setRespStats(() => startedResp.stats());
+      const respBound = await startedResp.listen().catch((err: unknown) => {
+        throw listenError('resp', config.node.resp, err);
+      });
+      cleanups.push(() => startedResp.close({ drainMs: 0 }));
+      addresses.resp = joinAddress(respBound.host, respBound.port);
+    }
+
     if (config.metrics.enabled) {
       const m = splitAddress(config.node.metrics);
       const status = statusSnapshotter({
@@ -369,6 +413,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   nodeLog.info('node started', {
     cluster: config.cluster.name,
     rpc: addresses.rpc,
+    resp: addresses.resp,
     rpcTls: tls === null ? 'off' : config.security.tlsClientAuth ? 'mutual' : 'on',
     gossip: addresses.gossip,
     metrics: addresses.metrics,
@@ -396,6 +441,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
     else if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
+    const resp = respServer;
+    if (resp) await step('draining resp commands', config.rpc.drainMs + 1000, () => resp.close({ drainMs: config.rpc.drainMs }));
     const server = rpcServer;
     if (server) await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));
     if (cl) await step('stopping the cluster layer', config.cluster.internalTimeoutMs + 1000, () => cl.close());

@@ -44,7 +44,8 @@ export interface ScanEntry {
   key: string;
   /** Absent when the scan asked for keys only. */
   value?: Buffer;
-  version: Version;
+  /** Absent when the scan asked for keys only. */
+  version?: Version;
   expiresAtMs?: number;
 }
 
@@ -131,7 +132,7 @@ export class ShoalClient {
   }
 
   /**
-   * One page of the cluster-wide key listing (docs/PROTOCOL.md, `scan`): keys in order after
+   * One page of the cluster-wide key listing (docs/PROTOCOL.md, `scan`), in ring (hash) order from
    * `cursor`; pass the returned cursor back for the next page; null when done.
    */
   async scan(options: { cursor?: string; prefix?: string; limit?: number; keysOnly?: boolean } = {}): Promise<ScanPage> {
@@ -144,7 +145,8 @@ export class ShoalClient {
     if (!isPlainMap(result) || !Array.isArray(result.entries)) throw malformed('scan', 'expected { entries, cursor }');
     const entries = result.entries.map((raw): ScanEntry => {
       if (!isPlainMap(raw) || typeof raw.key !== 'string') throw malformed('scan', 'entries must be { key, version, value? }');
-      const entry: ScanEntry = { key: raw.key, version: this.observe(decodeVersion('scan', raw.version)) };
+      const entry: ScanEntry = { key: raw.key };
+      if (raw.version !== undefined && raw.version !== null) entry.version = this.observe(decodeVersion('scan', raw.version));
       if (raw.value instanceof Uint8Array) entry.value = Buffer.isBuffer(raw.value) ? raw.value : Buffer.from(raw.value);
       if (typeof raw.expiresAtMs === 'number') entry.expiresAtMs = raw.expiresAtMs;
       return entry;

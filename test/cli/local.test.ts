@@ -14,6 +14,7 @@ test('the local plan keeps the cluster file\'s nodes and continues their port pa
   t.deepEqual(plan.nodes.map((n) => n.rpc), ['127.0.0.1:7201', '127.0.0.1:7202', '127.0.0.1:7203', '127.0.0.1:7204', '127.0.0.1:7205']);
   t.deepEqual(plan.nodes.map((n) => n.gossip).slice(3), ['127.0.0.1:7104', '127.0.0.1:7105']);
   t.deepEqual(plan.nodes.map((n) => n.metrics).slice(3), ['127.0.0.1:7304', '127.0.0.1:7305']);
+  t.deepEqual(plan.nodes.map((n) => n.resp), ['127.0.0.1:7401', '127.0.0.1:7402', '127.0.0.1:7403', '127.0.0.1:7404', '127.0.0.1:7405']);
   t.deepEqual(plan.nodes.map((n) => n.dataDir), ['n1', 'n2', 'n3', 'n4', 'n5'].map((id) => join('tmp/local', id)));
   t.deepEqual(plan.seeds, ['127.0.0.1:7101']);
   t.is(plan.cluster, 'dev');
@@ -25,12 +26,12 @@ test('the local plan keeps the cluster file\'s nodes and continues their port pa
 test('shoal local starts the agents, waits until they serve, prints their addresses, and stops them all', async (t) => {
   const tmp = tempDir('shoal-local-');
   t.teardown(tmp.remove);
-  const [g1, g2, r1, r2, m1, m2] = await freePorts(6);
+  const [g1, g2, r1, r2, m1, m2, p1] = await freePorts(7);
   const clusterFile = join(tmp.dir, 'cluster.json');
   writeFileSync(clusterFile, JSON.stringify({
     cluster: 'localtest',
     nodes: [
-      { id: 'a', gossip: `127.0.0.1:${g1}`, rpc: `127.0.0.1:${r1}`, metrics: `127.0.0.1:${m1}` },
+      { id: 'a', gossip: `127.0.0.1:${g1}`, rpc: `127.0.0.1:${r1}`, metrics: `127.0.0.1:${m1}`, resp: `127.0.0.1:${p1}` },
       { id: 'b', gossip: `127.0.0.1:${g2}`, rpc: `127.0.0.1:${r2}`, metrics: `127.0.0.1:${m2}` },
     ],
     config: { membership: { leaveTimeoutMs: 100 } },
@@ -65,6 +66,8 @@ test('shoal local starts the agents, waits until they serve, prints their addres
   t.regex(out, new RegExp(`b\\s+rpc 127\\.0\\.0\\.1:${r2}`));
   t.regex(out, new RegExp(`export SHOAL_CONFIG=${join(tmp.dir, 'data', 'cluster.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n`));
   t.regex(out, /shoal put hello world/);
+  t.regex(out, new RegExp(`a\\s+rpc .*redis 127\\.0\\.0\\.1:${p1}`));
+  t.regex(out, new RegExp(`redis-cli -h 127\\.0\\.0\\.1 -p ${p1} set hello world`));
   t.regex(out, /all nodes stopped/);
 });
 
@@ -94,6 +97,7 @@ test('--base-port and --host lay every node\'s ports out from one base; the file
   t.deepEqual(plan.nodes.map((n) => n.gossip), ['127.0.0.1:8101', '127.0.0.1:8102', '127.0.0.1:8103', '127.0.0.1:8104']);
   t.deepEqual(plan.nodes.map((n) => n.rpc), ['127.0.0.1:8201', '127.0.0.1:8202', '127.0.0.1:8203', '127.0.0.1:8204']);
   t.deepEqual(plan.nodes.map((n) => n.metrics), ['127.0.0.1:8301', '127.0.0.1:8302', '127.0.0.1:8303', '127.0.0.1:8304']);
+  t.deepEqual(plan.nodes.map((n) => n.resp), ['127.0.0.1:8401', '127.0.0.1:8402', '127.0.0.1:8403', '127.0.0.1:8404'], 'the example gives its nodes Redis ports');
   t.deepEqual(plan.seeds, ['127.0.0.1:8101']);
   const hosted = planLocalCluster(example, 2, 'd', { host: '127.0.0.2' });
   t.deepEqual(hosted.nodes.map((n) => n.rpc), ['127.0.0.2:7201', '127.0.0.2:7202']);

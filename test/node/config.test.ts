@@ -63,7 +63,7 @@ function mirrors(t: import('ava').ExecutionContext, section: string, layerDefaul
 
 test('the cluster and membership sections hold only settings their layers know', (t) => {
   mirrors(t, 'cluster', DEFAULT_CLUSTER_CONFIG, ['name', 'hintsMax', 'hintBytesMax', 'hintTtlMs', 'hintReplayConcurrency']);
-  mirrors(t, 'membership', DEFAULT_MEMBERSHIP_CONFIG, ['seeds', 'leaveTimeoutMs']);
+  mirrors(t, 'membership', DEFAULT_MEMBERSHIP_CONFIG, ['seeds', 'dnsServers', 'leaveTimeoutMs']);
 });
 
 test('docs/CONFIG.md documents every field', (t) => {
@@ -194,4 +194,15 @@ test('cluster.example.json loads for each of its nodes', (t) => {
     t.is(c.cluster.name, 'dev');
     t.deepEqual(c.membership.seeds, ['127.0.0.1:7101']);
   }
+});
+
+test('the RESP port: off by default, taken from the cluster file, checked like the other addresses', (t) => {
+  t.is(defaultConfig().node.resp, '');
+  t.deepEqual(defaultConfig().resp, { password: '', flushAllEnabled: false, keysMax: 10_000 });
+  const withResp = { ...threeNodes, nodes: threeNodes.nodes.map((n, i) => ({ ...n, resp: `127.0.0.1:740${i + 1}` })) };
+  t.is(loadConfig({ env: {}, clusterFile: clusterFile(withResp, 'resp.json'), nodeId: 'n3' }).config.node.resp, '127.0.0.1:7403');
+  t.is(loadConfig({ env: { SHOAL_NODE_RESP: '127.0.0.1:0' } }).config.node.resp, '127.0.0.1:0');
+  t.regex(configErrorOf(t, { env: {}, overrides: [{ path: 'node.resp', value: 'localhost', origin: 'flag --resp' }] }), /node\.resp must be host:port .*\(from flag --resp\)/);
+  t.regex(configErrorOf(t, { env: {}, overrides: [{ path: 'node.resp', value: '127.0.0.1:70000', origin: 'flag --resp' }] }), /node\.resp has port 70000, above 65535/);
+  t.regex(configErrorOf(t, { env: { SHOAL_RESP_KEYS_MAX: '0' } }), /resp\.keysMax must be at least 1/);
 });

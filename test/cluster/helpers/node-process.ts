@@ -1,7 +1,7 @@
 /**
  * One Shoal node in its own process, for tests and benchmarks that need real processes (SIGKILL).
  * argv[2] is JSON { id, dataDir, host?, seeds?: string[], set?: Record<string, string> }; once serving
- * it prints one JSON line { id, rpc, gossip } on stdout. SIGTERM stops it gracefully (with leave).
+ * it prints one JSON line { id, rpc, gossip, resp } on stdout (resp: null unless node.resp is set). SIGTERM stops it gracefully (with leave).
  */
 import { loadConfig } from '../../../src/node/config.js';
 import { startNode } from '../../../src/node/node.js';
@@ -27,7 +27,7 @@ const overrides = Object.entries({
 }).map(([path, value]) => ({ path, value, origin: 'node-process' }));
 const { config } = loadConfig({ env: {}, overrides });
 const node = await startNode(config, { processMetrics: false });
-process.stdout.write(`${JSON.stringify({ id: node.id, rpc: node.addresses.rpc, gossip: node.addresses.gossip })}\n`);
+process.stdout.write(`${JSON.stringify({ id: node.id, rpc: node.addresses.rpc, gossip: node.addresses.gossip, resp: node.addresses.resp })}\n`);
 process.on('SIGTERM', () => {
   void node.stop().finally(() => process.exit(0));
 });

@@ -17,6 +17,8 @@ export interface ProcessNode {
   id: string;
   rpc: string;
   gossip: string;
+  /** The RESP address when the node was started with node.resp set, else null. */
+  resp: string | null;
   child: ChildProcess;
 }
 
@@ -44,8 +46,8 @@ export class ProcessCluster {
         reject(new Error(`node ${id} exited with ${code} before serving`));
       });
     });
-    const info = JSON.parse(line) as { rpc: string; gossip: string };
-    const node: ProcessNode = { id, rpc: info.rpc, gossip: info.gossip, child };
+    const info = JSON.parse(line) as { rpc: string; gossip: string; resp?: string | null };
+    const node: ProcessNode = { id, rpc: info.rpc, gossip: info.gossip, resp: info.resp ?? null, child };
     this.nodes.set(id, node);
     this.seed ??= info.gossip;
     return node;

@@ -1,0 +1,610 @@
+/**
+ * The RESP server: a second front end beside src/rpc/server.ts, with the same limits (connections,
+ * request bytes, commands in flight per connection, idle and handshake timeouts, output backpressure)
+ * and the same TLS treatment (optional mutual TLS, handshakeTimeoutMs bounding the TLS handshake and,
+ * when a password is set, the AUTH). It parses pipelined commands without copying, runs them
+ * concurrently except that commands on the same key run in the order they were sent, and writes the
+ * replies in request order, all replies of one batch in one socket write.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { ShoalError } from '../errors.js';
+import { nullLogger, rateLimited, type Logger } from '../log.js';
+import { resolveRpcLimits, type RpcLimits } from '../rpc/limits.js';
+import { TLS_HANDSHAKE_RECORD, tlsFailureReason, type RpcTlsServerOptions } from '../rpc/tls.js';
+import type { RespData, RespNodeInfo } from './backend.js';
+import {
+  COMMANDS,
+  arityProblem,
+  commandKeys,
+  runCommand,
+  toReplyError,
+  unknownCommand,
+  type ClientState,
+  type CommandContext,
+  type CommandSpec,
+  type RespSettings,
+  type ServerView,
+} from './commands.js';
+import { NOAUTH, err } from './errors.js';
+import { RespParser, RespProtocolError } from './parser.js';
+import { ErrorReply, ReplyWriter, encodeReply, type Reply } from './reply.js';
+
+export interface RespServerOptions {
+  host: string;
+  /** 0 = let the OS pick. */
+  port: number;
+  data: RespData;
+  info: () => RespNodeInfo;
+  settings?: Partial<RespSettings>;
+  /** The RPC server's limits, by the same names (frameBytesMax bounds one command). */
+  limits?: Partial<RpcLimits>;
+  logger?: Logger;
+  tls?: RpcTlsServerOptions;
+}
+
+export interface RespServerStats {
+  connections: number;
+  connectionsTotal: number;
+  connectionsRejected: number;
+  commandsTotal: number;
+  /** Commands by name (names outside the table count as "unknown"). */
+  commands: Record<string, number>;
+  /** Error replies by their code (ERR, CLUSTERDOWN, TRYAGAIN...). */
+  errors: Record<string, number>;
+  protocolErrors: number;
+  handshakeTimeouts: number;
+  tlsFailures: number;
+  idleClosed: number;
+  backpressurePauses: number;
+  socketWrites: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export const DEFAULT_RESP_SETTINGS: Readonly<RespSettings> = Object.freeze({
+  password: '',
+  flushAllEnabled: false,
+  // 10 000: a KEYS answer a terminal can show; past it SCAN is the tool.
+  keysMax: 10_000,
+});
+
+/** Arguments in one command: MSET/MGET/DEL of this many keys is already a large fan-out. */
+const ARGS_MAX = 1024 * 1024;
+/** How long a closing connection may take to read its last reply before it is destroyed. */
+const CLOSE_LINGER_MS = 1_000;
+
+export class RespServer {
+  readonly limits: RpcLimits;
+  readonly settings: RespSettings;
+  private readonly logger: Logger;
+  readonly warn: ReturnType<typeof rateLimited>;
+  private readonly server: Server;
+  private readonly tlsServer: TlsServer | null = null;
+  private readonly tlsPending = new Map<string, { raw: Socket; acceptedAtMs: number }>();
+  readonly connections = new Set<RespConnection>();
+  private nextClientId = 1;
+  private draining = false;
+  private closePromise: Promise<void> | null = null;
+  private drainWaiters: Array<() => void> = [];
+  private boundPort = 0;
+  readonly counters = {
+    connectionsTotal: 0,
+    connectionsRejected: 0,
+    commandsTotal: 0,
+    protocolErrors: 0,
+    handshakeTimeouts: 0,
+    tlsFailures: 0,
+    idleClosed: 0,
+    backpressurePauses: 0,
+    /** Socket writes: one per batch of replies, however many replies it carries. */
+    socketWrites: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+  private readonly commandCounts = new Map<string, number>();
+  private readonly errorCounts = new Map<string, number>();
+  readonly view: ServerView;
+
+  constructor(readonly options: RespServerOptions) {
+    this.limits = resolveRpcLimits(options.limits);
+    this.settings = { ...DEFAULT_RESP_SETTINGS, ...options.settings };
+    assert.ok(this.settings.keysMax >= 1, 'keysMax must be positive');
+    this.logger = (options.logger ?? nullLogger).child({ layer: 'resp' });
+    this.warn = rateLimited(this.logger);
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    this.server.on('error', (e) => this.logger.error('resp listener error', { error: e.message }));
+    const tls = options.tls;
+    if (tls) {
+      const clientAuth = tls.clientAuth ?? false;
+      this.tlsServer = createTlsServer({
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        requestCert: clientAuth,
+        // Redis clients cannot read an error before TLS is up, so an unauthorized client is refused in the handshake.
+        rejectUnauthorized: clientAuth,
+        handshakeTimeout: this.limits.handshakeTimeoutMs,
+      });
+      this.tlsServer.on('secureConnection', (socket: TLSSocket) => this.acceptSecure(socket));
+      this.tlsServer.on('tlsClientError', (e: Error, socket: TLSSocket) => {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.counters.handshakeTimeouts += 1;
+        else this.counters.tlsFailures += 1;
+        this.warn('resp.tls', 'resp TLS handshake failed', { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: tlsFailureReason(e, 'server') });
+        socket.destroy();
+      });
+    }
+    this.view = {
+      clients: () => [...this.connections].map((c) => c.client),
+      stats: () => this.stats(),
+    };
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.options.host, port: this.options.port }, () => {
+        this.server.off('error', onError);
+        const address = this.server.address();
+        if (address === null || typeof address === 'string') {
+          reject(new ShoalError('INTERNAL', 'resp listener has no TCP address'));
+          return;
+        }
+        this.boundPort = address.port;
+        this.logger.info('resp listening', { host: address.address, port: address.port, tls: this.tlsServer !== null });
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  /** Stops accepting; commands arriving meanwhile get TRYAGAIN; waits up to drainMs for in-flight ones. */
+  close(options: { drainMs?: number } = {}): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    const drainMs = options.drainMs ?? 5_000;
+    this.draining = true;
+    const listenerClosed = new Promise<void>((resolve) => {
+      if (!this.server.listening) resolve();
+      else this.server.close(() => resolve());
+    });
+    for (const { raw } of this.tlsPending.values()) raw.destroy();
+    for (const conn of this.connections) conn.beginDrain();
+    const drained = new Promise<void>((resolve) => {
+      if (this.connections.size === 0) return resolve();
+      const timer = setTimeout(resolve, drainMs);
+      this.drainWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.closePromise = drained.then(() => {
+      for (const conn of this.connections) conn.destroy();
+      return listenerClosed;
+    });
+    return this.closePromise;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  stats(): RespServerStats {
+    let bytesOut = this.counters.bytesOut;
+    for (const c of this.connections) bytesOut += c.bytesOut;
+    return {
+      ...this.counters,
+      bytesOut,
+      connections: this.connections.size,
+      commands: Object.fromEntries(this.commandCounts),
+      errors: Object.fromEntries(this.errorCounts),
+    };
+  }
+
+  countCommand(name: string): void {
+    this.counters.commandsTotal += 1;
+    this.commandCounts.set(name, (this.commandCounts.get(name) ?? 0) + 1);
+  }
+
+  countError(reply: ErrorReply): void {
+    const space = reply.text.indexOf(' ');
+    const code = space === -1 ? reply.text : reply.text.slice(0, space);
+    this.errorCounts.set(code, (this.errorCounts.get(code) ?? 0) + 1);
+  }
+
+  newClientId(): number {
+    return this.nextClientId++;
+  }
+
+  forget(conn: RespConnection): void {
+    if (!this.connections.delete(conn)) return;
+    this.counters.bytesOut += conn.bytesOut;
+    if (this.draining && this.connections.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', () => {});
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size + this.tlsPending.size >= this.limits.connectionsMax) {
+      this.counters.connectionsRejected += 1;
+      this.warn('resp.connections', 'resp connection refused: connection limit reached', { connectionsMax: this.limits.connectionsMax });
+      if (this.tlsServer) socket.destroy();
+      else {
+        // What Redis answers; redis-py maps this message to a ConnectionError.
+        socket.resume();
+        socket.end(encodeReply(err('max number of clients reached')));
+        setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+      }
+      return;
+    }
+    this.counters.connectionsTotal += 1;
+    if (!this.tlsServer) {
+      this.connections.add(new RespConnection(this, socket, this.limits.handshakeTimeoutMs, false));
+      return;
+    }
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const pending = { raw: socket, acceptedAtMs: performance.now() };
+    this.tlsPending.set(key, pending);
+    socket.once('close', () => {
+      if (this.tlsPending.get(key) === pending) this.tlsPending.delete(key);
+    });
+    this.tlsServer.emit('connection', socket);
+  }
+
+  private acceptSecure(socket: TLSSocket): void {
+    socket.on('error', () => {});
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const pending = this.tlsPending.get(key);
+    this.tlsPending.delete(key);
+    if (this.draining || pending === undefined) {
+      socket.destroy();
+      return;
+    }
+    const leftMs = Math.max(1, Math.round(this.limits.handshakeTimeoutMs - (performance.now() - pending.acceptedAtMs)));
+    this.connections.add(new RespConnection(this, socket, leftMs, true));
+  }
+}
+
+/** One queued reply, in request order. */
+interface Slot {
+  reply: Reply | undefined;
+  /** The protocol the reply is encoded in: the connection's when the command was sent (HELLO's own is the new one). */
+  proto: 2 | 3;
+  /** The command was QUIT: close once this reply is written. */
+  quit: boolean;
+}
+
+class RespConnection {
+  readonly client: ClientState;
+  private readonly parser: RespParser;
+  private readonly writer = new ReplyWriter();
+  private readonly ctx: CommandContext;
+  /** Parsed commands not dispatched yet (over the in-flight limit, or paused). */
+  private backlog: Buffer[][] = [];
+  private backlogHead = 0;
+  /** Replies in request order; `head` is the first not yet written. */
+  private slots: Slot[] = [];
+  private head = 0;
+  /** Per key: the completion of the last command of this connection that touches it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  /** Every command in flight, for barrier commands (SCAN, KEYS, FLUSHALL). */
+  private readonly running = new Set<Promise<void>>();
+  /** A barrier command in flight: later commands wait for it. */
+  private barrier: Promise<void> | null = null;
+  private flushScheduled = false;
+  private closing = false;
+  private paused = false;
+  private peerEnded = false;
+  private draining = false;
+  private firstChunk = true;
+  /** Bad input seen: answered after the commands parsed before it, then the connection closes. */
+  private protocolError: ErrorReply | null = null;
+  private inputClosed = false;
+  private authTimer: NodeJS.Timeout | null = null;
+  inFlight = 0;
+  bytesOut = 0;
+
+  constructor(
+    private readonly server: RespServer,
+    private readonly socket: Socket,
+    authTimeoutMs: number,
+    private readonly tls: boolean,
+  ) {
+    socket.setNoDelay(true);
+    const settings = server.settings;
+    this.client = {
+      id: server.newClientId(),
+      name: null,
+      libName: null,
+      libVersion: null,
+      proto: 2,
+      consistency: undefined,
+      authenticated: settings.password === '',
+      remote: `${socket.remoteAddress}:${socket.remotePort}`,
+      local: `${socket.localAddress}:${socket.localPort}`,
+      createdAtMs: Date.now(),
+      lastCommand: 'NULL',
+      closeAfterReply: false,
+    };
+    this.parser = new RespParser({ requestBytesMax: server.limits.frameBytesMax, argsMax: ARGS_MAX });
+    this.ctx = { data: server.options.data, info: server.options.info, settings, client: this.client, server: server.view };
+    if (!this.client.authenticated) {
+      // With a password, the AUTH is this protocol's handshake: bounded like the RPC hello.
+      this.authTimer = setTimeout(() => {
+        if (this.client.authenticated) return;
+        this.server.counters.handshakeTimeouts += 1;
+        this.destroy();
+      }, authTimeoutMs);
+    }
+    socket.setTimeout(server.limits.idleTimeoutMs);
+    socket.on('timeout', () => {
+      if (this.inFlight > 0) return;
+      this.server.counters.idleClosed += 1;
+      this.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => {
+      this.peerEnded = true;
+      this.endIfDone();
+    });
+    socket.on('close', () => {
+      this.closing = true;
+      if (this.authTimer) clearTimeout(this.authTimer);
+      this.server.forget(this);
+    });
+  }
+
+  beginDrain(): void {
+    this.draining = true;
+    this.endIfDone();
+  }
+
+  destroy(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing || this.client.closeAfterReply || this.inputClosed) return;
+    this.server.counters.bytesIn += chunk.length;
+    if (this.firstChunk) {
+      this.firstChunk = false;
+      if (!this.tls && chunk[0] === TLS_HANDSHAKE_RECORD) {
+        this.server.warn('resp.handshake', 'resp connection closed: the client started TLS on a plaintext port', { remote: this.client.remote });
+        this.server.counters.tlsFailures += 1;
+        this.destroy();
+        return;
+      }
+    }
+    const wasEmpty = this.backlogHead >= this.backlog.length;
+    const parsed: Buffer[][] = wasEmpty ? [] : this.backlog;
+    try {
+      this.parser.push(chunk, parsed);
+    } catch (e) {
+      if (!(e instanceof RespProtocolError)) throw e;
+      this.server.counters.protocolErrors += 1;
+      this.server.warn('resp.protocol', 'resp connection closed: protocol error', { remote: this.client.remote, reason: e.message });
+      // The commands before the bad bytes are answered, then the error, then the connection closes (as Redis does).
+      this.protocolError = err(`Protocol error: ${e.message}`);
+      this.inputClosed = true;
+    }
+    if (wasEmpty) {
+      this.backlog = parsed;
+      this.backlogHead = 0;
+    }
+    this.pump();
+  }
+
+  /** Dispatches parsed commands while under the in-flight limit. */
+  private pump(): void {
+    const max = this.server.limits.inFlightPerConnectionMax;
+    while (this.backlogHead < this.backlog.length && !this.closing) {
+      if (this.inFlight >= max || this.client.closeAfterReply) {
+        this.pause();
+        return;
+      }
+      const args = this.backlog[this.backlogHead];
+      this.backlog[this.backlogHead++] = EMPTY;
+      this.dispatch(args);
+    }
+    this.backlog = [];
+    this.backlogHead = 0;
+    if (this.protocolError !== null && !this.closing) {
+      this.slots.push({ reply: this.protocolError, quit: true, proto: this.client.proto });
+      this.protocolError = null;
+      this.drainSlots();
+      return;
+    }
+    if (!this.paused || this.inFlight < max) this.resume();
+    this.endIfDone();
+  }
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private resume(): void {
+    if (!this.paused || this.closing) return;
+    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh) return; // 'drain' resumes
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  private dispatch(args: Buffer[]): void {
+    const name = args[0].toString('latin1').toLowerCase();
+    const spec = COMMANDS.get(name);
+    this.server.countCommand(spec === undefined ? 'unknown' : name);
+    this.client.lastCommand = name;
+    const slot: Slot = { reply: undefined, quit: false, proto: this.client.proto };
+    this.slots.push(slot);
+    if (spec === undefined) return this.complete(slot, unknownCommand(args));
+    const problem = arityProblem(spec, args);
+    if (problem !== null) return this.complete(slot, problem);
+    if (!this.client.authenticated && spec.noAuth !== true) return this.complete(slot, NOAUTH);
+    const keyed = spec.firstKey > 0 || spec.barrier === true;
+    if (keyed && (this.server.isDraining || this.draining)) return this.complete(slot, new ErrorReply('TRYAGAIN this node is shutting down; send it to another node'));
+    if (keyed && this.ctx.data.isLeaving) return this.complete(slot, new ErrorReply('TRYAGAIN this node is leaving the cluster; send it to another node'));
+    if (!keyed && this.barrier === null) {
+      // Connection and server commands run at once, in order (they change this connection's state).
+      const r = runCommand(spec, this.ctx, args);
+      if (!(r instanceof Promise)) {
+        slot.proto = this.client.proto;
+        this.afterAuth(spec);
+        return this.complete(slot, r);
+      }
+      this.track(slot, r);
+      return;
+    }
+    // Per-key order: wait for this connection's earlier commands on the same keys (a barrier waits for all).
+    const barrier = spec.barrier === true;
+    let key: string | null = null;
+    let keys: string[] | null = null;
+    if (!barrier) {
+      if (spec.firstKey === 1 && spec.lastKey === 1) key = args[1].toString('latin1');
+      else keys = commandKeys(spec, args).map((k) => k.toString('latin1'));
+    }
+    let waits: Array<Promise<void>> | null = null;
+    if (this.barrier !== null) (waits ??= []).push(this.barrier);
+    if (barrier) for (const p of this.running) (waits ??= []).push(p);
+    if (key !== null) {
+      const tail = this.tails.get(key);
+      if (tail !== undefined) (waits ??= []).push(tail);
+    }
+    if (keys !== null) {
+      for (const k of keys) {
+        const tail = this.tails.get(k);
+        if (tail !== undefined) (waits ??= []).push(tail);
+      }
+    }
+    const run = waits === null ? runCommand(spec, this.ctx, args) : Promise.all(waits).then(() => runCommand(spec, this.ctx, args));
+    const done = this.track(slot, run, key, keys);
+    if (barrier) this.barrier = done;
+    if (key !== null) this.tails.set(key, done);
+    if (keys !== null) for (const k of keys) this.tails.set(k, done);
+  }
+
+  private afterAuth(spec: CommandSpec): void {
+    if (this.client.authenticated && this.authTimer !== null && (spec.name === 'auth' || spec.name === 'hello')) {
+      clearTimeout(this.authTimer);
+      this.authTimer = null;
+    }
+  }
+
+  /** Counts an async command in flight until it settles; resolves (never rejects) when it has. */
+  /**
+   * Counts a command in flight until it settles, then answers it and releases its keys (and the
+   * barrier) if no later command took them over. Resolves (never rejects) once settled.
+   */
+  private track(slot: Slot, run: Reply | Promise<Reply>, key: string | null = null, keys: string[] | null = null): Promise<void> {
+    this.inFlight += 1;
+    const settle = (reply: Reply): void => {
+      this.inFlight -= 1;
+      assert.ok(this.inFlight >= 0, 'commands in flight went negative');
+      this.running.delete(done);
+      if (key !== null && this.tails.get(key) === done) this.tails.delete(key);
+      if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
+      if (this.barrier === done) this.barrier = null;
+      this.complete(slot, reply);
+      if (this.backlogHead < this.backlog.length) this.pump();
+      else if (this.paused) this.resume();
+    };
+    const done: Promise<void> = Promise.resolve(run).then(settle, (e: unknown) => settle(toReplyError(e)));
+    this.running.add(done);
+    return done;
+  }
+
+  private complete(slot: Slot, reply: Reply): void {
+    slot.reply = reply;
+    if (this.client.closeAfterReply && !slot.quit && reply !== undefined && this.slots[this.slots.length - 1] === slot) slot.quit = true;
+    if (this.slots[this.head] === slot) this.drainSlots();
+  }
+
+  /** Encodes every finished reply at the head of the queue and schedules one write for them. */
+  private drainSlots(): void {
+    let quit = false;
+    while (this.head < this.slots.length) {
+      const slot = this.slots[this.head];
+      if (slot.reply === undefined) break;
+      if (slot.reply instanceof ErrorReply) this.server.countError(slot.reply);
+      this.writer.write(slot.reply, slot.proto);
+      this.head += 1;
+      if (slot.quit) {
+        quit = true;
+        break;
+      }
+    }
+    if (this.head === this.slots.length) {
+      this.slots = [];
+      this.head = 0;
+    } else if (this.head > 1024) {
+      this.slots = this.slots.slice(this.head);
+      this.head = 0;
+    }
+    if (quit) {
+      this.flush();
+      this.end();
+      return;
+    }
+    if (!this.flushScheduled && !this.writer.isEmpty) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushBound);
+    }
+    this.endIfDone();
+  }
+
+  private readonly flushBound = (): void => this.flush();
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.writer.isEmpty) return;
+    const bytes = this.writer.bytes;
+    const parts = this.writer.take();
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.bytesOut += bytes;
+    this.server.counters.socketWrites += 1;
+    if (parts.length === 1) this.socket.write(parts[0]);
+    else {
+      this.socket.cork();
+      for (const p of parts) this.socket.write(p);
+      this.socket.uncork();
+    }
+    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh && !this.paused) {
+      this.server.counters.backpressurePauses += 1;
+      this.pause();
+      this.socket.once('drain', () => {
+        if (this.closing) return;
+        this.paused = false;
+        this.socket.resume();
+        this.pump();
+      });
+    }
+  }
+
+  private endIfDone(): void {
+    if ((this.draining || this.peerEnded) && this.inFlight === 0 && this.backlogHead >= this.backlog.length && this.head >= this.slots.length) {
+      this.flush();
+      this.end();
+    }
+  }
+
+  private end(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.backlog = [];
+    this.backlogHead = 0;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS).unref();
+  }
+}
+
+const EMPTY: Buffer[] = [];
