@@ -3,6 +3,7 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
+import { fileTarget, resolveTarget } from '../../src/cli/target.js';
 import { loadConfig } from '../../src/node/config.js';
 import { dataDirError, startNode, type Node } from '../../src/node/node.js';
 import { ShoalError } from '../../src/errors.js';
@@ -133,4 +134,18 @@ test('file-system errors on the data dir are explained in plain words', (t) => {
   }
   const elsewhere = raw('EROFS', '/etc/other');
   t.is(dataDirError(dir, elsewhere), elsewhere, 'errors about other paths pass through');
+});
+
+test('a cluster file with TLS settings (shoal local --tls-dir) gives the CLI its CA and, with mutual TLS, its client certificate', (t) => {
+  const nodes = [{ id: 'a', gossip: '127.0.0.1:1', rpc: '127.0.0.1:2' }, { id: 'b', gossip: '127.0.0.1:3', rpc: '127.0.0.1:4' }];
+  t.deepEqual(fileTarget({ cluster: 'c', nodes }), { addr: '127.0.0.1:2,127.0.0.1:4', cluster: 'c' });
+  const mutual = fileTarget({ nodes, config: { security: { tls: true, tlsCa: '/ca.pem', tlsCert: '/n.pem', tlsKey: '/k.pem', tlsClientAuth: true } } });
+  t.deepEqual(mutual, { addr: '127.0.0.1:2,127.0.0.1:4', cluster: 'dev', tls: { ca: '/ca.pem', cert: '/n.pem', key: '/k.pem' } });
+  const server = fileTarget({ nodes, config: { security: { tls: true, tlsCa: '/ca.pem', tlsCert: '/n.pem', tlsKey: '/k.pem' } } });
+  t.deepEqual(server.tls, { ca: '/ca.pem' }, 'without client auth the node certificate is not presented');
+  const file = join(tmp.dir, 'tls-cluster.json');
+  writeFileSync(file, JSON.stringify({ nodes, config: { security: { tls: true, tlsCa: '/ca.pem' } } }));
+  t.deepEqual(resolveTarget({ tls: false, addr: '127.0.0.1:9' }, { SHOAL_CONFIG: file }).tls, { ca: '/ca.pem' }, '--addr still uses the file\'s TLS');
+  t.is(resolveTarget({ tls: false }, { SHOAL_CONFIG: file, SHOAL_ADDR: '127.0.0.1:9' }).tls, undefined, 'SHOAL_ADDR beats SHOAL_CONFIG entirely');
+  t.is(resolveTarget({ tls: false, config: file }, { SHOAL_ADDR: '127.0.0.1:9' }).addr, '127.0.0.1:2,127.0.0.1:4', '--config beats SHOAL_ADDR');
 });
