@@ -168,7 +168,7 @@ export function prepareArgv(argv: string[]): string[] {
   const before = end === -1 ? argv : argv.slice(0, end);
   const after = end === -1 ? [] : argv.slice(end + 1);
   for (const [i, arg] of before.entries()) {
-    if (!/^-[^-]/.test(arg) || arg === '-h' || arg === '-v') continue;
+    if (!/^-[^-]/.test(arg) || arg === '-h' || arg === '-v' || /^-\d+(\.\d+)?$/.test(arg)) continue; // -5 is a number, not flags
     // The value of an option may begin with "-" (e.g. --addr -x is still caught by --addr's check).
     if (i > 0 && /^--[a-z-]+$/.test(before[i - 1]) && !BOOLEAN_OPTION.test(before[i - 1])) continue;
     throw new UsageError(`unknown option ${arg}; a key or value that begins with "-" goes after "--", e.g. shoal get -- ${arg}`);

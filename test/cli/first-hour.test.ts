@@ -38,6 +38,10 @@ test('keys that begin with "-" work after "--"; before it they are a one-line us
   t.is(bad.code, 2);
   t.is(bad.stdout, '', 'no help on stdout for a script to take as the value');
   t.regex(bad.stderr, /^shoal: unknown option -dash; .* shoal get -- -dash\n$/);
+  t.is((await shoal([...at(), 'put', 'counter', '-5'])).code, 0, 'a negative number is a value, not flags');
+  t.is((await shoal([...at(), 'get', 'counter'])).stdout, '-5');
+  t.is((await shoal([...at(), 'put', 'dash-literal', '--', '-'])).code, 0);
+  t.is((await shoal([...at(), 'get', 'dash-literal'])).stdout, '-', 'after --, "-" is the value itself, not stdin');
   const del = await shoal([...at(), 'del', '--', '-dash']);
   t.is(del.code, 0);
   t.is((await shoal([...at(), 'get', '--', '-dash'])).code, 1);
