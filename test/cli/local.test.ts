@@ -1,6 +1,8 @@
 import test from 'ava';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from '../../src/cli/exit-codes.js';
 import { localCommand, planLocalCluster } from '../../src/cli/local-command.js';
 import { readClusterFile } from '../../src/node/cluster-file.js';
@@ -125,6 +127,7 @@ test('a second launch on a running cluster is refused (exit 3) and leaves its cl
   const stop = new AbortController();
   const b = bufferIo();
   let second: { code: number; stderr: string; planBefore: string; planAfter: string } | null = null;
+  let otherProcess: { status: number | null; stderr: string } | null = null;
   const code = await localCommand({
     nodes: 2, dataDir, clusterFile, logLevel: 'warn', signal: stop.signal,
     onReady: () => {
@@ -135,6 +138,9 @@ test('a second launch on a running cluster is refused (exit 3) and leaves its cl
         const other = await localFile(tmp.dir, ['a', 'b']);
         const c = await localCommand({ nodes: 3, dataDir, clusterFile: other, logLevel: 'warn' }, again.io);
         second = { code: c, stderr: again.stderr(), planBefore, planAfter: readFileSync(join(dataDir, 'cluster.json'), 'utf8') };
+        // From another process, DIR/local.pid refuses it first.
+        const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)), 'local', '--data-dir', dataDir, '--config', other], { encoding: 'utf8', timeout: 60_000 });
+        otherProcess = { status: child.status, stderr: child.stderr };
         const pidB = Number(readFileSync(join(dataDir, 'b', 'LOCK'), 'utf8'));
         process.kill(pidB, 'SIGKILL');
         for (let i = 0; i < 100 && !/killed by SIGKILL/.test(b.stderr()); i++) await new Promise((r) => setTimeout(r, 100));
@@ -148,6 +154,9 @@ test('a second launch on a running cluster is refused (exit 3) and leaves its cl
   // In this process the pid file is our own, so the nodes' data-dir locks refuse it; a second process is refused by DIR/local.pid first.
   t.regex(s.stderr, /is in use by a running (shoal local|agent) \(pid \d+\)/);
   t.is(s.planAfter, s.planBefore, 'the running cluster\'s plan is untouched');
+  const o = otherProcess as unknown as { status: number | null; stderr: string };
+  t.is(o.status, EXIT.UNAVAILABLE);
+  t.regex(o.stderr, new RegExp(`^shoal local: .* is in use by a running shoal local \\(pid ${process.pid}\\); stop it first, or pick another --data-dir\n$`));
   t.regex(b.stderr(), /node b was killed by SIGKILL; 1 of 2 still running/);
   t.notRegex(b.stderr(), /code null/);
   t.is(code, EXIT.OK, `a clean stop of the nodes still running exits 0: ${b.stderr()}`);
