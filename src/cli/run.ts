@@ -377,7 +377,12 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
   y.command('health', 'check that the node serves (exit 3 if not)', (a) => clientOptions(a, io), (argv) => run(healthCommand(clientArgs(argv, io), io)));
   y.command('members', 'list the cluster members and their state', (a) => clientOptions(a, io), (argv) => run(membersCommand(clientArgs(argv, io), io)));
   y.command('ring', 'show the hash ring: ownership per node and its checksum', (a) => clientOptions(a, io), (argv) => run(ringCommand(clientArgs(argv, io), io)));
-  y.command('leave', 'ask the node to hand off its data and leave the cluster', (a) => clientOptions(a, io), (argv) => run(leaveCommand(clientArgs(argv, io), io)));
+  y.command('leave', 'ask the node to hand off its data and leave the cluster', (a) => clientOptions(a, io), (argv) => {
+    const args = clientArgs(argv, io);
+    // With a cluster file's list, "the first node that answers" would leave: make the choice explicit.
+    if (args.addr.includes(',')) throw new UsageError(`leave acts on one node: name it with --addr HOST:PORT (the addresses given were ${args.addr})`);
+    return run(leaveCommand(args, io));
+  });
   y.command(
     'remove <id>',
     'declare a dead member gone for good so its ranges are re-replicated',

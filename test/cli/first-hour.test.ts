@@ -90,6 +90,9 @@ test('--config and SHOAL_CONFIG: addresses tried in turn and the cluster name fr
   t.regex(wrong.stderr, /cluster name mismatch/);
   const flagWins = await shoal(['health', '--addr', `127.0.0.1:${dead}`, '--timeout', '5'], { SHOAL_CONFIG: file });
   t.is(flagWins.code, 3);
+  const leave = await shoal(['leave', '--timeout', '30'], { SHOAL_CONFIG: file });
+  t.is(leave.code, 2, 'leave never picks "whichever node answers first"');
+  t.regex(leave.stderr, /^shoal: leave acts on one node: name it with --addr HOST:PORT/);
   const missing = await shoal(['health', '--config', join(tmp.dir, 'nope.json')]);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /^shoal: --config: invalid cluster file .*nope\.json: no such file\n$/);
