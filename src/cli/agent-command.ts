@@ -1,6 +1,6 @@
 /**
  * `shoal agent`: load the configuration, start the node, serve until SIGTERM/SIGINT, then stop
- * gracefully within shutdown.timeoutMs (exit 0). A second signal, or the time running out, exits at
+ * gracefully within shutdown.timeoutMs (exit 0); a `shoal leave` request ends it the same way. A second signal, or the time running out, exits at
  * once. Start-up failures (bad config, data dir locked, address in use) are one line on stderr.
  */
 import { ShoalError, toShoalError } from '../errors.js';
@@ -24,6 +24,7 @@ export interface AgentArgs {
   resp?: string;
   advertise?: string;
   seeds?: string[];
+  bootstrap?: boolean;
   zone?: string;
   tag?: string[];
   logLevel?: string;
@@ -58,6 +59,7 @@ export function agentOverrides(args: AgentArgs): ConfigOverride[] {
     if (value !== undefined) out.push({ path, value, origin: `flag ${name}` });
   }
   if (args.seeds !== undefined) out.push({ path: 'membership.seeds', value: args.seeds.join(','), origin: 'flag --seeds' });
+  if (args.bootstrap !== undefined) out.push({ path: 'membership.bootstrap', value: String(args.bootstrap), origin: 'flag --bootstrap' });
   if (args.tag !== undefined) out.push({ path: 'node.tags', value: args.tag.join(','), origin: 'flag --tag' });
   for (const assignment of args.set ?? []) {
     const eq = assignment.indexOf('=');
@@ -134,6 +136,13 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     }
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // `shoal leave` stops the node itself (hand off, announce, stop serving): the agent exits 0.
+    void node.stopped().then(() => {
+      if (stopping) return;
+      stopping = true;
+      log.info('left the cluster and stopped; exiting');
+      finish(EXIT.OK);
+    });
     if (args.stopOnStdinClose) {
       io.stdin.on('end', () => {
         if (!stopping) beginStop('stdin closed (launcher went away)');

@@ -248,8 +248,38 @@ export function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
   });
 }
 
+/** How long `shoal leave` waits for the node to be gone after it left (its shutdown.timeoutMs bounds it too). */
+const LEAVE_GONE_WAIT_MS = 60_000;
+const LEAVE_POLL_MS = 200;
+
+/**
+ * `shoal leave`: the node hands its data off, announces the leave and stops (as `consul leave`); the
+ * command then waits until the node no longer answers at its address and says so.
+ */
 export function leaveCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
-  return callCommand(args, io, (c) => c.leave(), () => `OK: the node at ${args.addr} handed off its data and left the cluster\n`);
+  return withClient(args, async (client) => {
+    const before = asRecord(await client.health());
+    const result = await client.leave();
+    const deadline = Date.now() + LEAVE_GONE_WAIT_MS;
+    let gone = false;
+    while (!gone && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, LEAVE_POLL_MS));
+      const probe = makeClient(args);
+      try {
+        const now = asRecord(await probe.health());
+        gone = now.node !== before.node || now.pid !== before.pid;
+      } catch {
+        gone = true; // nothing answers at the address any more
+      } finally {
+        await probe.close();
+      }
+    }
+    const node = typeof before.node === 'string' ? `node ${before.node}` : `the node at ${args.addr}`;
+    if (args.json) io.stdout.write(toJson({ ...asRecord(result ?? {}), node: before.node ?? null, stopped: gone }));
+    else if (gone) io.stdout.write(`OK: ${node} handed off its data, left the cluster and stopped\n`);
+    else io.stderr.write(`shoal: ${node} left the cluster but still answers at ${args.addr} after ${LEAVE_GONE_WAIT_MS / 1000} s\n`);
+    return gone ? EXIT.OK : EXIT.UNAVAILABLE;
+  });
 }
 
 export function removeCommand(args: ClientArgs & { id: string }, io: CliIo): Promise<ExitCode> {

@@ -49,7 +49,7 @@ export interface StatusRow {
   hintsPending: number | null;
   version: string | null;
   uptimeMs: number | null;
-  /** ok | syncing | starting | stopping | unhealthy | unreachable | left */
+  /** ok | syncing | joining | starting | stopping | unhealthy | unreachable | left */
   health: string;
   healthReason: string | null;
   syncing: boolean;
@@ -104,10 +104,15 @@ export async function memberStatus(args: ClientArgs, member: Rec): Promise<Statu
     row.syncing = streaming.syncing === true;
     if (row.syncing) row.syncPercent = num(round.ratio) === undefined ? 0 : percent(num(round.ratio) ?? 0);
     const state = typeof h.state === 'string' ? h.state : 'serving';
+    const reason = typeof h.reason === 'string' ? h.reason : null;
     if (h.ok === true) row.health = row.syncing ? 'syncing' : 'ok';
-    else {
+    else if (reason !== null && reason.startsWith('joining')) {
+      // Waiting for a seed or a member it knew (docs/CLUSTER.md, "One cluster").
+      row.health = 'joining';
+      row.healthReason = reason.replace(/^joining:\s*/, '');
+    } else {
       row.health = state === 'serving' ? 'unhealthy' : state;
-      row.healthReason = typeof h.reason === 'string' ? h.reason : null;
+      row.healthReason = reason;
     }
   } catch (err) {
     row.healthReason = (err as Error).message;

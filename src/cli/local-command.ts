@@ -273,25 +273,35 @@ function pipeLines(stream: NodeJS.ReadableStream | null, prefix: string, out: Cl
   createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => out.write(`${prefix}${line}\n`));
 }
 
-async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number, tls?: RpcTlsClientOptions): Promise<void> {
+/**
+ * Until the agent answers health ok; with `orJoining`, a node that answers "joining" (it has known
+ * members from an earlier run and waits for one of them) is enough.
+ */
+async function waitHealthy(agent: Agent, cluster: string, deadlineMs: number, tls?: RpcTlsClientOptions, orJoining = false): Promise<void> {
   const client = new ShoalClient({ addresses: [agent.node.rpc], clusterName: cluster, timeoutMs: 1000, tls });
+  let lastReason = '';
   try {
     while (Date.now() < deadlineMs) {
       if (!agent.running) throw new Error(`node ${agent.node.id} exited during start-up (see its log lines above)`);
       try {
-        const health = (await client.health()) as { ok?: boolean; pid?: number };
+        const health = (await client.health()) as { ok?: boolean; pid?: number; reason?: unknown };
         // Another process on the same port (an earlier `shoal local` still running) is not our node.
         if (health.pid !== undefined && health.pid !== agent.child.pid) {
           throw new Error(`${agent.node.rpc} is answered by another process (pid ${health.pid}), not node ${agent.node.id}; is another Shoal cluster running on these ports?`);
         }
         if (health.ok === true) return;
+        if (typeof health.reason === 'string') lastReason = health.reason;
+        if (orJoining && typeof health.reason === 'string' && health.reason.startsWith('joining')) return;
       } catch (err) {
         if (!(err instanceof ShoalError)) throw err; // ours: another process holds the port
         // not up yet
       }
       await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
     }
-    throw new Error(`node ${agent.node.id} did not answer health at ${agent.node.rpc} within ${START_TIMEOUT_MS / 1000} s`);
+    if (lastReason.startsWith('joining')) {
+      throw new Error(`node ${agent.node.id} is still ${lastReason} after ${START_TIMEOUT_MS / 1000} s (members it knew from an earlier run are not started; a new data dir, or \`shoal agent --bootstrap\`, starts afresh)`);
+    }
+    throw new Error(`node ${agent.node.id} did not answer health at ${agent.node.rpc} within ${START_TIMEOUT_MS / 1000} s${lastReason === '' ? '' : ` (last: ${lastReason})`}`);
   } finally {
     await client.close();
   }
@@ -439,8 +449,9 @@ export async function localCommand(options: LocalOptions, io: CliIo): Promise<Ex
 
   try {
     // The first node (the seed) first, so the others find it when they join; then the rest at once.
+    // On a later run the first node waits for the members it knew (the rest): it answers "joining".
     const deadline = Date.now() + START_TIMEOUT_MS;
-    await waitHealthy(agents[0], plan.cluster ?? 'dev', deadline, tls?.client);
+    await waitHealthy(agents[0], plan.cluster ?? 'dev', deadline, tls?.client, true);
     for (const node of plan.nodes.slice(1)) if (!stopRequested) watch(launch(node));
     await Promise.all(agents.map((a) => waitHealthy(a, plan.cluster ?? 'dev', deadline, tls?.client)));
   } catch (err) {

@@ -258,6 +258,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
         .option('resp', { type: 'string', describe: 'Redis protocol (RESP) address host:port, "" = off (node.resp)', group: 'Agent:' })
         .option('advertise', { type: 'string', describe: 'host the other nodes reach this one at (node.advertiseHost)', group: 'Agent:' })
         .option('seeds', { type: 'string', array: true, describe: 'seeds to join through: host:port (IP or DNS name) or srv:NAME (membership.seeds)', group: 'Agent:' })
+        .option('bootstrap', { type: 'boolean', describe: 'serve before a seed or known member answered: may start a new cluster (membership.bootstrap)', group: 'Agent:' })
         .option('zone', { type: 'string', describe: 'failure zone (node.zone)', group: 'Agent:' })
         .option('tag', { type: 'string', array: true, describe: 'member tag key=value, repeatable (node.tags)', group: 'Agent:' })
         .option('log-level', { type: 'string', describe: 'error | warn | info | debug (log.level)', group: 'Agent:' })
@@ -377,7 +378,7 @@ function buildParser(io: CliIo, setResult: (code: Promise<ExitCode>) => void): A
   y.command('health', 'check that the node serves (exit 3 if not)', (a) => clientOptions(a, io), (argv) => run(healthCommand(clientArgs(argv, io), io)));
   y.command('members', 'list the cluster members and their state', (a) => clientOptions(a, io), (argv) => run(membersCommand(clientArgs(argv, io), io)));
   y.command('ring', 'show the hash ring: ownership per node and its checksum', (a) => clientOptions(a, io), (argv) => run(ringCommand(clientArgs(argv, io), io)));
-  y.command('leave', 'ask the node to hand off its data and leave the cluster', (a) => clientOptions(a, io), (argv) => {
+  y.command('leave', 'ask the node to hand off its data, leave the cluster and stop (waits until it is gone)', (a) => clientOptions(a, io), (argv) => {
     const args = clientArgs(argv, io);
     // With a cluster file's list, "the first node that answers" would leave: make the choice explicit.
     if (args.addr.includes(',')) throw new UsageError(`leave acts on one node: name it with --addr HOST:PORT (the addresses given were ${args.addr})`);

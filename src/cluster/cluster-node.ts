@@ -465,7 +465,11 @@ export class ClusterNode {
    * push again whatever was written meanwhile. Idempotent: a second call waits for the first.
    */
   private async leave(): Promise<unknown> {
-    this.leaving ??= this.handOffAndLeave();
+    this.leaving ??= this.handOffAndLeave().catch((err: unknown) => {
+      this.leaving = null; // not left: a later leave starts over
+      this.leaveDirty = null;
+      throw err;
+    });
     await this.leaving;
     return {};
   }

@@ -65,7 +65,9 @@ export class Coordinator {
   write(key: string, entry: Entry, consistency?: Consistency): Promise<void> {
     const { config, view, transport } = this.o;
     const owners = view.owners(key);
-    const n = owners.length;
+    // N from the configured replication factor (clamped to the cluster's size, never to who is alive):
+    // owners missing from a shrunken ring count as failed replicas.
+    const n = view.replicas();
     const need = requiredReplies(consistency, config.writeQuorum, n);
     const standInsCount = config.hintsEnabled && consistency !== 'all';
     const usedStandIns = new Set<string>(owners);
@@ -76,7 +78,7 @@ export class Coordinator {
       let acks = 0;
       let pending = 0;
       let done = false;
-      const failures: string[] = [];
+      const failures: string[] = owners.length < n ? [`${n - owners.length} of ${n} replicas are not in the ring`] : [];
       const timer = setTimeout(() => finish(new ShoalError('TIMEOUT', `write of "${key}" timed out after ${config.requestTimeoutMs} ms`)), config.requestTimeoutMs);
       timer.unref();
 
@@ -165,7 +167,7 @@ export class Coordinator {
   read(key: string, consistency?: Consistency): Promise<Entry | null> {
     const { config, view, transport } = this.o;
     const owners = view.owners(key);
-    const n = owners.length;
+    const n = view.replicas();
     const need = requiredReplies(consistency, config.readQuorum, n);
     const up = owners.filter((id) => view.isUp(id));
     if (up.length < need) {

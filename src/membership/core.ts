@@ -123,6 +123,16 @@ const EMPTY_OUTPUT: CoreOutput = Object.freeze({
 });
 /** Below this many members, sampling scans everyone instead of guessing random indices. */
 const SAMPLE_SCAN_MAX = 64;
+/** Known members (from before a restart) tried per join attempt besides every seed: bounds the burst. */
+const JOIN_KNOWN_PER_ATTEMPT_MAX = 16;
+/**
+ * Quick push-pulls with a random member after a join: the first FACTOR gossip intervals after it,
+ * then FOLLOW_UPS more at doubling gaps (with the defaults about 0.5, 1.5, 3.5, 7.5 and 15.5 s, each
+ * ±25 %), before the normal interval. Many members joining at once otherwise miss some of each other
+ * until the next full sync: the gossip of each join is spent on the few members known at that moment.
+ */
+const JOIN_FOLLOW_UP_SYNCS = 4;
+const JOIN_FOLLOW_UP_FACTOR = 2.5;
 
 export class MembershipCore {
   readonly config: MembershipConfig;
@@ -151,7 +161,11 @@ export class MembershipCore {
   private leaving = false;
   private joining = false;
   private joinSeeds: string[] = [];
+  /** Gossip addresses of the members this node knew before it (re)started (the persisted snapshot). */
+  private joinKnown: string[] = [];
   private joinAttempts = 0;
+  /** Follow-up push-pulls still due after the join (see JOIN_FOLLOW_UP_SYNCS). */
+  private followUpSyncs = 0;
   private nextJoinAtMs = Infinity;
   private nextProbeAtMs = 0;
   private nextGossipAtMs = 0;
@@ -185,12 +199,18 @@ export class MembershipCore {
 
   // ---- inputs ---------------------------------------------------------------------------------
 
-  /** Starts joining through `seeds` (gossip addresses): push-pull with each until one answers. */
-  join(now: number, seeds: string[]): CoreOutput {
+  /**
+   * Starts joining through `seeds` and the members this node `known` before a restart (gossip
+   * addresses): push-pull with all seeds and up to JOIN_KNOWN_PER_ATTEMPT_MAX known members per
+   * attempt, with backoff, until one answers. With neither, this node starts a new cluster.
+   */
+  join(now: number, seeds: string[], known: string[] = []): CoreOutput {
     this.ensureStarted(now);
-    this.joinSeeds = [...new Set(seeds)].filter((seed) => seed !== this.selfRec.gossip);
+    this.joinSeeds = this.withoutSelf(seeds);
+    const seedSet = new Set(this.joinSeeds);
+    this.joinKnown = this.withoutSelf(known).filter((addr) => !seedSet.has(addr));
     this.enqueue(this.selfAlive());
-    if (this.joinSeeds.length > 0) {
+    if (this.joinSeeds.length + this.joinKnown.length > 0) {
       this.joining = true;
       this.joinAttempts = 0;
       this.nextJoinAtMs = now;
@@ -204,7 +224,7 @@ export class MembershipCore {
    */
   setJoinSeeds(seeds: string[]): void {
     if (!this.joining) return;
-    const next = [...new Set(seeds)].filter((seed) => seed !== this.selfRec.gossip);
+    const next = this.withoutSelf(seeds);
     if (next.length > 0) this.joinSeeds = next;
   }
 
@@ -221,6 +241,7 @@ export class MembershipCore {
     if (!this.leaving) {
       this.leaving = true;
       this.joining = false;
+      this.nextJoinAtMs = Infinity;
       this.probe = null;
       const message: LeftMessage = { t: 'left', id: this.selfRec.id, i: this.selfRec.incarnation };
       this.selfRec.state = 'left';
@@ -228,6 +249,8 @@ export class MembershipCore {
       this.liveCount -= 1;
       this.enqueue(message);
       this.nextGossipAtMs = now;
+      // Our own view knows it too: the cluster layer stops counting us as an owner at once.
+      this.emit('left', this.selfRec);
     }
     return this.tick(now);
   }
@@ -287,17 +310,16 @@ export class MembershipCore {
     this.ensureStarted(now);
     this.counters.syncsReceived += 1;
     this.merge(now, state, true);
-    return { reply: this.localState(false), output: this.drain() };
+    // A member that has joined (not one that is itself still joining) reached us: we are in its cluster.
+    if (this.joining && !state.j && state.f !== this.selfRec.id) this.joined(now);
+    return { reply: this.localState(this.joining), output: this.drain() };
   }
 
   /** The answer to a push-pull request we sent (`join` = it was a join attempt). */
   handleSyncResponse(now: number, state: SyncState): CoreOutput {
     this.ensureStarted(now);
     const joinAnswer = this.joining;
-    if (this.joining) {
-      this.joining = false;
-      this.nextJoinAtMs = Infinity;
-    }
+    if (this.joining) this.joined(now);
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();
@@ -749,15 +771,30 @@ export class MembershipCore {
     // memberlist's pushPullScale: beyond 32 members, sync less often so the cluster-wide rate stays flat.
     const scale = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
     this.nextPushPullAtMs = now + this.config.pushPullIntervalMs * scale;
+    if (this.followUpSyncs > 0) {
+      // Right after a join: a few quick syncs pick up members that joined at the same moment, whose
+      // alive gossip spent its retransmits on the few members we knew then.
+      const k = JOIN_FOLLOW_UP_SYNCS - this.followUpSyncs;
+      this.followUpSyncs -= 1;
+      this.nextPushPullAtMs = now + this.config.gossipIntervalMs * JOIN_FOLLOW_UP_FACTOR * 2 ** (k + 1) * (0.75 + 0.5 * this.random());
+    }
     if (this.leaving || this.joining) return;
     const [peer] = this.sample(1, (rec) => rec.state === 'alive');
     if (peer !== undefined) this.sync(peer.gossip, false);
   }
 
+  /**
+   * memberlist's reconnect: a push-pull with one random dead or left member per interval. A split
+   * cluster merges again once the link is back, and a member that left and came back (but reached
+   * none of the members it knew) is found.
+   */
   private reconnectRound(now: number): void {
     this.nextReconnectAtMs = now + this.config.reconnectIntervalMs;
     if (this.leaving || this.dead.size === 0) return;
-    const candidates = [...this.dead].filter((id) => this.records.get(id)?.state === 'dead');
+    const candidates = [...this.dead].filter((id) => {
+      const state = this.records.get(id)?.state;
+      return state === 'dead' || state === 'left';
+    });
     if (candidates.length === 0) return;
     const rec = this.records.get(candidates[Math.floor(this.random() * candidates.length)]);
     if (rec !== undefined) this.sync(rec.gossip, false);
@@ -788,10 +825,24 @@ export class MembershipCore {
 
   private attemptJoin(now: number): void {
     for (const seed of this.joinSeeds) this.sync(seed, true);
+    const known = this.joinKnown.slice();
+    shuffle(known, this.random);
+    for (const addr of known.slice(0, JOIN_KNOWN_PER_ATTEMPT_MAX)) this.sync(addr, true);
     const c = this.config;
     const delay = Math.min(c.joinRetryMaxMs, c.joinRetryInitialMs * 2 ** Math.min(this.joinAttempts, 30));
     this.joinAttempts += 1;
     this.nextJoinAtMs = now + delay * (0.8 + 0.4 * this.random());
+  }
+
+  private joined(now: number): void {
+    this.joining = false;
+    this.nextJoinAtMs = Infinity;
+    this.followUpSyncs = JOIN_FOLLOW_UP_SYNCS;
+    this.nextPushPullAtMs = now + this.config.gossipIntervalMs * JOIN_FOLLOW_UP_FACTOR * (0.75 + 0.5 * this.random());
+  }
+
+  private withoutSelf(addrs: string[]): string[] {
+    return [...new Set(addrs)].filter((addr) => addr !== this.selfRec.gossip);
   }
 
   // ---- output ---------------------------------------------------------------------------------

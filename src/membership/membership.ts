@@ -16,6 +16,7 @@ import { type Logger, nullLogger, rateLimited } from '../log.js';
 import type { Keyring } from '../security/keyring.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
+import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
 import { formatSeedAddress, ownGossipAddresses, parseSeed, resolveSeeds, seedsNeedDns } from './seeds.js';
@@ -41,7 +42,7 @@ export interface MembershipOptions {
   seeds: string[];
   /** DNS servers for the seeds (`ip` or `ip:port`); default the system's resolver. */
   dnsServers?: string[];
-  /** Where the incarnation number is kept across restarts. */
+  /** Where the incarnation number and the known members are kept across restarts. */
   dataDir: string;
   config?: Partial<MembershipConfig>;
   logger?: Logger;
@@ -60,6 +61,8 @@ export interface MembershipOptions {
 export interface MembershipStats extends CoreStats {
   checksum: string;
   joining: boolean;
+  /** Members persisted in the data dir (known-members.json): join targets after a restart. */
+  knownMembers: number;
   sendErrors: number;
   syncErrors: number;
   syncRejected: number;
@@ -78,6 +81,8 @@ const INCARNATION_FILE = 'membership.json';
 /** Longest sleep between two timer checks, so a clock hiccup cannot stall the protocol. */
 const TIMER_SLEEP_MS_MAX = 1000;
 const BIND_ATTEMPTS_MAX = 8;
+/** The known-members file is written at most this often (membership changes come in bursts). */
+const KNOWN_PERSIST_INTERVAL_MS = 1000;
 /** resolveMembershipConfig's lower bound on datagramBytesMax, which the core's (smaller) budget must meet too. */
 const DATAGRAM_BYTES_MIN = 512;
 
@@ -110,17 +115,9 @@ async function readIncarnation(dataDir: string): Promise<number> {
   }
 }
 
+/** Durably (temp file, fsync, rename, fsync the directory): a restart never goes back in incarnations. */
 async function writeIncarnation(dataDir: string, incarnation: number): Promise<void> {
-  const file = path.join(dataDir, INCARNATION_FILE);
-  const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify({ incarnation }));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
+  await writeJsonDurably(dataDir, INCARNATION_FILE, { incarnation });
 }
 
 function formatAddr(address: string, port: number): string {
@@ -175,6 +172,8 @@ export class Membership {
   private stopped = false;
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
+  private knownTimer: NodeJS.Timeout | null = null;
+  private joinedLogged = false;
   private sendErrors = 0;
   private syncErrors = 0;
   private readonly warn: (key: string, message: string, fields?: Record<string, unknown>) => void;
@@ -204,6 +203,7 @@ export class Membership {
     config: MembershipConfig,
     options: MembershipOptions,
     port: number,
+    private readonly known: KnownMembers,
   ) {
     this.datagramBytesMax = config.datagramBytesMax;
     this.seedSpecs = [...options.seeds];
@@ -222,6 +222,7 @@ export class Membership {
     await fs.mkdir(options.dataDir, { recursive: true });
     const incarnation = (await readIncarnation(options.dataDir)) + 1;
     await writeIncarnation(options.dataDir, incarnation);
+    const known = new KnownMembers(options.id, await readKnownMembers(options.dataDir));
 
     let self: Membership | null = null;
     const listener = new SyncListener(
@@ -259,11 +260,13 @@ export class Membership {
       random: cryptoRandom(),
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
-    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, options, port);
+    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, options, port, known);
     self = membership;
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
-    logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds, encrypted: seal !== null });
+    logger.info('membership started', {
+      gossip: core.self().gossip, incarnation, seeds: options.seeds, knownMembers: known.list().length, encrypted: seal !== null,
+    });
     await membership.joinThroughSeeds();
     return membership;
   }
@@ -280,9 +283,19 @@ export class Membership {
     return this.core.checksum();
   }
 
-  /** True until one seed answered (or there were none). */
+  /** True until one seed or known member answered (false at once when there were none: a new cluster). */
   get joining(): boolean {
     return this.core.isJoining || this.seedsPending;
+  }
+
+  /** Ids of the members persisted as known (not left, not reaped), self excluded. */
+  knownMemberIds(): string[] {
+    return this.known.ids();
+  }
+
+  /** Forgets a member for good (an operator's `shoal remove`): no longer a join target or counted. */
+  forget(id: string): void {
+    if (this.known.forget(id)) this.scheduleKnownPersist();
   }
 
   stats(): MembershipStats {
@@ -290,6 +303,7 @@ export class Membership {
       ...this.core.stats(),
       checksum: this.core.checksum(),
       joining: this.joining,
+      knownMembers: this.known.ids().length,
       sendErrors: this.sendErrors,
       syncErrors: this.syncErrors,
       syncRejected: this.listener.rejected,
@@ -350,8 +364,11 @@ export class Membership {
     if (this.seedTimer !== null) clearTimeout(this.seedTimer);
     this.seedTimer = null;
     await this.resolving;
+    if (this.knownTimer !== null) clearTimeout(this.knownTimer);
+    this.knownTimer = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     await this.listener.close();
+    if (this.known.dirty) this.persistKnown();
     await this.persisting;
   }
 
@@ -362,15 +379,26 @@ export class Membership {
   /** The first resolution of the seeds, then the join (or, when no seed resolved, retries until one does). */
   private async joinThroughSeeds(): Promise<void> {
     const addresses = await this.resolveSeedsNow();
-    if (addresses.errors > 0 && addresses.found.length === 0) {
-      // Seeds are configured but none resolved (DNS down, a record not published yet): this is not
-      // a first node, so it must not start alone; it keeps resolving and joins once a seed appears.
+    const known = this.knownAddresses();
+    if (addresses.errors > 0 && addresses.found.length === 0 && known.length === 0) {
+      // Seeds are configured but none resolved (DNS down, a record not published yet) and no member
+      // is known: this is not a first node, so it must not start alone; it keeps resolving and joins
+      // once a seed appears.
       this.seedsPending = true;
       this.logger.warn('no seed resolved; retrying before joining', { seeds: this.seedSpecs });
     } else {
-      this.apply(this.core.join(this.now(), addresses.found));
+      if (addresses.found.length + known.length === 0) {
+        this.logger.info('no seeds and no known members: starting a new cluster');
+        this.joinedLogged = true;
+      }
+      this.apply(this.core.join(this.now(), addresses.found, known));
     }
     this.scheduleSeedResolve();
+  }
+
+  /** Gossip addresses of the members this node knew (persisted), tried beside the seeds. */
+  private knownAddresses(): string[] {
+    return this.known.list().map((m) => m.gossip);
   }
 
   private async resolveSeedsNow(): Promise<{ found: string[]; errors: number }> {
@@ -408,7 +436,7 @@ export class Membership {
           // Still nothing: keep trying. Nothing but ourselves, without errors: we are the first node.
           if (found.length === 0 && errors > 0) return;
           this.seedsPending = false;
-          this.apply(this.core.join(this.now(), found));
+          this.apply(this.core.join(this.now(), found, this.knownAddresses()));
         } else if (this.core.isJoining) {
           this.core.setJoinSeeds(found);
         } else {
@@ -502,8 +530,9 @@ export class Membership {
         }
       });
     }
-    if (this.seedsDynamic && output.syncs.some((request) => request.join)) this.refreshSeeds();
+    let joinAttempt = false;
     for (const request of output.syncs) {
+      joinAttempt ||= request.join;
       this.transport.request(request.to, request.state).then(
         (raw) => {
           if (this.stopped) return;
@@ -532,14 +561,38 @@ export class Membership {
         () => {}, // the probe fails on its own deadline; UDP already reports the member
       );
     }
+    let knownChanged = false;
     for (const event of output.events) {
       if (event.type !== 'alive' && event.type !== 'joined') {
         this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
       }
+      knownChanged = this.known.apply(event) || knownChanged;
       this.emitter.emit('event', event);
     }
+    if (knownChanged) this.scheduleKnownPersist();
+    if (!this.joinedLogged && !this.core.isJoining) {
+      this.joinedLogged = true;
+      this.logger.info('joined the cluster', { members: this.core.liveMembers });
+    }
+    if (joinAttempt && this.seedsDynamic) this.refreshSeeds();
     this.persistIfChanged();
     this.schedule();
+  }
+
+  private scheduleKnownPersist(): void {
+    if (this.knownTimer !== null || this.stopped) return;
+    this.knownTimer = setTimeout(() => {
+      this.knownTimer = null;
+      this.persistKnown();
+    }, KNOWN_PERSIST_INTERVAL_MS);
+    this.knownTimer.unref();
+  }
+
+  private persistKnown(): void {
+    const snapshot = this.known.takeSnapshot();
+    this.persisting = this.persisting
+      .then(() => writeJsonDurably(this.dataDir, KNOWN_MEMBERS_FILE, snapshot))
+      .catch((err: unknown) => this.logger.error('cannot persist the known members', { error: (err as Error).message }));
   }
 
   private persistIfChanged(): void {

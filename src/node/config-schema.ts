@@ -76,6 +76,12 @@ export type MembershipSection = MembershipConfig & {
   dnsServers: string[];
   /** On a graceful stop, wait at most this long for the leave announcement to spread. */
   leaveTimeoutMs: number;
+  /**
+   * Serve before any seed or known member answered: this node may start a new cluster although it
+   * has seeds or known members (`shoal agent --bootstrap`). Off: such a node keeps joining and
+   * answers UNAVAILABLE until one answers. A node without seeds and known members always starts one.
+   */
+  bootstrap: boolean;
 };
 
 /** The Redis front end's own settings (src/resp/); its limits are the rpc section's. */

@@ -287,7 +287,7 @@ export function validateConfig(candidate: unknown, origins = new Map<string, str
 
 /** Membership's config: the membership section minus the agent's fields. */
 export function membershipLayerConfig(config: ShoalConfig): MembershipConfig {
-  const { seeds: _seeds, dnsServers: _dns, leaveTimeoutMs: _leave, ...tunables } = config.membership;
+  const { seeds: _seeds, dnsServers: _dns, leaveTimeoutMs: _leave, bootstrap: _bootstrap, ...tunables } = config.membership;
   return tunables;
 }
 

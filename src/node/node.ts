@@ -17,7 +17,7 @@ import type { MemberState } from '../membership/types.js';
 import { Ring, hashKey } from '../ring/ring.js';
 import { RpcPool } from '../rpc/client.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
-import type { RespNodeInfo } from '../resp/backend.js';
+import type { RespData, RespNodeInfo } from '../resp/backend.js';
 import { RespServer } from '../resp/server.js';
 import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
 import type { Keyring } from '../security/keyring.js';
@@ -41,7 +41,13 @@ export interface StartNodeOptions {
   processMetrics?: boolean;
 }
 
-export type NodeState = 'starting' | 'serving' | 'stopping' | 'stopped';
+export type NodeState = 'starting' | 'serving' | 'leaving' | 'stopping' | 'stopped';
+
+/** What health says while a node with seeds or known members has reached none of them. */
+export const JOINING_REASON = 'joining: no seed or known member answered';
+
+/** Client data operations: refused while joining (UNAVAILABLE) and from the moment a leave starts (CLOSED). */
+const CLIENT_DATA_OPS = new Set(['get', 'put', 'del']);
 
 export interface NodeAddresses {
   rpc: string;
@@ -62,6 +68,8 @@ export interface Node {
   stats(): Record<string, unknown>;
   /** Graceful stop: stop accepting, drain in-flight requests, close the store. Idempotent. */
   stop(): Promise<void>;
+  /** Resolves once the node has stopped, whoever stopped it (a `leave` request stops it too). */
+  stopped(): Promise<void>;
 }
 
 export function splitAddress(addr: string): { host: string; port: number } {
@@ -153,8 +161,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
    * I/O error) makes the node unhealthy until it is restarted; it still answers reads, and the other
    * replicas take the writes (docs/SECURITY.md, "Disk faults"). So does a failed hint store.
    */
+  /** True while this node must not serve: it has seeds or known members and none answered yet. */
+  const joining = (): boolean => membership !== null && membership.joining && !config.membership.bootstrap;
   const unhealthyReason = (): string | null => {
     if (state !== 'serving') return `node is ${state}`;
+    if (joining()) return JOINING_REASON;
     const s = store?.stats();
     if (s?.readOnly === true) return `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}`;
     const hintsFailed = hints?.stats().failed ?? null;
@@ -192,6 +203,37 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
     throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
+  };
+  let stopNode: () => Promise<void> = () => Promise.resolve();
+  let leaving: Promise<unknown> | null = null;
+  /**
+   * `leave` ends the node as `consul leave` ends the agent: from the moment it starts, client data
+   * operations get CLOSED; the cluster layer hands data off and announces the leave (our own view marks
+   * us left); the reply goes out, then the node stops (the agent then exits 0).
+   */
+  /** Refuses a client data operation (either front end) unless this node serves. */
+  const checkClientData = (): void => {
+    if (state !== 'serving') throw new ShoalError('CLOSED', `node ${id} is ${state}; send the request to another node`);
+    if (joining()) throw new ShoalError('UNAVAILABLE', `node ${id} is not serving: ${JOINING_REASON} (it keeps trying; see docs/CLUSTER.md, "One cluster")`);
+  };
+  const gate = (handler: RpcHandler): RpcHandler => async (op, args, ctx) => {
+    if (CLIENT_DATA_OPS.has(op)) checkClientData();
+    if (op !== 'leave') return handler(op, args, ctx);
+    if (state === 'serving') state = 'leaving';
+    leaving ??= handler(op, args, ctx).then(
+      (result) => {
+        setImmediate(() => void stopNode());
+        return result;
+      },
+      (err: unknown) => {
+        // The leave did not happen (it may be asked again): serve as before.
+        nodeLog.warn('leave failed; still serving', { err });
+        if (state === 'leaving') state = 'serving';
+        leaving = null;
+        throw err;
+      },
+    );
+    return leaving;
   };
 
   // The metrics port stays plain HTTP: bind it to loopback or a private network (docs/SECURITY.md).
@@ -364,10 +406,36 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
           ring: { checksum: ring.checksum(), owners: ring.members().length },
         };
       };
+      // The same gate as the RPC port's client data operations: UNAVAILABLE while joining, CLOSED
+      // once a leave or stop started (the front end maps them to CLUSTERDOWN and TRYAGAIN).
+      const respData: RespData = {
+        id: startedCluster.id,
+        dataLimits: startedCluster.dataLimits,
+        get isLeaving(): boolean {
+          return state === 'leaving' || startedCluster.isLeaving;
+        },
+        readLive: async (key, consistency) => {
+          checkClientData();
+          return startedCluster.readLive(key, consistency);
+        },
+        writeValue: async (key, value, expiresAtMs, consistency) => {
+          checkClientData();
+          return startedCluster.writeValue(key, value, expiresAtMs, consistency);
+        },
+        deleteKey: async (key, consistency) => {
+          checkClientData();
+          return startedCluster.deleteKey(key, consistency);
+        },
+        scanPage: async (cursor, request) => {
+          checkClientData();
+          return startedCluster.scanPage(cursor, request);
+        },
+        nowMs: () => startedCluster.nowMs(),
+      };
       const startedResp = new RespServer({
         host: respAddr.host,
         port: respAddr.port,
-        data: startedCluster,
+        data: respData,
         info,
         settings: config.resp,
         limits: serverLimits,
@@ -403,7 +471,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       );
       addresses.metrics = joinAddress(metricsServer.host, metricsServer.port);
     }
-    serve = handler;
+    serve = gate(handler);
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     throw dataDirError(dataDir, err);
@@ -438,7 +506,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const m = membership;
     // shutdown.leave false (a rolling restart): stop without a word; the others see a failure, keep
     // our ranges (deadOwnerGraceMs) and hold hints until we are back.
-    if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
+    if (leaving !== null) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => leaving as Promise<unknown>);
+    else if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
     else if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const resp = respServer;
@@ -459,6 +528,9 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     nodeLog.info('stopped');
   };
   let stopping: Promise<void> | null = null;
+  let markStopped = (): void => undefined;
+  const stoppedPromise = new Promise<void>((resolve) => (markStopped = resolve));
+  stopNode = () => (stopping ??= stop().finally(markStopped));
 
   return {
     id,
@@ -467,6 +539,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     metrics,
     state: () => state,
     stats,
-    stop: () => (stopping ??= stop()),
+    stop: stopNode,
+    stopped: () => stoppedPromise,
   };
 }

@@ -106,6 +106,7 @@ function health(m) {
   if (!m.reachable) return "unreachable";
   if (m.readOnly) return "read-only";
   if (m.nodeState && m.nodeState !== "serving") return m.nodeState;
+  if (m.joining) return "joining";
   if (m.syncing) return "syncing " + Math.round((m.syncRatio || 0) * 100) + "%";
   return "ok";
 }

@@ -76,6 +76,7 @@ export function memberFigures(stats: unknown): Rec {
   return {
     reachable: true,
     nodeState: s.state ?? null,
+    joining: rec(s.membership).joining === true,
     keys: num(store.keys),
     valueBytes: num(store.valueBytes),
     readOnly: store.readOnly === true,

@@ -65,7 +65,10 @@ export type FaultKind =
   | 'partition-oneway'
   | 'join'
   | 'leave'
-  | 'wal-truncate';
+  | 'wal-truncate'
+  | 'seed-restart'
+  | 'leave-rejoin'
+  | 'partition-long';
 
 export interface FaultEvent {
   kind: 'fault';

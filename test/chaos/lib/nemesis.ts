@@ -142,13 +142,24 @@ export class Nemesis {
         this.mark('end', step.fault, step.targets);
         return;
       }
+      case 'seed-restart': {
+        // A graceful stop of a seed (it announces its leave), then the same command again: it must
+        // rejoin the cluster through the members it knew, not serve as a cluster of its own.
+        this.mark('start', step.fault, step.targets);
+        const graceful = await cluster.terminate(target, 10_000);
+        await sleep(step.durationMs, signal);
+        await cluster.start(target);
+        this.mark('end', step.fault, step.targets, graceful ? 'stopped gracefully, restarted' : 'needed SIGKILL after SIGTERM; restarted');
+        return;
+      }
       case 'partition-one':
       case 'partition-split':
+      case 'partition-long':
       case 'partition-oneway': {
         const fw = this.firewall();
         this.mark('start', step.fault, step.targets);
         if (step.fault === 'partition-one') fw.isolate(this.ips(step.targets)[0], this.ips(others(step.targets)));
-        else if (step.fault === 'partition-split') fw.split(this.ips(step.targets), this.ips(others(step.targets)));
+        else if (step.fault === 'partition-split' || step.fault === 'partition-long') fw.split(this.ips(step.targets), this.ips(others(step.targets)));
         else fw.oneWay(this.ips(step.targets)[0], this.ips(others(step.targets)));
         await sleep(step.durationMs, signal);
         fw.heal();
@@ -163,7 +174,8 @@ export class Nemesis {
         this.mark('end', step.fault, step.targets);
         return;
       }
-      case 'leave': {
+      case 'leave':
+      case 'leave-rejoin': {
         this.mark('start', step.fault, step.targets);
         this.members = this.members.filter((m) => m !== target);
         this.left.add(target);
@@ -177,8 +189,17 @@ export class Nemesis {
         } finally {
           await client.close();
         }
-        if (!(await cluster.waitExit(target, 2000)) && !(await cluster.terminate(target, 10_000))) detail += '; needed SIGKILL after SIGTERM';
+        // `shoal leave` ends the agent by itself (exit 0).
+        if (!(await cluster.waitExit(target, 10_000))) detail += '; did not exit by itself';
+        if (cluster.isRunning(target) && !(await cluster.terminate(target, 10_000))) detail += '; needed SIGKILL after SIGTERM';
         await sleep(step.durationMs, signal);
+        if (step.fault === 'leave-rejoin') {
+          // The same node, same data dir, started again: it rejoins at a higher incarnation.
+          await cluster.start(target);
+          this.left.delete(target);
+          this.members.push(target);
+          detail += '; rejoined';
+        }
         this.mark('end', step.fault, step.targets, detail);
         return;
       }
@@ -190,6 +211,7 @@ export class Nemesis {
     this.o.firewall?.heal();
     for (const id of this.paused) this.o.cluster.cont(id);
     this.paused.clear();
-    for (const id of this.members) if (!this.o.cluster.isRunning(id)) await this.o.cluster.start(id);
+    // All at once: a restarted node may wait for another member it knew before it serves.
+    await Promise.all(this.members.filter((id) => !this.o.cluster.isRunning(id)).map((id) => this.o.cluster.start(id)));
   }
 }
