@@ -5,7 +5,8 @@
  */
 import { ShoalError, toShoalError } from '../errors.js';
 import { loadConfig, type ConfigOverride } from '../node/config.js';
-import { ENV_CONFIG_FILE, ENV_NODE } from '../node/config-env.js';
+import { ENV_CONFIG_FILE, ENV_NODE, unknownEnvVars } from '../node/config-env.js';
+import { DEFAULTS } from '../node/config-defaults.js';
 import { createNodeLogger } from '../node/logging.js';
 import { installLastResort } from '../node/last-resort.js';
 import { startNode } from '../node/node.js';
@@ -85,6 +86,7 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     return EXIT.USAGE;
   }
   const { config } = loaded;
+  for (const unknown of unknownEnvVars(io.env, DEFAULTS)) io.stderr.write(`shoal agent: warning: ${unknown.message}\n`);
   const logger = createNodeLogger({ level: config.log.level, format: config.log.format, fields: { node: config.node.id } });
 
   let node;

@@ -16,7 +16,7 @@ import { type DataArgLimits, parseDelArgs, parseGetArgs, parsePutArgs } from '..
 import type { ClusterConfig, Consistency } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
-import { KeyListing, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
+import { KeyListing, parseToken, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
 import { batchBytesMax } from './batch.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
@@ -49,6 +49,25 @@ const STREAM_SETTLE_WAIT_MS = 30_000;
 
 /** Anti-entropy sweeps of a catch-up after joining from a ring of this node alone. */
 const CATCH_UP_SWEEPS_MAX = 20;
+/** Keys per page of the `scan` op: by default and at most (the page's values are read one by one). */
+const SCAN_OP_LIMIT_DEFAULT = 100;
+const SCAN_OP_LIMIT_MAX = 1000;
+/** Values of one `scan` page read at once. */
+const SCAN_OP_READS_IN_FLIGHT = 16;
+
+/** `run` over `items` with at most `limit` in flight; results in the items' order. */
+async function boundedMap<T, R>(items: T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await run(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
@@ -194,6 +213,7 @@ export class ClusterNode {
       bootstrap: storeStats.keys + storeStats.tombstones === 0,
       onSynced: () => this.scheduleCleanup(),
       onJoinedFromAlone: () => this.tasks.run('catch-up', () => this.catchUp()),
+      now,
     });
     this.streamSource = new StreamSource({
       selfId: this.id,
@@ -256,6 +276,8 @@ export class ClusterNode {
         return this.leave();
       case 'remove':
         return this.remove(args);
+      case 'scan':
+        return this.scanOp(args);
       default:
         throw new ShoalError('BAD_REQUEST', `unknown operation "${op}"`);
     }
@@ -367,6 +389,47 @@ export class ClusterNode {
     const { key, consistency, seenTs } = parseDelArgs(args, this.argLimits);
     const entry = await this.deleteKey(key, consistency, seenTs);
     return { version: { ts: entry.ts, node: entry.node } };
+  }
+
+  /**
+   * The `scan` op (docs/PROTOCOL.md): one page of scanPage (the cluster-wide scan RESP SCAN uses too),
+   * with the cursor as a decimal string (nil when done), a key prefix, and each key's live value and
+   * version read at the configured R unless only keys are asked for.
+   */
+  private async scanOp(args: Args): Promise<unknown> {
+    const text = (name: string): string | undefined => {
+      const value = args[name];
+      if (value === undefined || value === null) return undefined;
+      if (typeof value !== 'string') throw new ShoalError('BAD_REQUEST', `scan: "${name}" must be a string`);
+      return value;
+    };
+    const limit = args.limit ?? SCAN_OP_LIMIT_DEFAULT;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_OP_LIMIT_MAX) {
+      throw new ShoalError('BAD_REQUEST', `scan: "limit" must be an integer from 1 to ${SCAN_OP_LIMIT_MAX}`);
+    }
+    const cursorText = text('cursor');
+    const cursor = cursorText === undefined || cursorText === '' ? 0n : parseToken(cursorText);
+    const prefix = text('prefix') ?? '';
+    if (Buffer.byteLength(prefix) > this.dataLimits.keyBytesMax) throw new ShoalError('BAD_REQUEST', 'scan: "prefix" is longer than a key may be');
+    const request: ScanPageRequest = { count: limit };
+    if (prefix !== '') request.match = prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`) + '*';
+    const page = await this.scanPage(cursor, request);
+    const entries: Args[] = [];
+    if (args.keysOnly === true) {
+      for (const key of page.keys) entries.push({ key });
+    } else {
+      // Values are read like get reads them, a few keys at a time; a key deleted meanwhile drops out.
+      const read = await boundedMap(page.keys, SCAN_OP_READS_IN_FLIGHT, (key) => this.readLive(key));
+      page.keys.forEach((key, i) => {
+        const entry = read[i];
+        if (entry === null) return;
+        const item: Args = { key, value: entry.value, version: { ts: entry.ts, node: entry.node } };
+        if (entry.expiresAtMs !== undefined) item.expiresAtMs = entry.expiresAtMs;
+        entries.push(item);
+      });
+    }
+    const unreachable = this.view.ring().members().filter((id) => !this.view.isUp(id)).sort();
+    return { entries, cursor: page.cursor === 0n ? null : page.cursor.toString(), unreachable };
   }
 
   private members(): unknown {

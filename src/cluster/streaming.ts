@@ -24,6 +24,7 @@ import { entryPairs, entryToWire } from './args.js';
 import { BATCH_ITEMS_MAX, BatchAccumulator, batchBytesMax, entryWireBytes } from './batch.js';
 import type { NodeContext } from './context.js';
 import { Pacer } from './pacer.js';
+import { Progress } from './progress.js';
 import type { RingLike } from './ports.js';
 import { scanStore } from './scan.js';
 
@@ -39,6 +40,8 @@ export interface StreamingOptions extends NodeContext {
   onSynced?: (ring: RingLike) => void;
   /** Called when a round moved this node from a ring of itself alone to one with others (see above). */
   onJoinedFromAlone?: () => void;
+  /** Clock for the progress lines (default Date.now). */
+  now?: () => number;
 }
 
 interface PendingSync {
@@ -61,6 +64,8 @@ export class Streaming {
   private rerun = false;
   private retries = 0;
   private closed = false;
+  /** The current round's progress (null between rounds). */
+  private roundProgress: Progress | null = null;
   private readonly progress = {
     rounds: 0,
     roundsFailed: 0,
@@ -127,7 +132,13 @@ export class Streaming {
   }
 
   stats(): Record<string, unknown> {
-    return { syncing: this.pending !== null, bootstrap: this.bootstrap, ...this.progress };
+    const round = this.roundProgress?.figures();
+    return {
+      syncing: this.pending !== null,
+      bootstrap: this.bootstrap,
+      ...this.progress,
+      round: round === undefined ? null : { keys: round.keys, keysTotal: round.keysTotal, bytes: round.bytes, elapsedMs: round.elapsedMs, ratio: this.roundProgress?.ratio() ?? 1 },
+    };
   }
 
   close(): void {
@@ -157,7 +168,10 @@ export class Streaming {
     await scanStore(this.o.store, (key, entry) => {
       if (!only || only.has(key)) entries.push([key, entry]);
     });
+    const progress = new Progress(only ? 'leave: pushing late writes' : 'leave: handing data off', this.o.logger, this.o.now ?? Date.now);
+    progress.expect(entries.length);
     for (const [key, entry] of entries) {
+      progress.add(1, key.length + (entry.value?.length ?? 0));
       const before = view.owners(key);
       if (!before.includes(view.selfId)) continue;
       const size = entryWireBytes(key, entry);
@@ -170,6 +184,7 @@ export class Streaming {
     for (const [target, batch] of batches.drain()) await flush(target, batch);
     this.progress.leavePushedKeys += pushed;
     this.progress.leaveFailedKeys += failed;
+    progress.done();
     this.o.logger.info('leave: data pushed to new owners', { pushed, failed, keys: entries.length });
     return { pushed, failed };
   }
@@ -225,6 +240,7 @@ export class Streaming {
     this.progress.sourcesDone = 0;
     this.progress.keysTotal = 0;
     this.o.logger.info('streaming: pulling newly owned ranges', { from: sources, base: base.checksum(), ring: target.checksum() });
+    this.roundProgress = new Progress('streaming', this.o.logger, this.o.now ?? Date.now, { from: sources.length });
     const request: Args = {
       puller: self,
       ranges: target.rangesFor(self, n).map(rangeToWire),
@@ -240,6 +256,8 @@ export class Streaming {
     };
     const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
     this.progress.rounds += 1;
+    this.roundProgress.done(results.every(Boolean) ? 'done' : 'interrupted (will retry)');
+    this.roundProgress = null;
     // Others in the base but none reachable: nothing could be pulled, which is not success.
     const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
     if (ok && view.ring().checksum() === target.checksum()) {
@@ -280,13 +298,17 @@ export class Streaming {
         if (this.closed) return false;
         const result = (await transport.call(source, 'internal.stream', args, { timeoutMs: config.internalTimeoutMs * 5 })) as Args;
         const entries = entryPairs('internal.stream', result, 'entries', BATCH_ITEMS_MAX);
-        if (args === request && typeof result.total === 'number') this.progress.keysTotal += result.total;
+        if (args === request && typeof result.total === 'number') {
+          this.progress.keysTotal += result.total;
+          this.roundProgress?.expect(result.total);
+        }
         let bytes = 0;
         // One batch applied together: a group-committing store makes it one fsync.
         await Promise.all(entries.map(([key, entry]) => this.o.apply(key, entry)));
         for (const [key, entry] of entries) bytes += entryWireBytes(key, entry);
         this.progress.keysReceived += entries.length;
         this.progress.bytesReceived += bytes;
+        this.roundProgress?.add(entries.length, bytes);
         this.o.metrics?.inc('cluster_stream_keys_total', {}, entries.length);
         if (result.done === true) break;
         await this.pacer.take(bytes);

@@ -15,7 +15,7 @@ import { parseDnsServer, parseSeed } from '../membership/seeds.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { ADDRESS_PATTERN, DNS_SERVER_PATTERN, SEED_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
 import { readClusterFile, type ClusterFile } from './cluster-file.js';
-import { ENV_ALIASES, envName } from './config-env.js';
+import { ENV_ALIASES, envName, unknownEnvVars } from './config-env.js';
 import { DEFAULTS as defaultsJson } from './config-defaults.js';
 
 export type { ShoalConfig } from './config-schema.js';
@@ -31,6 +31,8 @@ export interface ConfigOverride {
 export interface LoadConfigOptions {
   /** Path of a cluster file (cluster.example.json layout). */
   clusterFile?: string;
+  /** How errors name the cluster file (default: its path); `shoal local` names the user's file, not its plan. */
+  clusterFileLabel?: string;
   /** Which node of the cluster file this is; optional when the file lists one node. */
   nodeId?: string;
   /** Environment to read SHOAL_* variables from; default process.env. */
@@ -304,15 +306,19 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   let clusterFile: ClusterFile | null = null;
   if (options.clusterFile !== undefined) {
-    const origin = `cluster file ${options.clusterFile}`;
+    const origin = `cluster file ${options.clusterFileLabel ?? options.clusterFile}`;
     clusterFile = readClusterFile(options.clusterFile, (path) => readFileSync(path, 'utf8'));
     mergeLayer(merged, clusterFileLayer(clusterFile, options.nodeId, origin), origin, origins, leaves);
   } else if (options.nodeId !== undefined) {
     throw new ShoalError('CONFIG', 'invalid configuration: --node needs --config FILE (a cluster file listing the nodes)', { field: 'node.id' });
   }
 
+  const env = options.env ?? process.env;
+  // A variable that looks like a setting but names none is a typo: refuse it, like an unknown field.
+  const typo = unknownEnvVars(env, defaultsJson).find((u) => u.setting);
+  if (typo) throw new ShoalError('CONFIG', `invalid configuration: ${typo.message}`, { field: typo.name });
   const envOrigins = new Map<string, string>();
-  mergeLayer(merged, envLayer(options.env ?? process.env, envOrigins, paths), 'env', origins, leaves);
+  mergeLayer(merged, envLayer(env, envOrigins, paths), 'env', origins, leaves);
   for (const [path, origin] of envOrigins) origins.set(path, origin);
 
   for (const o of options.overrides ?? []) {

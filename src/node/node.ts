@@ -30,6 +30,9 @@ import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { KeyringOps } from './keyring-ops.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
+import { MemberEvents } from './member-events.js';
+import { statusSnapshotter } from './status-snapshot.js';
+import { SHOAL_VERSION } from '../version.js';
 import { nodeTls } from './tls-config.js';
 
 export interface StartNodeOptions {
@@ -100,6 +103,36 @@ function listenError(kind: string, addr: string, err: unknown): ShoalError {
   return toShoalError(err);
 }
 
+/**
+ * A file-system error on the data dir in plain words (a raw `EROFS: read-only file system, open
+ * '/x/LOCK'` tells a newcomer little). Only raw errors about a path inside the data dir are turned;
+ * anything else is returned as it is.
+ */
+export function dataDirError(dataDir: string, err: unknown): unknown {
+  if (err instanceof ShoalError || !(err instanceof Error)) return err;
+  const e = err as NodeJS.ErrnoException;
+  const path = typeof e.path === 'string' ? resolvePath(e.path) : null;
+  if (path === null || !(path === dataDir || path.startsWith(dataDir + '/') || dataDir.startsWith(path + '/'))) return err;
+  const fix = 'set node.dataDir (--data-dir) to a writable directory';
+  switch (e.code) {
+    case 'EROFS':
+      return new ShoalError('CONFIG', `data dir ${dataDir} is on a read-only file system (EROFS, at ${path}); ${fix}`, { field: 'node.dataDir' });
+    case 'EACCES':
+    case 'EPERM':
+      return new ShoalError('CONFIG', `no permission to write in the data dir ${dataDir} (${e.code}, at ${path}); fix its owner or mode, or ${fix}`, { field: 'node.dataDir' });
+    case 'ENOENT':
+      return new ShoalError('CONFIG', `the data dir ${dataDir} cannot be created or was removed (ENOENT, at ${path}): is its file system read-only, or a parent missing? ${fix}`, { field: 'node.dataDir' });
+    case 'EEXIST':
+      return new ShoalError('CONFIG', `the data dir ${dataDir} is a file, not a directory (EEXIST); ${fix}`, { field: 'node.dataDir' });
+    case 'ENOTDIR':
+      return new ShoalError('CONFIG', `a part of the data dir's path ${dataDir} is a file, not a directory (ENOTDIR); ${fix}`, { field: 'node.dataDir' });
+    case 'ENOSPC':
+      return new ShoalError('UNAVAILABLE', `the disk of the data dir ${dataDir} is full (ENOSPC, at ${path}); free some space`, { field: 'node.dataDir' });
+    default:
+      return err;
+  }
+}
+
 export async function startNode(config: ShoalConfig, options: StartNodeOptions = {}): Promise<Node> {
   const log = options.logger ?? nullLogger;
   const nodeLog = log.child({ layer: 'node' });
@@ -140,15 +173,20 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   };
   const health = (): { ok: boolean } & Record<string, unknown> => {
     const reason = unhealthyReason();
-    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid };
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid, version: SHOAL_VERSION };
     if (reason !== null) body.reason = reason;
     return body;
   };
+  let memberEvents: MemberEvents | null = null;
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
+    /** `cluster` holds the cluster layer's figures once it runs (node-ops.ts); the name stays here. */
+    clusterName: config.cluster.name,
+    version: SHOAL_VERSION,
     state,
     uptimeMs: Date.now() - startedAtMs,
+    requests: { perSec: metrics.recent.perSec(), p99MsLastMinute: metrics.recent.p99Ms() },
     addresses: { ...addresses },
     dataDir,
     store: store?.stats() ?? null,
@@ -157,6 +195,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     membership: membership?.stats() ?? null,
     hints: hints?.stats() ?? null,
     keyring: keyring === null ? null : { file: keyringFile, ...keyring.stats(), keys: keyring.list() },
+    events: memberEvents?.list() ?? [],
   });
 
   // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
@@ -218,7 +257,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       }
     }
     // The storage section's fields are the store's options, by name.
-    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }) });
+    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }), onFsync: (ms) => metrics.observeFsync(ms) });
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
@@ -244,6 +283,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cleanups.push(() => server.close({ drainMs: 0 }));
     addresses.rpc = joinAddress(bound.host, bound.port);
+    metrics.setRpcStats(() => server.stats());
 
     const gossipAddr = splitAddress(config.node.gossip);
     const advertise = config.node.advertiseHost === '' ? undefined : config.node.advertiseHost;
@@ -276,6 +316,10 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     };
     startedMembership.on('event', countMembers);
     countMembers();
+    const events = new MemberEvents(log.child({ layer: 'membership' }));
+    memberEvents = events;
+    startedMembership.on('event', (event: Parameters<MemberEvents['record']>[0]) => events.record(event));
+    metrics.setGossipStats(() => startedMembership.stats());
     const ring = keyring;
     metrics.setGossipSecurity(() => {
       const m = startedMembership.stats();
@@ -319,6 +363,15 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cluster = startedCluster;
     cleanups.push(() => startedCluster.close());
+    metrics.setClusterStats(() => {
+      const streaming = startedCluster.streaming.stats() as { syncing: boolean; bytesReceived: number; round: { ratio: number } | null };
+      return {
+        ownership: startedCluster.view.ring().ownership(),
+        syncing: streaming.syncing,
+        streamProgress: streaming.round?.ratio ?? (streaming.syncing ? 0 : 1),
+        streamBytesReceived: streaming.bytesReceived,
+      };
+    });
     const keyringOps = new KeyringOps({
       selfId: id,
       keyring,
@@ -402,7 +455,18 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
 
     if (config.metrics.enabled) {
       const m = splitAddress(config.node.metrics);
-      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, logger: log.child({ layer: 'metrics' }) }).catch(
+      const status = statusSnapshotter({
+        self: id,
+        cluster: config.cluster.name,
+        version: SHOAL_VERSION,
+        members: () => startedMembership.members(),
+        ring: () => startedCluster.view.ring(),
+        stats: () => ({ ...stats(), cluster: startedCluster.stats() }),
+        peerStats: (rpc, timeoutMs) => pool.call(rpc, 'stats', {}, { timeoutMs }),
+        events: () => events.list(),
+        now: Date.now,
+      });
+      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, status, logger: log.child({ layer: 'metrics' }) }).catch(
         (err: unknown) => {
           throw listenError('metrics', config.node.metrics, err);
         },
@@ -412,7 +476,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     serve = gate(handler);
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    throw err;
+    throw dataDirError(dataDir, err);
   }
 
   state = 'serving';

@@ -38,6 +38,8 @@ export { DEFAULT_STORE_OPTIONS } from './options.js';
 /** Options for tests: replace the file operations of the write paths (fault injection). */
 export interface OpenStoreOptions extends StoreOptions {
   io?: FileIo;
+  /** Called with the duration of each WAL fdatasync (the node's fsync latency histogram). */
+  onFsync?: (latencyMs: number) => void;
 }
 
 /** Snapshots kept on disk: the newest and one fallback in case the newest does not verify. */
@@ -143,6 +145,7 @@ export class ShardStore implements Store {
           logger: opts.logger,
           onFailure: (failure, ackedSeq) => store?.turnReadOnly(failure, ackedSeq),
           onAcked: (seq) => store?.acked(seq),
+          onFsync: options.onFsync,
         },
         recovered.wal,
       );

@@ -37,6 +37,8 @@ export interface WalOptions {
   onFailure: (failure: ShoalError, ackedSeq: number) => void;
   /** Called after each acknowledged batch with its last sequence number. */
   onAcked?: (seq: number) => void;
+  /** Called with the duration of each fdatasync (the fsync latency histogram). */
+  onFsync?: (latencyMs: number) => void;
 }
 
 export interface SegmentState {
@@ -358,6 +360,7 @@ export class Wal {
     await this.opts.io.fdatasync(this.fd);
     this.fsyncLatencyMsLast = performance.now() - t0;
     this.fsyncs += 1;
+    this.opts.onFsync?.(this.fsyncLatencyMsLast);
     this.syncedSeq = seq;
     this.dirty = false;
   }

@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { runCli } from '../../src/cli/run.js';
 import { parseSeed } from '../../src/membership/seeds.js';
-import { leafPaths, loadConfig, type LoadedConfig } from '../../src/node/config.js';
-import { ENV_ALIASES, ENV_CONFIG_FILE, ENV_NODE, envName } from '../../src/node/config-env.js';
+import { loadConfig, type LoadedConfig } from '../../src/node/config.js';
+import { knownEnvNames } from '../../src/node/config-env.js';
+import { DEFAULTS } from '../../src/node/config-defaults.js';
 import { bufferIo } from '../node/helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -44,11 +45,9 @@ function byKind(kind: string, name?: string): Obj {
 }
 
 /** The SHOAL_* variables the code reads: config fields, aliases, cluster file selection, and the client's (src/cli/run.ts). */
+/** Every SHOAL_* name the agent or the CLI reads (src/node/config-env.ts keeps the one list). */
 function knownVariables(): Set<string> {
-  const known = new Set([...leafPaths().map(envName), ...Object.keys(ENV_ALIASES), ENV_CONFIG_FILE, ENV_NODE]);
-  const cli = readFileSync(join(ROOT, 'src/cli/run.ts'), 'utf8');
-  for (const m of cli.matchAll(/io\.env\.(SHOAL_[A-Z_]+)/g)) known.add(m[1]);
-  return known;
+  return knownEnvNames(DEFAULTS);
 }
 
 async function agentFlags(): Promise<Set<string>> {
