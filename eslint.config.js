@@ -16,6 +16,16 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware rules for the daemon's code: a promise nobody awaits or handles is a crash waiting for
+    // a rejection (Node exits on an unhandled one). Background work goes through BackgroundTasks.
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
     files: ['**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

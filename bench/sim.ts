@@ -150,10 +150,22 @@ function partition(n: number, lossRate: number, seed: number): number | null {
   return sim.runUntilTrue(() => sim.converged(), 600_000, 200);
 }
 
+/** Largest n for the all-at-once join: the seed answers n − 1 push-pulls in one instant. */
+const JOIN_TOGETHER_N_MAX = 200;
+
+/** Every member started at the same instant, all joining through member 0: time until all see all. */
+function joinTogether(n: number, lossRate: number, seed: number): number | null {
+  const sim = new Simulator({ n, seed, lossRate });
+  for (let i = 0; i < n; i += 1) sim.start(i, i === 0 ? [] : [0]);
+  return sim.runUntilTrue(() => sim.converged(), 120_000, 50);
+}
+
 interface Row {
   n: number;
   lossPct: number;
   joinPeriods: number | null;
+  /** All n started at once through one seed (issue 10: was 20–30 s at n = 30 before the follow-up syncs). */
+  joinTogetherPeriods: number | null;
   firstSuspectPeriods: number;
   swimFirstDetectPeriods: number;
   allDeadPeriods: number;
@@ -197,6 +209,7 @@ for (const n of sizes) {
     const seed = baseSeed + n * 10 + lossRate * 100;
     const { minMs, maxMs } = suspicionTimeouts(config, n);
     const d = phase('detection', () => detection(n, lossRate, seed));
+    const together = n <= JOIN_TOGETHER_N_MAX ? phase('join together', () => joinTogether(n, lossRate, seed + 4)) : null;
     const plain = phase('stability', () => stability(n, lossRate, true, false, seed + 1));
     const plainOff = phase('stability without Lifeguard', () => stability(n, lossRate, false, false, seed + 1));
     const slow = phase('slowed', () => stability(n, lossRate, true, true, seed + 2));
@@ -208,6 +221,7 @@ for (const n of sizes) {
       n,
       lossPct: lossRate * 100,
       joinPeriods: d.joinPeriods,
+      joinTogetherPeriods: periods(together),
       firstSuspectPeriods: d.firstSuspectPeriods,
       swimFirstDetectPeriods: round(SWIM_FIRST_DETECT_PERIODS),
       allDeadPeriods: d.allDeadPeriods,
@@ -237,7 +251,7 @@ for (const n of sizes) {
 }
 
 const columns: Array<[keyof Row, string]> = [
-  ['n', 'n'], ['lossPct', 'loss%'], ['joinPeriods', 'join'], ['firstSuspectPeriods', '1st susp'],
+  ['n', 'n'], ['lossPct', 'loss%'], ['joinPeriods', 'join'], ['joinTogetherPeriods', 'join all'], ['firstSuspectPeriods', '1st susp'],
   ['allDeadPeriods', 'all dead'], ['allDeadMaxPeriods', 'max'], ['suspicionMinPeriods', 'susp min'],
   ['deadWithinTimeoutPlus3', '≤min+3'], ['falsePositives', 'FP LG'], ['falsePositivesNoLifeguard', 'FP noLG'],
   ['falsePositivesSlowed', 'FP slow LG'], ['falsePositivesSlowedNoLifeguard', 'FP slow noLG'],

@@ -1,12 +1,14 @@
 /**
  * `shoal agent`: load the configuration, start the node, serve until SIGTERM/SIGINT, then stop
- * gracefully within shutdown.timeoutMs (exit 0). A second signal, or the time running out, exits at
+ * gracefully within shutdown.timeoutMs (exit 0); a `shoal leave` request ends it the same way. A second signal, or the time running out, exits at
  * once. Start-up failures (bad config, data dir locked, address in use) are one line on stderr.
  */
 import { ShoalError, toShoalError } from '../errors.js';
 import { loadConfig, type ConfigOverride } from '../node/config.js';
-import { ENV_CONFIG_FILE, ENV_NODE } from '../node/config-env.js';
+import { ENV_CONFIG_FILE, ENV_NODE, unknownEnvVars } from '../node/config-env.js';
+import { DEFAULTS } from '../node/config-defaults.js';
 import { createNodeLogger } from '../node/logging.js';
+import { installLastResort } from '../node/last-resort.js';
 import { startNode } from '../node/node.js';
 import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -23,6 +25,7 @@ export interface AgentArgs {
   resp?: string;
   advertise?: string;
   seeds?: string[];
+  bootstrap?: boolean;
   zone?: string;
   tag?: string[];
   logLevel?: string;
@@ -57,6 +60,7 @@ export function agentOverrides(args: AgentArgs): ConfigOverride[] {
     if (value !== undefined) out.push({ path, value, origin: `flag ${name}` });
   }
   if (args.seeds !== undefined) out.push({ path: 'membership.seeds', value: args.seeds.join(','), origin: 'flag --seeds' });
+  if (args.bootstrap !== undefined) out.push({ path: 'membership.bootstrap', value: String(args.bootstrap), origin: 'flag --bootstrap' });
   if (args.tag !== undefined) out.push({ path: 'node.tags', value: args.tag.join(','), origin: 'flag --tag' });
   for (const assignment of args.set ?? []) {
     const eq = assignment.indexOf('=');
@@ -82,6 +86,7 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     return EXIT.USAGE;
   }
   const { config } = loaded;
+  for (const unknown of unknownEnvVars(io.env, DEFAULTS)) io.stderr.write(`shoal agent: warning: ${unknown.message}\n`);
   const logger = createNodeLogger({ level: config.log.level, format: config.log.format, fields: { node: config.node.id } });
 
   let node;
@@ -101,9 +106,13 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     const finish = (code: ExitCode) => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      void logger.close().then(() => resolve(code));
+      removeLastResort();
+      logger.close().then(
+        () => resolve(code),
+        () => resolve(code),
+      );
     };
-    const beginStop = (reason: string) => {
+    const beginStop = (reason: string, failed = false) => {
       stopping = true;
       log.info(`${reason}; stopping gracefully (a second signal exits at once)`, { timeoutMs: config.shutdown.timeoutMs });
       const deadline = setTimeout(() => {
@@ -114,7 +123,7 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
       node.stop().then(
         () => {
           clearTimeout(deadline);
-          finish(EXIT.OK);
+          finish(failed ? EXIT.ERROR : EXIT.OK);
         },
         (err: unknown) => {
           clearTimeout(deadline);
@@ -132,6 +141,22 @@ export async function agentCommand(args: AgentArgs, io: CliIo): Promise<ExitCode
     }
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // `shoal leave` stops the node itself (hand off, announce, stop serving): the agent exits 0.
+    node.stopped().then(
+      () => {
+        if (stopping) return;
+        stopping = true;
+        log.info('left the cluster and stopped; exiting');
+        finish(EXIT.OK);
+      },
+      (err: unknown) => log.error('the node stopped with an error', { err }),
+    );
+    const removeLastResort = installLastResort(process, {
+      logger: log,
+      stop: (reason) => {
+        if (!stopping) beginStop(reason, true);
+      },
+    });
     if (args.stopOnStdinClose) {
       io.stdin.on('end', () => {
         if (!stopping) beginStop('stdin closed (launcher went away)');

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { ShoalClient } from '../rpc/shoal-client.js';
 import { loadClientTls, type RpcTlsClientOptions } from '../rpc/tls.js';
 import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
-import { duration, isUtf8, table, toJson, tree } from './format.js';
+import { duration, isUtf8, percent, table, toJson, tree } from './format.js';
 import type { CliIo } from './io.js';
 
 export type Consistency = 'one' | 'quorum' | 'all';
@@ -151,10 +151,6 @@ async function callCommand(args: ClientArgs, io: CliIo, call: (client: ShoalClie
   });
 }
 
-export function statsCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
-  return callCommand(args, io, (c) => c.stats(), tree);
-}
-
 export async function healthCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
   return withClient(args, async (client) => {
     const health = asRecord(await client.health());
@@ -193,7 +189,7 @@ export function membersTable(members: MemberRow[]): string {
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((m) => {
       const row = [m.id, m.gossip ?? '-', m.rpc ?? '-', m.state ?? '-', String(m.incarnation ?? '-'), m.zone || '-'];
-      if (clustered) row.push(typeof m.owns === 'number' ? `${(m.owns * 100).toFixed(1)}%` : '-', String(m.pendingHints ?? 0));
+      if (clustered) row.push(typeof m.owns === 'number' ? `${percent(m.owns).toFixed(1)}%` : '-', String(m.pendingHints ?? 0));
       return row;
     });
   const header = ['ID', 'GOSSIP', 'RPC', 'STATE', 'INCARNATION', 'ZONE', ...(clustered ? ['OWNS', 'HINTS'] : [])];
@@ -205,7 +201,12 @@ export async function membersCommand(args: ClientArgs, io: CliIo): Promise<ExitC
     const result = await client.members();
     const members = (Array.isArray(result) ? result : []).map(asRecord);
     if (args.json) {
-      io.stdout.write(toJson(members.map((m) => ({ id: m.id, state: m.state, incarnation: m.incarnation, gossip: m.gossip, rpc: m.rpc, zone: m.zone ?? null }))));
+      // The same fields as the table, in the same units (OWNS is a percentage in both).
+      io.stdout.write(toJson(members.map((m) => ({
+        id: m.id, state: m.state, incarnation: m.incarnation, gossip: m.gossip, rpc: m.rpc, zone: m.zone ?? null,
+        ownsPercent: typeof m.owns === 'number' ? percent(m.owns) : null,
+        hintsPending: typeof m.pendingHints === 'number' ? m.pendingHints : null,
+      }))));
     } else {
       io.stdout.write(membersTable(members as unknown as MemberRow[]));
     }
@@ -225,16 +226,60 @@ export function ringText(ring: unknown): string {
   const rows = r.members
     .map(asRecord)
     .sort((a, b) => (String(a.id) < String(b.id) ? -1 : 1))
-    .map((m) => [String(m.id), String(m.state ?? '-'), typeof m.owns === 'number' ? `${(m.owns * 100).toFixed(1)}%` : '-']);
+    .map((m) => [String(m.id), String(m.state ?? '-'), typeof m.owns === 'number' ? `${percent(m.owns).toFixed(1)}%` : '-']);
   return head.map(([k, v]) => `${k}: ${String(v)}\n`).join('') + table(['ID', 'STATE', 'OWNS'], rows);
 }
 
-export function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
-  return callCommand(args, io, (c) => c.ring(), ringText);
+/** The ring for --json: each owner's share as `ownsPercent`, the unit the table shows. */
+export function ringJson(ring: unknown): unknown {
+  const r = asRecord(ring);
+  if (!Array.isArray(r.members)) return ring;
+  return {
+    ...r,
+    members: r.members.map(asRecord).map(({ owns, ...m }) => ({ ...m, ownsPercent: typeof owns === 'number' ? percent(owns) : null })),
+  };
 }
 
+export function ringCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
+  return withClient(args, async (client) => {
+    const ring = await client.ring();
+    io.stdout.write(args.json ? toJson(ringJson(ring)) : ringText(ring));
+    return EXIT.OK;
+  });
+}
+
+/** How long `shoal leave` waits for the node to be gone after it left (its shutdown.timeoutMs bounds it too). */
+const LEAVE_GONE_WAIT_MS = 60_000;
+const LEAVE_POLL_MS = 200;
+
+/**
+ * `shoal leave`: the node hands its data off, announces the leave and stops (as `consul leave`); the
+ * command then waits until the node no longer answers at its address and says so.
+ */
 export function leaveCommand(args: ClientArgs, io: CliIo): Promise<ExitCode> {
-  return callCommand(args, io, (c) => c.leave(), () => `OK: the node at ${args.addr} handed off its data and left the cluster\n`);
+  return withClient(args, async (client) => {
+    const before = asRecord(await client.health());
+    const result = await client.leave();
+    const deadline = Date.now() + LEAVE_GONE_WAIT_MS;
+    let gone = false;
+    while (!gone && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, LEAVE_POLL_MS));
+      const probe = makeClient(args);
+      try {
+        const now = asRecord(await probe.health());
+        gone = now.node !== before.node || now.pid !== before.pid;
+      } catch {
+        gone = true; // nothing answers at the address any more
+      } finally {
+        await probe.close();
+      }
+    }
+    const node = typeof before.node === 'string' ? `node ${before.node}` : `the node at ${args.addr}`;
+    if (args.json) io.stdout.write(toJson({ ...asRecord(result ?? {}), node: before.node ?? null, stopped: gone }));
+    else if (gone) io.stdout.write(`OK: ${node} handed off its data, left the cluster and stopped\n`);
+    else io.stderr.write(`shoal: ${node} left the cluster but still answers at ${args.addr} after ${LEAVE_GONE_WAIT_MS / 1000} s\n`);
+    return gone ? EXIT.OK : EXIT.UNAVAILABLE;
+  });
 }
 
 export function removeCommand(args: ClientArgs & { id: string }, io: CliIo): Promise<ExitCode> {

@@ -65,3 +65,21 @@ export function duration(ms: number): string {
   }
   return parts.join(' ');
 }
+
+/** "512 B", "1.5 KiB", "12.3 MiB", "2.1 GiB". */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 100 ? Math.round(value) : Math.round(value * 10) / 10} ${units[unit]}`;
+}
+
+/** A share 0..1 as the percentage the tables show, e.g. 0.3412 → 34.1 (the JSON carries the same number). */
+export function percent(share: number): number {
+  return Math.round(share * 1000) / 10;
+}

@@ -5,17 +5,22 @@
  * versions differ move: newer on the peer → read from it and applied here; newer here → pushed to it.
  * So replicas converge even for keys nobody reads. Work is bounded: keys exchanged per round and per
  * second, and stores are scanned in chunks that yield to the event loop.
+ *
+ * Every call fits in one frame whatever the value sizes (batch.ts): a version listing covers as many
+ * of the asked buckets as fit and names them (`bucketIds`), the rest are asked for next; a readBatch
+ * reply covers a prefix of the keys (`next`); pushes are cut by bytes.
  */
+import assert from 'node:assert/strict';
 import { ShoalError, toShoalError } from '../errors.js';
 import { RangeSet, rangeFromWire, rangeToWire } from '../ring/ranges.js';
 import { compareVersion } from '../storage/types.js';
 import type { Args } from './args.js';
-import { entryPairs, entryToWire, int, str } from './args.js';
+import { entryPairs, entryToWire, int, optInt, str } from './args.js';
 import type { NodeContext } from './context.js';
 import type { RangeDigest } from './digest.js';
-import { buildDigestAsync, diffDigests, digestFromWire, DIGEST_LIMITS, listBucketsAsync } from './digest.js';
+import { bucketOf, buildDigestAsync, diffDigests, digestFromWire, DIGEST_LIMITS, listBucketsAsync } from './digest.js';
+import { BATCH_ITEMS_MAX, batchBytesMax, cutBatches, entryWireBytes, rowWireBytes } from './batch.js';
 import { Pacer } from './pacer.js';
-import { BATCH_KEYS_MAX } from './replica.js';
 
 /** Most token ranges a digest request may name. */
 const RANGES_MAX = 1 << 20;
@@ -42,23 +47,34 @@ export class AntiEntropy {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<RoundResult> | null = null;
   private nextPeer = 0;
+  private stopped = false;
+  /** Byte budget of one batch (derived from the frame limit). */
+  private readonly batchBytes: number;
   private readonly counters = { rounds: 0, roundsInSync: 0, roundsFailed: 0, keysPulled: 0, keysPushed: 0, lastRoundAtMs: 0 };
 
   constructor(options: AntiEntropyOptions) {
     this.o = options;
     this.now = options.now ?? Date.now;
     this.pacer = new Pacer(options.config.antiEntropyKeysPerSecMax);
+    this.batchBytes = batchBytesMax(options.config.frameBytesMax);
   }
 
   start(): void {
     if (this.o.config.antiEntropyIntervalMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => void this.runOnce(), this.o.config.antiEntropyIntervalMs);
+    this.timer = setInterval(() => this.o.tasks.run('anti-entropy', () => this.runOnce()), this.o.config.antiEntropyIntervalMs);
     this.timer.unref();
   }
 
+  /** Stops the timer; a round in progress ends at its next call (CLOSED). */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopped = true;
+  }
+
+  private call(peer: string, op: string, args: Args, timeoutMs: number): Promise<Args> {
+    if (this.stopped) return Promise.reject(new ShoalError('CLOSED', 'anti-entropy stopped'));
+    return this.o.transport.call(peer, op, args, { timeoutMs }) as Promise<Args>;
   }
 
   /** One round with the next peer (or with `peer`). Rounds never overlap. */
@@ -101,11 +117,13 @@ export class AntiEntropy {
       if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b >= buckets) throw new ShoalError('BAD_REQUEST', `${op}: bad bucket ${String(b)}`);
       return b;
     });
-    return { versions: await this.versions(ranges, buckets, ids, expiredBeforeMs) };
+    const bytesMax = Math.min(optInt(op, args, 'bytesMax', 1) ?? this.batchBytes, this.batchBytes);
+    const listing = await this.versions(ranges, buckets, ids, expiredBeforeMs, bytesMax);
+    return { versions: listing.rows, bucketIds: listing.covered };
   }
 
   private async round(only?: string): Promise<RoundResult> {
-    const { view, config, transport } = this.o;
+    const { view, config } = this.o;
     const ring = view.ring();
     const self = view.selfId;
     const peers = ring.members().filter((id) => id !== self && view.isUp(id));
@@ -126,7 +144,7 @@ export class AntiEntropy {
     this.counters.rounds += 1;
     this.counters.lastRoundAtMs = this.now();
     try {
-      const reply = (await transport.call(peer, 'internal.digest', base, { timeoutMs })) as Args;
+      const reply = await this.call(peer, 'internal.digest', base, timeoutMs);
       if (reply.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
       const theirs = digestFromWire(reply.digest);
       const mine = await this.digest(shared, config.antiEntropyBuckets, base.expiredBeforeMs as number);
@@ -136,13 +154,21 @@ export class AntiEntropy {
         this.counters.roundsInSync += 1;
         return result;
       }
-      const listed = (await transport.call(peer, 'internal.versions', { ...base, bucketIds: differing }, { timeoutMs })) as Args;
-      if (listed.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
-      const theirVersions = versionRows(listed.versions);
-      const myVersions = await this.versions(shared, config.antiEntropyBuckets, differing, base.expiredBeforeMs as number);
-      const { pull, push } = compareRows(myVersions, theirVersions, config.antiEntropyKeysPerRoundMax);
-      result.pulled = await this.pull(peer, pull, timeoutMs);
-      result.pushed = await this.push(peer, push, timeoutMs);
+      // List the differing buckets in as many calls as their listings need frames.
+      let remaining = differing;
+      const budget = config.antiEntropyKeysPerRoundMax;
+      while (remaining.length > 0 && result.pulled + result.pushed < budget) {
+        const listed = await this.call(peer, 'internal.versions', { ...base, bucketIds: remaining, bytesMax: this.batchBytes }, timeoutMs);
+        if (listed.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
+        const covered = coveredBuckets(listed.bucketIds, remaining);
+        const theirVersions = versionRows(listed.versions);
+        const myVersions = (await this.versions(shared, config.antiEntropyBuckets, covered, base.expiredBeforeMs as number, Infinity)).rows;
+        const { pull, push } = compareRows(myVersions, theirVersions, budget - result.pulled - result.pushed);
+        result.pulled += await this.pull(peer, pull, timeoutMs);
+        result.pushed += await this.push(peer, push, timeoutMs);
+        const done = new Set(covered);
+        remaining = remaining.filter((b) => !done.has(b));
+      }
       this.counters.keysPulled += result.pulled;
       this.counters.keysPushed += result.pushed;
       this.o.metrics?.inc('cluster_anti_entropy_keys_total', {}, result.pulled + result.pushed);
@@ -157,28 +183,36 @@ export class AntiEntropy {
 
   private async pull(peer: string, keys: string[], timeoutMs: number): Promise<number> {
     let pulled = 0;
-    for (let i = 0; i < keys.length; i += BATCH_KEYS_MAX) {
-      const batch = keys.slice(i, i + BATCH_KEYS_MAX);
-      await this.pacer.take(batch.length);
-      const reply = (await this.o.transport.call(peer, 'internal.readBatch', { keys: batch }, { timeoutMs })) as Args;
-      const entries = entryPairs('internal.readBatch', reply, 'entries', BATCH_KEYS_MAX);
-      await Promise.all(entries.map(([key, entry]) => this.o.apply(key, entry)));
-      pulled += entries.length;
+    const requests = cutBatches(keys, (key) => rowWireBytes(key, ''), { bytesMax: this.batchBytes, itemsMax: BATCH_ITEMS_MAX });
+    for (const request of requests) {
+      let rest = request;
+      while (rest.length > 0) {
+        await this.pacer.take(rest.length);
+        const reply = await this.call(peer, 'internal.readBatch', { keys: rest, bytesMax: this.batchBytes }, timeoutMs);
+        const entries = entryPairs('internal.readBatch', reply, 'entries', BATCH_ITEMS_MAX);
+        // An older peer answers every key at once (no `next`).
+        const next = reply.next === undefined ? rest.length : reply.next;
+        if (typeof next !== 'number' || !Number.isInteger(next) || next < 1 || next > rest.length) {
+          throw new ShoalError('BAD_REQUEST', `internal.readBatch: "next" must be 1..${rest.length}, got ${String(next)}`);
+        }
+        await Promise.all(entries.map(([key, entry]) => this.o.apply(key, entry)));
+        pulled += entries.length;
+        rest = rest.slice(next);
+      }
     }
     return pulled;
   }
 
   private async push(peer: string, keys: string[], timeoutMs: number): Promise<number> {
     let pushed = 0;
-    for (let i = 0; i < keys.length; i += BATCH_KEYS_MAX) {
-      const batch: Array<[string, Args]> = [];
-      for (const key of keys.slice(i, i + BATCH_KEYS_MAX)) {
-        const entry = this.o.store.getEntry(key);
-        if (entry) batch.push([key, entryToWire(entry)]);
-      }
-      if (batch.length === 0) continue;
+    const present: Array<[string, Args, number]> = [];
+    for (const key of keys) {
+      const entry = this.o.store.getEntry(key);
+      if (entry) present.push([key, entryToWire(entry), entryWireBytes(key, entry)]);
+    }
+    for (const batch of cutBatches(present, (p) => p[2], { bytesMax: this.batchBytes, itemsMax: BATCH_ITEMS_MAX })) {
       await this.pacer.take(batch.length);
-      await this.o.transport.call(peer, 'internal.applyBatch', { entries: batch }, { timeoutMs });
+      await this.call(peer, 'internal.applyBatch', { entries: batch.map(([k, e]) => [k, e]) }, timeoutMs);
       pushed += batch.length;
     }
     return pushed;
@@ -188,13 +222,57 @@ export class AntiEntropy {
     return buildDigestAsync(this.o.store.entries(), ranges, { buckets, expiredBeforeMs });
   }
 
-  private async versions(ranges: RangeSet, buckets: number, bucketIds: number[], expiredBeforeMs: number): Promise<VersionRow[]> {
+  /**
+   * The version rows of the asked buckets, whole buckets in the asked order while they fit in
+   * `bytesMax` (the first one always, cut if it alone is larger); `covered` names the buckets listed.
+   */
+  private async versions(
+    ranges: RangeSet,
+    buckets: number,
+    bucketIds: number[],
+    expiredBeforeMs: number,
+    bytesMax: number,
+  ): Promise<{ rows: VersionRow[]; covered: number[] }> {
     const listing = await listBucketsAsync(this.o.store.entries(), ranges, buckets, bucketIds, {
       expiredBeforeMs,
       entriesMax: this.o.config.antiEntropyKeysPerRoundMax * 4,
     });
-    return listing.entries.map(([key, e]): VersionRow => [key, e.ts, e.node, e.value === null ? 1 : 0]);
+    const byBucket = new Map<number, VersionRow[]>();
+    for (const [key, e] of listing.entries) {
+      const b = bucketOf(key, buckets);
+      const list = byBucket.get(b) ?? [];
+      list.push([key, e.ts, e.node, e.value === null ? 1 : 0]);
+      byBucket.set(b, list);
+    }
+    const rows: VersionRow[] = [];
+    const covered: number[] = [];
+    let bytes = 0;
+    for (const b of bucketIds) {
+      const list = byBucket.get(b) ?? [];
+      let size = 0;
+      for (const r of list) size += rowWireBytes(r[0], r[2]);
+      if (covered.length > 0 && bytes + size > bytesMax) break;
+      covered.push(b);
+      for (const r of list) {
+        const rowBytes = rowWireBytes(r[0], r[2]);
+        if (rows.length > 0 && bytes + rowBytes > bytesMax) break; // one bucket larger than a frame: cut
+        rows.push(r);
+        bytes += rowBytes;
+      }
+    }
+    assert.ok(bucketIds.length === 0 || covered.length >= 1, 'a listing covers at least one bucket');
+    return { rows, covered };
   }
+}
+
+/** The buckets a listing covered: a non-empty subset of those asked (all of them from an older peer). */
+function coveredBuckets(raw: unknown, asked: number[]): number[] {
+  if (raw === undefined) return asked;
+  const askedSet = new Set(asked);
+  if (!Array.isArray(raw) || raw.length === 0 || !raw.every((b) => typeof b === 'number' && askedSet.has(b))) {
+    throw new ShoalError('BAD_REQUEST', 'internal.versions: "bucketIds" must be a non-empty subset of the buckets asked');
+  }
+  return raw as number[];
 }
 
 function versionRows(raw: unknown): VersionRow[] {

@@ -2,13 +2,16 @@
  * Clean-up after a ring change: copies of keys this node no longer owns are first sent to every
  * current owner (apply is last-writer-wins, so this is harmless when they have it), and dropped here
  * only once all N owners acknowledged. Needs the store's optional `dropCopy`; without it, nothing is
- * dropped. Bounded per run and rate-limited.
+ * dropped. Bounded per run and rate-limited. Hand-off batches are cut by keys and by bytes (batch.ts),
+ * and the drops of one batch are issued together, so a group-committing store writes them with one
+ * fdatasync instead of one per key.
  */
 import { toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryToWire } from './args.js';
+import { BATCH_ITEMS_MAX, cutBatches, entryWireBytes } from './batch.js';
 import { Pacer } from './pacer.js';
 import type { Transport } from './ports.js';
 import { scanStore } from './scan.js';
@@ -22,6 +25,8 @@ export interface CleanupOptions {
   store: Store;
   transport: Transport;
   batchKeysMax: number;
+  /** Byte budget of one hand-off batch (batch.ts batchBytesMax of the frame limit). */
+  batchBytesMax: number;
   bytesPerSecMax: number;
   timeoutMs: number;
   logger: Logger;
@@ -61,11 +66,11 @@ export class Cleanup {
         byOwner.set(id, list);
       }
     }
+    const limits = { bytesMax: this.o.batchBytesMax, itemsMax: Math.min(this.o.batchKeysMax, BATCH_ITEMS_MAX) };
     for (const [owner, list] of byOwner) {
-      for (let i = 0; i < list.length; i += this.o.batchKeysMax) {
-        const batch = list.slice(i, i + this.o.batchKeysMax);
+      for (const batch of cutBatches(list, ([k, e]) => entryWireBytes(k, e), limits)) {
         const wire: Array<[string, Args]> = batch.map(([k, e]) => [k, entryToWire(e)]);
-        await this.pacer.take(batch.reduce((sum, [k, e]) => sum + k.length + (e.value?.length ?? 0) + 32, 0));
+        await this.pacer.take(batch.reduce((sum, [k, e]) => sum + entryWireBytes(k, e), 0));
         try {
           await this.o.transport.call(owner, 'internal.applyBatch', { entries: wire }, { timeoutMs: this.o.timeoutMs });
           for (const [k] of batch) acks.set(k, (acks.get(k) ?? 0) + 1);
@@ -76,11 +81,25 @@ export class Cleanup {
     }
     let dropped = 0;
     let kept = 0;
+    const confirmed: Array<[string, Entry]> = [];
     for (const [key, entry, owners] of unowned) {
+      if ((acks.get(key) ?? 0) >= owners.length) confirmed.push([key, entry]);
+      else kept += 1;
+    }
+    const dropCopy = store.dropCopy.bind(store);
+    for (let i = 0; i < confirmed.length; i += limits.itemsMax) {
+      const batch = confirmed.slice(i, i + limits.itemsMax);
       // A ring change meanwhile may have made this node an owner again: then keep everything.
-      if (view.ring().checksum() === ringAtStart && (acks.get(key) ?? 0) >= owners.length && (await store.dropCopy(key, entry))) {
-        dropped += 1;
-      } else kept += 1;
+      if (view.ring().checksum() !== ringAtStart) {
+        kept += confirmed.length - i;
+        break;
+      }
+      // Issued together: one group commit (one fdatasync) for the whole batch.
+      const results = await Promise.all(batch.map(([key, entry]) => dropCopy(key, entry)));
+      for (const ok of results) {
+        if (ok) dropped += 1;
+        else kept += 1;
+      }
     }
     this.counters.runs += 1;
     this.counters.dropped += dropped;

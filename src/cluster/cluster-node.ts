@@ -4,6 +4,7 @@
  * `rpcHandler(op, args, ctx)`: client operations (get, put, del, members, ring, stats, leave, remove)
  * and the node-to-node `internal.*` operations.
  */
+import { BackgroundTasks } from '../background.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
@@ -15,7 +16,8 @@ import { type DataArgLimits, parseDelArgs, parseGetArgs, parsePutArgs } from '..
 import type { ClusterConfig, Consistency } from './config.js';
 import { resolveClusterConfig } from './config.js';
 import { AntiEntropy } from './anti-entropy.js';
-import { KeyListing, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
+import { KeyListing, parseToken, scanCluster, type ScanPage, type ScanPageRequest } from './cluster-scan.js';
+import { batchBytesMax } from './batch.js';
 import { Cleanup } from './cleanup.js';
 import type { NodeContext } from './context.js';
 import { Coordinator } from './coordinator.js';
@@ -35,8 +37,7 @@ import { Replica } from './replica.js';
 import { StreamSource } from './stream-source.js';
 import { Streaming } from './streaming.js';
 import { poolTransport, withLocal, type PoolTransport } from './transport.js';
-import { BATCH_OP, batchBytesMax, runBatch } from './batch.js';
-import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
+import { BATCH_OP, runBatch } from './peer-batch.js';
 import { ClusterView } from './view.js';
 
 function closedError(): ShoalError {
@@ -57,8 +58,33 @@ function versionResult(entry: Entry): unknown {
 
 const RING_FACTORY: RingFactory = { build: (members, opts) => Ring.build(members, opts), hashKey };
 
+/** A clean-up that kept copies runs again after at most this many × cleanupDelayMs (armCleanup). */
+const CLEANUP_RETRY_DELAY_MULT_MAX = 4;
+
 /** idle() waits for streaming rounds due within this long (tests, benchmarks). */
 const STREAM_SETTLE_WAIT_MS = 30_000;
+
+/** Anti-entropy sweeps of a catch-up after joining from a ring of this node alone. */
+const CATCH_UP_SWEEPS_MAX = 20;
+/** Keys per page of the `scan` op: by default and at most (the page's values are read one by one). */
+const SCAN_OP_LIMIT_DEFAULT = 100;
+const SCAN_OP_LIMIT_MAX = 1000;
+/** Values of one `scan` page read at once. */
+const SCAN_OP_READS_IN_FLIGHT = 16;
+
+/** `run` over `items` with at most `limit` in flight; results in the items' order. */
+async function boundedMap<T, R>(items: T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await run(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
@@ -101,13 +127,15 @@ export class ClusterNode {
   readonly antiEntropy: AntiEntropy;
   /** This node's keys in token order, for the cluster-wide scan (cluster-scan.ts). */
   readonly keyListing: KeyListing;
+  /** Every background task of this node (rounds, replays, clean-up, read repairs); awaited on close. */
+  readonly tasks: BackgroundTasks;
   private readonly o: ClusterNodeOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly transport: Transport;
   /** The pool transport (null with an injected transport): its batch figures are in stats. */
   private readonly poolTransport: PoolTransport | null;
-  /** The answer of one internal.batch stays under this many bytes (half the rpc frame limit). */
+  /** An internal.batch (request and answer) stays under this many bytes (batchBytesMax of batch.ts). */
   private readonly batchResponseBytesMax: number;
   private readonly hlc: HlcLike;
   /** What client get/put/del arguments are checked against (the store's size limits, the TTL bound). */
@@ -117,6 +145,8 @@ export class ClusterNode {
   private leaveDirty: Set<string> | null = null;
   private leaving: Promise<void> | null = null;
   private cleanupTimer: NodeJS.Timeout | null = null;
+  /** Clean-up runs in a row that kept copies since the last ring change (armCleanup). */
+  private cleanupRetries = 0;
   private readonly onMembershipEvent: (e: { type: string }) => void;
 
   private constructor(options: ClusterNodeOptions) {
@@ -126,6 +156,7 @@ export class ClusterNode {
     this.logger = (options.logger ?? nullLogger).child({ layer: 'cluster' });
     this.now = options.now ?? Date.now;
     const { config, logger, now } = this;
+    this.tasks = new BackgroundTasks({ logger, metrics: options.metrics });
     this.view = new ClusterView({
       membership: options.membership,
       ringFactory: options.ringFactory ?? RING_FACTORY,
@@ -137,8 +168,9 @@ export class ClusterNode {
     });
     this.id = this.view.selfId;
     this.hlc = options.hlc ?? new Hlc(this.id, now, { maxDriftMs: config.clockAheadMsMax });
-    this.poolTransport = !options.transport && options.rpcPool ? poolTransport(options.rpcPool, (id) => this.view.member(id)?.rpc) : null;
-    this.batchResponseBytesMax = batchBytesMax(options.rpcPool?.frameBytesMax ?? DEFAULT_RPC_LIMITS.frameBytesMax);
+    this.batchResponseBytesMax = batchBytesMax(config.frameBytesMax);
+    this.poolTransport =
+      !options.transport && options.rpcPool ? poolTransport(options.rpcPool, (id) => this.view.member(id)?.rpc, this.batchResponseBytesMax) : null;
     const remote = options.transport ?? this.poolTransport;
     if (!remote) throw new ShoalError('CONFIG', 'ClusterNode needs an rpcPool or a transport');
     this.transport = withLocal(this.id, (op, args) => this.handleInternal(op, args), remote);
@@ -152,6 +184,7 @@ export class ClusterNode {
         this.leaveDirty?.add(key);
         this.keyListing.noteApplied(key);
       },
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
     });
     this.readRepair = new ReadRepair({
       transport: this.transport,
@@ -159,6 +192,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
     });
     this.coordinator = new Coordinator({
       config,
@@ -178,6 +212,7 @@ export class ClusterNode {
       timeoutMs: config.internalTimeoutMs,
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
       now,
     });
     const ringFactory = options.ringFactory ?? RING_FACTORY;
@@ -191,11 +226,14 @@ export class ClusterNode {
       apply: (key, entry) => this.replica.applyEntry(key, entry),
       logger,
       metrics: options.metrics,
+      tasks: this.tasks,
     };
     this.streaming = new Streaming({
       ...context,
       bootstrap: storeStats.keys + storeStats.tombstones === 0,
       onSynced: () => this.scheduleCleanup(),
+      onJoinedFromAlone: () => this.tasks.run('catch-up', () => this.catchUp()),
+      now,
     });
     this.streamSource = new StreamSource({
       selfId: this.id,
@@ -203,6 +241,7 @@ export class ClusterNode {
       ringFactory,
       sessionsMax: config.streamSessionsMax,
       sessionIdleMs: config.streamSessionIdleMs,
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
       logger,
       now,
     });
@@ -211,6 +250,7 @@ export class ClusterNode {
       store: options.store,
       transport: this.transport,
       batchKeysMax: config.streamBatchKeysMax,
+      batchBytesMax: batchBytesMax(config.frameBytesMax),
       bytesPerSecMax: config.streamBytesPerSecMax,
       timeoutMs: config.internalTimeoutMs * 5,
       logger,
@@ -218,7 +258,7 @@ export class ClusterNode {
     this.antiEntropy = new AntiEntropy({ ...context, now });
     this.view.onRingChange(() => this.streaming.ringChanged());
     this.onMembershipEvent = (e) => {
-      if (e.type === 'alive' || e.type === 'joined') void this.handoff.runOnce();
+      if (e.type === 'alive' || e.type === 'joined') this.handoff.runInBackground();
     };
     options.membership.on('event', this.onMembershipEvent);
   }
@@ -265,6 +305,8 @@ export class ClusterNode {
         return this.leave();
       case 'remove':
         return this.remove(args);
+      case 'scan':
+        return this.scanOp(args);
       default:
         throw new ShoalError('BAD_REQUEST', `unknown operation "${op}"`);
     }
@@ -392,6 +434,47 @@ export class ClusterNode {
     return this.deleteKey(key, consistency, seenTs).then(versionResult);
   }
 
+  /**
+   * The `scan` op (docs/PROTOCOL.md): one page of scanPage (the cluster-wide scan RESP SCAN uses too),
+   * with the cursor as a decimal string (nil when done), a key prefix, and each key's live value and
+   * version read at the configured R unless only keys are asked for.
+   */
+  private async scanOp(args: Args): Promise<unknown> {
+    const text = (name: string): string | undefined => {
+      const value = args[name];
+      if (value === undefined || value === null) return undefined;
+      if (typeof value !== 'string') throw new ShoalError('BAD_REQUEST', `scan: "${name}" must be a string`);
+      return value;
+    };
+    const limit = args.limit ?? SCAN_OP_LIMIT_DEFAULT;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_OP_LIMIT_MAX) {
+      throw new ShoalError('BAD_REQUEST', `scan: "limit" must be an integer from 1 to ${SCAN_OP_LIMIT_MAX}`);
+    }
+    const cursorText = text('cursor');
+    const cursor = cursorText === undefined || cursorText === '' ? 0n : parseToken(cursorText);
+    const prefix = text('prefix') ?? '';
+    if (Buffer.byteLength(prefix) > this.dataLimits.keyBytesMax) throw new ShoalError('BAD_REQUEST', 'scan: "prefix" is longer than a key may be');
+    const request: ScanPageRequest = { count: limit };
+    if (prefix !== '') request.match = prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`) + '*';
+    const page = await this.scanPage(cursor, request);
+    const entries: Args[] = [];
+    if (args.keysOnly === true) {
+      for (const key of page.keys) entries.push({ key });
+    } else {
+      // Values are read like get reads them, a few keys at a time; a key deleted meanwhile drops out.
+      const read = await boundedMap(page.keys, SCAN_OP_READS_IN_FLIGHT, (key) => this.readLive(key));
+      page.keys.forEach((key, i) => {
+        const entry = read[i];
+        if (entry === null) return;
+        const item: Args = { key, value: entry.value, version: { ts: entry.ts, node: entry.node } };
+        if (entry.expiresAtMs !== undefined) item.expiresAtMs = entry.expiresAtMs;
+        entries.push(item);
+      });
+    }
+    const unreachable = this.view.ring().members().filter((id) => !this.view.isUp(id)).sort();
+    return { entries, cursor: page.cursor === 0n ? null : page.cursor.toString(), unreachable };
+  }
+
   private members(): unknown {
     const ownership = this.view.ring().ownership();
     return this.view.allMembers().map((m) => ({
@@ -435,6 +518,7 @@ export class ClusterNode {
       streaming: { ...this.streaming.stats(), source: this.streamSource.stats() },
       cleanup: this.cleanup.stats(),
       antiEntropy: this.antiEntropy.stats(),
+      background: this.tasks.stats(),
       ...(this.poolTransport ? { batching: this.poolTransport.batchStats() } : {}),
       leaving: this.leaving !== null,
     };
@@ -445,7 +529,11 @@ export class ClusterNode {
    * push again whatever was written meanwhile. Idempotent: a second call waits for the first.
    */
   private async leave(): Promise<unknown> {
-    this.leaving ??= this.handOffAndLeave();
+    this.leaving ??= this.handOffAndLeave().catch((err: unknown) => {
+      this.leaving = null; // not left: a later leave starts over
+      this.leaveDirty = null;
+      throw err;
+    });
     await this.leaving;
     return {};
   }
@@ -464,16 +552,52 @@ export class ClusterNode {
     this.logger.info('left the cluster', { lateKeys: late.size });
   }
 
+  /**
+   * Anti-entropy sweeps with every up peer until one finds nothing to move and no peer was skipped
+   * (rings still converging right after a join), bounded in sweeps.
+   */
+  private async catchUp(): Promise<void> {
+    for (let sweep = 1; sweep <= CATCH_UP_SWEEPS_MAX && !this.closed; sweep++) {
+      const results = await this.antiEntropy.runWithAll();
+      const moved = results.reduce((sum, r) => sum + r.pulled + r.pushed, 0);
+      const skipped = results.filter((r) => r.skipped !== undefined && r.skipped !== 'no shared ranges').length;
+      this.logger.info('catch-up sweep', { sweep, peers: results.length, moved, skipped });
+      if (moved === 0 && skipped === 0 && results.length > 0) return;
+      if (results.length === 0 || skipped > 0) await new Promise((r) => setTimeout(r, Math.max(this.config.ringSettleMs, 100)));
+    }
+  }
+
+  /** After a ring change: a clean-up once the ring has been stable for cleanupDelayMs. */
   private scheduleCleanup(): void {
+    this.cleanupRetries = 0;
+    this.armCleanup(this.config.cleanupDelayMs);
+  }
+
+  /**
+   * A clean-up run keeps every copy whose owners did not all acknowledge it (an owner down, or its
+   * disk full). Without another ring change nothing would run again and those copies would stay on a
+   * non-owner for good, so a run that kept copies is followed by another, the delay doubling up to
+   * CLEANUP_RETRY_DELAY_MULT_MAX × cleanupDelayMs, until one keeps nothing or the ring changes.
+   */
+  private armCleanup(delayMs: number): void {
     if (this.config.cleanupDelayMs <= 0 || this.closed) return;
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     const checksum = this.view.ring().checksum();
     this.cleanupTimer = setTimeout(() => {
       this.cleanupTimer = null;
-      if (this.view.ring().checksum() === checksum && !this.leaving) void this.cleanup.runOnce();
-    }, this.config.cleanupDelayMs);
+      if (this.view.ring().checksum() !== checksum || this.leaving) return;
+      this.tasks.run('clean-up', async () => {
+        const { kept } = await this.cleanup.runOnce();
+        if (kept === 0 || this.closed || this.view.ring().checksum() !== checksum) return;
+        this.cleanupRetries += 1;
+        const mult = Math.min(CLEANUP_RETRY_DELAY_MULT_MAX, 2 ** this.cleanupRetries);
+        this.logger.info('clean-up kept copies whose owners did not all answer; trying again', { kept, inMs: this.config.cleanupDelayMs * mult });
+        this.armCleanup(this.config.cleanupDelayMs * mult);
+      });
+    }, delayMs);
     this.cleanupTimer.unref();
   }
+
 
   private async remove(args: Args): Promise<unknown> {
     const id = str('remove', args, 'id');
@@ -507,6 +631,8 @@ export class ClusterNode {
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     this.o.membership.off?.('event', this.onMembershipEvent);
     this.view.close();
+    // Rounds see `closed` flags or fail fast once the transport closes; bounded either way.
+    await this.tasks.close(this.config.internalTimeoutMs * 5);
     await this.readRepair.idle(this.config.internalTimeoutMs);
   }
 }

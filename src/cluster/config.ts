@@ -2,8 +2,10 @@
  * Every tunable of the cluster layer, each default with the reason it has that value. Intervals of 0
  * disable the periodic task (tests then drive it by hand with `runOnce()`).
  */
+import assert from 'node:assert/strict';
 import { ShoalError } from '../errors.js';
 import { RING_DEFAULTS } from '../ring/ring.js';
+import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
 import { HINT_DEFAULTS } from './hints.js';
 
 export type Consistency = 'one' | 'quorum' | 'all';
@@ -23,6 +25,11 @@ export interface ClusterConfig {
   internalTimeoutMs: number;
   /** A client seenTs or replicated version further than this ahead of our clock is refused. */
   clockAheadMsMax: number;
+  /**
+   * The RPC frame limit (rpc.frameBytesMax). Every node-to-node batch (anti-entropy, streaming, leave,
+   * clean-up) is cut to fit in it, with room for the envelope (batch.ts).
+   */
+  frameBytesMax: number;
 
   /** Store a hint (on a stand-in or the coordinator) for every replica a write misses. */
   hintsEnabled: boolean;
@@ -59,7 +66,7 @@ export interface ClusterConfig {
   streamingEnabled: boolean;
   /** Bytes per second a node receives while streaming ranges in (and pushes out on leave). */
   streamBytesPerSecMax: number;
-  /** Keys per streaming batch. */
+  /** Keys per streaming, leave or clean-up batch (batches are also cut to fit frameBytesMax). */
   streamBatchKeysMax: number;
   /** Wait this long after the last ring change before streaming, to coalesce bursts of events. */
   ringSettleMs: number;
@@ -89,6 +96,7 @@ export const DEFAULT_CLUSTER_CONFIG: Readonly<ClusterConfig> = Object.freeze({
   requestTimeoutMs: 5_000, // long enough for a replica behind a suspect peer, short enough for a client
   internalTimeoutMs: 2_000, // a healthy loopback/LAN call is ~1 ms; 2 s means the replica is in trouble
   clockAheadMsMax: 60_000, // NTP keeps real clocks within ms; a minute ahead is a bug or an attack
+  frameBytesMax: DEFAULT_RPC_LIMITS.frameBytesMax, // the agent passes its rpc.frameBytesMax
 
   hintsEnabled: true, // the cheapest way to catch a briefly absent replica up
   hintReplayIntervalMs: 1_000, // a returning replica is caught up within a second of being seen alive
@@ -123,7 +131,7 @@ export function resolveClusterConfig(partial: Partial<ClusterConfig> = {}): Clus
   const positive: Array<keyof ClusterConfig> = [
     'replicationFactor', 'writeQuorum', 'readQuorum', 'vnodes', 'requestTimeoutMs', 'internalTimeoutMs',
     'hintReplayPerSecMax', 'readRepairInFlightMax', 'antiEntropyBuckets', 'antiEntropyKeysPerSecMax',
-    'antiEntropyKeysPerRoundMax', 'streamBytesPerSecMax', 'streamBatchKeysMax', 'streamSessionsMax',
+    'antiEntropyKeysPerRoundMax', 'streamBytesPerSecMax', 'streamBatchKeysMax', 'streamSessionsMax', 'frameBytesMax',
   ];
   for (const name of positive) {
     const value = config[name];
@@ -147,14 +155,21 @@ export function resolveClusterConfig(partial: Partial<ClusterConfig> = {}): Clus
 
 /** How many replies a request needs for a consistency level, given the replicas it has (n ≥ 1). */
 export function requiredReplies(consistency: Consistency | undefined, configured: number, n: number): number {
+  assert.ok(Number.isInteger(n) && n >= 1, `a key has at least one replica (n = ${n})`);
+  let need: number;
   switch (consistency) {
     case 'one':
-      return 1;
+      need = 1;
+      break;
     case 'all':
-      return n;
+      need = n;
+      break;
     case 'quorum':
-      return Math.floor(n / 2) + 1;
+      need = Math.floor(n / 2) + 1;
+      break;
     default:
-      return Math.min(configured, n);
+      need = Math.min(configured, n);
   }
+  assert.ok(need >= 1 && need <= n, `replies needed (${need}) must be within 1..${n}`);
+  return need;
 }

@@ -1,4 +1,5 @@
 /** What the background tasks of one node (streaming, anti-entropy) share. */
+import type { BackgroundTasks } from '../background.js';
 import type { Logger } from '../log.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { ClusterConfig } from './config.js';
@@ -15,4 +16,6 @@ export interface NodeContext {
   apply: (key: string, entry: Entry) => Promise<boolean>;
   logger: Logger;
   metrics?: ClusterMetrics;
+  /** Runs the timers' work (rounds) so that a failure is caught, logged and counted, and close() waits. */
+  tasks: BackgroundTasks;
 }

@@ -5,6 +5,7 @@
  * grace) are delivered to the key's current owners instead, so they are never simply dropped.
  */
 import { ShoalError, toShoalError } from '../errors.js';
+import type { BackgroundTasks } from '../background.js';
 import type { Logger } from '../log.js';
 import type { Entry } from '../storage/types.js';
 import { entryToWire } from './args.js';
@@ -20,6 +21,8 @@ export interface HandoffOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: ClusterMetrics;
+  /** Replays started by the timer or by membership events run here (caught, logged, awaited on close). */
+  tasks: BackgroundTasks;
   /** Wall clock (for the retry backoff); default Date.now. */
   now?: () => number;
 }
@@ -39,6 +42,7 @@ export class Handoff {
    */
   private readonly backoff = new Map<string, { untilMs: number; delayMs: number }>();
   private readonly now: () => number;
+  private stopped = false;
 
   constructor(options: HandoffOptions) {
     this.o = options;
@@ -47,8 +51,13 @@ export class Handoff {
 
   start(): void {
     if (this.o.intervalMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => void this.runOnce({ respectBackoff: true }), this.o.intervalMs);
+    this.timer = setInterval(() => this.runInBackground({ respectBackoff: true }), this.o.intervalMs);
     this.timer.unref();
+  }
+
+  /** Starts a pass without waiting for it (timer, membership events). */
+  runInBackground(options: { respectBackoff?: boolean } = {}): void {
+    this.o.tasks.run('hint-replay', () => this.runOnce(options));
   }
 
   /** When the timer will next try `target` (null: at its next tick). */
@@ -56,9 +65,11 @@ export class Handoff {
     return this.backoff.get(target)?.untilMs ?? null;
   }
 
+  /** Stops the timer; sends of a replay still running fail from now on, so it keeps the rest. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopped = true;
   }
 
   /** One pass over all hint targets; resolves when the replays it started have finished. */
@@ -122,6 +133,7 @@ export class Handoff {
     const { view, transport, timeoutMs } = this.o;
     if (view.isAlive(target) && target !== view.selfId) {
       return async (key, entry) => {
+        if (this.stopped) throw new ShoalError('CLOSED', 'hint replay stopped');
         await transport.call(target, 'internal.apply', { key, entry: entryToWire(entry) }, { timeoutMs });
       };
     }
@@ -129,6 +141,7 @@ export class Handoff {
     if (stillOwner && target !== view.selfId && !ownersOf) return null; // down, but within grace: wait for it
     const owners = ownersOf ?? ((key: string) => view.owners(key));
     return async (key, entry) => {
+      if (this.stopped) throw new ShoalError('CLOSED', 'hint replay stopped');
       const up = owners(key).filter((id) => view.isUp(id) && id !== target);
       const results = await Promise.allSettled(
         up.map((id) => transport.call(id, 'internal.apply', { key, entry: entryToWire(entry) }, { timeoutMs })),

@@ -21,12 +21,14 @@
  *   segment: the rest of that segment is counted in stats().corruptRecords and skipped with a warning
  *   (hints are an optimisation; anti-entropy repairs what they miss), never a refusal to start.
  */
-import { open as openFile, mkdir, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { open as openFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { pack, unpack } from '../codec.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { nullLogger, type Logger } from '../log.js';
+import { dirIo, type DirIo, type FileIo, fsyncDir, writeFully } from '../storage/fsio.js';
 import type { Entry } from '../storage/types.js';
 
 export interface HintStoreOptions {
@@ -45,6 +47,8 @@ export interface HintStoreOptions {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
+  /** The file-I/O seam of the write paths (as the WAL has); tests record or fail each step. */
+  io?: FileIo;
 }
 
 export const HINT_DEFAULTS = {
@@ -109,7 +113,7 @@ interface Target {
   hex: string;
   /** Segments on disk (sealed, compacted and the active one) → the hints and bytes each holds. */
   segments: Map<number, { count: number; bytes: number }>;
-  active: { seq: number; fh: FileHandle } | null;
+  active: Active | null;
   /** Reserved by add(), including queued records not yet written. */
   count: number;
   bytes: number;
@@ -117,6 +121,13 @@ interface Target {
   /** Serialises writes, seals and compactions of this target. */
   chain: Promise<void>;
   replaying: Promise<ReplayResult> | null;
+}
+
+/** The segment adds go to: its descriptor and the offset the next batch is written at. */
+interface Active {
+  seq: number;
+  fd: number;
+  size: number;
 }
 
 interface HintRecord {
@@ -235,6 +246,7 @@ export class HintStore {
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly logger: Logger;
+  private readonly io: DirIo;
   private readonly byTarget = new Map<string, Target>();
   private count = 0;
   private bytes = 0;
@@ -255,6 +267,7 @@ export class HintStore {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.logger = options.logger ?? nullLogger;
+    this.io = dirIo(options.io);
     for (const [name, value] of Object.entries({
       hintsMax: this.hintsMax,
       hintBytesMax: this.hintBytesMax,
@@ -347,7 +360,7 @@ export class HintStore {
       }
       const seqs = [...target.segments.keys()];
       target.segments.clear();
-      await Promise.all(seqs.map((seq) => rm(join(this.dir, segmentName(target.hex, seq)), { force: true })));
+      await Promise.all(seqs.map((seq) => this.io.unlink(join(this.dir, segmentName(target.hex, seq)))));
       await this.syncDir();
       this.reserve(target, -dropped, -bytes);
     });
@@ -398,6 +411,9 @@ export class HintStore {
     target.bytes += bytes;
     this.count += count;
     this.bytes += bytes;
+    // Every hint is released once (sent, expired, dropped or unreadable): the accounts never go negative.
+    assert.ok(target.count >= 0 && target.bytes >= 0, `hint accounts of ${target.id} went negative (${target.count} hints, ${target.bytes} bytes)`);
+    assert.ok(this.count >= target.count && this.bytes >= target.bytes, 'the hint store total covers each target');
   }
 
   /** Runs `task` after everything already queued on the target's chain; the chain never rejects. */
@@ -412,7 +428,10 @@ export class HintStore {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      for (const t of this.byTarget.values()) if (t.queue.length > 0) void this.flushNow(t);
+      for (const t of this.byTarget.values()) {
+        // flushNow settles every queued add itself; this catch only guards against a bug in it.
+        if (t.queue.length > 0) this.flushNow(t).catch((err: unknown) => this.logger.error('hint flush failed', { error: toShoalError(err).message }));
+      }
     });
   }
 
@@ -425,8 +444,9 @@ export class HintStore {
         if (this.failure) throw new ShoalError('UNAVAILABLE', `hint store failed: ${this.failure.message}`);
         const active = target.active ?? (await this.createSegment(target));
         const data = batch.length === 1 ? batch[0].record : Buffer.concat(batch.map((p) => p.record));
-        await active.fh.write(data, 0, data.length);
-        if (this.fsync) await active.fh.datasync();
+        await writeFully(this.io, active.fd, data, 0, data.length, active.size);
+        active.size += data.length;
+        if (this.fsync) await this.io.fdatasync(active.fd);
         const info = target.segments.get(active.seq);
         if (info) {
           info.count += batch.length;
@@ -450,18 +470,15 @@ export class HintStore {
     });
   }
 
-  private async createSegment(target: Target): Promise<{ seq: number; fh: FileHandle }> {
+  private async createSegment(target: Target): Promise<Active> {
     const seq = this.nextSeq++;
-    const fh = await openFile(join(this.dir, segmentName(target.hex, seq)), 'wx');
-    const header = Buffer.alloc(HEADER_BYTES);
-    MAGIC.copy(header, 0);
-    header.writeUInt32BE(FORMAT_VERSION, 4);
-    await fh.write(header, 0, HEADER_BYTES);
+    const fd = await this.io.open(join(this.dir, segmentName(target.hex, seq)), 'wx');
+    await writeFully(this.io, fd, segmentHeader(), 0, HEADER_BYTES, 0);
     if (this.fsync) {
-      await fh.datasync();
+      await this.io.fdatasync(fd);
       await this.syncDir();
     }
-    target.active = { seq, fh };
+    target.active = { seq, fd, size: HEADER_BYTES };
     target.segments.set(seq, { count: 0, bytes: 0 });
     return target.active;
   }
@@ -469,24 +486,18 @@ export class HintStore {
   private async closeActive(target: Target): Promise<void> {
     const active = target.active;
     target.active = null;
-    if (active) await active.fh.close();
+    if (active) await this.io.close(active.fd);
   }
 
   private async syncDir(): Promise<void> {
-    if (!this.fsync) return;
-    const fh = await openFile(this.dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    if (this.fsync) await fsyncDir(this.io, this.dir);
   }
 
   private async recover(): Promise<void> {
     const names = await readdir(this.dir);
     for (const name of names) {
       if (name.endsWith('.hint.tmp')) {
-        await rm(join(this.dir, name), { force: true }); // an interrupted compaction; its sources remain
+        await this.io.unlink(join(this.dir, name)); // an interrupted compaction; its sources remain
         continue;
       }
       const match = SEGMENT_RE.exec(name);
@@ -509,7 +520,7 @@ export class HintStore {
       }
       if (info.count === 0) {
         target.segments.delete(seq); // nothing (readable) left in it
-        await rm(join(this.dir, name), { force: true });
+        await this.io.unlink(join(this.dir, name));
       }
     }
     if (this.count > 0) this.logger.info('hints recovered', { hints: this.count, hintBytes: this.bytes, targets: this.targets().length });
@@ -537,7 +548,7 @@ export class HintStore {
       this.reserve(target, -1, -bytes);
     };
     const result: ReplayResult = { sent: 0, failed: 0, expired: 0, remaining: 0 };
-    const keep = new Compactor(this.dir, target.hex, () => this.nextSeq++, this.fsync);
+    const keep = new Compactor(this.dir, target.hex, () => this.nextSeq++, this.fsync, this.io);
     const keepRaw = async (raw: Buffer): Promise<void> => {
       await keep.write(raw);
       left.count--;
@@ -546,6 +557,7 @@ export class HintStore {
     const limiter = new RateLimiter(maxPerSec, this.now, this.sleep);
     const inFlight = new Set<Promise<void>>();
     let stop = false;
+    let keepFailure: unknown = null;
     try {
       for (const seq of sealed.keys()) {
         for await (const item of readSegment(join(this.dir, segmentName(target.hex, seq)))) {
@@ -584,17 +596,30 @@ export class HintStore {
               await keepRaw(raw);
             },
           );
-          inFlight.add(sending);
-          void sending.finally(() => inFlight.delete(sending));
+          // The tracked promise never rejects: a failure to keep a hint (disk full) is remembered and
+          // rethrown below, where the sealed segments are restored.
+          const tracked: Promise<void> = sending.then(
+            () => {
+              inFlight.delete(tracked);
+            },
+            (err: unknown) => {
+              inFlight.delete(tracked);
+              keepFailure ??= err;
+              stop = true;
+            },
+          );
+          inFlight.add(tracked);
           if (inFlight.size >= this.replayConcurrency) await Promise.race(inFlight);
         }
       }
       await Promise.all(inFlight);
-      // The kept hints become a segment of the target before the sealed ones are deleted.
+      if (keepFailure !== null) throw keepFailure;
+      // The kept hints become a segment of the target, durable under its name (file fsync, rename,
+      // directory fsync: Compactor.finish), before the sealed ones are deleted.
       const compacted = await keep.finish();
       await this.serial(target, async () => {
         if (compacted !== null) target.segments.set(compacted, { count: keep.records, bytes: keep.bytes });
-        await Promise.all([...sealed.keys()].map((seq) => rm(join(this.dir, segmentName(target.hex, seq)), { force: true })));
+        await Promise.all([...sealed.keys()].map((seq) => this.io.unlink(join(this.dir, segmentName(target.hex, seq)))));
         await this.syncDir();
       });
     } catch (err) {
@@ -616,11 +641,15 @@ export class HintStore {
   }
 }
 
-/** Writes the hints a replay keeps into a new segment: temp file, fsync, rename. */
+/**
+ * Writes the hints a replay keeps into a new segment: temp file, fsync, rename, fsync the directory.
+ * Only after finish() resolved may the sources be deleted.
+ */
 class Compactor {
   records = 0;
   bytes = 0;
-  private fh: FileHandle | null = null;
+  private fd: number | null = null;
+  private size = 0;
   private seq = 0;
   private chain: Promise<void> = Promise.resolve();
 
@@ -629,6 +658,7 @@ class Compactor {
     private readonly hex: string,
     private readonly allocateSeq: () => number,
     private readonly fsync: boolean,
+    private readonly io: DirIo,
   ) {}
 
   private tmpPath(): string {
@@ -643,15 +673,14 @@ class Compactor {
   }
 
   private async append(raw: Buffer): Promise<void> {
-    if (this.fh === null) {
+    if (this.fd === null) {
       this.seq = this.allocateSeq();
-      this.fh = await openFile(this.tmpPath(), 'wx');
-      const header = Buffer.alloc(HEADER_BYTES);
-      MAGIC.copy(header, 0);
-      header.writeUInt32BE(FORMAT_VERSION, 4);
-      await this.fh.write(header, 0, HEADER_BYTES);
+      this.fd = await this.io.open(this.tmpPath(), 'wx');
+      await writeFully(this.io, this.fd, segmentHeader(), 0, HEADER_BYTES, 0);
+      this.size = HEADER_BYTES;
     }
-    await this.fh.write(raw, 0, raw.length);
+    await writeFully(this.io, this.fd, raw, 0, raw.length, this.size);
+    this.size += raw.length;
     this.records++;
     this.bytes += raw.length;
   }
@@ -659,21 +688,29 @@ class Compactor {
   /** Makes the segment durable under its final name; returns its number, or null if nothing was kept. */
   async finish(): Promise<number | null> {
     await this.chain;
-    if (this.fh === null) return null;
-    if (this.fsync) await this.fh.datasync();
-    await this.fh.close();
-    this.fh = null;
-    await rename(this.tmpPath(), join(this.dir, segmentName(this.hex, this.seq)));
+    if (this.fd === null) return null;
+    if (this.fsync) await this.io.fdatasync(this.fd);
+    await this.io.close(this.fd);
+    this.fd = null;
+    await this.io.rename(this.tmpPath(), join(this.dir, segmentName(this.hex, this.seq)));
+    if (this.fsync) await fsyncDir(this.io, this.dir);
     return this.seq;
   }
 
   async abandon(): Promise<void> {
     await this.chain;
-    if (this.fh === null) return;
-    await this.fh.close().catch(() => undefined);
-    this.fh = null;
-    await rm(this.tmpPath(), { force: true });
+    if (this.fd === null) return;
+    await this.io.close(this.fd).catch(() => undefined);
+    this.fd = null;
+    await this.io.unlink(this.tmpPath());
   }
+}
+
+function segmentHeader(): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(header, 0);
+  header.writeUInt32BE(FORMAT_VERSION, 4);
+  return header;
 }
 
 /** At most `perSec` takes per second on average, with bursts of up to a tenth of a second's worth. */

@@ -28,6 +28,10 @@ export interface MembershipSource {
   on(event: 'event', listener: (e: MembershipEventInfo) => void): unknown;
   off?(event: 'event', listener: (e: MembershipEventInfo) => void): unknown;
   leave?(options?: { timeoutMs?: number }): Promise<void>;
+  /** Members persisted as known (not left, not reaped): counted when N is clamped to the cluster's size. */
+  knownMemberIds?(): string[];
+  /** Forget a member for good (operator removal). */
+  forget?(id: string): void;
 }
 
 export interface TokenRange {

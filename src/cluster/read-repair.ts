@@ -3,7 +3,9 @@
  * or nothing gets the newest entry written back. Asynchronous (the client already has its answer) and
  * bounded: past readRepairInFlightMax repairs are dropped and counted; anti-entropy catches those.
  */
+import assert from 'node:assert/strict';
 import { toShoalError } from '../errors.js';
+import type { BackgroundTasks } from '../background.js';
 import type { Logger } from '../log.js';
 import { compareVersion } from '../storage/types.js';
 import { entryToWire } from './args.js';
@@ -17,6 +19,7 @@ export interface ReadRepairOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: ClusterMetrics;
+  tasks: BackgroundTasks;
 }
 
 export class ReadRepair {
@@ -41,21 +44,21 @@ export class ReadRepair {
       }
       this.inFlight += 1;
       started += 1;
-      this.o.transport
-        .call(reply.node, 'internal.apply', { key, entry: entryToWire(best) }, { timeoutMs: this.o.timeoutMs })
-        .then(
-          () => {
-            this.counters.repaired += 1;
-            this.o.metrics?.inc('cluster_read_repairs_total');
-          },
-          (err: unknown) => {
-            this.counters.failed += 1;
-            this.o.logger.debug('read repair failed', { key, node: reply.node, error: toShoalError(err).message });
-          },
-        )
-        .finally(() => {
+      const repair = async (): Promise<void> => {
+        try {
+          await this.o.transport.call(reply.node, 'internal.apply', { key, entry: entryToWire(best) }, { timeoutMs: this.o.timeoutMs });
+          this.counters.repaired += 1;
+          this.o.metrics?.inc('cluster_read_repairs_total');
+        } catch (err) {
+          // A replica that is down or full is expected here: counted, not a task failure.
+          this.counters.failed += 1;
+          this.o.logger.debug('read repair failed', { key, node: reply.node, error: toShoalError(err).message });
+        } finally {
           this.inFlight -= 1;
-        });
+          assert.ok(this.inFlight >= 0, 'read repairs in flight never go negative');
+        }
+      };
+      this.o.tasks.run('read-repair', repair);
     }
     return started;
   }

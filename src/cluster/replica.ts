@@ -6,11 +6,12 @@
 import { ShoalError } from '../errors.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
-import { entryFrom, entryPairs, entryToWire, str, strArray } from './args.js';
+import { entryFrom, entryPairs, entryToWire, optInt, str, strArray } from './args.js';
+import { BATCH_ITEMS_MAX, entryWireBytes, rowWireBytes } from './batch.js';
 import type { HintStoreLike, HlcLike } from './ports.js';
 
 /** Most entries one batch call may carry or ask for. */
-export const BATCH_KEYS_MAX = 10_000;
+export const BATCH_KEYS_MAX = BATCH_ITEMS_MAX;
 
 export interface ReplicaOptions {
   store: Store;
@@ -20,6 +21,8 @@ export interface ReplicaOptions {
   isSyncing: (key: string) => boolean;
   /** Told about every applied key (a leaving node tracks writes that arrive during its hand-off). */
   onApplied?: (key: string) => void;
+  /** Byte budget of one batch reply (batch.ts batchBytesMax of this node's frame limit). */
+  batchBytesMax: number;
 }
 
 export class Replica {
@@ -54,13 +57,29 @@ export class Replica {
         return { entry: entry ? entryToWire(entry) : null, syncing: this.o.isSyncing(key) };
       }
       case 'internal.readBatch': {
+        // The reply is cut to fit one frame: `next` says how many of the keys it covers (at least one);
+        // the caller asks again for the rest. `versionsOnly` (operators, the chaos harness) leaves the
+        // values out: { ts, node, expiresAtMs?, tombstone }.
         const keys = strArray(op, args, 'keys', BATCH_KEYS_MAX);
+        const bytesMax = Math.min(optInt(op, args, 'bytesMax', 1) ?? this.o.batchBytesMax, this.o.batchBytesMax);
+        const versionsOnly = args.versionsOnly === true;
         const entries: Array<[string, Args]> = [];
-        for (const key of keys) {
+        let bytes = 0;
+        let next = 0;
+        for (; next < keys.length; next++) {
+          const key = keys[next];
           const entry = this.o.store.getEntry(key);
-          if (entry) entries.push([key, entryToWire(entry)]);
+          if (!entry) continue;
+          const size = versionsOnly ? rowWireBytes(key, entry.node) + 16 : entryWireBytes(key, entry);
+          if (entries.length > 0 && bytes + size > bytesMax) break;
+          if (versionsOnly) {
+            const row: Args = { ts: entry.ts, node: entry.node, tombstone: entry.value === null };
+            if (entry.expiresAtMs !== undefined) row.expiresAtMs = entry.expiresAtMs;
+            entries.push([key, row]);
+          } else entries.push([key, entryToWire(entry)]);
+          bytes += size;
         }
-        return { entries };
+        return { entries, next };
       }
       case 'internal.hint': {
         const target = str(op, args, 'target');

@@ -5,7 +5,8 @@
  * that the puller did not exclude (itself, down nodes), so every key comes from one place.
  *
  * The first call builds a session: the matching keys, listed once in a chunked scan. Later calls page
- * through it in batches bounded by keys and bytes. Sessions are bounded in number and idle time.
+ * through it in batches bounded by keys and bytes (the puller's `bytesMax`, never more than this
+ * node's own frame budget; batch.ts). Sessions are bounded in number and idle time.
  */
 import { randomUUID } from 'node:crypto';
 import { ShoalError } from '../errors.js';
@@ -15,11 +16,8 @@ import type { Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryToWire, int, optInt, str, strArray } from './args.js';
 import type { RingFactory } from './ports.js';
-import { BATCH_KEYS_MAX } from './replica.js';
+import { BATCH_ITEMS_MAX, entryWireBytes } from './batch.js';
 import { scanStore } from './scan.js';
-
-/** Most bytes of entries one stream batch carries (well under the frame limit). */
-export const STREAM_BATCH_BYTES_MAX = 4 * 1024 * 1024;
 /** Most ranges or base members a stream request may name. */
 const STREAM_LIST_MAX = 1 << 20;
 
@@ -29,6 +27,8 @@ export interface StreamSourceOptions {
   ringFactory: RingFactory;
   sessionsMax: number;
   sessionIdleMs: number;
+  /** Byte budget of one batch (batch.ts batchBytesMax of this node's frame limit). */
+  batchBytesMax: number;
   logger: Logger;
   now?: () => number;
 }
@@ -52,8 +52,8 @@ export class StreamSource {
 
   async handle(args: Args): Promise<unknown> {
     const op = 'internal.stream';
-    const limit = optInt(op, args, 'limit', 1, BATCH_KEYS_MAX) ?? 1_000;
-    const bytesMax = optInt(op, args, 'bytesMax', 1, STREAM_BATCH_BYTES_MAX) ?? 1024 * 1024;
+    const limit = optInt(op, args, 'limit', 1, BATCH_ITEMS_MAX) ?? 1_000;
+    const bytesMax = Math.min(optInt(op, args, 'bytesMax', 1) ?? this.o.batchBytesMax, this.o.batchBytesMax);
     this.evictIdle();
     let id = args.session === undefined || args.session === null ? null : str(op, args, 'session');
     let session: Session | undefined;
@@ -72,12 +72,16 @@ export class StreamSource {
     session.lastUsedMs = this.now();
     const entries: Array<[string, Args]> = [];
     let bytes = 0;
-    while (session.position < session.keys.length && entries.length < limit && bytes < bytesMax) {
-      const key = session.keys[session.position++];
+    while (session.position < session.keys.length && entries.length < limit) {
+      const key = session.keys[session.position];
       const entry = this.o.store.getEntry(key);
-      if (!entry) continue;
-      entries.push([key, entryToWire(entry)]);
-      bytes += key.length + (entry.value?.length ?? 0) + 32;
+      if (entry) {
+        const size = entryWireBytes(key, entry);
+        if (entries.length > 0 && bytes + size > bytesMax) break; // the next batch starts with it
+        entries.push([key, entryToWire(entry)]);
+        bytes += size;
+      }
+      session.position += 1;
     }
     const done = session.position >= session.keys.length;
     if (done) this.sessions.delete(id);

@@ -8,6 +8,10 @@
  *
  * A new node with an empty store bootstraps: its base is the ring without itself. A node restarting
  * with data keeps its base at the ring it starts with (hints, read repair and anti-entropy catch it up).
+ * That ring holds only this node when membership has not heard from anyone yet, which is also the case
+ * of a node that ran alone and now joins a cluster with its old data dir: nothing can be streamed from
+ * a base of one, so a round from such a base calls `onJoinedFromAlone` (the node then runs an
+ * anti-entropy sweep with every peer, which moves only what differs, in both directions).
  *
  * An announced leave pushes out instead: every key goes to the members that will own it once this node
  * has left, before membership announces the leave, then once more for writes that arrived meanwhile.
@@ -17,10 +21,11 @@ import { RangeSet, rangeToWire } from '../ring/ranges.js';
 import type { Entry } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryPairs, entryToWire } from './args.js';
+import { BATCH_ITEMS_MAX, BatchAccumulator, batchBytesMax, entryWireBytes } from './batch.js';
 import type { NodeContext } from './context.js';
 import { Pacer } from './pacer.js';
+import { Progress } from './progress.js';
 import type { RingLike } from './ports.js';
-import { BATCH_KEYS_MAX } from './replica.js';
 import { scanStore } from './scan.js';
 
 /** Attempts per batch when pushing data out on leave. */
@@ -33,6 +38,10 @@ export interface StreamingOptions extends NodeContext {
   bootstrap: boolean;
   /** Called after each completed round (clean-up scheduling). */
   onSynced?: (ring: RingLike) => void;
+  /** Called when a round moved this node from a ring of itself alone to one with others (see above). */
+  onJoinedFromAlone?: () => void;
+  /** Clock for the progress lines (default Date.now). */
+  now?: () => number;
 }
 
 interface PendingSync {
@@ -44,6 +53,8 @@ interface PendingSync {
 export class Streaming {
   private readonly o: StreamingOptions;
   private readonly pacer: Pacer;
+  /** Byte budget of one batch (derived from the frame limit). */
+  private readonly batchBytes: number;
   private syncedRing: RingLike | null;
   private bootstrap: boolean;
   private pending: PendingSync | null = null;
@@ -53,6 +64,8 @@ export class Streaming {
   private rerun = false;
   private retries = 0;
   private closed = false;
+  /** The current round's progress (null between rounds). */
+  private roundProgress: Progress | null = null;
   private readonly progress = {
     rounds: 0,
     roundsFailed: 0,
@@ -68,6 +81,7 @@ export class Streaming {
   constructor(options: StreamingOptions) {
     this.o = options;
     this.pacer = new Pacer(options.config.streamBytesPerSecMax);
+    this.batchBytes = batchBytesMax(options.config.frameBytesMax);
     this.bootstrap = options.bootstrap;
     this.syncedRing = options.bootstrap ? null : options.view.ring();
   }
@@ -118,7 +132,13 @@ export class Streaming {
   }
 
   stats(): Record<string, unknown> {
-    return { syncing: this.pending !== null, bootstrap: this.bootstrap, ...this.progress };
+    const round = this.roundProgress?.figures();
+    return {
+      syncing: this.pending !== null,
+      bootstrap: this.bootstrap,
+      ...this.progress,
+      round: round === undefined ? null : { keys: round.keys, keysTotal: round.keysTotal, bytes: round.bytes, elapsedMs: round.elapsedMs, ratio: this.roundProgress?.ratio() ?? 1 },
+    };
   }
 
   close(): void {
@@ -136,46 +156,45 @@ export class Streaming {
     const after = view.ringWithoutSelf();
     const afterN = Math.min(config.replicationFactor, after.members().length);
     if (afterN === 0) return { pushed: 0, failed: 0 };
-    const batches = new Map<string, Array<[string, Args]>>();
+    const batches = new BatchAccumulator<[string, Args, number]>({ bytesMax: this.batchBytes, itemsMax: config.streamBatchKeysMax });
     let pushed = 0;
     let failed = 0;
-    const flush = async (target: string): Promise<void> => {
-      const batch = batches.get(target) ?? [];
-      batches.delete(target);
-      if (batch.length === 0) return;
+    const flush = async (target: string, batch: Array<[string, Args, number]>): Promise<void> => {
       const ok = await this.send(target, batch);
       if (ok) pushed += batch.length;
       else failed += batch.length;
     };
-    const toFlush: string[] = [];
     const entries: Array<[string, Entry]> = [];
     await scanStore(this.o.store, (key, entry) => {
       if (!only || only.has(key)) entries.push([key, entry]);
     });
+    const progress = new Progress(only ? 'leave: pushing late writes' : 'leave: handing data off', this.o.logger, this.o.now ?? Date.now);
+    progress.expect(entries.length);
     for (const [key, entry] of entries) {
+      progress.add(1, key.length + (entry.value?.length ?? 0));
       const before = view.owners(key);
       if (!before.includes(view.selfId)) continue;
+      const size = entryWireBytes(key, entry);
       for (const target of after.preferenceList(key, afterN)) {
         if (before.includes(target)) continue;
-        const batch = batches.get(target) ?? [];
-        batch.push([key, entryToWire(entry)]);
-        batches.set(target, batch);
-        if (batch.length >= config.streamBatchKeysMax) toFlush.push(target);
+        const full = batches.add(target, [key, entryToWire(entry), size], size);
+        if (full) await flush(target, full);
       }
-      while (toFlush.length > 0) await flush(toFlush.pop() as string);
     }
-    for (const target of [...batches.keys()]) await flush(target);
+    for (const [target, batch] of batches.drain()) await flush(target, batch);
     this.progress.leavePushedKeys += pushed;
     this.progress.leaveFailedKeys += failed;
+    progress.done();
     this.o.logger.info('leave: data pushed to new owners', { pushed, failed, keys: entries.length });
     return { pushed, failed };
   }
 
-  private async send(target: string, batch: Array<[string, Args]>): Promise<boolean> {
-    await this.pacer.take(batch.reduce((sum, [key, e]) => sum + key.length + ((e.value as Buffer | null)?.length ?? 0) + 32, 0));
+  private async send(target: string, batch: Array<[string, Args, number]>): Promise<boolean> {
+    await this.pacer.take(batch.reduce((sum, item) => sum + item[2], 0));
+    const entries = batch.map(([key, e]) => [key, e]);
     for (let attempt = 1; attempt <= PUSH_ATTEMPTS_MAX; attempt++) {
       try {
-        await this.o.transport.call(target, 'internal.applyBatch', { entries: batch }, { timeoutMs: this.o.config.internalTimeoutMs * 5 });
+        await this.o.transport.call(target, 'internal.applyBatch', { entries }, { timeoutMs: this.o.config.internalTimeoutMs * 5 });
         return true;
       } catch (err) {
         this.o.logger.warn('push batch failed', { target, attempt, error: toShoalError(err).message });
@@ -189,7 +208,7 @@ export class Streaming {
     this.timerDueMs = Date.now() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.runOnce();
+      this.o.tasks.run('streaming', () => this.runOnce());
     }, delayMs);
     this.timer.unref();
   }
@@ -221,6 +240,7 @@ export class Streaming {
     this.progress.sourcesDone = 0;
     this.progress.keysTotal = 0;
     this.o.logger.info('streaming: pulling newly owned ranges', { from: sources, base: base.checksum(), ring: target.checksum() });
+    this.roundProgress = new Progress('streaming', this.o.logger, this.o.now ?? Date.now, { from: sources.length });
     const request: Args = {
       puller: self,
       ranges: target.rangesFor(self, n).map(rangeToWire),
@@ -232,14 +252,22 @@ export class Streaming {
       n: baseN,
       exclude,
       limit: config.streamBatchKeysMax,
+      bytesMax: this.batchBytes,
     };
     const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
     this.progress.rounds += 1;
+    this.roundProgress.done(results.every(Boolean) ? 'done' : 'interrupted (will retry)');
+    this.roundProgress = null;
     // Others in the base but none reachable: nothing could be pulled, which is not success.
     const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
     if (ok && view.ring().checksum() === target.checksum()) {
       this.retries = 0;
+      const fromAlone = base.members().every((id) => id === self) && target.members().some((id) => id !== self);
       this.markSynced(target);
+      if (fromAlone) {
+        this.o.logger.info('streaming: joined from a ring of this node alone; catching up by anti-entropy', { ring: target.checksum() });
+        this.o.onJoinedFromAlone?.();
+      }
     } else if (ok) {
       this.rerun = true;
     } else if (this.retries >= ROUND_RETRIES_MAX) {
@@ -269,18 +297,22 @@ export class Streaming {
       for (;;) {
         if (this.closed) return false;
         const result = (await transport.call(source, 'internal.stream', args, { timeoutMs: config.internalTimeoutMs * 5 })) as Args;
-        const entries = entryPairs('internal.stream', result, 'entries', BATCH_KEYS_MAX);
-        if (args === request && typeof result.total === 'number') this.progress.keysTotal += result.total;
+        const entries = entryPairs('internal.stream', result, 'entries', BATCH_ITEMS_MAX);
+        if (args === request && typeof result.total === 'number') {
+          this.progress.keysTotal += result.total;
+          this.roundProgress?.expect(result.total);
+        }
         let bytes = 0;
         // One batch applied together: a group-committing store makes it one fsync.
         await Promise.all(entries.map(([key, entry]) => this.o.apply(key, entry)));
-        for (const [key, entry] of entries) bytes += key.length + (entry.value?.length ?? 0) + 32;
+        for (const [key, entry] of entries) bytes += entryWireBytes(key, entry);
         this.progress.keysReceived += entries.length;
         this.progress.bytesReceived += bytes;
+        this.roundProgress?.add(entries.length, bytes);
         this.o.metrics?.inc('cluster_stream_keys_total', {}, entries.length);
         if (result.done === true) break;
         await this.pacer.take(bytes);
-        args = { session: result.session, limit: config.streamBatchKeysMax };
+        args = { session: result.session, limit: config.streamBatchKeysMax, bytesMax: this.batchBytes };
       }
       this.progress.sourcesDone += 1;
       return true;

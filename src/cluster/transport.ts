@@ -2,11 +2,10 @@
  * Node-to-node calls by node id. Calls to this node run the local handler directly (no socket);
  * calls to others go through the RPC pool to the member's rpc address. The per-key ops
  * (internal.apply, internal.read, internal.hint) made to one peer within one event-loop turn are
- * sent as one internal.batch frame (batch.ts), bounded in bytes by half the pool's frame limit.
+ * sent as one internal.batch frame (peer-batch.ts), bounded in bytes by `batchBytesMax` (batch.ts).
  */
 import { ShoalError } from '../errors.js';
-import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
-import { PeerBatcher, batchBytesMax, type PeerBatcherStats } from './batch.js';
+import { PeerBatcher, type PeerBatcherStats } from './peer-batch.js';
 import type { RpcPoolLike, Transport } from './ports.js';
 
 export type LocalHandler = (op: string, args: Record<string, unknown>) => Promise<unknown>;
@@ -17,11 +16,8 @@ export interface PoolTransport extends Transport {
 }
 
 /** Maps node ids to rpc addresses and calls them through an RpcPool, batching per-key ops per turn. */
-export function poolTransport(pool: RpcPoolLike, addressOf: (nodeId: string) => string | undefined): PoolTransport {
-  const batcher = new PeerBatcher(
-    (addr, op, args, timeoutMs) => pool.call(addr, op, args, { timeoutMs }),
-    batchBytesMax(pool.frameBytesMax ?? DEFAULT_RPC_LIMITS.frameBytesMax),
-  );
+export function poolTransport(pool: RpcPoolLike, addressOf: (nodeId: string) => string | undefined, batchBytesMax: number): PoolTransport {
+  const batcher = new PeerBatcher((addr, op, args, timeoutMs) => pool.call(addr, op, args, { timeoutMs }), batchBytesMax);
   return {
     call(nodeId, op, args, options) {
       const addr = addressOf(nodeId);

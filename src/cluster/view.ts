@@ -5,7 +5,14 @@
  * Owners are alive and suspect members, and dead ones until they have been dead for deadOwnerGraceMs
  * (a crash is usually a restart; hints cover it) or are removed by an operator. Members that left do
  * not own. The ring is rebuilt whenever the owner set changes and listeners see (old, new).
+ *
+ * The replication factor N is never clamped to the members that happen to be alive: only to the size
+ * of the cluster, the members it has (alive, suspect or dead, in this view or persisted as known by
+ * membership) minus those that left or were removed. So a node cut off from the others cannot reach
+ * W replicas and refuses writes (UNAVAILABLE) instead of taking them as a cluster of one, while
+ * `shoal local --nodes 1` (N = 1) and a 2-node cluster (N = 2) still work (docs/CLUSTER.md).
  */
+import assert from 'node:assert/strict';
 import type { Logger } from '../log.js';
 import type { MemberInfo, MembershipEventInfo, MembershipSource, RingFactory, RingLike } from './ports.js';
 
@@ -32,6 +39,8 @@ export class ClusterView {
   private ownerKey = '';
   private currentRing: RingLike;
   private graceTimer: NodeJS.Timeout | null = null;
+  /** clusterSize(), recomputed after every membership event or removal (it is read per request). */
+  private clusterSizeCached = 0;
   private readonly onEvent = (e: MembershipEventInfo): void => this.handleEvent(e);
 
   constructor(opts: ViewOptions) {
@@ -42,6 +51,7 @@ export class ClusterView {
     for (const m of opts.membership.members()) this.track(m);
     this.currentRing = this.buildRing(this.ownerIds());
     this.ownerKey = this.ownerSignature();
+    this.clusterSizeCached = this.countClusterSize();
     opts.membership.on('event', this.onEvent);
     this.scheduleGraceCheck();
   }
@@ -77,12 +87,36 @@ export class ClusterView {
     return this.removed.has(id);
   }
 
-  /** Replicas per key: N clamped to the number of owners. */
+  /**
+   * Replicas per key: N clamped to the size of the cluster (clusterSize), never to the live members.
+   * The ring may hold fewer owners than this (members down past their grace): those replicas are
+   * missing, and a request that needs them is UNAVAILABLE.
+   */
   replicas(): number {
-    return Math.max(1, Math.min(this.opts.replicationFactor, this.currentRing.members().length));
+    const n = Math.max(1, Math.min(this.opts.replicationFactor, this.clusterSizeCached));
+    assert.ok(n >= 1 && n <= this.opts.replicationFactor);
+    return n;
   }
 
-  /** The key's N owners, in preference order. */
+  /**
+   * Members the cluster has: this node, every member of the view that has not left, and the members
+   * membership persisted as known, minus operator removals. Members that left are not counted: a
+   * leave is the operator shrinking the cluster on purpose.
+   */
+  clusterSize(): number {
+    return this.clusterSizeCached;
+  }
+
+  private countClusterSize(): number {
+    const ids = new Set<string>([this.selfId]);
+    for (const m of this.members.values()) if (m.state !== 'left' && !this.removed.has(m.id)) ids.add(m.id);
+    for (const id of this.opts.membership.knownMemberIds?.() ?? []) {
+      if (!this.removed.has(id) && this.members.get(id)?.state !== 'left') ids.add(id);
+    }
+    return ids.size;
+  }
+
+  /** The key's owners in preference order: N of them, or every ring member when the ring is smaller. */
   owners(key: string): string[] {
     return this.currentRing.preferenceList(key, this.replicas());
   }
@@ -107,6 +141,8 @@ export class ClusterView {
   remove(id: string): boolean {
     if (id === this.selfId || this.removed.has(id)) return false;
     this.removed.add(id);
+    this.opts.membership.forget?.(id);
+    this.clusterSizeCached = this.countClusterSize();
     this.opts.logger.info('member removed by operator', { member: id });
     this.rebuildIfChanged('remove');
     return true;
@@ -176,6 +212,7 @@ export class ClusterView {
         this.opts.logger.info('removed member is alive again', { member: e.member.id });
       }
     }
+    this.clusterSizeCached = this.countClusterSize();
     this.rebuildIfChanged(e.type);
     this.scheduleGraceCheck();
   }

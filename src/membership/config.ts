@@ -59,6 +59,10 @@ export interface MembershipConfig {
   joinRetryInitialMs: number;
   /** Longest delay between two join attempts (the delay doubles up to this). */
   joinRetryMaxMs: number;
+  /** Time between two resolutions of DNS seeds (host names, srv:) once joined; each join attempt resolves them too. */
+  seedResolveIntervalMs: number;
+  /** Bound on resolving one seed name (all its queries). */
+  seedResolveTimeoutMs: number;
 }
 
 export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.freeze({
@@ -87,8 +91,10 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   syncConnectionsMax: 32, // a sync per member per 30 s arrives far below this; bounds a flood
   broadcastQueueMax: 4096, // one update per member is queued at most, so only a storm gets here
   relaysMax: 1024, // each member asks at most k others per period, so a few per period is normal
-  joinRetryInitialMs: 500, // a seed that is still starting is usually up within a second
-  joinRetryMaxMs: 30_000, // then at most one try per push-pull interval
+  joinRetryInitialMs: 250, // a seed that is still starting is usually up within a second
+  joinRetryMaxMs: 2_000, // a joining node does not serve: a seed that comes back is found within 2 s (a few TCP connects per try)
+  seedResolveIntervalMs: 30_000, // like push-pull: a seed DNS lists but no member knows is merged within a sync period
+  seedResolveTimeoutMs: 5000, // a resolver that does not answer in 5 s is down; the next attempt asks again
 });
 
 /** Fills defaults and checks the values; a bad value is a CONFIG error naming the field. */
@@ -110,6 +116,7 @@ export function resolveMembershipConfig(partial: Partial<MembershipConfig> = {})
     'probeIntervalMs', 'probeTimeoutMs', 'suspicionMult', 'suspicionMaxTimeoutMult', 'retransmitMult',
     'gossipIntervalMs', 'pushPullIntervalMs', 'reconnectIntervalMs', 'awarenessMaxMultiplier',
     'compoundMessagesMax', 'membersMax', 'syncMembersMax', 'broadcastQueueMax', 'joinRetryInitialMs',
+    'seedResolveIntervalMs', 'seedResolveTimeoutMs',
   ];
   for (const key of positive) {
     if ((config[key] as number) <= 0) throw new ShoalError('CONFIG', `membership.${key} must be positive`);

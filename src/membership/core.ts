@@ -75,6 +75,10 @@ export interface CoreStats {
   streamAcks: number;
   suspicionsRaised: number;
   refutations: number;
+  /** Accusations about an incarnation we had already refuted, answered by announcing ours again. */
+  reannouncements: number;
+  /** Syncs started because a member we held dead sent us datagrams. */
+  deadSyncs: number;
   syncsSent: number;
   syncsReceived: number;
   broadcastsQueued: number;
@@ -123,6 +127,16 @@ const EMPTY_OUTPUT: CoreOutput = Object.freeze({
 });
 /** Below this many members, sampling scans everyone instead of guessing random indices. */
 const SAMPLE_SCAN_MAX = 64;
+/** Known members (from before a restart) tried per join attempt besides every seed: bounds the burst. */
+const JOIN_KNOWN_PER_ATTEMPT_MAX = 16;
+/**
+ * Quick push-pulls with a random member after a join: the first FACTOR gossip intervals after it,
+ * then FOLLOW_UPS more at doubling gaps (with the defaults about 0.5, 1.5, 3.5, 7.5 and 15.5 s, each
+ * ±25 %), before the normal interval. Many members joining at once otherwise miss some of each other
+ * until the next full sync: the gossip of each join is spent on the few members known at that moment.
+ */
+const JOIN_FOLLOW_UP_SYNCS = 4;
+const JOIN_FOLLOW_UP_FACTOR = 2.5;
 
 export class MembershipCore {
   readonly config: MembershipConfig;
@@ -151,7 +165,11 @@ export class MembershipCore {
   private leaving = false;
   private joining = false;
   private joinSeeds: string[] = [];
+  /** Gossip addresses of the members this node knew before it (re)started (the persisted snapshot). */
+  private joinKnown: string[] = [];
   private joinAttempts = 0;
+  /** Follow-up push-pulls still due after the join (see JOIN_FOLLOW_UP_SYNCS). */
+  private followUpSyncs = 0;
   private nextJoinAtMs = Infinity;
   private nextProbeAtMs = 0;
   private nextGossipAtMs = 0;
@@ -162,8 +180,12 @@ export class MembershipCore {
   private readonly counters: Omit<CoreStats, 'awareness' | 'incarnation' | 'members' | 'broadcastsQueued' | 'broadcastsDropped'> = {
     packetsSent: 0, bytesSent: 0, packetsReceived: 0, messagesReceived: 0,
     dropped: { 'too-large': 0, malformed: 0, version: 0, 'wrong-target': 0, 'members-full': 0, 'relays-full': 0 },
-    probes: 0, probesFailed: 0, streamAcks: 0, suspicionsRaised: 0, refutations: 0, syncsSent: 0, syncsReceived: 0,
+    probes: 0, probesFailed: 0, streamAcks: 0, suspicionsRaised: 0, refutations: 0, reannouncements: 0, deadSyncs: 0, syncsSent: 0, syncsReceived: 0,
   };
+  /** When a sync with a talking dead member was last started, by id (syncWithTalkingDead). */
+  private readonly deadSyncAtMs = new Map<string, number>();
+  /** Gossip address → id of members buried dead (entries are checked on use; reaping removes them). */
+  private readonly deadByAddr = new Map<string, string>();
 
   constructor(options: CoreOptions) {
     this.config = resolveMembershipConfig(options.config);
@@ -185,17 +207,40 @@ export class MembershipCore {
 
   // ---- inputs ---------------------------------------------------------------------------------
 
-  /** Starts joining through `seeds` (gossip addresses): push-pull with each until one answers. */
-  join(now: number, seeds: string[]): CoreOutput {
+  /**
+   * Starts joining through `seeds` and the members this node `known` before a restart (gossip
+   * addresses): push-pull with all seeds and up to JOIN_KNOWN_PER_ATTEMPT_MAX known members per
+   * attempt, with backoff, until one answers. With neither, this node starts a new cluster.
+   */
+  join(now: number, seeds: string[], known: string[] = []): CoreOutput {
     this.ensureStarted(now);
-    this.joinSeeds = [...new Set(seeds)].filter((seed) => seed !== this.selfRec.gossip);
+    this.joinSeeds = this.withoutSelf(seeds);
+    const seedSet = new Set(this.joinSeeds);
+    this.joinKnown = this.withoutSelf(known).filter((addr) => !seedSet.has(addr));
     this.enqueue(this.selfAlive());
-    if (this.joinSeeds.length > 0) {
+    if (this.joinSeeds.length + this.joinKnown.length > 0) {
       this.joining = true;
       this.joinAttempts = 0;
       this.nextJoinAtMs = now;
     }
     return this.tick(now);
+  }
+
+  /**
+   * Replaces the addresses a join in progress tries next (seeds re-resolved from DNS); ignored once
+   * joined. An empty list keeps the old one: a name that failed to resolve is not a reason to stop.
+   */
+  setJoinSeeds(seeds: string[]): void {
+    if (!this.joining) return;
+    const next = this.withoutSelf(seeds);
+    if (next.length > 0) this.joinSeeds = next;
+  }
+
+  /** A push-pull with `to` now, outside the periodic round (a seed DNS lists that no member has). */
+  pushPull(now: number, to: string): CoreOutput {
+    this.ensureStarted(now);
+    if (!this.leaving && to !== this.selfRec.gossip) this.sync(to, false);
+    return this.drain();
   }
 
   /** Announces that this node leaves; it stops probing. See `leaveSpread()`. */
@@ -204,6 +249,7 @@ export class MembershipCore {
     if (!this.leaving) {
       this.leaving = true;
       this.joining = false;
+      this.nextJoinAtMs = Infinity;
       this.probe = null;
       const message: LeftMessage = { t: 'left', id: this.selfRec.id, i: this.selfRec.incarnation };
       this.selfRec.state = 'left';
@@ -211,6 +257,8 @@ export class MembershipCore {
       this.liveCount -= 1;
       this.enqueue(message);
       this.nextGossipAtMs = now;
+      // Our own view knows it too: the cluster layer stops counting us as an owner at once.
+      this.emit('left', this.selfRec);
     }
     return this.tick(now);
   }
@@ -236,6 +284,7 @@ export class MembershipCore {
   receive(now: number, packet: Packet, from: string): CoreOutput {
     this.ensureStarted(now);
     this.counters.packetsReceived += 1;
+    if (this.dead.size > 0) this.syncWithTalkingDead(now, from);
     for (const message of packet.m) {
       this.counters.messagesReceived += 1;
       this.handle(now, message, from);
@@ -270,17 +319,16 @@ export class MembershipCore {
     this.ensureStarted(now);
     this.counters.syncsReceived += 1;
     this.merge(now, state, true);
-    return { reply: this.localState(false), output: this.drain() };
+    // A member that has joined (not one that is itself still joining) reached us: we are in its cluster.
+    if (this.joining && !state.j && state.f !== this.selfRec.id) this.joined(now);
+    return { reply: this.localState(this.joining), output: this.drain() };
   }
 
   /** The answer to a push-pull request we sent (`join` = it was a join attempt). */
   handleSyncResponse(now: number, state: SyncState): CoreOutput {
     this.ensureStarted(now);
     const joinAnswer = this.joining;
-    if (this.joining) {
-      this.joining = false;
-      this.nextJoinAtMs = Infinity;
-    }
+    if (this.joining) this.joined(now);
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();
@@ -496,11 +544,11 @@ export class MembershipCore {
 
   private applySuspect(now: number, message: SuspectMessage): void {
     const rec = this.records.get(message.id);
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     if (rec === this.selfRec) {
-      this.refute(message.i);
+      this.answerAccusation(message.i);
       return;
     }
+    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     if (rec.state === 'suspect' && message.i === rec.incarnation) {
       const suspicion = this.suspicions.get(rec.id);
       if (suspicion !== undefined && suspicion.confirm(message.f)) {
@@ -549,22 +597,22 @@ export class MembershipCore {
 
   private applyDead(now: number, message: DeadMessage): void {
     const rec = this.records.get(message.id);
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     if (rec === this.selfRec) {
-      this.refute(message.i);
+      this.answerAccusation(message.i);
       return;
     }
+    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
     this.bury(now, rec, 'dead', message.i);
     this.enqueue(message);
   }
 
   private applyLeft(now: number, message: LeftMessage): void {
     const rec = this.records.get(message.id);
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'left') return;
     if (rec === this.selfRec) {
-      this.refute(message.i);
+      this.answerAccusation(message.i);
       return;
     }
+    if (rec === undefined || message.i < rec.incarnation || rec.state === 'left') return;
     this.bury(now, rec, 'left', message.i);
     this.enqueue(message);
   }
@@ -573,10 +621,27 @@ export class MembershipCore {
     if (rec.state === 'alive' || rec.state === 'suspect') this.liveCount -= 1;
     this.dropSuspicion(rec.id);
     this.dead.add(rec.id);
+    if (state === 'dead') this.deadByAddr.set(rec.gossip, rec.id);
     rec.state = state;
     rec.incarnation = incarnation;
     rec.changedMs = now;
     this.emit(state, rec);
+  }
+
+  /**
+   * Someone says we are suspect, dead or left. About our current incarnation (or a newer one): refute.
+   * About an older one: we refuted already, but whoever still gossips it has not heard; our refutation
+   * may have been lost (a one-way partition drops it until its retransmits run out), so announce our
+   * current incarnation again.
+   */
+  private answerAccusation(incarnation: number): void {
+    if (this.leaving) return;
+    if (incarnation >= this.selfRec.incarnation) {
+      this.refute(incarnation);
+      return;
+    }
+    this.counters.reannouncements += 1;
+    this.enqueue(this.selfAlive());
   }
 
   /** Someone says we are suspect, dead or left: outbid that incarnation and tell everyone. */
@@ -732,15 +797,48 @@ export class MembershipCore {
     // memberlist's pushPullScale: beyond 32 members, sync less often so the cluster-wide rate stays flat.
     const scale = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
     this.nextPushPullAtMs = now + this.config.pushPullIntervalMs * scale;
+    if (this.followUpSyncs > 0) {
+      // Right after a join: a few quick syncs pick up members that joined at the same moment, whose
+      // alive gossip spent its retransmits on the few members we knew then.
+      const k = JOIN_FOLLOW_UP_SYNCS - this.followUpSyncs;
+      this.followUpSyncs -= 1;
+      this.nextPushPullAtMs = now + this.config.gossipIntervalMs * JOIN_FOLLOW_UP_FACTOR * 2 ** (k + 1) * (0.75 + 0.5 * this.random());
+    }
     if (this.leaving || this.joining) return;
     const [peer] = this.sample(1, (rec) => rec.state === 'alive');
     if (peer !== undefined) this.sync(peer.gossip, false);
   }
 
+  /**
+   * A member we hold dead is sending us datagrams: it is back (typically after a one-way partition,
+   * where its refutation was lost while its accusers' broadcasts ran out). Waiting for push-pull or
+   * reconnect would keep a live node dead for up to 30 s; a sync with it now settles both views.
+   * At most once per probe interval per member.
+   */
+  private syncWithTalkingDead(now: number, from: string): void {
+    const id = this.deadByAddr.get(from);
+    if (id === undefined) return;
+    const rec = this.records.get(id);
+    // Entries are checked here rather than removed on every state change (a member alive again).
+    if (rec === undefined || rec.state !== 'dead' || rec.gossip !== from) return;
+    if (now - (this.deadSyncAtMs.get(id) ?? -Infinity) < this.config.probeIntervalMs) return;
+    this.deadSyncAtMs.set(id, now);
+    this.counters.deadSyncs += 1;
+    if (!this.leaving) this.sync(rec.gossip, false);
+  }
+
+  /**
+   * memberlist's reconnect: a push-pull with one random dead or left member per interval. A split
+   * cluster merges again once the link is back, and a member that left and came back (but reached
+   * none of the members it knew) is found.
+   */
   private reconnectRound(now: number): void {
     this.nextReconnectAtMs = now + this.config.reconnectIntervalMs;
     if (this.leaving || this.dead.size === 0) return;
-    const candidates = [...this.dead].filter((id) => this.records.get(id)?.state === 'dead');
+    const candidates = [...this.dead].filter((id) => {
+      const state = this.records.get(id)?.state;
+      return state === 'dead' || state === 'left';
+    });
     if (candidates.length === 0) return;
     const rec = this.records.get(candidates[Math.floor(this.random() * candidates.length)]);
     if (rec !== undefined) this.sync(rec.gossip, false);
@@ -757,6 +855,8 @@ export class MembershipCore {
       if (rec === undefined || now - rec.changedMs < this.config.deadReapMs) continue;
       this.dead.delete(id);
       this.records.delete(id);
+      this.deadSyncAtMs.delete(id);
+      if (this.deadByAddr.get(rec.gossip) === id) this.deadByAddr.delete(rec.gossip);
       const index = this.idIndex.get(id);
       assert.ok(index !== undefined);
       const last = this.ids.pop() as string;
@@ -771,10 +871,24 @@ export class MembershipCore {
 
   private attemptJoin(now: number): void {
     for (const seed of this.joinSeeds) this.sync(seed, true);
+    const known = this.joinKnown.slice();
+    shuffle(known, this.random);
+    for (const addr of known.slice(0, JOIN_KNOWN_PER_ATTEMPT_MAX)) this.sync(addr, true);
     const c = this.config;
     const delay = Math.min(c.joinRetryMaxMs, c.joinRetryInitialMs * 2 ** Math.min(this.joinAttempts, 30));
     this.joinAttempts += 1;
     this.nextJoinAtMs = now + delay * (0.8 + 0.4 * this.random());
+  }
+
+  private joined(now: number): void {
+    this.joining = false;
+    this.nextJoinAtMs = Infinity;
+    this.followUpSyncs = JOIN_FOLLOW_UP_SYNCS;
+    this.nextPushPullAtMs = now + this.config.gossipIntervalMs * JOIN_FOLLOW_UP_FACTOR * (0.75 + 0.5 * this.random());
+  }
+
+  private withoutSelf(addrs: string[]): string[] {
+    return [...new Set(addrs)].filter((addr) => addr !== this.selfRec.gossip);
   }
 
   // ---- output ---------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ import { performance } from 'node:perf_hooks';
 import { ShoalError, toShoalError } from '../errors.js';
 import { type Logger, nullLogger, rateLimited } from '../log.js';
 import type { Keyring } from '../security/keyring.js';
+import { type DirIo, fsyncDir, nodeDirIo, writeFileSynced } from '../storage/fsio.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
+import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
+import { formatSeedAddress, ownGossipAddresses, parseSeed, resolveSeeds, seedsNeedDns } from './seeds.js';
 import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
 import type { Member, MembershipEvent, SyncTransport } from './types.js';
 
@@ -33,9 +36,14 @@ export interface MembershipOptions {
   rpc: string;
   zone?: string;
   tags?: Record<string, string>;
-  /** Gossip addresses to join through; empty for the first node. */
+  /**
+   * Seeds to join through, empty for the first node: `ip:port`, `name:port` (A/AAAA) or `srv:NAME`
+   * (seeds.ts). Names are resolved again before every join attempt and every seedResolveIntervalMs.
+   */
   seeds: string[];
-  /** Where the incarnation number is kept across restarts. */
+  /** DNS servers for the seeds (`ip` or `ip:port`); default the system's resolver. */
+  dnsServers?: string[];
+  /** Where the incarnation number and the known members are kept across restarts. */
   dataDir: string;
   config?: Partial<MembershipConfig>;
   logger?: Logger;
@@ -54,6 +62,8 @@ export interface MembershipOptions {
 export interface MembershipStats extends CoreStats {
   checksum: string;
   joining: boolean;
+  /** Members persisted in the data dir (known-members.json): join targets after a restart. */
+  knownMembers: number;
   sendErrors: number;
   syncErrors: number;
   syncRejected: number;
@@ -61,12 +71,19 @@ export interface MembershipStats extends CoreStats {
   encrypted: boolean;
   /** Messages dropped before the core because they did not open, per transport and reason (all 0 without encryption). */
   decryptFailures: SealDrops;
+  /** The seeds' addresses at the last resolution (without our own). */
+  seedAddresses: string[];
+  /** Resolutions of DNS seeds, and seeds that failed to resolve (one per seed per resolution). */
+  seedResolutions: number;
+  seedResolveErrors: number;
 }
 
 const INCARNATION_FILE = 'membership.json';
 /** Longest sleep between two timer checks, so a clock hiccup cannot stall the protocol. */
 const TIMER_SLEEP_MS_MAX = 1000;
 const BIND_ATTEMPTS_MAX = 8;
+/** The known-members file is written at most this often (membership changes come in bursts). */
+const KNOWN_PERSIST_INTERVAL_MS = 1000;
 /** resolveMembershipConfig's lower bound on datagramBytesMax, which the core's (smaller) budget must meet too. */
 const DATAGRAM_BYTES_MIN = 512;
 
@@ -99,21 +116,20 @@ async function readIncarnation(dataDir: string): Promise<number> {
   }
 }
 
-async function writeIncarnation(dataDir: string, incarnation: number): Promise<void> {
+/**
+ * Persists the incarnation: write a temp file, fsync it, rename it over the old one, fsync the
+ * directory (so the rename survives a crash; a restart must never reuse a lower incarnation).
+ */
+export async function writeIncarnation(dataDir: string, incarnation: number, io: DirIo = nodeDirIo): Promise<void> {
   const file = path.join(dataDir, INCARNATION_FILE);
   const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify({ incarnation }));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
+  await writeFileSynced(io, temp, Buffer.from(JSON.stringify({ incarnation })));
+  await io.rename(temp, file);
+  await fsyncDir(io, dataDir);
 }
 
 function formatAddr(address: string, port: number): string {
-  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+  return formatSeedAddress(address, port);
 }
 
 async function bindUdp(host: string, port: number): Promise<dgram.Socket> {
@@ -164,11 +180,25 @@ export class Membership {
   private stopped = false;
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
+  private knownTimer: NodeJS.Timeout | null = null;
+  private joinedLogged = false;
   private sendErrors = 0;
   private syncErrors = 0;
   private readonly warn: (key: string, message: string, fields?: Record<string, unknown>) => void;
   /** The whole datagram budget (the core's is smaller by the envelope overhead when encrypting). */
   private readonly datagramBytesMax: number;
+  private readonly seedSpecs: string[];
+  private readonly dnsServers: string[];
+  private readonly seedsDynamic: boolean;
+  private readonly selfAddresses: string[];
+  private seedAddresses: string[] = [];
+  private seedResolutions = 0;
+  private seedResolveErrors = 0;
+  /** Seeds were configured but none resolved yet: the core has not been told to join, we retry. */
+  private seedsPending = false;
+  private seedsPendingAttempts = 0;
+  private resolving: Promise<void> | null = null;
+  private seedTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly core: MembershipCore,
@@ -179,8 +209,15 @@ export class Membership {
     private readonly logger: Logger,
     private readonly seal: GossipSeal | null,
     config: MembershipConfig,
+    options: MembershipOptions,
+    port: number,
+    private readonly known: KnownMembers,
   ) {
     this.datagramBytesMax = config.datagramBytesMax;
+    this.seedSpecs = [...options.seeds];
+    this.dnsServers = [...(options.dnsServers ?? [])];
+    this.seedsDynamic = seedsNeedDns(this.seedSpecs);
+    this.selfAddresses = ownGossipAddresses(core.self().gossip, options.bindHost, port);
     this.persistedIncarnation = core.incarnation;
     this.warn = rateLimited(logger);
   }
@@ -189,9 +226,11 @@ export class Membership {
     const config = resolveMembershipConfig(options.config);
     const logger = (options.logger ?? nullLogger).child({ layer: 'membership', node: options.id });
     const seal = gossipSeal(options, config);
+    for (const seed of options.seeds) parseSeed(seed); // a malformed seed fails the start before anything is bound
     await fs.mkdir(options.dataDir, { recursive: true });
     const incarnation = (await readIncarnation(options.dataDir)) + 1;
     await writeIncarnation(options.dataDir, incarnation);
+    const known = new KnownMembers(options.id, await readKnownMembers(options.dataDir));
 
     let self: Membership | null = null;
     const listener = new SyncListener(
@@ -219,6 +258,30 @@ export class Membership {
         }
       }
     }
+    // From here on a failure (e.g. metadata over metaBytesMax) must not leak the bound ports.
+    try {
+      return await Membership.begin(options, config, logger, seal, socket, listener, port, incarnation, known, (m) => {
+        self = m;
+      });
+    } catch (err) {
+      await new Promise<void>((resolve) => (socket as dgram.Socket).close(() => resolve()));
+      await listener.close();
+      throw err;
+    }
+  }
+
+  private static async begin(
+    options: MembershipOptions,
+    config: MembershipConfig,
+    logger: Logger,
+    seal: GossipSeal | null,
+    socket: dgram.Socket,
+    listener: SyncListener,
+    port: number,
+    incarnation: number,
+    known: KnownMembers,
+    setSelf: (m: Membership) => void,
+  ): Promise<Membership> {
     const core = new MembershipCore({
       self: {
         id: options.id, gossip: formatAddr(options.advertiseHost ?? options.bindHost, port), rpc: options.rpc,
@@ -229,12 +292,14 @@ export class Membership {
       random: cryptoRandom(),
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
-    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config);
-    self = membership;
+    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, options, port, known);
+    setSelf(membership);
     socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
     socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
-    logger.info('membership started', { gossip: core.self().gossip, incarnation, seeds: options.seeds, encrypted: seal !== null });
-    membership.apply(core.join(membership.now(), options.seeds));
+    logger.info('membership started', {
+      gossip: core.self().gossip, incarnation, seeds: options.seeds, knownMembers: known.list().length, encrypted: seal !== null,
+    });
+    await membership.joinThroughSeeds();
     return membership;
   }
 
@@ -250,21 +315,35 @@ export class Membership {
     return this.core.checksum();
   }
 
-  /** True until one seed answered (or there were none). */
+  /** True until one seed or known member answered (false at once when there were none: a new cluster). */
   get joining(): boolean {
-    return this.core.isJoining;
+    return this.core.isJoining || this.seedsPending;
+  }
+
+  /** Ids of the members persisted as known (not left, not reaped), self excluded. */
+  knownMemberIds(): string[] {
+    return this.known.ids();
+  }
+
+  /** Forgets a member for good (an operator's `shoal remove`): no longer a join target or counted. */
+  forget(id: string): void {
+    if (this.known.forget(id)) this.scheduleKnownPersist();
   }
 
   stats(): MembershipStats {
     return {
       ...this.core.stats(),
       checksum: this.core.checksum(),
-      joining: this.core.isJoining,
+      joining: this.joining,
+      knownMembers: this.known.ids().length,
       sendErrors: this.sendErrors,
       syncErrors: this.syncErrors,
       syncRejected: this.listener.rejected,
       encrypted: this.seal !== null,
       decryptFailures: this.seal?.drops() ?? noSealDrops(),
+      seedAddresses: [...this.seedAddresses],
+      seedResolutions: this.seedResolutions,
+      seedResolveErrors: this.seedResolveErrors,
     };
   }
 
@@ -314,13 +393,114 @@ export class Membership {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.seedTimer !== null) clearTimeout(this.seedTimer);
+    this.seedTimer = null;
+    await this.resolving;
+    if (this.knownTimer !== null) clearTimeout(this.knownTimer);
+    this.knownTimer = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     await this.listener.close();
+    if (this.known.dirty) this.persistKnown();
     await this.persisting;
   }
 
   private now(): number {
     return performance.now();
+  }
+
+  /** The first resolution of the seeds, then the join (or, when no seed resolved, retries until one does). */
+  private async joinThroughSeeds(): Promise<void> {
+    const addresses = await this.resolveSeedsNow();
+    const known = this.knownAddresses();
+    if (addresses.errors > 0 && addresses.found.length === 0 && known.length === 0) {
+      // Seeds are configured but none resolved (DNS down, a record not published yet) and no member
+      // is known: this is not a first node, so it must not start alone; it keeps resolving and joins
+      // once a seed appears.
+      this.seedsPending = true;
+      this.logger.warn('no seed resolved; retrying before joining', { seeds: this.seedSpecs });
+    } else {
+      if (addresses.found.length + known.length === 0) {
+        this.logger.info('no seeds and no known members: starting a new cluster');
+        this.joinedLogged = true;
+      }
+      this.apply(this.core.join(this.now(), addresses.found, known));
+    }
+    this.scheduleSeedResolve();
+  }
+
+  /** Gossip addresses of the members this node knew (persisted), tried beside the seeds. */
+  private knownAddresses(): string[] {
+    return this.known.list().map((m) => m.gossip);
+  }
+
+  private async resolveSeedsNow(): Promise<{ found: string[]; errors: number }> {
+    let errors = 0;
+    const found = await resolveSeeds(this.seedSpecs, {
+      self: this.selfAddresses,
+      dnsServers: this.dnsServers,
+      timeoutMs: this.core.config.seedResolveTimeoutMs,
+      onError: (seed, error) => {
+        errors += 1;
+        this.warn(`seed-dns-${seed}`, 'seed did not resolve', { seed, code: error.code, error: error.message });
+      },
+    });
+    if (this.seedsDynamic) this.seedResolutions += 1;
+    this.seedResolveErrors += errors;
+    if (found.join(',') !== this.seedAddresses.join(',') && this.seedsDynamic) {
+      this.logger.info('seeds resolved', { seeds: this.seedSpecs, addresses: found });
+    }
+    this.seedAddresses = found;
+    return { found, errors };
+  }
+
+  /**
+   * Resolves the DNS seeds again in the background (one resolution at a time), then: before joining,
+   * the next attempt uses the new addresses; once joined, a resolved address that no live member has
+   * gets a push-pull, so a node DNS lists but the cluster does not know (e.g. a seed that came back
+   * alone on a new address) is merged.
+   */
+  private refreshSeeds(): void {
+    if (!this.seedsDynamic || this.resolving !== null || this.stopped) return;
+    this.resolving = this.resolveSeedsNow()
+      .then(({ found, errors }) => {
+        if (this.stopped) return;
+        if (this.seedsPending) {
+          // Still nothing: keep trying. Nothing but ourselves, without errors: we are the first node.
+          if (found.length === 0 && errors > 0) return;
+          this.seedsPending = false;
+          this.apply(this.core.join(this.now(), found, this.knownAddresses()));
+        } else if (this.core.isJoining) {
+          this.core.setJoinSeeds(found);
+        } else {
+          const live = new Set(this.core.members().filter((m) => m.state === 'alive' || m.state === 'suspect').map((m) => m.gossip));
+          for (const address of found) {
+            if (!live.has(address)) this.apply(this.core.pushPull(this.now(), address));
+          }
+        }
+      })
+      .catch((err: unknown) => {
+        this.seedResolveErrors += 1;
+        this.warn('seed-resolve', 'resolving the seeds failed', { error: (err as Error).message });
+      })
+      .finally(() => {
+        this.resolving = null;
+      });
+  }
+
+  /** While seeds are pending: the join backoff; otherwise every seedResolveIntervalMs (DNS seeds only). */
+  private scheduleSeedResolve(): void {
+    if (!this.seedsDynamic || this.stopped) return;
+    const c = this.core.config;
+    let delayMs = c.seedResolveIntervalMs;
+    if (this.seedsPending) {
+      delayMs = Math.min(c.joinRetryMaxMs, c.joinRetryInitialMs * 2 ** Math.min(this.seedsPendingAttempts, 30));
+      this.seedsPendingAttempts += 1;
+    }
+    this.seedTimer = setTimeout(() => {
+      this.seedTimer = null;
+      this.refreshSeeds();
+      this.scheduleSeedResolve();
+    }, Math.ceil(delayMs));
   }
 
   private onDatagram(received: Buffer, from: string): void {
@@ -382,7 +562,9 @@ export class Membership {
         }
       });
     }
+    let joinAttempt = false;
     for (const request of output.syncs) {
+      joinAttempt ||= request.join;
       this.transport.request(request.to, request.state).then(
         (raw) => {
           if (this.stopped) return;
@@ -411,14 +593,38 @@ export class Membership {
         () => {}, // the probe fails on its own deadline; UDP already reports the member
       );
     }
+    let knownChanged = false;
     for (const event of output.events) {
       if (event.type !== 'alive' && event.type !== 'joined') {
         this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
       }
+      knownChanged = this.known.apply(event) || knownChanged;
       this.emitter.emit('event', event);
     }
+    if (knownChanged) this.scheduleKnownPersist();
+    if (!this.joinedLogged && !this.core.isJoining) {
+      this.joinedLogged = true;
+      this.logger.info('joined the cluster', { members: this.core.liveMembers });
+    }
+    if (joinAttempt && this.seedsDynamic) this.refreshSeeds();
     this.persistIfChanged();
     this.schedule();
+  }
+
+  private scheduleKnownPersist(): void {
+    if (this.knownTimer !== null || this.stopped) return;
+    this.knownTimer = setTimeout(() => {
+      this.knownTimer = null;
+      this.persistKnown();
+    }, KNOWN_PERSIST_INTERVAL_MS);
+    this.knownTimer.unref();
+  }
+
+  private persistKnown(): void {
+    const snapshot = this.known.takeSnapshot();
+    this.persisting = this.persisting
+      .then(() => writeJsonDurably(this.dataDir, KNOWN_MEMBERS_FILE, snapshot))
+      .catch((err: unknown) => this.logger.error('cannot persist the known members', { error: (err as Error).message }));
   }
 
   private persistIfChanged(): void {

@@ -6,7 +6,7 @@
  */
 import { Ajv, type JSONSchemaType } from 'ajv';
 import { ShoalError } from '../errors.js';
-import { ADDRESS_PATTERN } from './config-schema.js';
+import { ADDRESS_PATTERN, SEED_PATTERN } from './config-schema.js';
 
 export interface ClusterFileNode {
   id: string;
@@ -38,7 +38,7 @@ const clusterFileSchema: JSONSchemaType<ClusterFile> = {
   required: ['nodes'],
   properties: {
     cluster: { type: 'string', nullable: true },
-    seeds: { type: 'array', items: address, nullable: true },
+    seeds: { type: 'array', items: { type: 'string', pattern: SEED_PATTERN }, nullable: true },
     nodes: {
       type: 'array',
       minItems: 1,

@@ -70,9 +70,18 @@ export interface RpcSection {
 
 /** Membership's settings (src/membership/config.ts, same names and defaults) plus the seeds and the leave bound. */
 export type MembershipSection = MembershipConfig & {
+  /** host:port (an IP or a DNS name) or srv:NAME (src/membership/seeds.ts). */
   seeds: string[];
+  /** DNS servers (ip or ip:port) for resolving seeds; empty = the system's resolver. */
+  dnsServers: string[];
   /** On a graceful stop, wait at most this long for the leave announcement to spread. */
   leaveTimeoutMs: number;
+  /**
+   * Serve before any seed or known member answered: this node may start a new cluster although it
+   * has seeds or known members (`shoal agent --bootstrap`). Off: such a node keeps joining and
+   * answers UNAVAILABLE until one answers. A node without seeds and known members always starts one.
+   */
+  bootstrap: boolean;
 };
 
 /** The Redis front end's own settings (src/resp/); its limits are the rpc section's. */
@@ -131,6 +140,12 @@ function int(minimum: number, maximum: number) {
 }
 
 const address = { type: 'string', pattern: ADDRESS_PATTERN } as const;
+
+/** A seed: host:port (an IP address or a DNS name, resolved to A/AAAA) or srv:NAME (an SRV record's targets and ports). */
+export const SEED_PATTERN = '^(srv:[A-Za-z0-9_][A-Za-z0-9_-]*(\\.[A-Za-z0-9_][A-Za-z0-9_-]*)+\\.?|(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):([0-9]{1,5}))$';
+
+/** A DNS server: an IPv4 address, an IPv6 address, or either with a port (ip:port, [ipv6]:port). */
+export const DNS_SERVER_PATTERN = '^([0-9.]+(:[0-9]{1,5})?|[0-9A-Fa-f:]+|\\[[0-9A-Fa-f:.]+\\]:[0-9]{1,5})$';
 
 /** Ids and cluster names: short, printable, safe in file names and metric labels. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
@@ -201,7 +216,10 @@ export const configSchema: SchemaObject = strict({
     flushAllEnabled: { type: 'boolean' },
     keysMax: int(1, 10_000_000),
   }),
-  membership: tunables('membership', { seeds: { type: 'array', items: address, maxItems: 64 } }),
+  membership: tunables('membership', {
+    seeds: { type: 'array', items: { type: 'string', pattern: SEED_PATTERN }, maxItems: 64 },
+    dnsServers: { type: 'array', items: { type: 'string', pattern: DNS_SERVER_PATTERN }, maxItems: 8 },
+  }),
   log: strict({
     level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
     format: { type: 'string', enum: ['text', 'json'] },

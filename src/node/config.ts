@@ -11,10 +11,11 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { resolveClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ShoalError } from '../errors.js';
 import { resolveMembershipConfig, type MembershipConfig } from '../membership/config.js';
+import { parseDnsServer, parseSeed } from '../membership/seeds.js';
 import { parseBytes, parseDurationMs } from '../units.js';
-import { ADDRESS_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
+import { ADDRESS_PATTERN, DNS_SERVER_PATTERN, SEED_PATTERN, configSchema, crossFieldProblems, type ShoalConfig } from './config-schema.js';
 import { readClusterFile, type ClusterFile } from './cluster-file.js';
-import { ENV_ALIASES, envName } from './config-env.js';
+import { ENV_ALIASES, envName, unknownEnvVars } from './config-env.js';
 import { DEFAULTS as defaultsJson } from './config-defaults.js';
 
 export type { ShoalConfig } from './config-schema.js';
@@ -30,6 +31,8 @@ export interface ConfigOverride {
 export interface LoadConfigOptions {
   /** Path of a cluster file (cluster.example.json layout). */
   clusterFile?: string;
+  /** How errors name the cluster file (default: its path); `shoal local` names the user's file, not its plan. */
+  clusterFileLabel?: string;
   /** Which node of the cluster file this is; optional when the file lists one node. */
   nodeId?: string;
   /** Environment to read SHOAL_* variables from; default process.env. */
@@ -222,7 +225,11 @@ function schemaError(err: ErrorObject, root: Json, origins: Map<string, string>)
     case 'pattern':
       problem = params.pattern === ADDRESS_PATTERN || params.pattern === `^$|${ADDRESS_PATTERN}`
         ? `must be host:port (e.g. 127.0.0.1:7201); got ${describe(getPath(root, field))}`
-        : `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(getPath(root, field))}`;
+        : params.pattern === SEED_PATTERN
+          ? `must be host:port (an IP address or a DNS name) or srv:NAME (e.g. srv:_shoal._udp.shoal.default.svc.cluster.local); got ${describe(getPath(root, field))}`
+          : params.pattern === DNS_SERVER_PATTERN
+            ? `must be an IP address, optionally with :port (e.g. 127.0.0.1:5353); got ${describe(getPath(root, field))}`
+            : `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(getPath(root, field))}`;
       break;
     default:
       problem = `${err.message ?? 'is invalid'}; got ${describe(getPath(root, field))}`;
@@ -244,7 +251,20 @@ function addressProblems(config: ShoalConfig): Array<{ field: string; problem: s
   check('node.rpc', config.node.rpc);
   check('node.metrics', config.node.metrics);
   if (config.node.resp !== '') check('node.resp', config.node.resp);
-  config.membership.seeds.forEach((s, i) => check(`membership.seeds.${i}`, s));
+  config.membership.seeds.forEach((s, i) => {
+    try {
+      parseSeed(s);
+    } catch (err) {
+      out.push({ field: `membership.seeds.${i}`, problem: (err as Error).message });
+    }
+  });
+  config.membership.dnsServers.forEach((server, i) => {
+    try {
+      parseDnsServer(server);
+    } catch (err) {
+      out.push({ field: `membership.dnsServers.${i}`, problem: (err as Error).message });
+    }
+  });
   return out;
 }
 
@@ -267,14 +287,14 @@ export function validateConfig(candidate: unknown, origins = new Map<string, str
 
 /** Membership's config: the membership section minus the agent's fields. */
 export function membershipLayerConfig(config: ShoalConfig): MembershipConfig {
-  const { seeds: _seeds, leaveTimeoutMs: _leave, ...tunables } = config.membership;
+  const { seeds: _seeds, dnsServers: _dns, leaveTimeoutMs: _leave, bootstrap: _bootstrap, ...tunables } = config.membership;
   return tunables;
 }
 
 /** The cluster layer's config: the cluster section minus the agent's fields, plus the store's tombstone grace. */
 export function clusterLayerConfig(config: ShoalConfig): ClusterConfig {
   const { name: _name, hintsMax: _hintsMax, hintBytesMax: _hintBytesMax, hintTtlMs: _hintTtlMs, hintReplayConcurrency: _hintReplayConcurrency, ...tunables } = config.cluster;
-  return { ...tunables, tombstoneGraceMs: config.storage.tombstoneGraceMs };
+  return { ...tunables, tombstoneGraceMs: config.storage.tombstoneGraceMs, frameBytesMax: config.rpc.frameBytesMax };
 }
 
 /** Builds and validates the config from all layers. Throws ShoalError('CONFIG') on the first problem. */
@@ -286,15 +306,19 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   let clusterFile: ClusterFile | null = null;
   if (options.clusterFile !== undefined) {
-    const origin = `cluster file ${options.clusterFile}`;
+    const origin = `cluster file ${options.clusterFileLabel ?? options.clusterFile}`;
     clusterFile = readClusterFile(options.clusterFile, (path) => readFileSync(path, 'utf8'));
     mergeLayer(merged, clusterFileLayer(clusterFile, options.nodeId, origin), origin, origins, leaves);
   } else if (options.nodeId !== undefined) {
     throw new ShoalError('CONFIG', 'invalid configuration: --node needs --config FILE (a cluster file listing the nodes)', { field: 'node.id' });
   }
 
+  const env = options.env ?? process.env;
+  // A variable that looks like a setting but names none is a typo: refuse it, like an unknown field.
+  const typo = unknownEnvVars(env, defaultsJson).find((u) => u.setting);
+  if (typo) throw new ShoalError('CONFIG', `invalid configuration: ${typo.message}`, { field: typo.name });
   const envOrigins = new Map<string, string>();
-  mergeLayer(merged, envLayer(options.env ?? process.env, envOrigins, paths), 'env', origins, leaves);
+  mergeLayer(merged, envLayer(env, envOrigins, paths), 'env', origins, leaves);
   for (const [path, origin] of envOrigins) origins.set(path, origin);
 
   for (const o of options.overrides ?? []) {

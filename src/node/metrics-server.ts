@@ -1,12 +1,14 @@
 /**
- * The node's HTTP endpoint: GET /metrics (Prometheus text format) and GET /health (JSON; 200 when
- * the node serves, 503 while it starts or stops). Nothing else; every other path is 404.
+ * The node's HTTP endpoint: GET /metrics (Prometheus text format), GET /health (JSON; 200 when the
+ * node serves, 503 while it starts or stops), and the status page: GET / (one self-contained HTML
+ * page, status-page.ts) and GET /status.json (what it draws). Every other path is 404.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import type { NodeMetrics } from './metrics.js';
+import { STATUS_PAGE_HTML } from './status-page.js';
 
 export interface MetricsServerOptions {
   host: string;
@@ -14,6 +16,8 @@ export interface MetricsServerOptions {
   metrics: NodeMetrics;
   /** The /health body; `ok: false` answers 503. */
   health: () => { ok: boolean } & Record<string, unknown>;
+  /** The status page's data (GET /status.json); without it, / and /status.json are 404. */
+  status?: () => Promise<Record<string, unknown>>;
   logger?: Logger;
 }
 
@@ -42,8 +46,18 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     } else if (path === '/health') {
       const body = options.health();
       res.writeHead(body.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
+    } else if ((path === '/' || path === '/index.html') && options.status) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'" }).end(STATUS_PAGE_HTML);
+    } else if (path === '/status.json' && options.status) {
+      options.status().then(
+        (body) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body) + '\n'),
+        (err: unknown) => {
+          logger.warn('status snapshot failed', { err });
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('status unavailable\n');
+        },
+      );
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /health\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /metrics, /health or /status.json\n');
     }
   });
   server.requestTimeout = 10_000;

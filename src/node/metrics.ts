@@ -5,11 +5,13 @@
  * and the cluster layer set their gauges through the methods below or register their own metrics on
  * `registry`.
  */
-import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { performance } from 'node:perf_hooks';
 import { toShoalError } from '../errors.js';
-import { OpHistogram } from './op-histogram.js';
 import type { StoreStats } from '../storage/types.js';
+import { SHOAL_VERSION } from '../version.js';
+import { OpHistogram } from './op-histogram.js';
+import { RecentOps } from './recent.js';
 
 /** The handler signature of src/rpc/server.ts (kept structural so metrics need not import rpc). */
 export type OpHandler<C> = (op: string, args: Record<string, unknown>, ctx: C) => Promise<unknown>;
@@ -27,6 +29,56 @@ const LAYER_SERIES_MAX = 1024;
 
 const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const;
 
+/** fsync latency buckets in seconds: 50 µs .. 2.5 s (a healthy SSD fdatasync is 0.1-5 ms). */
+const FSYNC_BUCKETS_S = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** The client operations whose request counters exist from the start (docs/PROTOCOL.md). */
+const CLIENT_OPS = ['get', 'put', 'del', 'scan', 'health', 'stats', 'members', 'ring', 'leave', 'remove'] as const;
+
+/** Error codes whose per-op error counters exist from the start: the ones alerts are written on. */
+const ALERTED_ERRORS = ['UNAVAILABLE', 'TIMEOUT'] as const;
+
+/**
+ * The cluster layer's counters (ClusterMetrics.inc), declared up front with their help and known
+ * label values so that they exist, at 0, from the start. A layer name not listed here is still
+ * accepted (created on first use) but should be added.
+ */
+const LAYER_COUNTERS: Record<string, { help: string; labels?: Record<string, readonly string[]> }> = {
+  cluster_writes_total: { help: 'Client writes (put, del) this node coordinated, by outcome (ok or the error code)', labels: { outcome: ['ok', 'UNAVAILABLE', 'TIMEOUT'] } },
+  cluster_reads_total: { help: 'Client reads (get) this node coordinated, by outcome (ok or the error code)', labels: { outcome: ['ok', 'UNAVAILABLE', 'TIMEOUT'] } },
+  cluster_hints_total: { help: 'Hints stored for replicas that were down, by where (coordinator, or a stand-in replica)', labels: { where: ['coordinator', 'stand-in'] } },
+  cluster_hints_replayed_total: { help: 'Hints delivered to their replica after it came back' },
+  cluster_stream_keys_total: { help: 'Keys received by range streaming after a ring change' },
+  cluster_read_repairs_total: { help: 'Stale replicas repaired after a quorum read' },
+  cluster_anti_entropy_keys_total: { help: 'Keys pulled or pushed by anti-entropy to make replicas agree' },
+};
+
+/** Figures read at scrape time from the layers (each source is optional). */
+export interface RpcServerFigures {
+  connections: number;
+  connectionsTotal: number;
+  connectionsRejected: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface GossipFigures {
+  packetsSent: number;
+  bytesSent: number;
+  packetsReceived: number;
+  messagesReceived: number;
+}
+
+export interface ClusterFigures {
+  /** Share of the key space per ring owner (sums to 1). */
+  ownership: Map<string, number>;
+  /** A streaming round is pulling newly owned ranges. */
+  syncing: boolean;
+  /** Keys received out of the round's total (0..1; 1 when not syncing). */
+  streamProgress: number;
+  streamBytesReceived: number;
+}
+
 /** Gossip encryption figures, read at scrape time (membership's stats and the keyring). */
 export interface GossipSecurityStats {
   encrypted: boolean;
@@ -40,6 +92,8 @@ export interface NodeMetricsOptions {
   nodeId: string;
   /** Also export Node.js process metrics (heap, event loop lag, ...). Default true. */
   processMetrics?: boolean;
+  /** Clock for the recent-ops figures (tests). */
+  now?: () => number;
 }
 
 /** The RESP server's figures the metrics read (RespServerStats has them). */
@@ -61,32 +115,49 @@ export class NodeMetrics {
   /** Requests by op label, and errors by "op code" (the op labels are bounded by OP_LABELS_MAX). */
   private readonly requestCounts = new Map<string, number>();
   private readonly errorCounts = new Map<string, number>();
-  private storeStats: (() => StoreStats) | null = null;
-  private hintsSource: (() => number) | null = null;
-  private healthSource: (() => boolean) | null = null;
-  private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
   /** Series kept over all layer counters (bounded by LAYER_SERIES_MAX). */
   private layerSeries = 0;
   /** Each layer counter's label names (of its first use) and its series by label values. */
   private readonly layerCounters = new Map<string, { labelNames: Set<string>; series: Map<string, { labels: Record<string, string>; count: number }> }>();
+  private storeStats: (() => StoreStats) | null = null;
+  private hintsSource: (() => number) | null = null;
+  private healthSource: (() => boolean) | null = null;
+  private readonly layerMetrics = new Map<string, Counter<string> | Histogram<string>>();
   private fsyncsSeen = 0;
   private gossipSource: (() => GossipSecurityStats) | null = null;
   private readonly decryptFailures: Counter<'transport' | 'reason'>;
   private readonly respCommands: Counter<string>;
   private readonly respErrors: Counter<string>;
   private readonly decryptFailuresSeen = new Map<string, number>();
+  /** Counters mirrored from cumulative figures read at scrape time: the value already added. */
+  private readonly mirrored = new Map<Counter<string>, number>();
+  private readonly fsyncLatency: Histogram;
+  private rpcSource: (() => RpcServerFigures) | null = null;
+  private gossipFiguresSource: (() => GossipFigures) | null = null;
+  private clusterSource: (() => ClusterFigures) | null = null;
+  /** Client requests per second and p99 over the last minute, for people (stats, status page). */
+  readonly recent: RecentOps;
   private respSource: (() => RespFigures) | null = null;
   private readonly respSeen = new Map<string, number>();
 
   constructor(options: NodeMetricsOptions) {
     const r = this.registry;
     r.setDefaultLabels({ node: options.nodeId });
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: r, prefix: 'shoal_' });
+    this.recent = new RecentOps(options.now);
+    if (options.processMetrics ?? true) {
+      collectDefaultMetrics({ register: r, prefix: 'shoal_' });
+      // prom-client also exports these counts of the moment as gauges named _total, which Prometheus
+      // conventions reserve for counters; shoal_nodejs_active_{resources,handles,requests} (by type) stay.
+      for (const name of ['shoal_nodejs_active_resources_total', 'shoal_nodejs_active_handles_total', 'shoal_nodejs_active_requests_total']) r.removeSingleMetric(name);
+    }
+    new Gauge({ name: 'shoal_build_info', help: 'Always 1; the labels name the Shoal and Node.js versions of this node', labelNames: ['version', 'nodejs'], registers: [r] })
+      .set({ version: SHOAL_VERSION, nodejs: process.version }, 1);
+    this.fsyncLatency = new Histogram({ name: 'shoal_wal_fsync_duration_seconds', help: 'Duration of each WAL fdatasync', buckets: FSYNC_BUCKETS_S, registers: [r] });
     // Request and error counts are plain numbers per op on the hot path, handed to prom-client at scrape.
     const requestCounts = this.requestCounts;
     const errorCounts = this.errorCounts;
     this.requests = new Counter({
-      name: 'shoal_requests_total', help: 'RPC requests handled, by operation', labelNames: ['op'], registers: [r],
+      name: 'shoal_requests_total', help: 'RPC requests handled, by operation (client and node-to-node)', labelNames: ['op'], registers: [r],
       collect() {
         this.reset();
         for (const [op, count] of requestCounts) this.inc({ op }, count);
@@ -163,6 +234,22 @@ export class NodeMetrics {
     });
     for (const state of MEMBER_STATES) this.members.set({ state }, 0);
     this.hintsPending.set(0);
+    for (const op of CLIENT_OPS) {
+      this.ops.add(op);
+      this.requestCounts.set(op, 0);
+      this.latency.zero(op);
+      for (const code of ALERTED_ERRORS) this.errorCounts.set(`${op} ${code}`, 0);
+    }
+    for (const [name, spec] of Object.entries(LAYER_COUNTERS)) {
+      const labelNames = Object.keys(spec.labels ?? {});
+      const series = new Map<string, { labels: Record<string, string>; count: number }>();
+      if (labelNames.length === 0) series.set('', { labels: {}, count: 0 });
+      else for (const value of Object.values(spec.labels ?? {})[0]) series.set(value, { labels: { [labelNames[0]]: value }, count: 0 });
+      this.layerSeries += series.size;
+      this.layerCounters.set(name, { labelNames: new Set(labelNames), series });
+      this.layerMetrics.set(name, layerCounter(`shoal_${name}`, spec.help, labelNames, series, r));
+    }
+    this.registerLayerFigures();
 
     // Store figures are read when Prometheus scrapes, not pushed on every write.
     const readStore = () => this.readStore();
@@ -171,11 +258,25 @@ export class NodeMetrics {
       ['shoal_store_tombstones', 'Tombstones kept in the local store', (s) => s.tombstones],
       ['shoal_store_value_bytes', 'Bytes of live values in the local store', (s) => s.valueBytes],
       ['shoal_store_wal_bytes', 'Bytes in WAL segments', (s) => s.walBytes],
-      ['shoal_store_expired', 'Keys removed by TTL expiry since the store opened', (s) => s.expired],
-      ['shoal_wal_fsync_last_seconds', 'Duration of the most recent WAL fdatasync', (s) => s.fsyncLatencyMsLast / 1000],
+      ['shoal_wal_fsync_last_seconds', 'Duration of the most recent WAL fdatasync (the histogram shoal_wal_fsync_duration_seconds has them all)', (s) => s.fsyncLatencyMsLast / 1000],
       ['shoal_store_read_only', '1 when the store refuses writes (durability failure, disk full)', (s) => (s.readOnly ? 1 : 0)],
-      ['shoal_store_snapshot_failures', 'Snapshots that failed since the store opened (disk full while writing one; the store stays writable)', (s) => s.snapshotFailures],
     ];
+    // Counts that only grow are counters, brought up to the store's figure at scrape time.
+    const storeCounters: Array<[string, string, (s: StoreStats) => number]> = [
+      ['shoal_store_expired_total', 'Keys removed by TTL expiry since the store opened', (s) => s.expired],
+      ['shoal_store_snapshot_failures_total', 'Snapshots that failed since the store opened (disk full while writing one; the store stays writable)', (s) => s.snapshotFailures],
+    ];
+    for (const [name, help, pick] of storeCounters) {
+      const mirror = (c: Counter, value: number) => this.mirror(c, value);
+      const counter: Counter = new Counter({
+        name, help, registers: [r],
+        collect: () => {
+          const st = readStore();
+          if (st) mirror(counter, pick(st));
+        },
+      });
+      counter.inc(0);
+    }
     for (const [name, help, pick] of storeGauges) {
       new Gauge({
         name, help, registers: [r],
@@ -185,6 +286,98 @@ export class NodeMetrics {
         },
       });
     }
+  }
+
+  /** Brings a counter up to a cumulative figure read from a layer (never down: a counter only grows). */
+  private mirror(counter: Counter<string>, value: number, labels: Record<string, string> = {}): void {
+    const seen = this.mirrored.get(counter) ?? 0;
+    if (value > seen) {
+      counter.inc(labels, value - seen);
+      this.mirrored.set(counter, value);
+    }
+  }
+
+  /** RPC, gossip, streaming and ring figures, read from their sources at scrape time. */
+  private registerLayerFigures(): void {
+    const r = this.registry;
+    const rpc = () => this.read(this.rpcSource);
+    const gossip = () => this.read(this.gossipFiguresSource);
+    const cluster = () => this.read(this.clusterSource);
+    const counters: Array<[string, string, () => number | undefined]> = [
+      ['shoal_rpc_connections_accepted_total', 'RPC connections accepted (clients and other nodes)', () => rpc()?.connectionsTotal],
+      ['shoal_rpc_connections_rejected_total', 'RPC connections refused at the connection limit', () => rpc()?.connectionsRejected],
+      ['shoal_rpc_received_bytes_total', 'Bytes received on RPC connections', () => rpc()?.bytesIn],
+      ['shoal_rpc_sent_bytes_total', 'Bytes sent on RPC connections', () => rpc()?.bytesOut],
+      ['shoal_gossip_sent_bytes_total', 'Gossip (SWIM) bytes sent over UDP', () => gossip()?.bytesSent],
+      ['shoal_gossip_sent_packets_total', 'Gossip (SWIM) datagrams sent', () => gossip()?.packetsSent],
+      ['shoal_gossip_received_packets_total', 'Gossip (SWIM) datagrams received', () => gossip()?.packetsReceived],
+      ['shoal_gossip_received_messages_total', 'Gossip (SWIM) messages received (a datagram carries several)', () => gossip()?.messagesReceived],
+      ['shoal_stream_received_bytes_total', 'Bytes received by range streaming after ring changes', () => cluster()?.streamBytesReceived],
+    ];
+    for (const [name, help, pick] of counters) {
+      const mirror = (c: Counter, value: number) => this.mirror(c, value);
+      const counter: Counter = new Counter({
+        name, help, registers: [r],
+        collect: () => {
+          const value = pick();
+          if (value !== undefined) mirror(counter, value);
+        },
+      });
+      counter.inc(0);
+    }
+    new Gauge({
+      name: 'shoal_rpc_connections', help: 'Open RPC connections', registers: [r],
+      collect(this: Gauge) {
+        this.set(rpc()?.connections ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'shoal_stream_syncing', help: '1 while this node pulls ranges it newly owns (its reads of them may miss)', registers: [r],
+      collect(this: Gauge) {
+        this.set(cluster()?.syncing === true ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'shoal_stream_progress_ratio', help: 'Keys received out of the current streaming round\'s total (1 when not syncing)', registers: [r],
+      collect(this: Gauge) {
+        this.set(cluster()?.streamProgress ?? 1);
+      },
+    });
+    new Gauge({
+      name: 'shoal_ring_ownership_ratio', help: 'Share of the key space each ring owner holds (primary and replicas alike), as this node sees the ring', labelNames: ['member'], registers: [r],
+      collect(this: Gauge<'member'>) {
+        const figures = cluster();
+        if (!figures) return;
+        this.reset();
+        for (const [member, share] of figures.ownership) this.set({ member }, share);
+      },
+    });
+  }
+
+  private read<T>(source: (() => T) | null): T | undefined {
+    if (!source) return undefined;
+    try {
+      return source();
+    } catch {
+      return undefined; // a stopped layer has no figures; the scrape goes on
+    }
+  }
+
+  setRpcStats(source: (() => RpcServerFigures) | null): void {
+    this.rpcSource = source;
+  }
+
+  setGossipStats(source: (() => GossipFigures) | null): void {
+    this.gossipFiguresSource = source;
+  }
+
+  setClusterStats(source: (() => ClusterFigures) | null): void {
+    this.clusterSource = source;
+  }
+
+  /** One WAL fdatasync took this long. */
+  observeFsync(latencyMs: number): void {
+    this.fsyncLatency.observe(latencyMs / 1000);
   }
 
   /** Where store figures come from (set once the store is open). */
@@ -262,7 +455,10 @@ export class NodeMetrics {
     const label = this.opLabel(op);
     const counts = this.requestCounts;
     counts.set(label, (counts.get(label) ?? 0) + 1);
-    if (durationMs !== null) this.latency.observe(label, durationMs / 1000);
+    if (durationMs !== null) {
+      if (!op.startsWith('internal.')) this.recent.record(durationMs);
+      this.latency.observe(label, durationMs / 1000);
+    }
     if (errorCode !== undefined) {
       const key = `${label} ${errorCode}`;
       this.errorCounts.set(key, (this.errorCounts.get(key) ?? 0) + 1);
@@ -336,13 +532,7 @@ export class NodeMetrics {
             series.set(key, { labels: { ...labels }, count: value });
             this.layerSeries += 1;
             this.layerCounters.set(name, { labelNames: new Set(labelNames), series });
-            return new Counter({
-              name: full, help: `${name} (cluster layer)`, labelNames, registers: [this.registry],
-              collect() {
-                this.reset();
-                for (const c of series.values()) this.inc(c.labels, c.count);
-              },
-            });
+            return layerCounter(full, `${name.replace(/_/g, ' ')} (cluster layer)`, labelNames, series, this.registry);
           });
         } catch {
           // a name clash: drop the sample
@@ -413,4 +603,21 @@ export function instrumentHandler<C>(handler: OpHandler<C>, metrics: NodeMetrics
       },
     );
   };
+}
+
+/** A layer counter whose series are plain numbers, handed to prom-client when it is scraped. */
+function layerCounter(
+  name: string,
+  help: string,
+  labelNames: string[],
+  series: Map<string, { labels: Record<string, string>; count: number }>,
+  registry: Registry,
+): Counter<string> {
+  return new Counter({
+    name, help, labelNames, registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of series.values()) this.inc(c.labels, c.count);
+    },
+  });
 }

@@ -17,7 +17,7 @@ import type { MemberState } from '../membership/types.js';
 import { Ring, hashKey } from '../ring/ring.js';
 import { RpcPool } from '../rpc/client.js';
 import { RpcServer, type RpcHandler } from '../rpc/server.js';
-import type { RespNodeInfo } from '../resp/backend.js';
+import type { RespData, RespNodeInfo } from '../resp/backend.js';
 import { RespServer } from '../resp/server.js';
 import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
 import type { Keyring } from '../security/keyring.js';
@@ -30,6 +30,9 @@ import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { KeyringOps } from './keyring-ops.js';
 import { NodeMetrics, instrumentHandler } from './metrics.js';
 import { nodeOps } from './node-ops.js';
+import { MemberEvents } from './member-events.js';
+import { statusSnapshotter } from './status-snapshot.js';
+import { SHOAL_VERSION } from '../version.js';
 import { nodeTls } from './tls-config.js';
 
 export interface StartNodeOptions {
@@ -38,7 +41,13 @@ export interface StartNodeOptions {
   processMetrics?: boolean;
 }
 
-export type NodeState = 'starting' | 'serving' | 'stopping' | 'stopped';
+export type NodeState = 'starting' | 'serving' | 'leaving' | 'stopping' | 'stopped';
+
+/** What health says while a node with seeds or known members has reached none of them. */
+export const JOINING_REASON = 'joining: no seed or known member answered';
+
+/** Client data operations: refused while joining (UNAVAILABLE) and from the moment a leave starts (CLOSED). */
+const CLIENT_DATA_OPS = new Set(['get', 'put', 'del']);
 
 export interface NodeAddresses {
   rpc: string;
@@ -59,6 +68,8 @@ export interface Node {
   stats(): Record<string, unknown>;
   /** Graceful stop: stop accepting, drain in-flight requests, close the store. Idempotent. */
   stop(): Promise<void>;
+  /** Resolves once the node has stopped, whoever stopped it (a `leave` request stops it too). */
+  stopped(): Promise<void>;
 }
 
 export function splitAddress(addr: string): { host: string; port: number } {
@@ -92,6 +103,36 @@ function listenError(kind: string, addr: string, err: unknown): ShoalError {
   return toShoalError(err);
 }
 
+/**
+ * A file-system error on the data dir in plain words (a raw `EROFS: read-only file system, open
+ * '/x/LOCK'` tells a newcomer little). Only raw errors about a path inside the data dir are turned;
+ * anything else is returned as it is.
+ */
+export function dataDirError(dataDir: string, err: unknown): unknown {
+  if (err instanceof ShoalError || !(err instanceof Error)) return err;
+  const e = err as NodeJS.ErrnoException;
+  const path = typeof e.path === 'string' ? resolvePath(e.path) : null;
+  if (path === null || !(path === dataDir || path.startsWith(dataDir + '/') || dataDir.startsWith(path + '/'))) return err;
+  const fix = 'set node.dataDir (--data-dir) to a writable directory';
+  switch (e.code) {
+    case 'EROFS':
+      return new ShoalError('CONFIG', `data dir ${dataDir} is on a read-only file system (EROFS, at ${path}); ${fix}`, { field: 'node.dataDir' });
+    case 'EACCES':
+    case 'EPERM':
+      return new ShoalError('CONFIG', `no permission to write in the data dir ${dataDir} (${e.code}, at ${path}); fix its owner or mode, or ${fix}`, { field: 'node.dataDir' });
+    case 'ENOENT':
+      return new ShoalError('CONFIG', `the data dir ${dataDir} cannot be created or was removed (ENOENT, at ${path}): is its file system read-only, or a parent missing? ${fix}`, { field: 'node.dataDir' });
+    case 'EEXIST':
+      return new ShoalError('CONFIG', `the data dir ${dataDir} is a file, not a directory (EEXIST); ${fix}`, { field: 'node.dataDir' });
+    case 'ENOTDIR':
+      return new ShoalError('CONFIG', `a part of the data dir's path ${dataDir} is a file, not a directory (ENOTDIR); ${fix}`, { field: 'node.dataDir' });
+    case 'ENOSPC':
+      return new ShoalError('UNAVAILABLE', `the disk of the data dir ${dataDir} is full (ENOSPC, at ${path}); free some space`, { field: 'node.dataDir' });
+    default:
+      return err;
+  }
+}
+
 export async function startNode(config: ShoalConfig, options: StartNodeOptions = {}): Promise<Node> {
   const log = options.logger ?? nullLogger;
   const nodeLog = log.child({ layer: 'node' });
@@ -120,8 +161,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
    * I/O error) makes the node unhealthy until it is restarted; it still answers reads, and the other
    * replicas take the writes (docs/SECURITY.md, "Disk faults"). So does a failed hint store.
    */
+  /** True while this node must not serve: it has seeds or known members and none answered yet. */
+  const joining = (): boolean => membership !== null && membership.joining && !config.membership.bootstrap;
   const unhealthyReason = (): string | null => {
     if (state !== 'serving') return `node is ${state}`;
+    if (joining()) return JOINING_REASON;
     const s = store?.stats();
     if (s?.readOnly === true) return `store is read-only: ${s.readOnlyReason ?? 'unknown reason'}`;
     const hintsFailed = hints?.stats().failed ?? null;
@@ -129,15 +173,20 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   };
   const health = (): { ok: boolean } & Record<string, unknown> => {
     const reason = unhealthyReason();
-    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid };
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid, version: SHOAL_VERSION };
     if (reason !== null) body.reason = reason;
     return body;
   };
+  let memberEvents: MemberEvents | null = null;
   const stats = (): Record<string, unknown> => ({
     node: id,
     cluster: config.cluster.name,
+    /** `cluster` holds the cluster layer's figures once it runs (node-ops.ts); the name stays here. */
+    clusterName: config.cluster.name,
+    version: SHOAL_VERSION,
     state,
     uptimeMs: Date.now() - startedAtMs,
+    requests: { perSec: metrics.recent.perSec(), p99MsLastMinute: metrics.recent.p99Ms() },
     addresses: { ...addresses },
     dataDir,
     store: store?.stats() ?? null,
@@ -146,6 +195,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     membership: membership?.stats() ?? null,
     hints: hints?.stats() ?? null,
     keyring: keyring === null ? null : { file: keyringFile, ...keyring.stats(), keys: keyring.list() },
+    events: memberEvents?.list() ?? [],
   });
 
   // Until every layer is up, the RPC server answers health (not ok) and CLOSED to the rest: the
@@ -153,6 +203,39 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let serve: RpcHandler = async (op) => {
     if (op === 'health') return health();
     throw new ShoalError('CLOSED', `node ${id} is ${state}, not serving yet; try another node`);
+  };
+  let stopNode: () => Promise<void> = () => Promise.resolve();
+  let leaving: Promise<unknown> | null = null;
+  /**
+   * `leave` ends the node as `consul leave` ends the agent: from the moment it starts, client data
+   * operations get CLOSED; the cluster layer hands data off and announces the leave (our own view marks
+   * us left); the reply goes out, then the node stops (the agent then exits 0).
+   */
+  /** Refuses a client data operation (either front end) unless this node serves. */
+  const checkClientData = (): void => {
+    if (state !== 'serving') throw new ShoalError('CLOSED', `node ${id} is ${state}; send the request to another node`);
+    if (joining()) throw new ShoalError('UNAVAILABLE', `node ${id} is not serving: ${JOINING_REASON} (it keeps trying; see docs/CLUSTER.md, "One cluster")`);
+  };
+  const gate = (handler: RpcHandler): RpcHandler => async (op, args, ctx) => {
+    if (CLIENT_DATA_OPS.has(op)) checkClientData();
+    if (op !== 'leave') return handler(op, args, ctx);
+    if (state === 'serving') state = 'leaving';
+    leaving ??= handler(op, args, ctx).then(
+      (result) => {
+        setImmediate(() => {
+          stopNode().catch((err: unknown) => nodeLog.error('stop after leave failed', { err }));
+        });
+        return result;
+      },
+      (err: unknown) => {
+        // The leave did not happen (it may be asked again): serve as before.
+        nodeLog.warn('leave failed; still serving', { err });
+        if (state === 'leaving') state = 'serving';
+        leaving = null;
+        throw err;
+      },
+    );
+    return leaving;
   };
 
   // The metrics port stays plain HTTP: bind it to loopback or a private network (docs/SECURITY.md).
@@ -174,7 +257,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       }
     }
     // The storage section's fields are the store's options, by name.
-    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }) });
+    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }), onFsync: (ms) => metrics.observeFsync(ms) });
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
@@ -200,6 +283,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cleanups.push(() => server.close({ drainMs: 0 }));
     addresses.rpc = joinAddress(bound.host, bound.port);
+    metrics.setRpcStats(() => server.stats());
 
     const gossipAddr = splitAddress(config.node.gossip);
     const advertise = config.node.advertiseHost === '' ? undefined : config.node.advertiseHost;
@@ -213,6 +297,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       zone: config.node.zone === '' ? undefined : config.node.zone,
       tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
       seeds: config.membership.seeds,
+      dnsServers: config.membership.dnsServers,
       dataDir: join(dataDir, 'membership'),
       config: membershipLayerConfig(config),
       logger: log,
@@ -231,6 +316,10 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     };
     startedMembership.on('event', countMembers);
     countMembers();
+    const events = new MemberEvents(log.child({ layer: 'membership' }));
+    memberEvents = events;
+    startedMembership.on('event', (event: Parameters<MemberEvents['record']>[0]) => events.record(event));
+    metrics.setGossipStats(() => startedMembership.stats());
     const ring = keyring;
     metrics.setGossipSecurity(() => {
       const m = startedMembership.stats();
@@ -274,6 +363,15 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     });
     cluster = startedCluster;
     cleanups.push(() => startedCluster.close());
+    metrics.setClusterStats(() => {
+      const streaming = startedCluster.streaming.stats() as { syncing: boolean; bytesReceived: number; round: { ratio: number } | null };
+      return {
+        ownership: startedCluster.view.ring().ownership(),
+        syncing: streaming.syncing,
+        streamProgress: streaming.round?.ratio ?? (streaming.syncing ? 0 : 1),
+        streamBytesReceived: streaming.bytesReceived,
+      };
+    });
     const keyringOps = new KeyringOps({
       selfId: id,
       keyring,
@@ -310,10 +408,36 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
           ring: { checksum: ring.checksum(), owners: ring.members().length },
         };
       };
+      // The same gate as the RPC port's client data operations: UNAVAILABLE while joining, CLOSED
+      // once a leave or stop started (the front end maps them to CLUSTERDOWN and TRYAGAIN).
+      const respData: RespData = {
+        id: startedCluster.id,
+        dataLimits: startedCluster.dataLimits,
+        get isLeaving(): boolean {
+          return state === 'leaving' || startedCluster.isLeaving;
+        },
+        readLive: async (key, consistency) => {
+          checkClientData();
+          return startedCluster.readLive(key, consistency);
+        },
+        writeValue: async (key, value, expiresAtMs, consistency) => {
+          checkClientData();
+          return startedCluster.writeValue(key, value, expiresAtMs, consistency);
+        },
+        deleteKey: async (key, consistency) => {
+          checkClientData();
+          return startedCluster.deleteKey(key, consistency);
+        },
+        scanPage: async (cursor, request) => {
+          checkClientData();
+          return startedCluster.scanPage(cursor, request);
+        },
+        nowMs: () => startedCluster.nowMs(),
+      };
       const startedResp = new RespServer({
         host: respAddr.host,
         port: respAddr.port,
-        data: startedCluster,
+        data: respData,
         info,
         settings: config.resp,
         limits: serverLimits,
@@ -331,17 +455,28 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
 
     if (config.metrics.enabled) {
       const m = splitAddress(config.node.metrics);
-      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, logger: log.child({ layer: 'metrics' }) }).catch(
+      const status = statusSnapshotter({
+        self: id,
+        cluster: config.cluster.name,
+        version: SHOAL_VERSION,
+        members: () => startedMembership.members(),
+        ring: () => startedCluster.view.ring(),
+        stats: () => ({ ...stats(), cluster: startedCluster.stats() }),
+        peerStats: (rpc, timeoutMs) => pool.call(rpc, 'stats', {}, { timeoutMs }),
+        events: () => events.list(),
+        now: Date.now,
+      });
+      metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, status, logger: log.child({ layer: 'metrics' }) }).catch(
         (err: unknown) => {
           throw listenError('metrics', config.node.metrics, err);
         },
       );
       addresses.metrics = joinAddress(metricsServer.host, metricsServer.port);
     }
-    serve = handler;
+    serve = gate(handler);
   } catch (err) {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    throw err;
+    throw dataDirError(dataDir, err);
   }
 
   state = 'serving';
@@ -373,7 +508,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const m = membership;
     // shutdown.leave false (a rolling restart): stop without a word; the others see a failure, keep
     // our ranges (deadOwnerGraceMs) and hold hints until we are back.
-    if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
+    if (leaving !== null) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => leaving as Promise<unknown>);
+    else if (!config.shutdown.leave) nodeLog.info('stopping without leaving the cluster (shutdown.leave is false)');
     else if (cl) await step('leaving the cluster', config.shutdown.timeoutMs / 2, () => cl.rpcHandler('leave', {}, { remote: 'self', peer: null }));
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const resp = respServer;
@@ -394,6 +530,9 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     nodeLog.info('stopped');
   };
   let stopping: Promise<void> | null = null;
+  let markStopped = (): void => undefined;
+  const stoppedPromise = new Promise<void>((resolve) => (markStopped = resolve));
+  stopNode = () => (stopping ??= stop().finally(markStopped));
 
   return {
     id,
@@ -402,6 +541,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     metrics,
     state: () => state,
     stats,
-    stop: () => (stopping ??= stop()),
+    stop: stopNode,
+    stopped: () => stoppedPromise,
   };
 }

@@ -33,6 +33,11 @@ export class OpHistogram {
     assert.ok(bounds.length > 0 && bounds.every((b, i) => i === 0 || b > bounds[i - 1]), 'bucket bounds must ascend');
   }
 
+  /** Makes `op`'s series exist (at 0) before its first observation. */
+  zero(op: string): void {
+    if (!this.series.has(op)) this.series.set(op, { buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 });
+  }
+
   /** Records one observation of `seconds` for `op` (a label the caller has already bounded). */
   observe(op: string, seconds: number): void {
     let s = this.series.get(op);

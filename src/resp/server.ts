@@ -462,7 +462,9 @@ class RespConnection {
         this.afterAuth(spec);
         return this.complete(slot, r);
       }
-      this.track(slot, r);
+      // track() settles every reply itself; its promise only rejects on a broken invariant: rethrown
+      // outside the promise chain, so the agent's last-resort handler stops the node loudly.
+      this.track(slot, r).catch((err: unknown) => setImmediate(() => { throw err; }));
       return;
     }
     // Per-key order: wait for this connection's earlier commands on the same keys (a barrier waits for all).

@@ -91,6 +91,27 @@ export function parseAddr(addr: string): { host: string; port: number } {
   return { host, port };
 }
 
+/**
+ * What a first answer that is not a Shoal frame looks like: a length prefix of "HTTP" (the metrics
+ * port) or a RESP reply ("-ERR", "+OK": a Redis port) would otherwise read as a huge frame length.
+ */
+export function foreignProtocol(first: Buffer): string | null {
+  const head = first.subarray(0, 5).toString('latin1');
+  if (head.startsWith('HTTP/') || head.startsWith('<')) return 'HTTP: is it the metrics port?';
+  if (/^[-+]/.test(head) && /^[-+][A-Za-z]/.test(head)) return 'Redis (RESP): is it a RESP port?';
+  if (head.startsWith('SSH-')) return 'SSH';
+  return null;
+}
+
+/** A connect error in plain words. */
+function connectReason(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'connection refused (no node listens there: is the cluster running, on these ports?)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `host not found (${code})`;
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `no route to the host (${code})`;
+  return err.message;
+}
+
 export class RpcPool {
   private readonly opts: Required<Omit<RpcPoolOptions, 'peer' | 'tls'>> & { peer?: string; tls?: RpcTlsClientOptions };
   private readonly slots = new Map<string, { conns: (ClientConnection | null)[]; next: number }>();
@@ -250,7 +271,7 @@ class ClientConnection {
       this.events.onConnectFailure();
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (opts.tls && !CONNECT_ERRORS.has(code)) this.shutdown(tlsFailure(addr, tlsFailureReason(err, 'client')));
-      else this.shutdown(unavailable(addr, `cannot connect: ${err.message}`));
+      else this.shutdown(unavailable(addr, `cannot connect: ${connectReason(err)}`));
     });
     this.socket.on('close', () => this.shutdown(this.closedError()));
   }
@@ -332,6 +353,11 @@ class ClientConnection {
       this.received = true;
       if (!this.opts.tls && looksLikeTls(chunk)) {
         this.shutdown(unavailable(this.addr, 'the server speaks TLS on this port: connect with TLS'));
+        return;
+      }
+      const other = foreignProtocol(chunk);
+      if (other !== null) {
+        this.shutdown(unavailable(this.addr, `this is not a Shoal RPC port (it answered like ${other})`));
         return;
       }
     }

@@ -3,7 +3,7 @@
  * Used by the RPC protocol and by membership's push-pull sync. See docs/PROTOCOL.md.
  */
 import { ShoalError } from '../errors.js';
-import { pack, unpack } from '../codec.js';
+import { pack, unpackPlain } from '../codec.js';
 
 export const FRAME_HEADER_BYTES = 4;
 
@@ -15,9 +15,21 @@ export function encodeFrame(value: unknown): Buffer {
 }
 
 /**
- * Incremental decoder: feed it socket chunks, get whole decoded values back. Throws ShoalError
- * FRAME_TOO_LARGE when a header announces more than `frameBytesMax` (before buffering it), and
- * BAD_REQUEST when a frame body is not valid msgpack. After a throw the stream is unusable: close it.
+ * A frame that decoded but carries a msgpack extension value: refused for its request alone (`id`,
+ * when the frame had a usable one), the connection goes on (framing is intact).
+ */
+export class RefusedFrame {
+  constructor(
+    readonly id: unknown,
+    readonly error: ShoalError,
+  ) {}
+}
+
+/**
+ * Incremental decoder: feed it socket chunks, get whole decoded values back (a RefusedFrame for one
+ * carrying an extension value). Throws ShoalError FRAME_TOO_LARGE when a header announces more than
+ * `frameBytesMax` (before buffering it), and BAD_REQUEST when a frame body is not valid msgpack.
+ * After a throw the stream is unusable: close it.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
@@ -37,10 +49,20 @@ export class FrameDecoder {
       }
       if (this.buffered < FRAME_HEADER_BYTES + length) break;
       const frame = this.take(FRAME_HEADER_BYTES + length).subarray(FRAME_HEADER_BYTES);
+      let decoded: { value: unknown; extensionType: number | null };
       try {
-        out.push(unpack(frame));
+        decoded = unpackPlain(frame);
       } catch (err) {
         throw new ShoalError('BAD_REQUEST', `frame body is not valid msgpack: ${(err as Error).message}`);
+      }
+      if (decoded.extensionType === null) out.push(decoded.value);
+      else {
+        const value = decoded.value as { id?: unknown } | null;
+        const id = typeof value === 'object' && value !== null ? value.id : undefined;
+        const kind = decoded.extensionType === -1 ? ' (timestamp)' : '';
+        out.push(
+          new RefusedFrame(id, new ShoalError('BAD_REQUEST', `msgpack extension type ${decoded.extensionType}${kind} is not part of the protocol (plain msgpack types only)`)),
+        );
       }
     }
     return out;

@@ -233,8 +233,29 @@ export interface DataArgLimits {
   ttlMsMax?: number;
 }
 
+/** The arguments each data op knows; any other is refused (a typo such as `ttl` must not be ignored). */
+const DATA_ARGS = {
+  get: ['key', 'consistency'],
+  put: ['key', 'value', 'ttlMs', 'consistency', 'seenTs'],
+  del: ['key', 'consistency', 'seenTs'],
+} as const;
+
+function rejectUnknownArgs(op: keyof typeof DATA_ARGS, args: RpcArgs): void {
+  const known: readonly string[] = DATA_ARGS[op];
+  for (const name of Object.keys(args)) {
+    if (!known.includes(name)) {
+      throw new ShoalError('BAD_REQUEST', `${op}: unknown argument "${name}" (known: ${known.join(', ')})`);
+    }
+  }
+}
+
 function commonArgs(args: RpcArgs, limits: DataArgLimits): GetArgs {
   const key = requireString(args, 'key', { bytesMax: limits.keyBytesMax, nonEmpty: true });
+  // msgpack decoders replace invalid UTF-8 with U+FFFD, so two different byte strings would name the
+  // same key; a key holding U+FFFD is refused (whether it came from bad bytes or was sent as such).
+  if (key.includes('\uFFFD')) {
+    throw new ShoalError('BAD_REQUEST', 'args.key must be valid UTF-8 (U+FFFD, the replacement character, is not allowed in keys)');
+  }
   const consistency = optionalEnum(args, 'consistency', CONSISTENCY_LEVELS);
   return consistency === undefined ? { key } : { key, consistency };
 }
@@ -245,10 +266,12 @@ function withSeenTs<T extends object>(base: T, args: RpcArgs): T & { seenTs?: nu
 }
 
 export function parseGetArgs(args: RpcArgs, limits: DataArgLimits = {}): GetArgs {
+  rejectUnknownArgs('get', args);
   return commonArgs(args, limits);
 }
 
 export function parsePutArgs(args: RpcArgs, limits: DataArgLimits = {}): PutArgs {
+  rejectUnknownArgs('put', args);
   const base: PutArgs = { ...commonArgs(args, limits), value: requireBin(args, 'value', { bytesMax: limits.valueBytesMax }) };
   const ttlMs = optionalNumber(args, 'ttlMs', { min: 1, max: limits.ttlMsMax, integer: true });
   if (ttlMs !== undefined) base.ttlMs = ttlMs;
@@ -256,5 +279,6 @@ export function parsePutArgs(args: RpcArgs, limits: DataArgLimits = {}): PutArgs
 }
 
 export function parseDelArgs(args: RpcArgs, limits: DataArgLimits = {}): DelArgs {
+  rejectUnknownArgs('del', args);
   return withSeenTs(commonArgs(args, limits), args);
 }

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { ShoalError, toShoalError, type ErrorCode } from '../errors.js';
 import { nullLogger, rateLimited, type Logger } from '../log.js';
-import { FrameDecoder } from './framing.js';
+import { FrameDecoder, RefusedFrame } from './framing.js';
 import { FrameWriter } from './frame-writer.js';
 import { resolveRpcLimits, type RpcLimits } from './limits.js';
 import { TLS_HANDSHAKE_RECORD, tlsFailureReason, type RpcTlsServerOptions } from './tls.js';
@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   checkHello,
   errorResponse,
+  isRequestId,
   okResponse,
   parseRequest,
   type HelloResult,
@@ -488,6 +489,13 @@ class ServerConnection {
   }
 
   private dispatch(frame: unknown): void {
+    if (frame instanceof RefusedFrame) {
+      // An extension value: this request alone is refused when it has a usable id.
+      this.server.counters.malformedFrames += 1;
+      if (!isRequestId(frame.id) || this.phase === 'hello') this.fail(null, frame.error);
+      else this.reply(frame.id, frame.error);
+      return;
+    }
     const parsed = parseRequest(frame);
     if (!parsed.ok) {
       this.server.counters.malformedFrames += 1;

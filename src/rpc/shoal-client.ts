@@ -40,6 +40,23 @@ export interface PutOptions extends ReadOptions {
 
 export const DEFAULT_CLUSTER_NAME = 'dev';
 
+export interface ScanEntry {
+  key: string;
+  /** Absent when the scan asked for keys only. */
+  value?: Buffer;
+  /** Absent when the scan asked for keys only. */
+  version?: Version;
+  expiresAtMs?: number;
+}
+
+export interface ScanPage {
+  entries: ScanEntry[];
+  /** Pass back for the next page; null when the scan is done. */
+  cursor: string | null;
+  /** Owners that did not answer (keys only they hold may be missing). */
+  unreachable: string[];
+}
+
 function malformed(op: string, what: string): ShoalError {
   return new ShoalError('INTERNAL', `malformed ${op} result from the server: ${what}`);
 }
@@ -112,6 +129,30 @@ export class ShoalClient {
 
   ring(): Promise<unknown> {
     return this.call('ring', {});
+  }
+
+  /**
+   * One page of the cluster-wide key listing (docs/PROTOCOL.md, `scan`), in ring (hash) order from
+   * `cursor`; pass the returned cursor back for the next page; null when done.
+   */
+  async scan(options: { cursor?: string; prefix?: string; limit?: number; keysOnly?: boolean } = {}): Promise<ScanPage> {
+    const args: RpcArgs = {};
+    if (options.cursor !== undefined && options.cursor !== '') args.cursor = options.cursor;
+    if (options.prefix !== undefined && options.prefix !== '') args.prefix = options.prefix;
+    if (options.limit !== undefined) args.limit = options.limit;
+    if (options.keysOnly === true) args.keysOnly = true;
+    const result = await this.call('scan', args);
+    if (!isPlainMap(result) || !Array.isArray(result.entries)) throw malformed('scan', 'expected { entries, cursor }');
+    const entries = result.entries.map((raw): ScanEntry => {
+      if (!isPlainMap(raw) || typeof raw.key !== 'string') throw malformed('scan', 'entries must be { key, version, value? }');
+      const entry: ScanEntry = { key: raw.key };
+      if (raw.version !== undefined && raw.version !== null) entry.version = this.observe(decodeVersion('scan', raw.version));
+      if (raw.value instanceof Uint8Array) entry.value = Buffer.isBuffer(raw.value) ? raw.value : Buffer.from(raw.value);
+      if (typeof raw.expiresAtMs === 'number') entry.expiresAtMs = raw.expiresAtMs;
+      return entry;
+    });
+    const unreachable = Array.isArray(result.unreachable) ? result.unreachable.filter((x): x is string => typeof x === 'string') : [];
+    return { entries, cursor: typeof result.cursor === 'string' ? result.cursor : null, unreachable };
   }
 
   leave(): Promise<unknown> {

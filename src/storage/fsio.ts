@@ -4,6 +4,7 @@
  * in promises, which is cheaper per call than FileHandle.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 
 export interface FileIo {
   open(path: string, flags: string): Promise<number>;
@@ -42,6 +43,51 @@ export async function writeFully(io: FileIo, fd: number, buf: Buffer, offset: nu
 export async function fsyncDir(io: FileIo, dir: string): Promise<void> {
   const fd = await io.open(dir, 'r');
   try {
+    await io.fdatasync(fd);
+  } finally {
+    await io.close(fd);
+  }
+}
+
+/**
+ * FileIo plus the directory operations of the durability order (write → fsync → rename → fsync dir →
+ * delete): the hint store, recovery and compaction go through it so tests can record or fail each step.
+ */
+export interface DirIo extends FileIo {
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file; a missing file is not an error. */
+  unlink(path: string): Promise<void>;
+}
+
+export const nodeDirIo: DirIo = {
+  ...nodeFileIo,
+  rename: (from, to) => fsp.rename(from, to),
+  unlink: (path) => fsp.rm(path, { force: true }),
+};
+
+/** A FileIo seam used where a DirIo is needed: the directory operations default to node's. */
+export function dirIo(io: FileIo | undefined): DirIo {
+  if (io === undefined) return nodeDirIo;
+  const maybe = io as Partial<DirIo>;
+  return { ...io, rename: maybe.rename ?? nodeDirIo.rename, unlink: maybe.unlink ?? nodeDirIo.unlink };
+}
+
+/** Writes a whole new file at `path` (created or replaced) and fdatasyncs it; the caller fsyncs the directory. */
+export async function writeFileSynced(io: FileIo, path: string, data: Buffer): Promise<void> {
+  const fd = await io.open(path, 'w');
+  try {
+    await writeFully(io, fd, data, 0, data.length, 0);
+    await io.fdatasync(fd);
+  } finally {
+    await io.close(fd);
+  }
+}
+
+/** Cuts `path` to `length` bytes and fdatasyncs it. */
+export async function truncateSynced(io: FileIo, path: string, length: number): Promise<void> {
+  const fd = await io.open(path, 'r+');
+  try {
+    await io.ftruncate(fd, length);
     await io.fdatasync(fd);
   } finally {
     await io.close(fd);

@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { dirIo, type FileIo, fsyncDir, truncateSynced, writeFileSynced } from './fsio.js';
 import { type NamedSeq, parseSegments, parseSnapshots, TMP_SUFFIX } from './layout.js';
 import {
   checkFrame,
@@ -31,6 +32,8 @@ import type { SegmentState, WalStart } from './wal.js';
 const PAYLOAD_BYTES_PLAUSIBLE_MAX = 0x7fffffff;
 
 export interface RecoveryOptions {
+  /** The file-I/O seam for the writes recovery makes (truncate, set aside); default node's. */
+  io?: FileIo;
   repair: boolean;
   nowMs: number;
   logger: Logger;
@@ -230,9 +233,13 @@ async function handleCut(
       { file, offset: cut.offset, reason: cut.reason },
     );
   }
+  // Durability order: the set-aside copy is durable (file and directory) before the original is cut;
+  // the cut is fsynced, then later segments are renamed aside and the directory fsynced once more.
+  const io = dirIo(opts.io);
   if (validAfter) {
     const aside = `${file}.corrupt-${cut.offset}`;
-    await fs.writeFile(aside, buf.subarray(cut.offset));
+    await writeFileSynced(io, aside, buf.subarray(cut.offset));
+    await fsyncDir(io, dir);
     opts.logger.warn('recovery: repair: truncating WAL at corrupt record', {
       file,
       offset: cut.offset,
@@ -242,11 +249,13 @@ async function handleCut(
   } else {
     opts.logger.warn('recovery: truncating torn WAL tail', { file, offset: cut.offset, reason: cut.reason });
   }
-  if (cut.offset < buf.length) await fs.truncate(file, cut.offset);
+  if (cut.offset < buf.length) await truncateSynced(io, file, cut.offset);
   seg.bytes = cut.offset;
-  for (const later of live.slice(cut.segment + 1)) {
-    const laterFile = path.join(dir, later.name);
-    await fs.rename(laterFile, `${laterFile}.corrupt`);
+  const later = live.slice(cut.segment + 1);
+  for (const seg of later) {
+    const laterFile = path.join(dir, seg.name);
+    await io.rename(laterFile, `${laterFile}.corrupt`);
     opts.logger.warn('recovery: setting aside WAL segment after the cut', { file: laterFile });
   }
+  if (later.length > 0) await fsyncDir(io, dir);
 }

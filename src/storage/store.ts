@@ -9,6 +9,7 @@
  * acknowledged reject READ_ONLY and are undone (in the map here, on disk by the WAL), and every later
  * write rejects READ_ONLY too; reads go on.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -37,6 +38,8 @@ export { DEFAULT_STORE_OPTIONS } from './options.js';
 /** Options for tests: replace the file operations of the write paths (fault injection). */
 export interface OpenStoreOptions extends StoreOptions {
   io?: FileIo;
+  /** Called with the duration of each WAL fdatasync (the node's fsync latency histogram). */
+  onFsync?: (latencyMs: number) => void;
 }
 
 /** Snapshots kept on disk: the newest and one fallback in case the newest does not verify. */
@@ -130,7 +133,7 @@ export class ShardStore implements Store {
     const lock = await acquireLock(dir, opts.logger);
     try {
       const t0 = performance.now();
-      const recovered = await recover(dir, { repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
+      const recovered = await recover(dir, { io, repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
       let store: ShardStore | null = null;
       const wal = await Wal.open(
         {
@@ -142,6 +145,7 @@ export class ShardStore implements Store {
           logger: opts.logger,
           onFailure: (failure, ackedSeq) => store?.turnReadOnly(failure, ackedSeq),
           onAcked: (seq) => store?.acked(seq),
+          onFsync: options.onFsync,
         },
         recovered.wal,
       );
@@ -414,6 +418,8 @@ export class ShardStore implements Store {
     } else {
       this.valueBytes -= entry.value.length;
     }
+    // The counters follow the map exactly; a negative one means an entry was forgotten twice.
+    assert.ok(this.tombstones >= 0 && this.valueBytes >= 0, `store counters went negative (tombstones ${this.tombstones}, valueBytes ${this.valueBytes})`);
   }
 
   // ---- expiry --------------------------------------------------------------------------------

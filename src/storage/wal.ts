@@ -13,6 +13,7 @@
  * batch that failed are cut off the segment (ftruncate), so a rejected record does not come back
  * at the next open; `onFailure` tells the store which records were rejected so it can undo them.
  */
+import assert from 'node:assert/strict';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type FileIo, fsyncDir, writeFully } from './fsio.js';
@@ -36,6 +37,8 @@ export interface WalOptions {
   onFailure: (failure: ShoalError, ackedSeq: number) => void;
   /** Called after each acknowledged batch with its last sequence number. */
   onAcked?: (seq: number) => void;
+  /** Called with the duration of each fdatasync (the fsync latency histogram). */
+  onFsync?: (latencyMs: number) => void;
 }
 
 export interface SegmentState {
@@ -305,6 +308,9 @@ export class Wal {
         await this.openSegment(batch.firstSeq);
       }
       const active = this.active as SegmentState;
+      // Batches are written in sequence order, each directly after the last: no gap, no overlap.
+      assert.equal(batch.firstSeq, this.writtenSeq + 1, `WAL batch starts at seq ${batch.firstSeq}, the last written was ${this.writtenSeq}`);
+      assert.ok(batch.lastSeq - batch.firstSeq + 1 === batch.records, 'a WAL batch holds one record per sequence number');
       start = active.bytes;
       await writeFully(this.opts.io, this.fd, batch.buf, 0, batch.bytes, active.bytes);
       active.bytes += batch.bytes;
@@ -327,6 +333,7 @@ export class Wal {
     this.batchSizes.push(batch.records);
     this.batchBytes.push(batch.bytes);
     if (batch.buf.length <= BATCH_BYTES_RECYCLE_MAX) this.spare = batch.buf;
+    assert.ok(batch.lastSeq >= this.ackedSeq, 'acknowledged WAL sequence numbers never go back');
     this.ackedSeq = batch.lastSeq;
     batch.resolve(true);
     this.opts.onAcked?.(batch.lastSeq);
@@ -353,6 +360,7 @@ export class Wal {
     await this.opts.io.fdatasync(this.fd);
     this.fsyncLatencyMsLast = performance.now() - t0;
     this.fsyncs += 1;
+    this.opts.onFsync?.(this.fsyncLatencyMsLast);
     this.syncedSeq = seq;
     this.dirty = false;
   }

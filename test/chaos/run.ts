@@ -8,7 +8,8 @@ import { parseDurationMs } from '../../src/units.js';
 import { runChaos } from './lib/runner.js';
 
 const USAGE = `usage: npm run chaos -- [--seed N] [--duration 60s] [--nodes 5] [--clients 6] [--rate 100]
-                        [--no-kill-all] [--set section.field=value ...] [--runs-dir DIR]`;
+                        [--no-kill-all] [--no-disk-full] [--no-hints] [--values mixed|small]
+                        [--set section.field=value ...] [--runs-dir DIR]`;
 
 function parseSet(assignments: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -41,6 +42,9 @@ async function main(): Promise<number> {
         clients: { type: 'string', default: '6' },
         rate: { type: 'string', default: '100' },
         'no-kill-all': { type: 'boolean', default: false },
+        'no-disk-full': { type: 'boolean', default: false },
+        'no-hints': { type: 'boolean', default: false },
+        values: { type: 'string', default: 'mixed' },
         set: { type: 'string', multiple: true, default: [] },
         'runs-dir': { type: 'string' },
         help: { type: 'boolean', default: false },
@@ -61,10 +65,19 @@ async function main(): Promise<number> {
     return 2;
   }
   const durationMs = parseDurationMs(values.duration);
+  if (values.values !== 'mixed' && values.values !== 'small') {
+    console.error(`--values must be mixed or small\n${USAGE}`);
+    return 2;
+  }
+  // Hints off: a replica that missed writes converges by anti-entropy (and read repair) alone.
+  const sets = values['no-hints'] ? [...values.set, 'cluster.hintsEnabled=false'] : values.set;
   const extra = [
     values.clients === '6' ? '' : ` --clients ${values.clients}`,
     values.rate === '100' ? '' : ` --rate ${values.rate}`,
     values['no-kill-all'] ? ' --no-kill-all' : '',
+    values['no-disk-full'] ? ' --no-disk-full' : '',
+    values['no-hints'] ? ' --no-hints' : '',
+    values.values === 'mixed' ? '' : ` --values ${values.values}`,
     ...values.set.map((s) => ` --set ${s}`),
   ].join('');
   const command = `npm run chaos -- --seed ${seed} --duration ${values.duration} --nodes ${nodes}${extra}`;
@@ -80,7 +93,8 @@ async function main(): Promise<number> {
     const { result, summary } = await runChaos({
       seed, durationMs, nodes, command,
       clients: Number(values.clients), ratePerSec: Number(values.rate), killAll: !values['no-kill-all'],
-      config: parseSet(values.set), signal: abort.signal,
+      diskFull: !values['no-disk-full'], values: values.values,
+      config: parseSet(sets), signal: abort.signal,
       ...(values['runs-dir'] === undefined ? {} : { runsDir: values['runs-dir'] }),
     });
     console.log('\n' + summary);

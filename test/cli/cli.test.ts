@@ -125,10 +125,11 @@ test('SHOAL_ADDR picks the node when --addr is absent', async (t) => {
 });
 
 test('stats, health and members print human output, and JSON with --json', async (t) => {
-  const stats = await shoal(['stats']);
+  const stats = await shoal(['stats', '--full']);
   t.is(stats.code, 0);
   t.regex(stats.stdout, /^node: n1$/m);
   t.regex(stats.stdout, /^store:\n {2}keys: \d+$/m);
+  t.regex((await shoal(['stats'])).stdout, /^node\s+n1 of cluster dev, serving, up /m);
   t.is(JSON.parse((await shoal(['stats', '--json'])).stdout).node, 'n1');
   const members = await shoal(['members']);
   t.is(members.code, 0);

@@ -1,3 +1,4 @@
+import { BackgroundTasks } from '../../src/background.js';
 import test from 'ava';
 import { ShoalError } from '../../src/errors.js';
 import { Handoff, HANDOFF_BACKOFF_MS_MAX } from '../../src/cluster/handoff.js';
@@ -32,7 +33,7 @@ function setup(refuse: () => boolean) {
     },
   };
   const view = { selfId: 'n1', isAlive: () => true, isUp: () => true } as unknown as ClusterView;
-  const handoff = new Handoff({ hints, view, transport, intervalMs: 1000, perSecMax: 1000, timeoutMs: 100, logger: nullLogger, now: () => now });
+  const handoff = new Handoff({ hints, view, transport, intervalMs: 1000, perSecMax: 1000, timeoutMs: 100, logger: nullLogger, tasks: new BackgroundTasks({ logger: nullLogger }), now: () => now });
   return { handoff, attempts, advance: (ms: number) => (now += ms), now: () => now };
 }
 

@@ -182,3 +182,33 @@ test('a suspicion about a newer incarnation restarts the timer (a missed refutat
   t.is(core.stateOf('x'), 'dead');
   t.is(core.member('x')?.incarnation, 2);
 });
+
+test('after a one-way partition, a member declared dead while its refutation was lost comes back without waiting for push-pull', (t) => {
+  // Push-pull is off (600 s): only gossip can bring e back.
+  const net = cluster(['a', 'b', 'c', 'd', 'e']);
+  net.advance(3000);
+  net.muted.add('e'); // e hears everyone, nobody hears e
+  net.advance(12_000);
+  for (const id of ['a', 'b', 'c', 'd']) t.is(net.stateAt(id, 'e'), 'dead', `${id} buried e`);
+  const e = net.core('e');
+  t.true(e.incarnation > 1, 'e refuted while muted (the refutation was lost)');
+  net.muted.delete('e');
+  net.advance(5_000);
+  for (const id of ['a', 'b', 'c', 'd']) t.is(net.stateAt(id, 'e'), 'alive', `${id} sees e alive again`);
+  const deadSyncs = ['a', 'b', 'c', 'd'].reduce((sum, id) => sum + net.core(id).stats().deadSyncs, 0);
+  t.true(deadSyncs >= 1, 'a datagram from the buried e started a sync with it');
+});
+
+test('an accusation about an incarnation already refuted makes us announce the current one again (no new incarnation)', (t) => {
+  const s = single();
+  s.feed({ t: 'dead', id: 'me', i: 1, f: 'x' });
+  t.is(s.core.incarnation, 2, 'refuted');
+  const before = s.core.stats().refutations;
+  const out = s.core.receive(0, { v: 1, m: [{ t: 'suspect', id: 'me', i: 1, f: 'x' }] }, 'x:1');
+  t.is(s.core.incarnation, 2, 'no new incarnation for old news');
+  t.is(s.core.stats().refutations, before);
+  t.is(s.core.stats().reannouncements, 1);
+  const tick = s.core.tick(1_000);
+  const sent = [...out.packets, ...tick.packets].flatMap((p) => p.packet.m);
+  t.true(sent.some((m) => m.t === 'alive' && m.id === 'me' && m.i === 2), 'alive(me, 2) goes out again');
+});

@@ -16,6 +16,8 @@ export class Net {
   readonly events: Array<MembershipEvent & { at: string }> = [];
   readonly sent: Sent[] = [];
   readonly down = new Set<string>();
+  /** One-way cut: what these members send is dropped (they still receive), like an egress firewall rule. */
+  readonly muted = new Set<string>();
   private queue: Array<{ from: string; to: string; out: CoreOutput['packets'][number] }> = [];
 
   constructor(private readonly config: Partial<MembershipConfig> = {}, private readonly seed = 1) {}
@@ -51,7 +53,7 @@ export class Net {
     }
     for (const s of out.syncs) {
       const peer = this.cores.get(s.to);
-      if (peer === undefined || this.down.has(peer.id) || this.down.has(core.id)) continue;
+      if (peer === undefined || this.down.has(peer.id) || this.down.has(core.id) || this.muted.has(core.id) || this.muted.has(peer.id)) continue;
       const { reply, output } = peer.handleSync(this.now, s.state);
       this.take(peer, output);
       this.take(core, core.handleSyncResponse(this.now, reply));
@@ -64,7 +66,7 @@ export class Net {
       const { from, to, out } = this.queue.shift() as (typeof this.queue)[number];
       const target = this.cores.get(to);
       const fromId = from.split(':')[0];
-      if (target === undefined || this.down.has(target.id) || this.down.has(fromId)) continue;
+      if (target === undefined || this.down.has(target.id) || this.down.has(fromId) || this.muted.has(fromId)) continue;
       this.take(target, target.receive(this.now, out.packet, from));
     }
   }

@@ -63,7 +63,7 @@ function mirrors(t: import('ava').ExecutionContext, section: string, layerDefaul
 
 test('the cluster and membership sections hold only settings their layers know', (t) => {
   mirrors(t, 'cluster', DEFAULT_CLUSTER_CONFIG, ['name', 'hintsMax', 'hintBytesMax', 'hintTtlMs', 'hintReplayConcurrency']);
-  mirrors(t, 'membership', DEFAULT_MEMBERSHIP_CONFIG, ['seeds', 'leaveTimeoutMs']);
+  mirrors(t, 'membership', DEFAULT_MEMBERSHIP_CONFIG, ['seeds', 'dnsServers', 'leaveTimeoutMs', 'bootstrap']);
 });
 
 test('docs/CONFIG.md documents every field', (t) => {

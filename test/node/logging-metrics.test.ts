@@ -79,12 +79,12 @@ test('metrics: requests, latency and errors by op and code; store figures read a
   t.is(sample(text, 'shoal_hints_pending', {}), 5);
 
   t.is(sample(text, 'shoal_store_read_only', {}), 0);
-  t.is(sample(text, 'shoal_store_snapshot_failures', {}), 0);
+  t.is(sample(text, 'shoal_store_snapshot_failures_total', {}), 0);
 
   stats = fakeStats({ keys: 9, fsyncs: 20, readOnly: true, readOnlyReason: 'disk full (ENOSPC)', snapshotFailures: 2 });
   text = await metrics.render();
   t.is(sample(text, 'shoal_store_read_only', {}), 1);
-  t.is(sample(text, 'shoal_store_snapshot_failures', {}), 2);
+  t.is(sample(text, 'shoal_store_snapshot_failures_total', {}), 2);
   t.is(sample(text, 'shoal_store_keys', {}), 9);
   t.is(sample(text, 'shoal_wal_fsyncs_total', {}), 20);
 });

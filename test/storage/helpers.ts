@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
+import { type DirIo, nodeDirIo, nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
 import { openStore, type OpenStoreOptions } from '../../src/storage/store.js';
 import type { Store, Version } from '../../src/storage/types.js';
 
@@ -80,4 +80,57 @@ export function faultyIo(failOn: 'write' | 'fdatasync' | 'short-write'): FileIo 
     },
   };
   return io;
+}
+
+/**
+ * A DirIo that does the real operations and records each one as a line: `open NAME`, `write NAME`,
+ * `fdatasync NAME`, `ftruncate NAME`, `rename FROM TO`, `unlink NAME`, where NAME is the base name
+ * ('DIR' for `dir` itself). Tests assert the durability order on `ops`. With `failWrites` set, writes
+ * fail with ENOSPC (a full disk).
+ */
+export function recordingIo(dir: string): DirIo & { ops: string[]; failWrites: boolean } {
+  const names = new Map<number, string>();
+  const name = (p: string): string => (path.resolve(p) === path.resolve(dir) ? 'DIR' : path.basename(p));
+  const io = {
+    ops: [] as string[],
+    failWrites: false,
+    open: async (p: string, flags: string) => {
+      const fd = await nodeDirIo.open(p, flags);
+      names.set(fd, name(p));
+      io.ops.push(`open ${name(p)}`);
+      return fd;
+    },
+    write: (fd: number, b: Buffer, o: number, l: number, p: number) => {
+      if (io.failWrites) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+      io.ops.push(`write ${names.get(fd)}`);
+      return nodeDirIo.write(fd, b, o, l, p);
+    },
+    fdatasync: (fd: number) => {
+      io.ops.push(`fdatasync ${names.get(fd)}`);
+      return nodeDirIo.fdatasync(fd);
+    },
+    ftruncate: (fd: number, length: number) => {
+      io.ops.push(`ftruncate ${names.get(fd)}`);
+      return nodeDirIo.ftruncate(fd, length);
+    },
+    close: (fd: number) => {
+      names.delete(fd);
+      return nodeDirIo.close(fd);
+    },
+    rename: (from: string, to: string) => {
+      io.ops.push(`rename ${name(from)} ${name(to)}`);
+      return nodeDirIo.rename(from, to);
+    },
+    unlink: (p: string) => {
+      io.ops.push(`unlink ${name(p)}`);
+      return nodeDirIo.unlink(p);
+    },
+  };
+  return io;
+}
+
+/** Index of the first op matching `re` at or after `from` (-1 if none). */
+export function opIndex(ops: string[], re: RegExp, from = 0): number {
+  for (let i = from; i < ops.length; i++) if (re.test(ops[i])) return i;
+  return -1;
 }

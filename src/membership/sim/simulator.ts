@@ -105,13 +105,14 @@ export class Simulator {
     }
   }
 
-  /** Starts node `i` and joins it through `seeds` (node indexes). */
-  start(i: number, seeds: number[]): void {
+  /** Starts node `i` and joins it through `seeds` and the members it `known` before (node indexes). */
+  start(i: number, seeds: number[], known: number[] = []): void {
     const node = this.nodes[i];
     assert.ok(!node.up, `node ${i} is already up`);
     node.up = true;
     node.epoch += 1;
-    this.take(node, node.core.join(this.now, seeds.map((s) => this.nodes[s].addr)));
+    const addrs = (list: number[]) => list.map((s) => this.nodes[s].addr);
+    this.take(node, node.core.join(this.now, addrs(seeds), addrs(known)));
   }
 
   /** Stops node `i` without a word (its in-flight packets may still arrive). */
@@ -123,12 +124,22 @@ export class Simulator {
     node.tickSeq = -1;
   }
 
-  /** Restarts a crashed node with a fresh core at the persisted incarnation + 1, joining through `seeds`. */
-  restart(i: number, seeds: number[]): void {
+  /**
+   * Restarts a crashed (or left) node with a fresh core at the persisted incarnation + 1, joining
+   * through `seeds` and `known`. With `addr` it comes back on a new address (a rescheduled pod);
+   * the old one then reaches nobody.
+   */
+  restart(i: number, seeds: number[], options: { known?: number[]; addr?: string } = {}): void {
     const node = this.nodes[i];
     assert.ok(!node.up);
+    if (options.addr !== undefined && options.addr !== node.addr) {
+      assert.ok(!this.byAddr.has(options.addr), `address ${options.addr} is taken`);
+      this.byAddr.delete(node.addr);
+      node.addr = options.addr;
+      this.byAddr.set(node.addr, i);
+    }
     node.core = this.makeCore(i, node.id, node.addr, node.core.incarnation + 1);
-    this.start(i, seeds);
+    this.start(i, seeds, options.known ?? []);
   }
 
   leave(i: number): void {

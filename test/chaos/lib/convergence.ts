@@ -116,16 +116,22 @@ async function replicaSnapshot(clients: Map<string, ShoalClient>, keys: string[]
   for (const [node, client] of clients) {
     for (let i = 0; i < keys.length; i += BATCH_KEYS) {
       const batch = keys.slice(i, i + BATCH_KEYS);
-      const result = await client.call('internal.readBatch', { keys: batch });
       const held = new Map<string, ReplicaCopy['entry']>();
-      if (isMap(result) && Array.isArray(result.entries)) {
-        for (const pair of result.entries) {
-          if (!Array.isArray(pair) || !isMap(pair[1])) continue;
-          const e = pair[1];
-          // An expired entry counts as absent: replicas collect expired keys at their own pace.
-          if (typeof e.expiresAtMs === 'number' && e.expiresAtMs <= now) continue;
-          held.set(String(pair[0]), { ts: Number(e.ts), node: String(e.node), tombstone: e.value === null || e.value === undefined });
+      // Versions only (values can be up to valueBytesMax); a reply covers a prefix of the keys (`next`).
+      for (let from = 0; from < batch.length; ) {
+        const result = await client.call('internal.readBatch', { keys: batch.slice(from), versionsOnly: true });
+        if (!isMap(result)) break;
+        if (Array.isArray(result.entries)) {
+          for (const pair of result.entries) {
+            if (!Array.isArray(pair) || !isMap(pair[1])) continue;
+            const e = pair[1];
+            // An expired entry counts as absent: replicas collect expired keys at their own pace.
+            if (typeof e.expiresAtMs === 'number' && e.expiresAtMs <= now) continue;
+            held.set(String(pair[0]), { ts: Number(e.ts), node: String(e.node), tombstone: e.tombstone === true });
+          }
         }
+        const next = typeof result.next === 'number' && result.next >= 1 ? result.next : batch.length - from;
+        from += next;
       }
       for (const key of batch) copies.push({ key, node, entry: held.get(key) ?? null });
     }

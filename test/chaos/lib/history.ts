@@ -65,7 +65,11 @@ export type FaultKind =
   | 'partition-oneway'
   | 'join'
   | 'leave'
-  | 'wal-truncate';
+  | 'wal-truncate'
+  | 'seed-restart'
+  | 'leave-rejoin'
+  | 'partition-long'
+  | 'disk-full';
 
 export interface FaultEvent {
   kind: 'fault';

@@ -67,6 +67,7 @@ export function summaryText(result: CheckResult, info: RunInfo): string {
 const FAULT_COLORS: Record<string, string> = {
   'kill-one': '#f4a6a6', 'kill-all': '#e06666', 'pause-one': '#f9cb9c', 'wal-truncate': '#d5a6bd',
   'partition-one': '#a4c2f4', 'partition-split': '#9fc5e8', 'partition-oneway': '#b4a7d6', join: '#b6d7a8', leave: '#ffe599',
+  'seed-restart': '#d5a6bd', 'leave-rejoin': '#f9cb9c', 'partition-long': '#6fa8dc',
 };
 
 function escapeXml(s: string): string {

@@ -10,7 +10,7 @@ import { checkHistory, type CheckResult } from './checker.js';
 import { ChaosCluster, REPO_ROOT } from './cluster.js';
 import { awaitConvergence } from './convergence.js';
 import { HistoryWriter } from './history.js';
-import { Nemesis } from './nemesis.js';
+import { diskFullUnavailable, Nemesis } from './nemesis.js';
 import { Firewall, firewallStatus } from './nft.js';
 import { summaryText, timelineSvg, type RunInfo } from './report.js';
 import { buildSchedule, finalMembers, prng } from './schedule.js';
@@ -24,6 +24,10 @@ export interface ChaosOptions {
   ratePerSec?: number;
   /** Include the all-nodes kill phase. Default true. */
   killAll?: boolean;
+  /** Include a disk-full step on one node (when a tmpfs can be mounted). Default true. */
+  diskFull?: boolean;
+  /** Value sizes: 'mixed' (default, bytes to valueBytesMax) or 'small' (labels only). */
+  values?: 'mixed' | 'small';
   /** Folder that receives `<timestamp>-seed<S>/`. Default test/chaos/runs. */
   runsDir?: string;
   /** Settings for every node (cluster file `config`), merged over CHAOS_NODE_CONFIG. */
@@ -41,6 +45,12 @@ export interface ChaosOptions {
   signal?: AbortSignal;
   /** Give up (cleanly: agents stopped, table deleted) when the whole run takes longer. Default none. */
   deadlineMs?: number;
+}
+
+/** storage.valueBytesMax as the nodes run with it (a --set wins over the default 1 MiB). */
+function configuredValueBytesMax(config: Record<string, unknown> | undefined): number {
+  const storage = config?.storage as Record<string, unknown> | undefined;
+  return typeof storage?.valueBytesMax === 'number' ? storage.valueBytesMax : 1024 * 1024;
 }
 
 export interface ChaosOutcome {
@@ -139,6 +149,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
   } else {
     skipped.push(`partitions: ${fwStatus.reason}`);
   }
+  let diskFull = options.diskFull ?? true;
+  if (diskFull) {
+    const reason = diskFullUnavailable();
+    if (reason !== null) {
+      skipped.push(`disk-full: ${reason}`);
+      diskFull = false;
+    }
+  }
   for (const s of skipped) log(`SKIPPED ${s}`);
 
   const abort = new AbortController();
@@ -163,7 +181,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
   const seeds = cluster.nodes.slice(0, Math.min(3, nodes)).map((n) => n.id);
   const steps = buildSchedule({
     seed: options.seed, durationMs: options.durationMs, nodes: cluster.initial, spare: cluster.spares[0],
-    keep: seeds, partitions: firewall !== null, killAll: options.killAll ?? true,
+    keep: seeds, partitions: firewall !== null, killAll: options.killAll ?? true, diskFull,
   });
   writeFileSync(join(runDir, 'schedule.json'), JSON.stringify({ seed: options.seed, command: options.command, steps }, null, 2) + '\n');
   log(`run folder ${runDir}`);
@@ -188,6 +206,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosOutcome> {
       runWorkload({
         seed: options.seed, addresses, clusterName: cluster.clusterName, history, targets: () => nemesis.currentMembers(),
         clients: options.clients, ratePerSec: options.ratePerSec, durationMs: options.durationMs + OVERRUN_MS_MAX,
+        values: options.values ?? 'mixed', valueBytesMax: configuredValueBytesMax(options.config),
       }, workloadStop.signal),
       (async () => {
         try {

@@ -4,7 +4,9 @@
  * each step into signals, nftables rules and file truncation.
  *
  * Shape: a quiet warm-up, then one fault at a time separated by quiet gaps; every fault kind appears
- * once before any repeats (as far as the duration allows); the join comes before the leave; the
+ * once before any repeats (as far as the duration allows), the operator actions (seed restart, leave
+ * and rejoin, long partition) early, every other slot, so that even a short run has most of them;
+ * the join comes before the leave; the
  * all-nodes kill, which no quorum survives, is a separate phase at the end so it does not blur the
  * availability of the single-node faults.
  */
@@ -37,6 +39,11 @@ export interface ScheduleOptions {
   suspicionMs?: number;
   /** Include the all-nodes kill phase. Default true. */
   killAll?: boolean;
+  /**
+   * Include one disk-full step (needs root and tmpfs). It is placed with its own PRNG stream, so the
+   * other steps of a seed stay the same faults on the same nodes (only later in time).
+   */
+  diskFull?: boolean;
   warmupMs?: number;
   tailQuietMs?: number;
   /** Quiet time between faults. Default 2000–4000 ms. */
@@ -46,8 +53,10 @@ export interface ScheduleOptions {
 /** mulberry32, the simulator's seeded PRNG (floats in [0, 1)); one implementation for both. */
 export const prng = mulberry32;
 
-export const PARTITION_FAULTS: FaultKind[] = ['partition-one', 'partition-split', 'partition-oneway'];
-const SINGLE_FAULTS: FaultKind[] = ['kill-one', 'pause-one', 'wal-truncate', ...PARTITION_FAULTS];
+export const PARTITION_FAULTS: FaultKind[] = ['partition-one', 'partition-split', 'partition-oneway', 'partition-long'];
+/** What operators do to a running cluster (issue 10): each must end in one cluster. */
+export const OPERATOR_FAULTS: FaultKind[] = ['seed-restart', 'leave-rejoin', 'partition-long'];
+const SINGLE_FAULTS: FaultKind[] = ['kill-one', 'pause-one', 'wal-truncate', 'partition-one', 'partition-split', 'partition-oneway'];
 
 function between(rand: () => number, [lo, hi]: [number, number]): number {
   return Math.round(lo + rand() * (hi - lo));
@@ -78,7 +87,15 @@ function durationFor(fault: FaultKind, rand: () => number, suspicionMs: number):
       return between(rand, [1000, 2000]);
     case 'join':
     case 'leave':
+    case 'leave-rejoin':
       return 6000;
+    case 'seed-restart':
+      return between(rand, [2000, 4000]);
+    case 'partition-long':
+      // Longer than the suspicion timeout: both sides declare the other dead and must merge again.
+      return suspicionMs + between(rand, [3000, 5000]);
+    case 'disk-full':
+      return between(rand, [6000, 9000]);
     default:
       return between(rand, [4000, 7000]);
   }
@@ -101,17 +118,35 @@ export function buildSchedule(options: ScheduleOptions): ScheduleStep[] {
   if (members.some((m) => !keep.has(m)) && members.length > 3) membership.push('leave');
   // First round: every kind once in a seeded order, join/leave interleaved in that order.
   const firstRound = shuffle(rand, singles);
+  const operator = OPERATOR_FAULTS.filter((f) =>
+    (f !== 'partition-long' || options.partitions) &&
+    (f !== 'seed-restart' || members.some((m) => keep.has(m))) &&
+    (f !== 'leave-rejoin' || (members.some((m) => !keep.has(m)) && members.length > 3)));
   if (membership.includes('join')) firstRound.splice(Math.floor(rand() * (firstRound.length / 2)), 0, 'join');
   if (membership.includes('leave')) {
     const joinAt = firstRound.indexOf('join');
     const from = joinAt + 1;
     firstRound.splice(from + Math.floor(rand() * (firstRound.length - from + 1)), 0, 'leave');
   }
+  // The operator actions go first, each followed by one other fault, so a short (CI) run has them and
+  // still some of the rest.
+  for (const [k, fault] of shuffle(rand, operator).entries()) firstRound.splice(2 * k, 0, fault);
+
+  const diskRand = prng(options.seed ^ 0xd15c);
+  // Among the first steps, so that even a short run has it.
+  const diskFullAt = options.diskFull ? Math.floor(diskRand() * Math.min(firstRound.length + 1, 4)) : -1;
 
   const steps: ScheduleStep[] = [];
   let t = options.warmupMs ?? 3000;
   let i = 0;
   while (true) {
+    if (steps.length === diskFullAt && !steps.some((s) => s.fault === 'disk-full')) {
+      const durationMs = durationFor('disk-full', diskRand, suspicionMs);
+      if (t + durationMs <= endMs - killAllMs) {
+        steps.push({ atMs: t, fault: 'disk-full', targets: [pick(diskRand, members)], durationMs });
+        t += durationMs + between(diskRand, gap);
+      }
+    }
     const fault = i < firstRound.length ? firstRound[i] : pick(rand, singles);
     i += 1;
     const durationMs = durationFor(fault, rand, suspicionMs);
@@ -124,7 +159,11 @@ export function buildSchedule(options: ScheduleOptions): ScheduleStep[] {
       const candidates = members.filter((m) => !keep.has(m) && m !== options.spare);
       targets = [pick(rand, candidates.length > 0 ? candidates : members.filter((m) => !keep.has(m)))];
       members = members.filter((m) => m !== targets[0]);
-    } else if (fault === 'partition-split') {
+    } else if (fault === 'seed-restart') {
+      targets = [pick(rand, members.filter((m) => keep.has(m)))];
+    } else if (fault === 'leave-rejoin') {
+      targets = [pick(rand, members.filter((m) => !keep.has(m)))];
+    } else if (fault === 'partition-split' || fault === 'partition-long') {
       const minority = Math.floor((members.length - 1) / 2);
       targets = shuffle(rand, members).slice(0, Math.max(1, minority)).sort();
     } else {

@@ -3,7 +3,11 @@
  * random node (so forwarding and coordination are exercised), bounded in rate, count and time.
  * Every operation is logged before it is sent (invoke) and when it completes (ok / fail / info).
  *
- * Keys (see KeyClass in history.ts), values unique per write (`<key>#<op id>`):
+ * Keys (see KeyClass in history.ts), values unique per write (`<key>#<op id>`, the label the history
+ * records) and of sizes from a few bytes to valueBytesMax (VALUE_MIX): on the wire a value is the label,
+ * its size and a filler derived from both (encodeValue), and a value read back is checked whole
+ * (decodeValue): a truncated or corrupted one is recorded as a value no write produced.
+ *
  *   u/<client>/<n>  written once                 s/<client>/<k>  written in sequence by one client
  *   d/<client>/<n>  written, later deleted       t/<client>/<n>  written once with a TTL
  * plus reads of random keys already written by anyone.
@@ -36,6 +40,61 @@ export interface WorkloadOptions {
   seqKeysPerClient?: number;
   /** TTLs for TTL writes; mostly short so they expire during the run, one long. */
   ttlsMs?: number[];
+  /** Largest value written (the nodes' storage.valueBytesMax). Default 1 MiB. */
+  valueBytesMax?: number;
+  /** 'mixed' (default): VALUE_MIX; 'small': labels only (the workload before values had sizes). */
+  values?: 'mixed' | 'small';
+}
+
+/**
+ * Value sizes written, with their weights: mostly small, a quarter of a few KiB, some tens and
+ * hundreds of KiB, and 1 % at valueBytesMax (where batches meet the frame limit).
+ */
+export const VALUE_MIX: ReadonlyArray<{ weight: number; bytesMin: number; bytesMax: number | 'max' }> = [
+  { weight: 0.6, bytesMin: 0, bytesMax: 100 },
+  { weight: 0.25, bytesMin: 1024, bytesMax: 8 * 1024 },
+  { weight: 0.1, bytesMin: 16 * 1024, bytesMax: 64 * 1024 },
+  { weight: 0.04, bytesMin: 128 * 1024, bytesMax: 256 * 1024 },
+  { weight: 0.01, bytesMin: 0, bytesMax: 'max' },
+];
+
+/** A value size drawn from VALUE_MIX. */
+export function valueSizeFor(rand: () => number, valueBytesMax: number): number {
+  let roll = rand();
+  for (const band of VALUE_MIX) {
+    roll -= band.weight;
+    if (roll < 0 || band === VALUE_MIX[VALUE_MIX.length - 1]) {
+      if (band.bytesMax === 'max') return valueBytesMax;
+      return Math.min(valueBytesMax, band.bytesMin + Math.floor(rand() * (band.bytesMax - band.bytesMin + 1)));
+    }
+  }
+  return 0;
+}
+
+/** `label|size|` then filler up to `size` bytes (a value is never shorter than its header). */
+export function encodeValue(label: string, size: number): Buffer {
+  const header = Buffer.from(`${label}|${size}|`, 'utf8');
+  if (size <= header.length) return Buffer.from(label, 'utf8');
+  const value = Buffer.allocUnsafe(size);
+  header.copy(value, 0);
+  const seed = header.length & 0xff;
+  for (let i = header.length; i < size; i++) value[i] = (seed + i * 31) & 0xff;
+  return value;
+}
+
+/** The label of a value read back; a value whose size or filler is wrong gets a label no write has. */
+export function decodeValue(value: Buffer): string {
+  const first = value.indexOf(0x7c); // '|'
+  if (first < 0) return value.toString('utf8');
+  const second = value.indexOf(0x7c, first + 1);
+  const label = value.subarray(0, first).toString('utf8');
+  const size = second < 0 ? NaN : Number(value.subarray(first + 1, second).toString('utf8'));
+  if (!Number.isInteger(size) || size !== value.length) return `${label}!size ${value.length} of ${String(size)}`;
+  const seed = (second + 1) & 0xff;
+  for (let i = second + 1; i < value.length; i++) {
+    if (value[i] !== ((seed + i * 31) & 0xff)) return `${label}!corrupt at ${i}`;
+  }
+  return label;
 }
 
 /** Error codes that prove a write was not applied (refused while validating the request). */
@@ -68,6 +127,8 @@ function versionOf(x: unknown): HistoryVersion | undefined {
 /** An operation to run: what identifies it in the history (its id is assigned when it runs) and its input. */
 export interface RunOpRequest extends Omit<OpIdentity, 'id'> {
   value?: string;
+  /** Bytes of the value on the wire (encodeValue); default: the label alone. */
+  valueBytes?: number;
   ttlMs?: number;
 }
 
@@ -116,7 +177,7 @@ export async function runOp(
   });
   const args: Record<string, unknown> = { key: req.key };
   if (req.consistency !== undefined) args.consistency = req.consistency;
-  if (req.op === 'put') args.value = Buffer.from(req.value ?? '', 'utf8');
+  if (req.op === 'put') args.value = encodeValue(req.value ?? '', req.valueBytes ?? 0);
   if (req.ttlMs !== undefined) args.ttlMs = req.ttlMs;
   if (req.op !== 'get' && seen.ts > 0) args.seenTs = seen.ts;
   let done: OpEvent;
@@ -133,7 +194,7 @@ export async function runOp(
     done = { ...base, type: 'ok', atMs: Date.now() };
     if (req.op === 'get') {
       if (isMap(result) && result.value instanceof Uint8Array) {
-        done.value = Buffer.from(result.value).toString('utf8');
+        done.value = decodeValue(Buffer.from(result.value.buffer, result.value.byteOffset, result.value.byteLength));
         const version = versionOf(result.version);
         if (version !== undefined) done.version = version;
         if (typeof result.expiresAtMs === 'number') done.expiresAtMs = result.expiresAtMs;
@@ -236,7 +297,10 @@ export async function runWorkload(options: WorkloadOptions, signal?: AbortSignal
         const key = readable[Math.floor(rand() * readable.length)];
         req = { ...base, op: 'get', key, cls: classOfKey(key) };
       }
-      if (req.op === 'put') req.value = `${req.key}#${options.history.opId()}`;
+      if (req.op === 'put') {
+        req.value = `${req.key}#${options.history.opId()}`;
+        if (options.values !== 'small') req.valueBytes = valueSizeFor(rand, options.valueBytesMax ?? 1024 * 1024);
+      }
       if (req.op !== 'get' && !keys.has(req.key)) {
         keys.add(req.key);
         readable.push(req.key);

@@ -40,8 +40,10 @@ export class TestCluster {
 
   constructor(
     private readonly config: Partial<ClusterConfig>,
-    private readonly options: { durableHints?: boolean } = {},
-  ) {}
+    private readonly options: { durableHints?: boolean; valueBytesMax?: number } = {},
+  ) {
+    if (config.frameBytesMax !== undefined) this.net.frameBytesMax = config.frameBytesMax;
+  }
 
   private async openHints(id: string): Promise<HintStoreLike> {
     if (!this.options.durableHints) return new MemoryHints();
@@ -49,10 +51,17 @@ export class TestCluster {
     return HintStore.open(join(this.tempDir, id), { fsync: false });
   }
 
-  async add(id: string, options: { clock?: () => number; config?: Partial<ClusterConfig> } = {}): Promise<TestNode> {
-    this.world.add(id);
+  /**
+   * Starts a node. `isolated`: it sees only itself (and nobody sees it) until world.connect(id), like a
+   * node running alone; `store`: a store with data already (a reused data dir).
+   */
+  async add(
+    id: string,
+    options: { clock?: () => number; config?: Partial<ClusterConfig>; isolated?: boolean; store?: MemoryStore } = {},
+  ): Promise<TestNode> {
+    this.world.add(id, undefined, { isolated: options.isolated });
     const clock = options.clock ?? Date.now;
-    const store = new MemoryStore(clock);
+    const store = options.store ?? new MemoryStore(clock, { valueBytesMax: this.options.valueBytesMax });
     const hints = await this.openHints(id);
     const node = await ClusterNode.start({
       config: { ...MANUAL, ...this.config, ...options.config },
@@ -122,7 +131,7 @@ export class TestCluster {
 export async function startCluster(
   count: number,
   config: Partial<ClusterConfig> = {},
-  options: { durableHints?: boolean } = {},
+  options: { durableHints?: boolean; valueBytesMax?: number } = {},
 ): Promise<TestCluster> {
   const cluster = new TestCluster(config, options);
   for (let i = 1; i <= count; i++) await cluster.add(`n${i}`);

@@ -5,16 +5,26 @@ import type { MemberInfo, MemberState, MembershipEventInfo, MembershipSource } f
 export class MembershipWorld {
   private readonly members = new Map<string, MemberInfo>();
   private readonly bus = new EventEmitter();
+  /** Members that see only themselves and that the others do not see yet (a node running alone). */
+  private readonly isolated = new Set<string>();
+  private readonly wrappers = new Map<(e: MembershipEventInfo) => void, (e: MembershipEventInfo) => void>();
 
   constructor() {
     this.bus.setMaxListeners(100);
   }
 
-  add(id: string, zone?: string): void {
+  add(id: string, zone?: string, options: { isolated?: boolean } = {}): void {
     const member: MemberInfo = { id, rpc: `mem:${id}`, state: 'alive', incarnation: 0 };
     if (zone !== undefined) member.zone = zone;
     this.members.set(id, member);
-    this.emit({ type: 'joined', member });
+    if (options.isolated) this.isolated.add(id);
+    else this.emit({ type: 'joined', member });
+  }
+
+  /** An isolated member joins: everyone hears of it, and it hears of everyone. */
+  connect(id: string): void {
+    this.isolated.delete(id);
+    for (const m of this.members.values()) if (!this.isolated.has(m.id)) this.emit({ type: 'joined', member: { ...m } });
   }
 
   set(id: string, state: MemberState): void {
@@ -27,10 +37,19 @@ export class MembershipWorld {
 
   source(id: string): MembershipSource {
     return {
-      members: () => [...this.members.values()].map((m) => ({ ...m })),
+      members: () =>
+        [...this.members.values()]
+          .filter((m) => (this.isolated.has(id) ? m.id === id : !this.isolated.has(m.id)))
+          .map((m) => ({ ...m })),
       self: () => ({ ...(this.members.get(id) as MemberInfo) }),
-      on: (_event, listener) => this.bus.on('event', listener),
-      off: (_event, listener) => this.bus.off('event', listener),
+      on: (_event, listener) => {
+        const wrapped = (e: MembershipEventInfo): void => {
+          if (!this.isolated.has(id) && !this.isolated.has(e.member.id)) listener(e);
+        };
+        this.wrappers.set(listener, wrapped);
+        return this.bus.on('event', wrapped);
+      },
+      off: (_event, listener) => this.bus.off('event', this.wrappers.get(listener) ?? listener),
       leave: async () => this.set(id, 'left'),
     };
   }

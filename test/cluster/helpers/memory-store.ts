@@ -6,7 +6,13 @@ import { compareVersion } from '../../../src/storage/types.js';
 export class MemoryStore implements Store {
   private readonly map = new Map<string, Entry>();
   private closed = false;
-  constructor(private readonly now: () => number = Date.now) {}
+  private readonly valueBytesMax: number;
+  constructor(
+    private readonly now: () => number = Date.now,
+    options: { valueBytesMax?: number } = {},
+  ) {
+    this.valueBytesMax = options.valueBytesMax ?? 1024 * 1024;
+  }
 
   get(key: string): Entry | undefined {
     const e = this.map.get(key);
@@ -51,7 +57,7 @@ export class MemoryStore implements Store {
   }
 
   limits(): { keyBytesMax: number; valueBytesMax: number } {
-    return { keyBytesMax: 1024, valueBytesMax: 1024 * 1024 };
+    return { keyBytesMax: 1024, valueBytesMax: this.valueBytesMax };
   }
 
   stats(): StoreStats {

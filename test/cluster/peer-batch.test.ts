@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ShoalError } from '../../src/errors.js';
-import { BATCH_OP, PeerBatcher, runBatch } from '../../src/cluster/batch.js';
+import { BATCH_OP, PeerBatcher, runBatch } from '../../src/cluster/peer-batch.js';
 import { Replica } from '../../src/cluster/replica.js';
 import { entryToWire } from '../../src/cluster/args.js';
 import { RpcPool } from '../../src/rpc/client.js';
@@ -167,6 +167,7 @@ test('over a real pool and server: one frame per turn, and a replica applies the
     hints: { add: () => Promise.resolve(), pendingFor: () => 0, targets: () => [], replay: () => Promise.resolve({ sent: 0, failed: 0 }), stats: () => ({}), close: () => Promise.resolve() },
     hlc: { now: () => ({ ts: 1, node: 'r' }), observe: () => {} },
     isSyncing: () => false,
+    batchBytesMax: 1 << 20,
   });
   const ops: string[] = [];
   const handle = (op: string, args: Record<string, unknown>): Promise<unknown> => replica.handle(op, args);

@@ -1,0 +1,126 @@
+/**
+ * The members this node knows, persisted in its data dir (serf's snapshot): id, gossip address and
+ * last incarnation of every member that has not left. On start the node joins through its seeds
+ * *and* these, so a node whose every seed is down (or that is the seed) finds its cluster again, and
+ * the cluster layer counts them when it clamps the replication factor (docs/CLUSTER.md).
+ *
+ * Durability order: write the temp file, fsync it, rename it over `known-members.json`, fsync the
+ * directory. A crash leaves the old file or the new one, never a torn one. A file that does not parse
+ * is a CORRUPT error naming it (delete it to start without known members).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ShoalError } from '../errors.js';
+import type { Member, MembershipEvent } from './types.js';
+
+export const KNOWN_MEMBERS_FILE = 'known-members.json';
+const FILE_VERSION = 1;
+/** Members kept at most: far above any Shoal cluster (membersMax is the protocol's own bound). */
+export const KNOWN_MEMBERS_MAX = 10_000;
+
+export interface KnownMember {
+  id: string;
+  gossip: string;
+  incarnation: number;
+}
+
+function isKnownMember(value: unknown): value is KnownMember {
+  if (value === null || typeof value !== 'object') return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.id === 'string' && v.id !== '' && typeof v.gossip === 'string' && v.gossip !== '' &&
+    typeof v.incarnation === 'number' && Number.isSafeInteger(v.incarnation) && v.incarnation >= 0;
+}
+
+/** The persisted members of `dataDir` (empty when there is no file yet). */
+export async function readKnownMembers(dataDir: string): Promise<KnownMember[]> {
+  const file = path.join(dataDir, KNOWN_MEMBERS_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ShoalError('CORRUPT', `${file} is not JSON; delete it to start without known members (the seeds still work)`);
+  }
+  const members = (parsed as { members?: unknown } | null)?.members;
+  if (!Array.isArray(members) || !members.every(isKnownMember)) {
+    throw new ShoalError('CORRUPT', `${file} holds no valid member list; delete it to start without known members (the seeds still work)`);
+  }
+  return members.slice(0, KNOWN_MEMBERS_MAX);
+}
+
+/** Writes `members` durably: temp file, fsync, rename, fsync the directory. */
+export async function writeJsonDurably(dataDir: string, name: string, value: unknown): Promise<void> {
+  const file = path.join(dataDir, name);
+  const temp = `${file}.${process.pid}.tmp`;
+  const handle = await fs.open(temp, 'w');
+  try {
+    await handle.writeFile(JSON.stringify(value));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, file);
+  const dir = await fs.open(dataDir, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
+ * The in-memory set, updated from membership events: every member that has not left or been
+ * reaped (dead members stay: they may come back, and they still count for the replication factor).
+ * `forget` drops one (an operator's `shoal remove`). `dirty` tells the runtime to persist.
+ */
+export class KnownMembers {
+  private readonly byId = new Map<string, KnownMember>();
+  private changed = false;
+
+  constructor(private readonly selfId: string, initial: KnownMember[] = []) {
+    for (const m of initial) if (m.id !== selfId) this.byId.set(m.id, { ...m });
+  }
+
+  /** Applies one membership event; true when the persisted set changed. */
+  apply(event: MembershipEvent): boolean {
+    const m: Member = event.member;
+    if (m.id === this.selfId) return false;
+    if (event.type === 'left' || event.type === 'reaped') return this.forget(m.id);
+    const old = this.byId.get(m.id);
+    if (old !== undefined && old.gossip === m.gossip && old.incarnation === m.incarnation) return false;
+    if (old === undefined && this.byId.size >= KNOWN_MEMBERS_MAX) return false;
+    this.byId.set(m.id, { id: m.id, gossip: m.gossip, incarnation: m.incarnation });
+    this.changed = true;
+    return true;
+  }
+
+  forget(id: string): boolean {
+    if (!this.byId.delete(id)) return false;
+    this.changed = true;
+    return true;
+  }
+
+  list(): KnownMember[] {
+    return [...this.byId.values()].map((m) => ({ ...m }));
+  }
+
+  ids(): string[] {
+    return [...this.byId.keys()];
+  }
+
+  get dirty(): boolean {
+    return this.changed;
+  }
+
+  /** The file's content; clears `dirty`. */
+  takeSnapshot(): { v: number; members: KnownMember[] } {
+    this.changed = false;
+    return { v: FILE_VERSION, members: this.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
+  }
+}

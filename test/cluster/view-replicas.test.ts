@@ -1,0 +1,61 @@
+/**
+ * The view's replication factor (issue 10): N is clamped to the cluster's size (members that have not
+ * left, persisted known members included, minus removals), never to the members alive or in the ring;
+ * a node that left is no owner in its own view.
+ */
+import test from 'ava';
+import { ClusterView } from '../../src/cluster/view.js';
+import { nullLogger } from '../../src/log.js';
+import { Ring, hashKey } from '../../src/ring/ring.js';
+import { MembershipWorld } from './helpers/membership.js';
+
+const ringFactory = { build: (members: Array<{ id: string; zone?: string }>, opts?: { vnodes?: number }) => Ring.build(members, opts), hashKey };
+
+function view(world: MembershipWorld, self: string, known: string[] = [], now = () => 0): ClusterView {
+  const source = { ...world.source(self), knownMemberIds: () => known };
+  return new ClusterView({ membership: source, ringFactory, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, now, logger: nullLogger });
+}
+
+test('N stays 3 when the other members are dead past their grace and out of the ring', (t) => {
+  const world = new MembershipWorld();
+  for (const id of ['n1', 'n2', 'n3']) world.add(id);
+  let nowMs = 0;
+  const v = view(world, 'n1', [], () => nowMs);
+  t.teardown(() => v.close());
+  t.is(v.replicas(), 3);
+  world.set('n2', 'dead');
+  world.set('n3', 'dead');
+  nowMs = 5000;
+  v.refresh();
+  t.deepEqual(v.ring().members(), ['n1'], 'the ring shrank');
+  t.is(v.replicas(), 3, 'N did not');
+  t.deepEqual(v.owners('k'), ['n1']);
+  t.true(v.remove('n2'));
+  t.is(v.replicas(), 2, 'a removal shrinks the cluster');
+});
+
+test('persisted known members count before they are seen again; members that left do not', (t) => {
+  const world = new MembershipWorld();
+  world.add('n1');
+  const restarted = view(world, 'n1', ['n2', 'n3']);
+  t.teardown(() => restarted.close());
+  t.is(restarted.replicas(), 3, 'a restarted node that knew two others does not act as a cluster of one');
+  const alone = view(world, 'n1', []);
+  t.teardown(() => alone.close());
+  t.is(alone.replicas(), 1, 'the first node of a new cluster: N = 1');
+  world.add('n2');
+  t.is(alone.replicas(), 2);
+  world.set('n2', 'left');
+  t.is(alone.replicas(), 1, 'a leave shrinks the cluster');
+});
+
+test('a node that left is no owner in its own view', (t) => {
+  const world = new MembershipWorld();
+  for (const id of ['n1', 'n2', 'n3', 'n4']) world.add(id);
+  const v = view(world, 'n4');
+  t.teardown(() => v.close());
+  t.true(v.ring().members().includes('n4'));
+  world.set('n4', 'left');
+  t.deepEqual(v.ring().members(), ['n1', 'n2', 'n3']);
+  for (let i = 0; i < 50; i++) t.false(v.owners(`k${i}`).includes('n4'));
+});
