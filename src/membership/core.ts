@@ -381,6 +381,17 @@ export class MembershipCore {
     return this.drain();
   }
 
+  /**
+   * For a simulator that starts members already joined (a converged cluster): no follow-up syncs
+   * after the join, and the push-pull timer at a random phase of its steady interval, as in a cluster
+   * that has run for a while. Without it, n bootstrapped members would all sync 5 times in 15 s.
+   */
+  assumeSteadyState(now: number): void {
+    assert.ok(!this.joining, 'assumeSteadyState after the join');
+    this.followUpSyncs = 0;
+    this.nextPushPullAtMs = now + this.pushPullIntervalMs() * this.random();
+  }
+
   /** When `tick` next has work to do. */
   nextDeadlineMs(): number {
     let next = Math.min(this.nextPushPullAtMs, this.nextJoinAtMs);
@@ -700,6 +711,12 @@ export class MembershipCore {
 
   private merge(now: number, state: SyncState, gossipNew: boolean): void {
     for (const wire of state.m) {
+      if (wire.s === 'alive' && wire.id !== this.selfId) {
+        // Fast path (a sync carries every member, nearly all of them already known at this incarnation):
+        // exactly what applyAlive would decide, without building the message.
+        const m = this.find(wire.id);
+        if (m >= 0 && wire.i <= this.inc[m]) continue;
+      }
       switch (wire.s) {
         case 'alive': {
           const message: AliveMessage = { t: 'alive', id: wire.id, i: wire.i, a: wire.a, r: wire.r };
@@ -840,10 +857,7 @@ export class MembershipCore {
   }
 
   private pushPullRound(now: number): void {
-    const n = this.liveCount;
-    // memberlist's pushPullScale: beyond 32 members, sync less often so the cluster-wide rate stays flat.
-    const scale = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
-    this.nextPushPullAtMs = now + this.config.pushPullIntervalMs * scale;
+    this.nextPushPullAtMs = now + this.pushPullIntervalMs();
     if (this.followUpSyncs > 0) {
       // Right after a join: a few quick syncs pick up members that joined at the same moment, whose
       // alive gossip spent its retransmits on the few members we knew then.
@@ -854,6 +868,14 @@ export class MembershipCore {
     if (this.leaving || this.joining) return;
     const [peer] = this.sample(1, (m) => this.st[m] === ALIVE);
     if (peer !== undefined) this.sync(this.gossipOf(peer), false);
+  }
+
+  /**
+   * memberlist's pushPullScale: beyond 32 members, sync less often so that the cluster-wide rate of
+   * full syncs stays about flat: interval × (ceil(log2 n − log2 32) + 1).
+   */
+  private pushPullIntervalMs(): number {
+    return pushPullIntervalMs(this.config.pushPullIntervalMs, this.liveCount);
   }
 
   /**
@@ -1105,6 +1127,12 @@ export class MembershipCore {
     }
     return picked;
   }
+}
+
+/** memberlist's pushPullScale: the push-pull interval for n live members (see docs/MEMBERSHIP.md). */
+export function pushPullIntervalMs(baseMs: number, members: number): number {
+  const scale = members <= 32 ? 1 : Math.ceil(Math.log2(members) - Math.log2(32)) + 1;
+  return baseMs * scale;
 }
 
 function shuffle<T>(items: { length: number; [index: number]: T }, random: () => number): void {

@@ -106,6 +106,7 @@ export class Simulator {
       node.up = true;
       node.core.join(this.now, ['bootstrap:1']);
       node.core.handleSyncResponse(this.now, state);
+      node.core.assumeSteadyState(this.now);
       this.schedule(node);
     }
   }
