@@ -4,7 +4,8 @@
  * ({ rows: [...] }). Options: --quick (short runs, for a smoke test), --seed N, --nodes 100,1000 (or
  * --sizes), --losses 0,5 (percent), --fp-minutes M (simulated minutes of every false-positive run;
  * default 10 at n ≤ 100, 60 at n = 1000, 10 at n ≥ 10000), --slow-pct P (CPU-starved members, default
- * 1), --partition (also the half/half partition at n ≥ 10000). Times are in protocol periods
+ * 1), --partition (also the half/half partition at n ≥ 10000), --out FILE (default
+ * bench/results/membership.json). Times are in protocol periods
  * (probeIntervalMs = 1 s by default, so periods are seconds).
  *
  * At n ≥ 10000 one simulator runs every phase in turn (a bootstrap of n cores learning n members is
@@ -402,7 +403,7 @@ console.log(`wrote ${writeResults()}`);
 
 /** Rewritten after every row, so a long run that is cut short still leaves its finished rows. */
 function writeResults(): string {
-  const out = path.join('bench', 'results', 'membership.json');
+  const out = argValue('--out') ?? path.join('bench', 'results', 'membership.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const body = { seed: baseSeed, quick, periodMs: PERIOD_MS, slowMsMax: SLOW_MS_MAX, slowFraction: SLOW_FRACTION, rows };
   fs.writeFileSync(out, `${JSON.stringify(body, null, 2)}\n`);
