@@ -67,8 +67,12 @@ const HEAL_WAIT_MS = 120_000;
 const PROBE_PERIOD_MS = 1000;
 const STOP_WAIT_MS = 30_000;
 const AGENTS_MAX = 100;
-/** Memory one Shoal agent may take (RSS ~90 MiB idle), for the check that the agents fit. */
-const AGENT_BYTES_MAX = 160 * 2 ** 20;
+/**
+ * Memory one Shoal agent may take, for the check that the agents fit. An idle agent shows ~93 MiB of
+ * RSS, but ~46 MiB of it is the node binary's file-backed pages, shared by every agent (smaps_rollup:
+ * Shared_Clean); its own memory (Private_Dirty) is ~47 MiB. 100 MiB leaves room for a join's garbage.
+ */
+const AGENT_BYTES_MAX = 100 * 2 ** 20;
 /** The two halves run as these uids (no such users needed), so nftables can tell them apart. */
 const UIDS = [60_001, 60_002] as const;
 /** Packet marks of the two halves (set in the output hook from the socket's owner). */
@@ -461,10 +465,22 @@ async function stopAll(system: System, agents: Agent[]): Promise<void> {
   await Promise.all(agents.map((a) => stopAgent(a, 'SIGKILL', 5000)));
 }
 
-function rssMiB(agent: Agent): number | null {
+function rssMiB(agent: Agent, field = 'VmRSS'): number | null {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'));
     return m === null ? null : Number(m[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds (user + system) an agent has used so far, from /proc/PID/stat. */
+function cpuSecondsOf(agent: Agent): number | null {
+  try {
+    const stat = readFileSync(`/proc/${agent.child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return null;
   }
@@ -487,6 +503,10 @@ interface SizeResult {
   joinTogetherMs: number | null;
   bytesPerMemberPerSec: number | null;
   rssMiBMedian: number | null;
+  /** RssAnon: the agent's own memory (RSS minus file-backed pages such as the shared node binary). */
+  privateMiBMedian: number | null;
+  /** CPU per agent over the idle window, percent of one core. */
+  idleCpuPctMedian: number | null;
   crashFirstMs: number | null;
   crashAllMs: number | null;
   sigstopFalsePositives: number | null;
@@ -502,7 +522,7 @@ interface SizeResult {
 
 async function sizeRun(system: System, n: number): Promise<SizeResult> {
   const result: SizeResult = {
-    system: system.name, n, joinTogetherMs: null, bytesPerMemberPerSec: null, rssMiBMedian: null, crashFirstMs: null, crashAllMs: null,
+    system: system.name, n, joinTogetherMs: null, bytesPerMemberPerSec: null, rssMiBMedian: null, privateMiBMedian: null, idleCpuPctMedian: null, crashFirstMs: null, crashAllMs: null,
     sigstopFalsePositives: null, sigstopObservers: 0, partitionDetectedMs: null, partitionHealMs: null, seedRejoinMs: null, seedRejoinAgainMs: null, joinApartMs: null,
   };
   const dir = mkdtempSync(join(tmpdir(), `shoal-bench-${system.name}-`));
@@ -530,9 +550,18 @@ async function clusterPhases(system: System, n: number, dir: string, result: Siz
     countGossip(system.prefix, system.gossipPort);
     const bytesBefore = countedBytes();
     const idleStart = performance.now();
+    const cpuBefore = agents.map(cpuSecondsOf);
     await sleep(IDLE_MS);
-    result.bytesPerMemberPerSec = round((countedBytes() - bytesBefore) / n / ((performance.now() - idleStart) / 1000));
-    result.rssMiBMedian = round(median(agents.map(rssMiB).filter((x): x is number => x !== null)), 1);
+    const idleSeconds = (performance.now() - idleStart) / 1000;
+    result.bytesPerMemberPerSec = round((countedBytes() - bytesBefore) / n / idleSeconds);
+    const cpuPct = agents.map((agent, i) => {
+      const after = cpuSecondsOf(agent);
+      const before = cpuBefore[i];
+      return after === null || before === null ? null : ((after - before) / idleSeconds) * 100;
+    });
+    result.idleCpuPctMedian = round(median(cpuPct.filter((x): x is number => x !== null)), 2);
+    result.rssMiBMedian = round(median(agents.map((agent) => rssMiB(agent)).filter((x): x is number => x !== null)), 1);
+    result.privateMiBMedian = round(median(agents.map((agent) => rssMiB(agent, 'RssAnon')).filter((x): x is number => x !== null)), 1);
     sampleLoad(`${system.name} n=${n} idle`);
 
     // Crash: the last agent, SIGKILL.
@@ -725,6 +754,8 @@ async function main(): Promise<void> {
     ['the same again (serf: -snapshot -rejoin; Shoal: same command)', (r) => (r.seedRejoinAgainMs === null ? 'stays alone' : `back in ${fmtMs(r.seedRejoinAgainMs)}`)],
     ['gossip bytes per member per second (idle)', (r) => String(r.bytesPerMemberPerSec ?? '—')],
     ['RSS per agent, median (MiB)', (r) => String(r.rssMiBMedian ?? '—')],
+    ['private memory (RssAnon) per agent, median (MiB)', (r) => String(r.privateMiBMedian ?? '—')],
+    ['CPU per agent while idle, median (% of a core)', (r) => String(r.idleCpuPctMedian ?? '—')],
   ];
   const header = ['', ...SIZES.flatMap((n) => systems.map((s) => `${s.name} n=${n}`))];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
