@@ -214,6 +214,15 @@ export class Streaming {
       return;
     }
     const { target, base, baseN, n, wanted } = plan;
+    if (baseN > 0 && base.members().includes(self) && coveredBy(wanted, new RangeSet(base.rangesFor(self, baseN)))) {
+      // Nothing newly owned (another member joined or left, and this node only kept or lost ranges):
+      // it already holds every range it owns now, so there is nothing to pull from anyone. Without
+      // this, every ring change of a rolling start made every member ask every other member.
+      this.o.logger.debug('streaming: no newly owned ranges', { ring: target.checksum() });
+      this.retries = 0;
+      this.markSynced(target);
+      return;
+    }
     const sources = base.members().filter((id) => id !== self && view.isUp(id));
     const exclude = base.members().filter((id) => id === self || !view.isUp(id));
     this.pending = { wanted, base, baseN };
@@ -289,4 +298,11 @@ export class Streaming {
       return false;
     }
   }
+}
+
+/** True when every token of `wanted` is in `had` (both normalized, so the intersection is `wanted` itself). */
+function coveredBy(wanted: RangeSet, had: RangeSet): boolean {
+  const both = wanted.intersect(had).intervals;
+  const w = wanted.intervals;
+  return both.length === w.length && both.every(([lo, hi], i) => lo === w[i][0] && hi === w[i][1]);
 }
