@@ -112,7 +112,7 @@ test('a join costs the members that only keep or lose ranges nothing: no streami
   const stats = (id: string) => c.get(id).node.stats().streaming as { rounds: number; syncing: boolean };
   const rounds = () => Object.fromEntries(others.map((id) => [id, stats(id).rounds]));
   const before = rounds();
-  const joiner = await c.add('n6');
+  await c.add('n6');
   await c.settle();
   // Bounded wait until no member has a streaming round pending or running.
   for (let i = 0; i < 200 && [...others, 'n6'].some((id) => stats(id).syncing); i += 1) await new Promise((r) => setTimeout(r, 10));
