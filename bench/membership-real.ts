@@ -667,6 +667,16 @@ interface RollingResult {
   deadEvents: number;
   streamingRetries: number | null;
   load1Max: number;
+  /** CPU seconds per agent (median, max) from its spawn until all saw all. */
+  joinCpuSecondsMedian: number | null;
+  joinCpuSecondsMax: number | null;
+  /** Joined, then idle for --idle-ms: RSS, private memory (RssAnon) and CPU per agent (medians). */
+  rssMiBMedian: number | null;
+  privateMiBMedian: number | null;
+  idleCpuPctMedian: number | null;
+  /** SIGKILL of the last agent once idle: first and all survivors list it as dead. */
+  crashFirstMs: number | null;
+  crashAllMs: number | null;
 }
 
 async function rollingRun(system: System, n: number): Promise<RollingResult> {
@@ -688,11 +698,39 @@ async function rollingRun(system: System, n: number): Promise<RollingResult> {
     });
     sampleLoad(`${system.name} rolling ${n} end`);
     const count = (re: RegExp | null) => (re === null ? null : agents.reduce((sum, a) => sum + a.log.filter((l) => re.test(l)).length, 0));
+    const joinCpu = agents.map(cpuSecondsOf).filter((x): x is number => x !== null);
     const out: RollingResult = {
       system: system.name, n, joinMs, aliveMinAtEnd: aliveMin, suspectEvents: count(system.suspectLine) ?? 0, deadEvents: count(system.deadLine) ?? 0,
       streamingRetries: count(system.retryLine), load1Max: round(Math.max(load1Max, loadavg()[0]), 2) ?? 0,
+      joinCpuSecondsMedian: round(median(joinCpu), 2), joinCpuSecondsMax: joinCpu.length === 0 ? null : round(Math.max(...joinCpu), 2),
+      rssMiBMedian: null, privateMiBMedian: null, idleCpuPctMedian: null, crashFirstMs: null, crashAllMs: null,
     };
-    log(`${system.name} rolling ${n}: ${joinMs === null ? `not all see all after ${ROLLING_WAIT_MS} ms (fewest alive ${aliveMin})` : `all see all ${fmtMs(joinMs)} after the last spawn`}; suspect ${out.suspectEvents}, dead ${out.deadEvents}, load ${out.load1Max}`);
+    if (joinMs !== null) {
+      const idleStart = performance.now();
+      const cpuBefore = agents.map(cpuSecondsOf);
+      await sleep(IDLE_MS);
+      const idleSeconds = (performance.now() - idleStart) / 1000;
+      const cpuPct = agents.map((agent, i) => {
+        const after = cpuSecondsOf(agent);
+        const before = cpuBefore[i];
+        return after === null || before === null ? null : ((after - before) / idleSeconds) * 100;
+      });
+      out.idleCpuPctMedian = round(median(cpuPct.filter((x): x is number => x !== null)), 2);
+      out.rssMiBMedian = round(median(agents.map((agent) => rssMiB(agent)).filter((x): x is number => x !== null)), 1);
+      out.privateMiBMedian = round(median(agents.map((agent) => rssMiB(agent, 'RssAnon')).filter((x): x is number => x !== null)), 1);
+      const victim = agents[n - 1];
+      const survivors = agents.slice(0, n - 1);
+      const killedAt = performance.now();
+      victim.child.kill('SIGKILL');
+      let first: number | null = null;
+      out.crashAllMs = await until(system, survivors, killedAt, DETECT_WAIT_MS, (v, atMs) => {
+        const dead = v.filter((view) => view?.get(victim.id) === 'dead').length;
+        if (dead > 0 && first === null) first = atMs;
+        return dead === survivors.length;
+      });
+      out.crashFirstMs = first;
+    }
+    log(`${system.name} rolling ${n}: ${joinMs === null ? `not all see all after ${ROLLING_WAIT_MS} ms (fewest alive ${aliveMin})` : `all see all ${fmtMs(joinMs)} after the last spawn`}; suspect ${out.suspectEvents}, dead ${out.deadEvents}, load ${out.load1Max}; ${JSON.stringify(out)}`);
     return out;
   } finally {
     clearInterval(loadTimer);
@@ -768,6 +806,10 @@ async function main(): Promise<void> {
     lines.push(`| suspect / dead events logged | ${rolling.map((r) => `${r.suspectEvents} / ${r.deadEvents}`).join(' | ')} |`);
     lines.push(`| streaming retries logged | ${rolling.map((r) => String(r.streamingRetries ?? '—')).join(' | ')} |`);
     lines.push(`| 1-min load average, max | ${rolling.map((r) => String(r.load1Max)).join(' | ')} |`);
+    lines.push(`| CPU s per agent until all see all, median / max | ${rolling.map((r) => `${r.joinCpuSecondsMedian ?? '—'} / ${r.joinCpuSecondsMax ?? '—'}`).join(' | ')} |`);
+    lines.push(`| then idle: RSS / private (RssAnon) MiB per agent, median | ${rolling.map((r) => `${r.rssMiBMedian ?? '—'} / ${r.privateMiBMedian ?? '—'}`).join(' | ')} |`);
+    lines.push(`| idle CPU per agent, median (% of a core) | ${rolling.map((r) => String(r.idleCpuPctMedian ?? '—')).join(' | ')} |`);
+    lines.push(`| crash of one agent: first / all survivors list it dead | ${rolling.map((r) => `${fmtMs(r.crashFirstMs)} / ${fmtMs(r.crashAllMs)}`).join(' | ')} |`);
   }
   process.stdout.write(`\nMembership, real processes on loopback (${cpus().length} cores, probe period ${PROBE_PERIOD_MS} ms, load at end ${loadavg().map((x) => x.toFixed(2)).join(' ')})\n\n${lines.join('\n')}\n`);
 
