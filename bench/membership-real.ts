@@ -67,8 +67,12 @@ const HEAL_WAIT_MS = 120_000;
 const PROBE_PERIOD_MS = 1000;
 const STOP_WAIT_MS = 30_000;
 const AGENTS_MAX = 100;
-/** Memory one Shoal agent may take (RSS ~90 MiB idle), for the check that the agents fit. */
-const AGENT_BYTES_MAX = 160 * 2 ** 20;
+/**
+ * Memory one Shoal agent may take, for the check that the agents fit. An idle agent shows ~93 MiB of
+ * RSS, but ~46 MiB of it is the node binary's file-backed pages, shared by every agent (smaps_rollup:
+ * Shared_Clean); its own memory (Private_Dirty) is ~47 MiB. 100 MiB leaves room for a join's garbage.
+ */
+const AGENT_BYTES_MAX = 100 * 2 ** 20;
 /** The two halves run as these uids (no such users needed), so nftables can tell them apart. */
 const UIDS = [60_001, 60_002] as const;
 /** Packet marks of the two halves (set in the output hook from the socket's owner). */
@@ -461,10 +465,22 @@ async function stopAll(system: System, agents: Agent[]): Promise<void> {
   await Promise.all(agents.map((a) => stopAgent(a, 'SIGKILL', 5000)));
 }
 
-function rssMiB(agent: Agent): number | null {
+function rssMiB(agent: Agent, field = 'VmRSS'): number | null {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'));
     return m === null ? null : Number(m[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds (user + system) an agent has used so far, from /proc/PID/stat. */
+function cpuSecondsOf(agent: Agent): number | null {
+  try {
+    const stat = readFileSync(`/proc/${agent.child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return null;
   }
@@ -487,6 +503,10 @@ interface SizeResult {
   joinTogetherMs: number | null;
   bytesPerMemberPerSec: number | null;
   rssMiBMedian: number | null;
+  /** RssAnon: the agent's own memory (RSS minus file-backed pages such as the shared node binary). */
+  privateMiBMedian: number | null;
+  /** CPU per agent over the idle window, percent of one core. */
+  idleCpuPctMedian: number | null;
   crashFirstMs: number | null;
   crashAllMs: number | null;
   sigstopFalsePositives: number | null;
@@ -502,7 +522,7 @@ interface SizeResult {
 
 async function sizeRun(system: System, n: number): Promise<SizeResult> {
   const result: SizeResult = {
-    system: system.name, n, joinTogetherMs: null, bytesPerMemberPerSec: null, rssMiBMedian: null, crashFirstMs: null, crashAllMs: null,
+    system: system.name, n, joinTogetherMs: null, bytesPerMemberPerSec: null, rssMiBMedian: null, privateMiBMedian: null, idleCpuPctMedian: null, crashFirstMs: null, crashAllMs: null,
     sigstopFalsePositives: null, sigstopObservers: 0, partitionDetectedMs: null, partitionHealMs: null, seedRejoinMs: null, seedRejoinAgainMs: null, joinApartMs: null,
   };
   const dir = mkdtempSync(join(tmpdir(), `shoal-bench-${system.name}-`));
@@ -530,9 +550,18 @@ async function clusterPhases(system: System, n: number, dir: string, result: Siz
     countGossip(system.prefix, system.gossipPort);
     const bytesBefore = countedBytes();
     const idleStart = performance.now();
+    const cpuBefore = agents.map(cpuSecondsOf);
     await sleep(IDLE_MS);
-    result.bytesPerMemberPerSec = round((countedBytes() - bytesBefore) / n / ((performance.now() - idleStart) / 1000));
-    result.rssMiBMedian = round(median(agents.map(rssMiB).filter((x): x is number => x !== null)), 1);
+    const idleSeconds = (performance.now() - idleStart) / 1000;
+    result.bytesPerMemberPerSec = round((countedBytes() - bytesBefore) / n / idleSeconds);
+    const cpuPct = agents.map((agent, i) => {
+      const after = cpuSecondsOf(agent);
+      const before = cpuBefore[i];
+      return after === null || before === null ? null : ((after - before) / idleSeconds) * 100;
+    });
+    result.idleCpuPctMedian = round(median(cpuPct.filter((x): x is number => x !== null)), 2);
+    result.rssMiBMedian = round(median(agents.map((agent) => rssMiB(agent)).filter((x): x is number => x !== null)), 1);
+    result.privateMiBMedian = round(median(agents.map((agent) => rssMiB(agent, 'RssAnon')).filter((x): x is number => x !== null)), 1);
     sampleLoad(`${system.name} n=${n} idle`);
 
     // Crash: the last agent, SIGKILL.
@@ -638,6 +667,16 @@ interface RollingResult {
   deadEvents: number;
   streamingRetries: number | null;
   load1Max: number;
+  /** CPU seconds per agent (median, max) from its spawn until all saw all. */
+  joinCpuSecondsMedian: number | null;
+  joinCpuSecondsMax: number | null;
+  /** Joined, then idle for --idle-ms: RSS, private memory (RssAnon) and CPU per agent (medians). */
+  rssMiBMedian: number | null;
+  privateMiBMedian: number | null;
+  idleCpuPctMedian: number | null;
+  /** SIGKILL of the last agent once idle: first and all survivors list it as dead. */
+  crashFirstMs: number | null;
+  crashAllMs: number | null;
 }
 
 async function rollingRun(system: System, n: number): Promise<RollingResult> {
@@ -659,11 +698,39 @@ async function rollingRun(system: System, n: number): Promise<RollingResult> {
     });
     sampleLoad(`${system.name} rolling ${n} end`);
     const count = (re: RegExp | null) => (re === null ? null : agents.reduce((sum, a) => sum + a.log.filter((l) => re.test(l)).length, 0));
+    const joinCpu = agents.map(cpuSecondsOf).filter((x): x is number => x !== null);
     const out: RollingResult = {
       system: system.name, n, joinMs, aliveMinAtEnd: aliveMin, suspectEvents: count(system.suspectLine) ?? 0, deadEvents: count(system.deadLine) ?? 0,
       streamingRetries: count(system.retryLine), load1Max: round(Math.max(load1Max, loadavg()[0]), 2) ?? 0,
+      joinCpuSecondsMedian: round(median(joinCpu), 2), joinCpuSecondsMax: joinCpu.length === 0 ? null : round(Math.max(...joinCpu), 2),
+      rssMiBMedian: null, privateMiBMedian: null, idleCpuPctMedian: null, crashFirstMs: null, crashAllMs: null,
     };
-    log(`${system.name} rolling ${n}: ${joinMs === null ? `not all see all after ${ROLLING_WAIT_MS} ms (fewest alive ${aliveMin})` : `all see all ${fmtMs(joinMs)} after the last spawn`}; suspect ${out.suspectEvents}, dead ${out.deadEvents}, load ${out.load1Max}`);
+    if (joinMs !== null) {
+      const idleStart = performance.now();
+      const cpuBefore = agents.map(cpuSecondsOf);
+      await sleep(IDLE_MS);
+      const idleSeconds = (performance.now() - idleStart) / 1000;
+      const cpuPct = agents.map((agent, i) => {
+        const after = cpuSecondsOf(agent);
+        const before = cpuBefore[i];
+        return after === null || before === null ? null : ((after - before) / idleSeconds) * 100;
+      });
+      out.idleCpuPctMedian = round(median(cpuPct.filter((x): x is number => x !== null)), 2);
+      out.rssMiBMedian = round(median(agents.map((agent) => rssMiB(agent)).filter((x): x is number => x !== null)), 1);
+      out.privateMiBMedian = round(median(agents.map((agent) => rssMiB(agent, 'RssAnon')).filter((x): x is number => x !== null)), 1);
+      const victim = agents[n - 1];
+      const survivors = agents.slice(0, n - 1);
+      const killedAt = performance.now();
+      victim.child.kill('SIGKILL');
+      let first: number | null = null;
+      out.crashAllMs = await until(system, survivors, killedAt, DETECT_WAIT_MS, (v, atMs) => {
+        const dead = v.filter((view) => view?.get(victim.id) === 'dead').length;
+        if (dead > 0 && first === null) first = atMs;
+        return dead === survivors.length;
+      });
+      out.crashFirstMs = first;
+    }
+    log(`${system.name} rolling ${n}: ${joinMs === null ? `not all see all after ${ROLLING_WAIT_MS} ms (fewest alive ${aliveMin})` : `all see all ${fmtMs(joinMs)} after the last spawn`}; suspect ${out.suspectEvents}, dead ${out.deadEvents}, load ${out.load1Max}; ${JSON.stringify(out)}`);
     return out;
   } finally {
     clearInterval(loadTimer);
@@ -725,6 +792,8 @@ async function main(): Promise<void> {
     ['the same again (serf: -snapshot -rejoin; Shoal: same command)', (r) => (r.seedRejoinAgainMs === null ? 'stays alone' : `back in ${fmtMs(r.seedRejoinAgainMs)}`)],
     ['gossip bytes per member per second (idle)', (r) => String(r.bytesPerMemberPerSec ?? '—')],
     ['RSS per agent, median (MiB)', (r) => String(r.rssMiBMedian ?? '—')],
+    ['private memory (RssAnon) per agent, median (MiB)', (r) => String(r.privateMiBMedian ?? '—')],
+    ['CPU per agent while idle, median (% of a core)', (r) => String(r.idleCpuPctMedian ?? '—')],
   ];
   const header = ['', ...SIZES.flatMap((n) => systems.map((s) => `${s.name} n=${n}`))];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -737,6 +806,10 @@ async function main(): Promise<void> {
     lines.push(`| suspect / dead events logged | ${rolling.map((r) => `${r.suspectEvents} / ${r.deadEvents}`).join(' | ')} |`);
     lines.push(`| streaming retries logged | ${rolling.map((r) => String(r.streamingRetries ?? '—')).join(' | ')} |`);
     lines.push(`| 1-min load average, max | ${rolling.map((r) => String(r.load1Max)).join(' | ')} |`);
+    lines.push(`| CPU s per agent until all see all, median / max | ${rolling.map((r) => `${r.joinCpuSecondsMedian ?? '—'} / ${r.joinCpuSecondsMax ?? '—'}`).join(' | ')} |`);
+    lines.push(`| then idle: RSS / private (RssAnon) MiB per agent, median | ${rolling.map((r) => `${r.rssMiBMedian ?? '—'} / ${r.privateMiBMedian ?? '—'}`).join(' | ')} |`);
+    lines.push(`| idle CPU per agent, median (% of a core) | ${rolling.map((r) => String(r.idleCpuPctMedian ?? '—')).join(' | ')} |`);
+    lines.push(`| crash of one agent: first / all survivors list it dead | ${rolling.map((r) => `${fmtMs(r.crashFirstMs)} / ${fmtMs(r.crashAllMs)}`).join(' | ')} |`);
   }
   process.stdout.write(`\nMembership, real processes on loopback (${cpus().length} cores, probe period ${PROBE_PERIOD_MS} ms, load at end ${loadavg().map((x) => x.toFixed(2)).join(' ')})\n\n${lines.join('\n')}\n`);
 

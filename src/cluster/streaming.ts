@@ -30,8 +30,14 @@ import { scanStore } from './scan.js';
 
 /** Attempts per batch when pushing data out on leave. */
 const PUSH_ATTEMPTS_MAX = 3;
-/** Rounds retried (every streamRetryMs) before giving up on unreachable sources; anti-entropy takes over. */
-const ROUND_RETRIES_MAX = 30;
+/**
+ * Rounds retried before giving up on unreachable sources (anti-entropy takes over): after streamRetryMs,
+ * then doubling up to ROUND_RETRY_DELAY_MAX_MS, ±20 % (with the default 2 s: 2, 4, 8, 16, then 30 s;
+ * about 3.5 min in all). A fixed 2 s retry of a round that asks every source kept starved members busy
+ * during a rolling start.
+ */
+const ROUND_RETRIES_MAX = 10;
+const ROUND_RETRY_DELAY_MAX_MS = 30_000;
 
 export interface StreamingOptions extends NodeContext {
   /** Start as a new node (empty store): pull everything this node owns. */
@@ -233,6 +239,15 @@ export class Streaming {
       return;
     }
     const { target, base, baseN, n, wanted } = plan;
+    if (baseN > 0 && base.members().includes(self) && coveredBy(wanted, new RangeSet(base.rangesFor(self, baseN)))) {
+      // Nothing newly owned (another member joined or left, and this node only kept or lost ranges):
+      // it already holds every range it owns now, so there is nothing to pull from anyone. Without
+      // this, every ring change of a rolling start made every member ask every other member.
+      this.o.logger.debug('streaming: no newly owned ranges', { ring: target.checksum() });
+      this.retries = 0;
+      this.markSynced(target);
+      return;
+    }
     const sources = base.members().filter((id) => id !== self && view.isUp(id));
     const exclude = base.members().filter((id) => id === self || !view.isUp(id));
     this.pending = { wanted, base, baseN };
@@ -277,7 +292,8 @@ export class Streaming {
     } else {
       this.retries += 1;
       this.progress.roundsFailed += 1;
-      if (!this.closed) this.schedule(config.streamRetryMs);
+      const delayMs = Math.min(ROUND_RETRY_DELAY_MAX_MS, config.streamRetryMs * 2 ** (this.retries - 1));
+      if (!this.closed) this.schedule(Math.round(delayMs * (0.8 + 0.4 * Math.random())));
     }
   }
 
@@ -321,4 +337,11 @@ export class Streaming {
       return false;
     }
   }
+}
+
+/** True when every token of `wanted` is in `had` (both normalized, so the intersection is `wanted` itself). */
+function coveredBy(wanted: RangeSet, had: RangeSet): boolean {
+  const both = wanted.intersect(had).intervals;
+  const w = wanted.intervals;
+  return both.length === w.length && both.every(([lo, hi], i) => lo === w[i][0] && hi === w[i][1]);
 }

@@ -6,6 +6,11 @@
  * (a crash is usually a restart; hints cover it) or are removed by an operator. Members that left do
  * not own. The ring is rebuilt whenever the owner set changes and listeners see (old, new).
  *
+ * Ring changes are settled and coalesced: a membership event only marks the ring stale, and the
+ * ring is rebuilt once per burst (a push-pull that brings 100 members is 100 events in one task), on
+ * the next turn of the event loop or at once when someone reads it (ring(), owners(), …), so reads
+ * are never stale. Listeners hear one (old, new) per burst, not one per event.
+ *
  * The replication factor N is never clamped to the members that happen to be alive: only to the size
  * of the cluster, the members it has (alive, suspect or dead, in this view or persisted as known by
  * membership) minus those that left or were removed. So a node cut off from the others cannot reach
@@ -39,8 +44,13 @@ export class ClusterView {
   private ownerKey = '';
   private currentRing: RingLike;
   private graceTimer: NodeJS.Timeout | null = null;
-  /** clusterSize(), recomputed after every membership event or removal (it is read per request). */
+  /** clusterSize(), recomputed on the first read after a membership event or removal (it is read per request). */
   private clusterSizeCached = 0;
+  private clusterSizeStale = false;
+  /** Events since the ring was last settled (see settleRing), and the first one's type for the log. */
+  private ringStaleEvents = 0;
+  private ringStaleReason = '';
+  private settleImmediate: NodeJS.Immediate | null = null;
   private readonly onEvent = (e: MembershipEventInfo): void => this.handleEvent(e);
 
   constructor(opts: ViewOptions) {
@@ -57,6 +67,7 @@ export class ClusterView {
   }
 
   ring(): RingLike {
+    this.settleRing();
     return this.currentRing;
   }
 
@@ -93,7 +104,7 @@ export class ClusterView {
    * missing, and a request that needs them is UNAVAILABLE.
    */
   replicas(): number {
-    const n = Math.max(1, Math.min(this.opts.replicationFactor, this.clusterSizeCached));
+    const n = Math.max(1, Math.min(this.opts.replicationFactor, this.clusterSize()));
     assert.ok(n >= 1 && n <= this.opts.replicationFactor);
     return n;
   }
@@ -104,6 +115,10 @@ export class ClusterView {
    * leave is the operator shrinking the cluster on purpose.
    */
   clusterSize(): number {
+    if (this.clusterSizeStale) {
+      this.clusterSizeStale = false;
+      this.clusterSizeCached = this.countClusterSize();
+    }
     return this.clusterSizeCached;
   }
 
@@ -118,7 +133,7 @@ export class ClusterView {
 
   /** The key's owners in preference order: N of them, or every ring member when the ring is smaller. */
   owners(key: string): string[] {
-    return this.currentRing.preferenceList(key, this.replicas());
+    return this.ring().preferenceList(key, this.replicas());
   }
 
   /**
@@ -128,7 +143,8 @@ export class ClusterView {
   standIns(key: string, count: number, exclude: Iterable<string>): string[] {
     if (count <= 0) return [];
     const skip = new Set(exclude);
-    const order = this.currentRing.preferenceList(key, this.currentRing.members().length);
+    const ring = this.ring();
+    const order = ring.preferenceList(key, ring.members().length);
     const result: string[] = [];
     for (const id of order.slice(this.replicas())) {
       if (result.length >= count) break;
@@ -142,8 +158,9 @@ export class ClusterView {
     if (id === this.selfId || this.removed.has(id)) return false;
     this.removed.add(id);
     this.opts.membership.forget?.(id);
-    this.clusterSizeCached = this.countClusterSize();
+    this.clusterSizeStale = true;
     this.opts.logger.info('member removed by operator', { member: id });
+    this.settleRing();
     this.rebuildIfChanged('remove');
     return true;
   }
@@ -163,6 +180,7 @@ export class ClusterView {
 
   /** Re-checks dead-owner grace (the timer calls this; tests may too). */
   refresh(): void {
+    this.settleRing();
     this.rebuildIfChanged('grace');
     this.scheduleGraceCheck();
   }
@@ -170,6 +188,8 @@ export class ClusterView {
   close(): void {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = null;
+    if (this.settleImmediate) clearImmediate(this.settleImmediate);
+    this.settleImmediate = null;
     this.opts.membership.off?.('event', this.onEvent);
   }
 
@@ -212,8 +232,28 @@ export class ClusterView {
         this.opts.logger.info('removed member is alive again', { member: e.member.id });
       }
     }
-    this.clusterSizeCached = this.countClusterSize();
-    this.rebuildIfChanged(e.type);
+    this.clusterSizeStale = true;
+    this.markRingStale(e.type);
+  }
+
+  /** The ring may have changed: rebuild it once, on the next turn or at the next read, whichever is first. */
+  private markRingStale(reason: string): void {
+    if (this.ringStaleEvents === 0) this.ringStaleReason = reason;
+    this.ringStaleEvents += 1;
+    if (this.settleImmediate === null) {
+      this.settleImmediate = setImmediate(() => {
+        this.settleImmediate = null;
+        this.settleRing();
+      });
+    }
+  }
+
+  /** Applies the events since the last settle: one owner check, one rebuild, one notification. */
+  private settleRing(): void {
+    if (this.ringStaleEvents === 0) return;
+    const events = this.ringStaleEvents;
+    this.ringStaleEvents = 0;
+    this.rebuildIfChanged(events === 1 ? this.ringStaleReason : `${this.ringStaleReason} (+${events - 1} events)`);
     this.scheduleGraceCheck();
   }
 

@@ -84,12 +84,12 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   compoundMessagesMax: 255, // memberlist's compound limit; 1400 bytes hold far fewer anyway
   deadReapMs: 24 * 3_600_000, // Serf/Consul keep failed members 24 h: no delayed gossip outlives that
   metaBytesMax: 512, // memberlist MetaMaxSize: keeps an alive message well inside one datagram
-  membersMax: 10_000, // far above any Shoal cluster; bounds memory under spoofed joins
-  syncMembersMax: 10_000, // a sync carries everyone up to membersMax
-  syncBytesMax: 8 * 1024 * 1024, // 10 000 members × ~600 bytes with metadata, rounded up
+  membersMax: 16_384, // 10 000 members (the simulated and documented size) with 60 % headroom; bounds memory under spoofed joins
+  syncMembersMax: 16_384, // a sync carries everyone up to membersMax
+  syncBytesMax: 16 * 1024 * 1024, // ≥ 16 384 × memberWireBytesMax(512) = 16 384 × 935 + envelope: a full sync at worst-case sizes fits
   syncTimeoutMs: 10_000, // memberlist TCPTimeout: a full sync on a LAN takes milliseconds
   syncConnectionsMax: 32, // a sync per member per 30 s arrives far below this; bounds a flood
-  broadcastQueueMax: 4096, // one update per member is queued at most, so only a storm gets here
+  broadcastQueueMax: 16_384, // one update per member is queued at most (= membersMax), so only a storm gets here
   relaysMax: 1024, // each member asks at most k others per period, so a few per period is normal
   joinRetryInitialMs: 250, // a seed that is still starting is usually up within a second
   joinRetryMaxMs: 2_000, // a joining node does not serve: a seed that comes back is found within 2 s (a few TCP connects per try)

@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { xxh64 } from '@node-rs/xxhash';
 import { ShoalError } from '../errors.js';
 import { Awareness } from './awareness.js';
+import { MemberDirectory, sameTags } from './directory.js';
 import { BroadcastQueue, retransmitLimit } from './broadcasts.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import {
   type AliveMessage, type DeadMessage, type DropReason, type GossipMessage, type LeftMessage, type Message,
   type Packet, type SuspectMessage, type SyncState, type WireMember,
-  PACKET_OVERHEAD_BYTES, WIRE_VERSION, decodePacket, memberMeta, memberToWire, messageBytes, metaBytes,
+  PACKET_OVERHEAD_BYTES, WIRE_VERSION, decodePacket, memberMeta, messageBytes, metaBytes,
 } from './messages.js';
 import { Suspicion, expectedConfirmations, suspicionTimeouts } from './suspicion.js';
 import type { Member, MembershipEvent } from './types.js';
@@ -33,6 +34,11 @@ export interface CoreOptions {
   config?: Partial<MembershipConfig>;
   /** Uniform in [0, 1): Math.random-like; seeded in the simulator, crypto-backed in the runtime. */
   random: () => number;
+  /**
+   * Interned ids and metadata shared by many cores in one process (the simulator: n cores then hold
+   * each id and address once, not n times). Default: a private one, compacted as members are reaped.
+   */
+  directory?: MemberDirectory;
 }
 
 export interface OutPacket {
@@ -88,17 +94,49 @@ export interface CoreStats {
   members: Record<Member['state'], number>;
 }
 
-/** Every field always present (never `delete`d) so that records keep one hidden class: hot in the simulator. */
-interface MemberRecord {
-  id: string;
-  gossip: string;
-  rpc: string;
-  zone: string | undefined;
-  tags: Record<string, string> | undefined;
-  state: Member['state'];
-  incarnation: number;
-  changedMs: number;
+/** Member states as stored in the state array; 0 means "not known". */
+const UNKNOWN = 0;
+const ALIVE = 1;
+const SUSPECT = 2;
+const DEAD = 3;
+const LEFT = 4;
+const STATE_NAMES: readonly (Member['state'] | undefined)[] = [undefined, 'alive', 'suspect', 'dead', 'left'];
+
+/** A growable list of int32 (member indexes): 4 bytes an entry, where a JS array of numbers takes 8. */
+class IntList {
+  data = new Int32Array(16);
+  length = 0;
+
+  push(value: number): void {
+    if (this.length === this.data.length) {
+      const next = new Int32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length] = value;
+    this.length += 1;
+  }
+
+  pop(): number {
+    assert.ok(this.length > 0);
+    this.length -= 1;
+    return this.data[this.length];
+  }
+
+  /** Replaces the content with `values` (reusing the buffer when it is large enough). */
+  assign(values: Int32Array): void {
+    if (this.data.length < values.length) this.data = new Int32Array(Math.max(16, values.length));
+    this.data.set(values);
+    this.length = values.length;
+  }
+
+  view(): Int32Array {
+    return this.data.subarray(0, this.length);
+  }
 }
+
+/** A private directory is rebuilt when it holds more than this many entries beyond twice the known members. */
+const DIRECTORY_SLACK_MAX = 1024;
 
 interface Probe {
   target: string;
@@ -141,14 +179,28 @@ const JOIN_FOLLOW_UP_FACTOR = 2.5;
 export class MembershipCore {
   readonly config: MembershipConfig;
   private readonly random: () => number;
-  private readonly selfRec: MemberRecord;
-  private readonly records = new Map<string, MemberRecord>();
-  /** All member ids except self, for O(1) random sampling (swap-remove on reap). */
-  private readonly ids: string[] = [];
-  private readonly idIndex = new Map<string, number>();
-  private readonly dead = new Set<string>();
+  private readonly selfId: string;
+  /**
+   * Per-member state in typed arrays indexed by the directory's member index (struct of arrays: one
+   * object per member per core cost ~170 bytes, these ~33). A member is known when st[m] is not UNKNOWN.
+   */
+  private dir: MemberDirectory;
+  private readonly ownsDirectory: boolean;
+  private selfIdx: number;
+  private st = new Uint8Array(0);
+  private inc = new Float64Array(0);
+  private changed = new Float64Array(0);
+  private metaOf = new Int32Array(0);
+  /** Position of a member in `known` (for swap-remove on reap). */
+  private pos = new Int32Array(0);
+  /** All known member indexes except self, for O(1) random sampling (swap-remove on reap). */
+  private known = new IntList();
+  /** Known members, self included. */
+  private recordCount = 1;
+  /** Dead and left members, in the order they were buried (so reaping stops at the first young one). */
+  private dead = new Set<number>();
   private liveCount = 1;
-  private probeOrder: string[] = [];
+  private probeOrder = new IntList();
   private probeIndex = 0;
   private probe: Probe | null = null;
   private readonly relays = new Map<number, Relay>();
@@ -191,16 +243,20 @@ export class MembershipCore {
     this.config = resolveMembershipConfig(options.config);
     this.random = options.random;
     const { self } = options;
-    const rec: MemberRecord = {
-      id: self.id, gossip: self.gossip, rpc: self.rpc, zone: self.zone, tags: self.tags === undefined ? undefined : { ...self.tags },
-      state: 'alive', incarnation: self.incarnation ?? 1, changedMs: 0,
-    };
-    const bytes = metaBytes(memberMeta(rec));
+    const bytes = metaBytes(memberMeta(self));
     if (bytes > this.config.metaBytesMax) {
       throw new ShoalError('CONFIG', `member metadata is ${bytes} bytes, over metaBytesMax ${this.config.metaBytesMax}`);
     }
-    this.selfRec = rec;
-    this.records.set(rec.id, rec);
+    this.ownsDirectory = options.directory === undefined;
+    this.dir = options.directory ?? new MemberDirectory();
+    this.selfId = self.id;
+    this.selfIdx = this.dir.intern(self.id);
+    this.ensureCapacity(this.selfIdx + 1);
+    this.st[this.selfIdx] = ALIVE;
+    this.inc[this.selfIdx] = self.incarnation ?? 1;
+    this.changed[this.selfIdx] = 0;
+    this.metaOf[this.selfIdx] = this.dir.meta(this.selfIdx, self.gossip, self.rpc, self.zone, self.tags);
+    this.pos[this.selfIdx] = -1;
     this.broadcasts = new BroadcastQueue(this.config.broadcastQueueMax);
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
   }
@@ -239,7 +295,7 @@ export class MembershipCore {
   /** A push-pull with `to` now, outside the periodic round (a seed DNS lists that no member has). */
   pushPull(now: number, to: string): CoreOutput {
     this.ensureStarted(now);
-    if (!this.leaving && to !== this.selfRec.gossip) this.sync(to, false);
+    if (!this.leaving && to !== this.selfGossip()) this.sync(to, false);
     return this.drain();
   }
 
@@ -251,21 +307,21 @@ export class MembershipCore {
       this.joining = false;
       this.nextJoinAtMs = Infinity;
       this.probe = null;
-      const message: LeftMessage = { t: 'left', id: this.selfRec.id, i: this.selfRec.incarnation };
-      this.selfRec.state = 'left';
-      this.selfRec.changedMs = now;
+      const message: LeftMessage = { t: 'left', id: this.selfId, i: this.inc[this.selfIdx] };
+      this.st[this.selfIdx] = LEFT;
+      this.changed[this.selfIdx] = now;
       this.liveCount -= 1;
       this.enqueue(message);
       this.nextGossipAtMs = now;
       // Our own view knows it too: the cluster layer stops counting us as an owner at once.
-      this.emit('left', this.selfRec);
+      this.emit('left', this.selfIdx);
     }
     return this.tick(now);
   }
 
   /** True once the leave announcement was sent its full retransmit count (or nobody live is left to tell). */
   leaveSpread(): boolean {
-    return this.leaving && (this.liveCount <= 0 || this.broadcasts.transmitsOf(this.selfRec.id) === undefined);
+    return this.leaving && (this.liveCount <= 0 || this.broadcasts.transmitsOf(this.selfId) === undefined);
   }
 
   /** A datagram's bytes from `from` (host:port): decoded, validated; bad input is counted and dropped. */
@@ -320,7 +376,7 @@ export class MembershipCore {
     this.counters.syncsReceived += 1;
     this.merge(now, state, true);
     // A member that has joined (not one that is itself still joining) reached us: we are in its cluster.
-    if (this.joining && !state.j && state.f !== this.selfRec.id) this.joined(now);
+    if (this.joining && !state.j && state.f !== this.selfId) this.joined(now);
     return { reply: this.localState(this.joining), output: this.drain() };
   }
 
@@ -332,6 +388,17 @@ export class MembershipCore {
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();
+  }
+
+  /**
+   * For a simulator that starts members already joined (a converged cluster): no follow-up syncs
+   * after the join, and the push-pull timer at a random phase of its steady interval, as in a cluster
+   * that has run for a while. Without it, n bootstrapped members would all sync 5 times in 15 s.
+   */
+  assumeSteadyState(now: number): void {
+    assert.ok(!this.joining, 'assumeSteadyState after the join');
+    this.followUpSyncs = 0;
+    this.nextPushPullAtMs = now + this.pushPullIntervalMs() * this.random();
   }
 
   /** When `tick` next has work to do. */
@@ -350,30 +417,39 @@ export class MembershipCore {
 
   // ---- views ----------------------------------------------------------------------------------
 
+  /** Every known member, self first. */
   members(): Member[] {
-    return [...this.records.values()].map(snapshot);
+    const list = [this.snapshot(this.selfIdx)];
+    for (const m of this.known.view()) list.push(this.snapshot(m));
+    return list;
   }
 
   member(id: string): Member | undefined {
-    const rec = this.records.get(id);
-    return rec === undefined ? undefined : snapshot(rec);
+    const m = this.find(id);
+    return m < 0 ? undefined : this.snapshot(m);
   }
 
   /** State of one member without copying (for the simulator's hot loops). */
   stateOf(id: string): Member['state'] | undefined {
-    return this.records.get(id)?.state;
+    const m = this.find(id);
+    return m < 0 ? undefined : STATE_NAMES[this.st[m]];
   }
 
   self(): Member {
-    return snapshot(this.selfRec);
+    return this.snapshot(this.selfIdx);
   }
 
   get id(): string {
-    return this.selfRec.id;
+    return this.selfId;
   }
 
   get incarnation(): number {
-    return this.selfRec.incarnation;
+    return this.inc[this.selfIdx];
+  }
+
+  /** Members known (self included): what membersMax bounds. */
+  get knownMembers(): number {
+    return this.recordCount;
   }
 
   /** Members currently suspected. */
@@ -401,32 +477,31 @@ export class MembershipCore {
 
   /** xxh64 hex over the sorted (id, state, incarnation) of every known member. */
   checksum(): string {
-    const lines = [...this.records.values()].map((rec) => `${rec.id}\t${rec.state}\t${rec.incarnation}\n`).sort();
+    const lines = this.members().map((rec) => `${rec.id}\t${rec.state}\t${rec.incarnation}\n`).sort();
     return xxh64(lines.join('')).toString(16).padStart(16, '0');
   }
 
   stats(): CoreStats {
     const members: CoreStats['members'] = { alive: 0, suspect: 0, dead: 0, left: 0 };
-    for (const rec of this.records.values()) members[rec.state] += 1;
+    members[STATE_NAMES[this.st[this.selfIdx]] as Member['state']] += 1;
+    for (const m of this.known.view()) members[STATE_NAMES[this.st[m]] as Member['state']] += 1;
     return {
       ...this.counters,
       dropped: { ...this.counters.dropped },
       broadcastsQueued: this.broadcasts.size,
       broadcastsDropped: this.broadcasts.dropped,
       awareness: this.awareness.score,
-      incarnation: this.selfRec.incarnation,
+      incarnation: this.inc[this.selfIdx],
       members,
     };
   }
 
   /** Our full state for push-pull (bounded by syncMembersMax, self first). */
   localState(join: boolean): SyncState {
-    const list: WireMember[] = [memberToWire(this.selfRec)];
-    for (const rec of this.records.values()) {
-      if (list.length >= this.config.syncMembersMax) break;
-      if (rec !== this.selfRec) list.push(memberToWire(rec));
-    }
-    return { v: WIRE_VERSION, f: this.selfRec.id, j: join, m: list };
+    const list: WireMember[] = [this.toWire(this.selfIdx)];
+    const known = this.known.view();
+    for (let i = 0; i < known.length && list.length < this.config.syncMembersMax; i += 1) list.push(this.toWire(known[i]));
+    return { v: WIRE_VERSION, f: this.selfId, j: join, m: list };
   }
 
   // ---- message handling -----------------------------------------------------------------------
@@ -434,7 +509,7 @@ export class MembershipCore {
   private handle(now: number, message: Message, from: string): void {
     switch (message.t) {
       case 'ping':
-        if (message.n !== this.selfRec.id) {
+        if (message.n !== this.selfId) {
           this.counters.dropped['wrong-target'] += 1;
           return;
         }
@@ -490,67 +565,72 @@ export class MembershipCore {
   // ---- state transitions (SWIM precedence on incarnation numbers) -------------------------------
 
   private applyAlive(now: number, message: AliveMessage, gossipNew: boolean): void {
-    const self = this.selfRec;
-    if (message.id === self.id) {
+    if (message.id === this.selfId) {
       // Someone spreads a newer version of us (an older process, a forged update): outbid it.
-      const newer = message.i > self.incarnation;
-      if (newer || (message.i === self.incarnation && !sameAddressAndMeta(self, message))) this.refute(message.i);
+      const incarnation = this.inc[this.selfIdx];
+      const newer = message.i > incarnation;
+      if (newer || (message.i === incarnation && !this.sameMeta(this.selfIdx, message))) this.refute(message.i);
       return;
     }
-    let rec = this.records.get(message.id);
-    if (rec === undefined) {
-      if (this.records.size >= this.config.membersMax) {
+    let m = this.find(message.id);
+    if (m < 0) {
+      if (this.recordCount >= this.config.membersMax) {
         this.counters.dropped['members-full'] += 1;
         return;
       }
-      rec = {
-        id: message.id, gossip: message.a, rpc: message.r, zone: message.z, tags: message.g === undefined ? undefined : { ...message.g },
-        state: 'alive', incarnation: message.i, changedMs: now,
-      };
-      this.records.set(rec.id, rec);
-      this.idIndex.set(rec.id, this.ids.length);
-      this.ids.push(rec.id);
+      m = this.dir.intern(message.id);
+      this.ensureCapacity(m + 1);
+      assert.equal(this.st[m], UNKNOWN);
+      this.st[m] = ALIVE;
+      this.inc[m] = message.i;
+      this.changed[m] = now;
+      this.metaOf[m] = this.dir.meta(m, message.a, message.r, message.z, message.g);
+      this.pos[m] = this.known.length;
+      this.known.push(m);
+      this.recordCount += 1;
       // Into a random not-yet-probed slot of this round (O(1): append, then swap).
-      this.probeOrder.push(rec.id);
-      const slot = this.probeIndex + Math.floor(this.random() * (this.probeOrder.length - this.probeIndex));
-      const last = this.probeOrder.length - 1;
-      [this.probeOrder[slot], this.probeOrder[last]] = [this.probeOrder[last], this.probeOrder[slot]];
+      const order = this.probeOrder;
+      order.push(m);
+      const slot = this.probeIndex + Math.floor(this.random() * (order.length - this.probeIndex));
+      const last = order.length - 1;
+      order.data[last] = order.data[slot];
+      order.data[slot] = m;
       this.liveCount += 1;
-      this.emit('joined', rec);
+      this.emit('joined', m);
       if (gossipNew) this.enqueue(message);
       return;
     }
-    if (message.i <= rec.incarnation) return;
-    const before = rec.state;
-    const changed = !sameAddressAndMeta(rec, message);
-    rec.incarnation = message.i;
-    rec.gossip = message.a;
-    rec.rpc = message.r;
-    setMeta(rec, message);
-    rec.state = 'alive';
-    rec.changedMs = now;
-    if (before === 'suspect') {
-      this.dropSuspicion(rec.id);
-      this.emit('alive', rec);
-    } else if (before === 'dead' || before === 'left') {
-      this.dead.delete(rec.id);
+    if (message.i <= this.inc[m]) return;
+    const before = this.st[m];
+    const meta = this.dir.meta(m, message.a, message.r, message.z, message.g);
+    const changed = meta !== this.metaOf[m];
+    this.inc[m] = message.i;
+    this.metaOf[m] = meta;
+    this.st[m] = ALIVE;
+    this.changed[m] = now;
+    if (before === SUSPECT) {
+      this.dropSuspicion(message.id);
+      this.emit('alive', m);
+    } else if (before === DEAD || before === LEFT) {
+      this.dead.delete(m);
       this.liveCount += 1;
-      this.emit('alive', rec);
+      this.emit('alive', m);
     } else if (changed) {
-      this.emit('updated', rec);
+      this.emit('updated', m);
     }
     this.enqueue(message);
   }
 
   private applySuspect(now: number, message: SuspectMessage): void {
-    const rec = this.records.get(message.id);
-    if (rec === this.selfRec) {
+    const m = this.find(message.id);
+    if (m < 0) return;
+    if (m === this.selfIdx) {
       this.answerAccusation(message.i);
       return;
     }
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
-    if (rec.state === 'suspect' && message.i === rec.incarnation) {
-      const suspicion = this.suspicions.get(rec.id);
+    if (message.i < this.inc[m] || this.st[m] === DEAD || this.st[m] === LEFT) return;
+    if (this.st[m] === SUSPECT && message.i === this.inc[m]) {
+      const suspicion = this.suspicions.get(message.id);
       if (suspicion !== undefined && suspicion.confirm(message.f)) {
         this.suspicionNextMs = Math.min(this.suspicionNextMs, suspicion.deadlineMs());
         this.enqueue(message);
@@ -559,23 +639,23 @@ export class MembershipCore {
     }
     // A new suspicion, or one about a newer incarnation (we missed the refutation in between): the
     // timer starts afresh, never carrying an older suspicion's elapsed time over to the new incarnation.
-    const wasSuspect = rec.state === 'suspect';
-    rec.state = 'suspect';
-    rec.incarnation = message.i;
-    rec.changedMs = now;
-    this.startSuspicion(now, rec, message.f);
-    if (!wasSuspect) this.emit('suspect', rec);
+    const wasSuspect = this.st[m] === SUSPECT;
+    this.st[m] = SUSPECT;
+    this.inc[m] = message.i;
+    this.changed[m] = now;
+    this.startSuspicion(now, message.id, message.f);
+    if (!wasSuspect) this.emit('suspect', m);
     this.enqueue(message);
   }
 
-  private startSuspicion(now: number, rec: MemberRecord, accuser: string): void {
+  private startSuspicion(now: number, id: string, accuser: string): void {
     const n = this.liveCount;
     const timeouts = suspicionTimeouts(this.config, n);
     if (!this.config.lifeguard) timeouts.maxMs = timeouts.minMs;
     const k = this.config.lifeguard ? expectedConfirmations(this.config.suspicionMult, n) : 0;
-    this.dropSuspicion(rec.id);
+    this.dropSuspicion(id);
     const suspicion = new Suspicion(now, accuser, k, timeouts);
-    this.suspicions.set(rec.id, suspicion);
+    this.suspicions.set(id, suspicion);
     this.suspicionNextMs = Math.min(this.suspicionNextMs, suspicion.deadlineMs());
   }
 
@@ -596,36 +676,40 @@ export class MembershipCore {
   }
 
   private applyDead(now: number, message: DeadMessage): void {
-    const rec = this.records.get(message.id);
-    if (rec === this.selfRec) {
+    const m = this.find(message.id);
+    if (m < 0) return;
+    if (m === this.selfIdx) {
       this.answerAccusation(message.i);
       return;
     }
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'dead' || rec.state === 'left') return;
-    this.bury(now, rec, 'dead', message.i);
+    if (message.i < this.inc[m] || this.st[m] === DEAD || this.st[m] === LEFT) return;
+    this.bury(now, m, DEAD, message.i);
     this.enqueue(message);
   }
 
   private applyLeft(now: number, message: LeftMessage): void {
-    const rec = this.records.get(message.id);
-    if (rec === this.selfRec) {
+    const m = this.find(message.id);
+    if (m < 0) return;
+    if (m === this.selfIdx) {
       this.answerAccusation(message.i);
       return;
     }
-    if (rec === undefined || message.i < rec.incarnation || rec.state === 'left') return;
-    this.bury(now, rec, 'left', message.i);
+    if (message.i < this.inc[m] || this.st[m] === LEFT) return;
+    this.bury(now, m, LEFT, message.i);
     this.enqueue(message);
   }
 
-  private bury(now: number, rec: MemberRecord, state: 'dead' | 'left', incarnation: number): void {
-    if (rec.state === 'alive' || rec.state === 'suspect') this.liveCount -= 1;
-    this.dropSuspicion(rec.id);
-    this.dead.add(rec.id);
-    if (state === 'dead') this.deadByAddr.set(rec.gossip, rec.id);
-    rec.state = state;
-    rec.incarnation = incarnation;
-    rec.changedMs = now;
-    this.emit(state, rec);
+  private bury(now: number, m: number, state: typeof DEAD | typeof LEFT, incarnation: number): void {
+    if (this.st[m] === ALIVE || this.st[m] === SUSPECT) this.liveCount -= 1;
+    this.dropSuspicion(this.dir.ids[m]);
+    // Re-added at the end, so that the set stays in burial order (reap relies on it).
+    this.dead.delete(m);
+    this.dead.add(m);
+    if (state === DEAD) this.deadByAddr.set(this.gossipOf(m), this.dir.ids[m]);
+    this.st[m] = state;
+    this.inc[m] = incarnation;
+    this.changed[m] = now;
+    this.emit(state === DEAD ? 'dead' : 'left', m);
   }
 
   /**
@@ -636,7 +720,7 @@ export class MembershipCore {
    */
   private answerAccusation(incarnation: number): void {
     if (this.leaving) return;
-    if (incarnation >= this.selfRec.incarnation) {
+    if (incarnation >= this.inc[this.selfIdx]) {
       this.refute(incarnation);
       return;
     }
@@ -647,7 +731,7 @@ export class MembershipCore {
   /** Someone says we are suspect, dead or left: outbid that incarnation and tell everyone. */
   private refute(incarnation: number): void {
     if (this.leaving) return;
-    this.selfRec.incarnation = Math.max(this.selfRec.incarnation, incarnation) + 1;
+    this.inc[this.selfIdx] = Math.max(this.inc[this.selfIdx], incarnation) + 1;
     this.counters.refutations += 1;
     // Lifeguard: being suspected hints that we are the slow one.
     if (this.config.lifeguard) this.awareness.apply(1);
@@ -656,6 +740,12 @@ export class MembershipCore {
 
   private merge(now: number, state: SyncState, gossipNew: boolean): void {
     for (const wire of state.m) {
+      if (wire.s === 'alive' && wire.id !== this.selfId) {
+        // Fast path (a sync carries every member, nearly all of them already known at this incarnation):
+        // exactly what applyAlive would decide, without building the message.
+        const m = this.find(wire.id);
+        if (m >= 0 && wire.i <= this.inc[m]) continue;
+      }
       switch (wire.s) {
         case 'alive': {
           const message: AliveMessage = { t: 'alive', id: wire.id, i: wire.i, a: wire.a, r: wire.r };
@@ -682,7 +772,7 @@ export class MembershipCore {
     if (this.started) return;
     this.started = true;
     const c = this.config;
-    this.selfRec.changedMs = now;
+    this.changed[this.selfIdx] = now;
     // Random phases so that members started together do not probe and sync in lockstep.
     this.nextProbeAtMs = now + this.random() * c.probeIntervalMs;
     this.nextGossipAtMs = now + this.random() * c.gossipIntervalMs;
@@ -699,8 +789,9 @@ export class MembershipCore {
     const probe = this.probe;
     if (probe !== null && !probe.indirectSent && now >= probe.directDeadlineMs) {
       probe.indirectSent = true;
-      const helpers = this.sample(this.config.indirectChecks, (rec) => rec.state === 'alive' && rec.id !== probe.target);
-      for (const helper of helpers) this.send(helper.gossip, [{ t: 'ping-req', s: probe.seq, n: probe.target, a: probe.addr }]);
+      const target = this.find(probe.target);
+      const helpers = this.sample(this.config.indirectChecks, (m) => this.st[m] === ALIVE && m !== target);
+      for (const helper of helpers) this.send(this.gossipOf(helper), [{ t: 'ping-req', s: probe.seq, n: probe.target, a: probe.addr }]);
       probe.nacksExpected = this.config.lifeguard ? helpers.length : 0;
       if (this.config.streamPing) this.out.streamPings.push({ to: probe.addr, target: probe.target, seq: probe.seq });
     }
@@ -711,10 +802,10 @@ export class MembershipCore {
         // Lifeguard: missing nacks mean our own links or CPU are the problem, not only the target.
         this.awareness.apply(probe.nacksExpected > 0 ? Math.max(0, probe.nacksExpected - probe.nacks) : 1);
       }
-      const rec = this.records.get(probe.target);
-      if (rec !== undefined && (rec.state === 'alive' || rec.state === 'suspect')) {
-        if (rec.state === 'alive') this.counters.suspicionsRaised += 1;
-        this.applySuspect(now, { t: 'suspect', id: rec.id, i: rec.incarnation, f: this.selfRec.id });
+      const m = this.find(probe.target);
+      if (m >= 0 && (this.st[m] === ALIVE || this.st[m] === SUSPECT)) {
+        if (this.st[m] === ALIVE) this.counters.suspicionsRaised += 1;
+        this.applySuspect(now, { t: 'suspect', id: probe.target, i: this.inc[m], f: this.selfId });
       }
     }
     if (!this.leaving && this.probe === null && now >= this.nextProbeAtMs) this.startProbe(now);
@@ -723,38 +814,40 @@ export class MembershipCore {
   private startProbe(now: number): void {
     const interval = this.scale(this.config.probeIntervalMs);
     this.nextProbeAtMs = now + interval;
-    const target = this.nextProbeTarget();
-    if (target === undefined) return;
+    const m = this.nextProbeTarget();
+    if (m < 0) return;
     this.counters.probes += 1;
     const seq = this.nextSeq();
+    const id = this.dir.ids[m];
+    const addr = this.gossipOf(m);
     this.probe = {
-      target: target.id, addr: target.gossip, seq,
+      target: id, addr, seq,
       directDeadlineMs: now + this.scale(this.config.probeTimeoutMs),
       deadlineMs: now + interval,
       indirectSent: false, nacksExpected: 0, nacks: 0,
     };
-    const messages: Message[] = [{ t: 'ping', s: seq, n: target.id }];
-    if (this.config.lifeguard && target.state === 'suspect') {
+    const messages: Message[] = [{ t: 'ping', s: seq, n: id }];
+    if (this.config.lifeguard && this.st[m] === SUSPECT) {
       // Lifeguard's buddy system: tell a suspect directly, so it can refute at once.
-      messages.push({ t: 'suspect', id: target.id, i: target.incarnation, f: this.selfRec.id });
+      messages.push({ t: 'suspect', id, i: this.inc[m], f: this.selfId });
     }
-    this.send(target.gossip, messages);
+    this.send(addr, messages);
   }
 
   /** Shuffled round-robin: every live member once per round, in a fresh random order each round. */
-  private nextProbeTarget(): MemberRecord | undefined {
-    for (let attempts = 0; attempts <= this.ids.length + 1; attempts += 1) {
+  private nextProbeTarget(): number {
+    for (let attempts = 0; attempts <= this.known.length + 1; attempts += 1) {
       if (this.probeIndex >= this.probeOrder.length) {
-        if (this.ids.length === 0) return undefined;
-        this.probeOrder = this.ids.slice();
-        shuffle(this.probeOrder, this.random);
+        if (this.known.length === 0) return -1;
+        this.probeOrder.assign(this.known.view());
+        shuffle(this.probeOrder.view(), this.random);
         this.probeIndex = 0;
       }
-      const rec = this.records.get(this.probeOrder[this.probeIndex]);
+      const m = this.probeOrder.data[this.probeIndex];
       this.probeIndex += 1;
-      if (rec !== undefined && (rec.state === 'alive' || rec.state === 'suspect')) return rec;
+      if (this.st[m] === ALIVE || this.st[m] === SUSPECT) return m;
     }
-    return undefined;
+    return -1;
   }
 
   private tickRelays(now: number): void {
@@ -772,9 +865,9 @@ export class MembershipCore {
     for (const [id, suspicion] of this.suspicions) if (now >= suspicion.deadlineMs()) expired.push(id);
     for (const id of expired) {
       this.dropSuspicion(id);
-      const rec = this.records.get(id);
-      if (rec === undefined || rec.state !== 'suspect') continue;
-      this.applyDead(now, { t: 'dead', id, i: rec.incarnation, f: this.selfRec.id });
+      const m = this.find(id);
+      if (m < 0 || this.st[m] !== SUSPECT) continue;
+      this.applyDead(now, { t: 'dead', id, i: this.inc[m], f: this.selfId });
     }
   }
 
@@ -784,19 +877,16 @@ export class MembershipCore {
     const deadlineMs = now - this.config.gossipToTheDeadMs;
     const targets = this.sample(
       this.config.gossipNodes,
-      (rec) => rec.state === 'alive' || rec.state === 'suspect' || (rec.state === 'dead' && rec.changedMs > deadlineMs),
+      (m) => this.st[m] === ALIVE || this.st[m] === SUSPECT || (this.st[m] === DEAD && this.changed[m] > deadlineMs),
     );
     for (const target of targets) {
       if (this.broadcasts.size === 0) break;
-      this.send(target.gossip, []);
+      this.send(this.gossipOf(target), []);
     }
   }
 
   private pushPullRound(now: number): void {
-    const n = this.liveCount;
-    // memberlist's pushPullScale: beyond 32 members, sync less often so the cluster-wide rate stays flat.
-    const scale = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
-    this.nextPushPullAtMs = now + this.config.pushPullIntervalMs * scale;
+    this.nextPushPullAtMs = now + this.pushPullIntervalMs();
     if (this.followUpSyncs > 0) {
       // Right after a join: a few quick syncs pick up members that joined at the same moment, whose
       // alive gossip spent its retransmits on the few members we knew then.
@@ -805,8 +895,16 @@ export class MembershipCore {
       this.nextPushPullAtMs = now + this.config.gossipIntervalMs * JOIN_FOLLOW_UP_FACTOR * 2 ** (k + 1) * (0.75 + 0.5 * this.random());
     }
     if (this.leaving || this.joining) return;
-    const [peer] = this.sample(1, (rec) => rec.state === 'alive');
-    if (peer !== undefined) this.sync(peer.gossip, false);
+    const [peer] = this.sample(1, (m) => this.st[m] === ALIVE);
+    if (peer !== undefined) this.sync(this.gossipOf(peer), false);
+  }
+
+  /**
+   * memberlist's pushPullScale: beyond 32 members, sync less often so that the cluster-wide rate of
+   * full syncs stays about flat: interval × (ceil(log2 n − log2 32) + 1).
+   */
+  private pushPullIntervalMs(): number {
+    return pushPullIntervalMs(this.config.pushPullIntervalMs, this.liveCount);
   }
 
   /**
@@ -818,14 +916,15 @@ export class MembershipCore {
   private syncWithTalkingDead(now: number, from: string): void {
     const id = this.deadByAddr.get(from);
     if (id === undefined) return;
-    const rec = this.records.get(id);
+    const m = this.find(id);
     // Entries are checked here rather than removed on every state change (a member alive again).
-    if (rec === undefined || rec.state !== 'dead' || rec.gossip !== from) return;
+    if (m < 0 || this.st[m] !== DEAD || this.gossipOf(m) !== from) return;
     if (now - (this.deadSyncAtMs.get(id) ?? -Infinity) < this.config.probeIntervalMs) return;
     this.deadSyncAtMs.set(id, now);
     this.counters.deadSyncs += 1;
-    if (!this.leaving) this.sync(rec.gossip, false);
+    if (!this.leaving) this.sync(from, false);
   }
+
 
   /**
    * memberlist's reconnect: a push-pull with one random dead or left member per interval. A split
@@ -835,13 +934,17 @@ export class MembershipCore {
   private reconnectRound(now: number): void {
     this.nextReconnectAtMs = now + this.config.reconnectIntervalMs;
     if (this.leaving || this.dead.size === 0) return;
-    const candidates = [...this.dead].filter((id) => {
-      const state = this.records.get(id)?.state;
-      return state === 'dead' || state === 'left';
-    });
-    if (candidates.length === 0) return;
-    const rec = this.records.get(candidates[Math.floor(this.random() * candidates.length)]);
-    if (rec !== undefined) this.sync(rec.gossip, false);
+    // Every member of `dead` is dead or left (removed on revival and on reap).
+    const pick = Math.floor(this.random() * this.dead.size);
+    let i = 0;
+    for (const m of this.dead) {
+      if (i === pick) {
+        assert.ok(this.st[m] === DEAD || this.st[m] === LEFT);
+        this.sync(this.gossipOf(m), false);
+        return;
+      }
+      i += 1;
+    }
   }
 
   private reapCheckMs(): number {
@@ -850,23 +953,70 @@ export class MembershipCore {
 
   private reap(now: number): void {
     this.nextReapAtMs = now + this.reapCheckMs();
-    for (const id of this.dead) {
-      const rec = this.records.get(id);
-      if (rec === undefined || now - rec.changedMs < this.config.deadReapMs) continue;
-      this.dead.delete(id);
-      this.records.delete(id);
-      this.deadSyncAtMs.delete(id);
-      if (this.deadByAddr.get(rec.gossip) === id) this.deadByAddr.delete(rec.gossip);
-      const index = this.idIndex.get(id);
-      assert.ok(index !== undefined);
-      const last = this.ids.pop() as string;
-      if (last !== id) {
-        this.ids[index] = last;
-        this.idIndex.set(last, index);
+    let reaped = 0;
+    // In burial order: the first member not old enough ends the scan (O(reaped), not O(dead)).
+    for (const m of this.dead) {
+      if (now - this.changed[m] < this.config.deadReapMs) break;
+      this.dead.delete(m);
+      this.emit('reaped', m);
+      const reapedId = this.dir.ids[m];
+      const reapedAddr = this.gossipOf(m);
+      this.deadSyncAtMs.delete(reapedId);
+      if (this.deadByAddr.get(reapedAddr) === reapedId) this.deadByAddr.delete(reapedAddr);
+      const index = this.pos[m];
+      assert.ok(index >= 0 && this.known.data[index] === m, 'a reaped member is in the known list');
+      const last = this.known.pop();
+      if (last !== m) {
+        this.known.data[index] = last;
+        this.pos[last] = index;
       }
-      this.idIndex.delete(id);
-      this.emit('reaped', rec);
+      this.pos[m] = -1;
+      this.st[m] = UNKNOWN;
+      this.recordCount -= 1;
+      reaped += 1;
     }
+    assert.ok(this.recordCount === this.known.length + 1);
+    if (reaped > 0 && this.ownsDirectory && this.dir.size + this.dir.metaCount > 4 * this.recordCount + DIRECTORY_SLACK_MAX) {
+      this.compactDirectory();
+    }
+  }
+
+  /**
+   * Rebuilds a private directory with the known members only: reaped ids and old addresses would
+   * otherwise pile up for the life of the process. O(known members), and rare (bounded by the slack).
+   */
+  private compactDirectory(): void {
+    const old = this.dir;
+    const dir = new MemberDirectory();
+    const members = [this.selfIdx, ...this.known.view()];
+    const st = new Uint8Array(members.length);
+    const inc = new Float64Array(members.length);
+    const changed = new Float64Array(members.length);
+    const metaOf = new Int32Array(members.length);
+    const pos = new Int32Array(members.length);
+    const mapped = new Map<number, number>();
+    for (const m of members) {
+      const n = dir.intern(old.ids[m]);
+      const meta = this.metaOf[m];
+      st[n] = this.st[m];
+      inc[n] = this.inc[m];
+      changed[n] = this.changed[m];
+      metaOf[n] = dir.meta(n, old.gossip[meta], old.rpc[meta], old.zone[meta], old.tags[meta]);
+      mapped.set(m, n);
+    }
+    const known = new IntList();
+    for (const m of this.known.view()) {
+      const n = mapped.get(m) as number;
+      pos[n] = known.length;
+      known.push(n);
+    }
+    this.dead = new Set([...this.dead].map((m) => mapped.get(m) as number));
+    this.selfIdx = mapped.get(this.selfIdx) as number;
+    pos[this.selfIdx] = -1;
+    Object.assign(this, { dir, st, inc, changed, metaOf, pos, known });
+    // The next probe starts a fresh round.
+    this.probeOrder = new IntList();
+    this.probeIndex = 0;
   }
 
   private attemptJoin(now: number): void {
@@ -888,7 +1038,7 @@ export class MembershipCore {
   }
 
   private withoutSelf(addrs: string[]): string[] {
-    return [...new Set(addrs)].filter((addr) => addr !== this.selfRec.gossip);
+    return [...new Set(addrs)].filter((addr) => addr !== this.selfGossip());
   }
 
   // ---- output ---------------------------------------------------------------------------------
@@ -919,8 +1069,8 @@ export class MembershipCore {
     this.broadcasts.enqueue(message.id, message, messageBytes(message));
   }
 
-  private emit(type: MembershipEvent['type'], rec: MemberRecord): void {
-    this.out.events.push({ type, member: snapshot(rec) });
+  private emit(type: MembershipEvent['type'], m: number): void {
+    this.out.events.push({ type, member: this.snapshot(m) });
   }
 
   private drain(): CoreOutput {
@@ -931,11 +1081,73 @@ export class MembershipCore {
   }
 
   private selfAlive(): AliveMessage {
-    const self = this.selfRec;
-    const message: AliveMessage = { t: 'alive', id: self.id, i: self.incarnation, a: self.gossip, r: self.rpc };
-    if (self.zone !== undefined) message.z = self.zone;
-    if (self.tags !== undefined) message.g = self.tags;
+    const meta = this.metaOf[this.selfIdx];
+    const message: AliveMessage = { t: 'alive', id: this.selfId, i: this.inc[this.selfIdx], a: this.dir.gossip[meta], r: this.dir.rpc[meta] };
+    const zone = this.dir.zone[meta];
+    const tags = this.dir.tags[meta];
+    if (zone !== undefined) message.z = zone;
+    if (tags !== undefined) message.g = tags;
     return message;
+  }
+
+  // ---- member records (struct of arrays) -----------------------------------------------------------
+
+  /** The member index of `id` when it is known, else −1. */
+  private find(id: string): number {
+    const m = this.dir.find(id);
+    return m !== undefined && m < this.st.length && this.st[m] !== UNKNOWN ? m : -1;
+  }
+
+  private selfGossip(): string {
+    return this.dir.gossip[this.metaOf[this.selfIdx]];
+  }
+
+  private gossipOf(m: number): string {
+    return this.dir.gossip[this.metaOf[m]];
+  }
+
+  private sameMeta(m: number, message: AliveMessage): boolean {
+    const meta = this.metaOf[m];
+    const dir = this.dir;
+    return dir.gossip[meta] === message.a && dir.rpc[meta] === message.r && dir.zone[meta] === message.z && sameTags(dir.tags[meta], message.g);
+  }
+
+  /** Grows the arrays to hold member index `size − 1` (to the directory's size at once when shared). */
+  private ensureCapacity(size: number): void {
+    if (this.st.length >= size) return;
+    const capacity = Math.max(size, this.ownsDirectory ? Math.ceil(this.st.length * 1.5) : this.dir.size, 16);
+    const grow = <T extends Uint8Array | Float64Array | Int32Array>(old: T, make: (n: number) => T): T => {
+      const next = make(capacity);
+      next.set(old);
+      return next;
+    };
+    this.st = grow(this.st, (n) => new Uint8Array(n));
+    this.inc = grow(this.inc, (n) => new Float64Array(n));
+    this.changed = grow(this.changed, (n) => new Float64Array(n));
+    this.metaOf = grow(this.metaOf, (n) => new Int32Array(n));
+    this.pos = grow(this.pos, (n) => new Int32Array(n));
+  }
+
+  private snapshot(m: number): Member {
+    const meta = this.metaOf[m];
+    const dir = this.dir;
+    const member: Member = { id: dir.ids[m], gossip: dir.gossip[meta], rpc: dir.rpc[meta], state: STATE_NAMES[this.st[m]] as Member['state'], incarnation: this.inc[m] };
+    const zone = dir.zone[meta];
+    const tags = dir.tags[meta];
+    if (zone !== undefined) member.zone = zone;
+    if (tags !== undefined) member.tags = { ...tags };
+    return member;
+  }
+
+  private toWire(m: number): WireMember {
+    const meta = this.metaOf[m];
+    const dir = this.dir;
+    const wire: WireMember = { id: dir.ids[m], a: dir.gossip[meta], r: dir.rpc[meta], s: STATE_NAMES[this.st[m]] as Member['state'], i: this.inc[m] };
+    const zone = dir.zone[meta];
+    const tags = dir.tags[meta];
+    if (zone !== undefined) wire.z = zone;
+    if (tags !== undefined) wire.g = tags;
+    return wire;
   }
 
   private nextSeq(): number {
@@ -944,14 +1156,15 @@ export class MembershipCore {
   }
 
   /** Up to `k` distinct random members (never self) that pass `accept`. */
-  private sample(k: number, accept: (rec: MemberRecord) => boolean): MemberRecord[] {
-    const picked: MemberRecord[] = [];
+  private sample(k: number, accept: (m: number) => boolean): number[] {
+    const picked: number[] = [];
     if (k <= 0) return picked;
-    if (this.ids.length <= SAMPLE_SCAN_MAX) {
-      const pool: MemberRecord[] = [];
-      for (const id of this.ids) {
-        const rec = this.records.get(id) as MemberRecord;
-        if (accept(rec)) pool.push(rec);
+    const known = this.known;
+    if (known.length <= SAMPLE_SCAN_MAX) {
+      const pool: number[] = [];
+      for (let i = 0; i < known.length; i += 1) {
+        const m = known.data[i];
+        if (accept(m)) pool.push(m);
       }
       for (let i = 0; i < k && i < pool.length; i += 1) {
         const j = i + Math.floor(this.random() * (pool.length - i));
@@ -961,36 +1174,20 @@ export class MembershipCore {
       return picked;
     }
     for (let attempts = 0; attempts < k * 8 && picked.length < k; attempts += 1) {
-      const rec = this.records.get(this.ids[Math.floor(this.random() * this.ids.length)]) as MemberRecord;
-      if (accept(rec) && !picked.includes(rec)) picked.push(rec);
+      const m = known.data[Math.floor(this.random() * known.length)];
+      if (accept(m) && !picked.includes(m)) picked.push(m);
     }
     return picked;
   }
 }
 
-function snapshot(rec: MemberRecord): Member {
-  const member: Member = { id: rec.id, gossip: rec.gossip, rpc: rec.rpc, state: rec.state, incarnation: rec.incarnation };
-  if (rec.zone !== undefined) member.zone = rec.zone;
-  if (rec.tags !== undefined) member.tags = { ...rec.tags };
-  return member;
+/** memberlist's pushPullScale: the push-pull interval for n live members (see docs/MEMBERSHIP.md). */
+export function pushPullIntervalMs(baseMs: number, members: number): number {
+  const scale = members <= 32 ? 1 : Math.ceil(Math.log2(members) - Math.log2(32)) + 1;
+  return baseMs * scale;
 }
 
-function setMeta(rec: MemberRecord, message: AliveMessage): void {
-  rec.zone = message.z;
-  rec.tags = message.g === undefined ? undefined : { ...message.g };
-}
-
-function sameAddressAndMeta(rec: MemberRecord, message: AliveMessage): boolean {
-  return rec.gossip === message.a && rec.rpc === message.r && rec.zone === message.z && sameTags(rec.tags, message.g);
-}
-
-function sameTags(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
-}
-
-function shuffle<T>(items: T[], random: () => number): void {
+function shuffle<T>(items: { length: number; [index: number]: T }, random: () => number): void {
   for (let i = items.length - 1; i > 0; i -= 1) {
     const j = Math.floor(random() * (i + 1));
     [items[i], items[j]] = [items[j], items[i]];

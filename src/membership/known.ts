@@ -15,8 +15,8 @@ import type { Member, MembershipEvent } from './types.js';
 
 export const KNOWN_MEMBERS_FILE = 'known-members.json';
 const FILE_VERSION = 1;
-/** Members kept at most: far above any Shoal cluster (membersMax is the protocol's own bound). */
-export const KNOWN_MEMBERS_MAX = 10_000;
+/** Members kept at most: the default membersMax (the protocol's own bound). */
+export const KNOWN_MEMBERS_MAX = 16_384;
 
 export interface KnownMember {
   id: string;

@@ -161,6 +161,19 @@ export function memberMeta(member: { rpc: string; zone?: string; tags?: Record<s
   return meta;
 }
 
+/**
+ * The most bytes one member can take in an encoded push-pull state: a map header, the id (≤
+ * ID_BYTES_MAX), the gossip address (≤ ADDR_BYTES_MAX), the metadata (rpc, zone and tags: ≤
+ * metaBytesMax, whose keys are longer than the wire's one-letter ones), the state and the
+ * incarnation, each with its key and msgpack header. syncBytesMax must hold syncMembersMax of these.
+ */
+export function memberWireBytesMax(metaBytesMax: number): number {
+  return 1 + (3 + 2 + ID_BYTES_MAX) + (2 + 3 + ADDR_BYTES_MAX) + metaBytesMax + (2 + 8) + (2 + 9);
+}
+
+/** Bytes of a push-pull state's envelope besides its members (v, f, j, the array header), rounded up. */
+export const SYNC_STATE_OVERHEAD_BYTES = 256;
+
 export function memberToWire(member: Member): WireMember {
   const wire: WireMember = { id: member.id, a: member.gossip, r: member.rpc, s: member.state, i: member.incarnation };
   if (member.zone !== undefined) wire.z = member.zone;

@@ -104,3 +104,20 @@ test("a joining node's misses are not served as final while it is still syncing"
   t.is(joiner.store.getEntry(mine[0])?.value?.toString(), `v-${mine[0]}`);
   await c.close();
 });
+
+test('a join costs the members that only keep or lose ranges nothing: no streaming round, no source asked', async (t) => {
+  const c = await startCluster(5);
+  await fill(c);
+  const others = c.ids().filter((id) => id !== 'n6');
+  const stats = (id: string) => c.get(id).node.stats().streaming as { rounds: number; syncing: boolean };
+  const rounds = () => Object.fromEntries(others.map((id) => [id, stats(id).rounds]));
+  const before = rounds();
+  await c.add('n6');
+  await c.settle();
+  // Bounded wait until no member has a streaming round pending or running.
+  for (let i = 0; i < 200 && [...others, 'n6'].some((id) => stats(id).syncing); i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.false(others.some((id) => stats(id).syncing), 'every streaming round is over');
+  t.deepEqual(rounds(), before, 'adding a member gives the others no new ranges, so none of them pulled');
+  t.true(stats('n6').rounds >= 1, 'the joiner pulled');
+  await c.close();
+});

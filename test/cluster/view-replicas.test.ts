@@ -59,3 +59,28 @@ test('a node that left is no owner in its own view', (t) => {
   t.deepEqual(v.ring().members(), ['n1', 'n2', 'n3']);
   for (let i = 0; i < 50; i++) t.false(v.owners(`k${i}`).includes('n4'));
 });
+
+test('ring changes are coalesced: 50 joins in one task make one rebuild and one notification; reads are never stale', async (t) => {
+  const world = new MembershipWorld();
+  world.add('n0');
+  let builds = 0;
+  const counting = { ...ringFactory, build: (members: Array<{ id: string; zone?: string }>, opts?: { vnodes?: number }) => { builds += 1; return Ring.build(members, opts); } };
+  const v = new ClusterView({ membership: world.source('n0'), ringFactory: counting, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, logger: nullLogger });
+  t.teardown(() => v.close());
+  const changes: number[] = [];
+  v.onRingChange((oldRing, newRing) => changes.push(newRing.members().length - oldRing.members().length));
+  builds = 0;
+  for (let i = 1; i <= 50; i += 1) world.add(`n${i}`);
+  t.is(builds, 0, 'no rebuild per event');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.is(builds, 1, 'one rebuild for the burst');
+  t.deepEqual(changes, [50], 'one notification, from the old ring to the new one');
+  // A read right after an event sees it at once (settled synchronously), and the next turn adds nothing.
+  world.add('n51');
+  t.true(v.ring().members().includes('n51'));
+  t.is(v.replicas(), 3);
+  t.deepEqual(changes, [50, 1]);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(changes, [50, 1]);
+  t.is(builds, 2);
+});

@@ -5,7 +5,13 @@
  */
 import test from 'ava';
 import { MembershipCore } from '../../src/membership/core.js';
-import { decodePacket, encodePacket, validateSyncState, type Packet } from '../../src/membership/messages.js';
+import { resolveMembershipConfig } from '../../src/membership/config.js';
+import {
+  ADDR_BYTES_MAX, ID_BYTES_MAX, SYNC_STATE_OVERHEAD_BYTES, type Packet,
+  decodePacket, encodePacket, memberMeta, memberWireBytesMax, metaBytes, validateSyncState,
+} from '../../src/membership/messages.js';
+import { pack } from '../../src/codec.js';
+import { FrameDecoder, encodeFrame } from '../../src/rpc/framing.js';
 import { mulberry32 } from '../../src/membership/sim/random.js';
 
 function core(config: Record<string, number>): MembershipCore {
@@ -49,4 +55,52 @@ test('syncMembersMax: a push-pull state with more members fails validation (not 
   const limits = { syncMembersMax: 3, metaBytesMax: 512 };
   t.like(validateSyncState(state(4), limits), { ok: false, detail: 'more than 3 members' });
   t.like(validateSyncState(state(3), limits), { ok: true });
+});
+
+test('a push-pull of syncMembersMax members at the worst-case sizes fits syncBytesMax and passes the frame decoder and validation', (t) => {
+  const config = resolveMembershipConfig();
+  t.true(config.membersMax >= 10_000 * 1.5, 'membersMax holds 10 000 members with headroom');
+  t.true(config.syncMembersMax >= config.membersMax, 'a sync carries every member');
+  t.true(config.syncBytesMax >= config.syncMembersMax * memberWireBytesMax(config.metaBytesMax) + SYNC_STATE_OVERHEAD_BYTES);
+  // Every field at its limit: 128-byte id, 262-byte address, metadata of exactly metaBytesMax.
+  const host = 'h'.repeat(ADDR_BYTES_MAX - 6);
+  const baseTags: Record<string, string> = {};
+  for (let k = 0; k < 1; k += 1) baseTags[`k${k}`] = 'v'.repeat(100);
+  const meta = (rpc: string, tags: Record<string, string>) => metaBytes(memberMeta({ rpc, zone: 'z'.repeat(20), tags }));
+  const members = Array.from({ length: config.syncMembersMax }, (_, i) => {
+    const id = `${i}`.padStart(ID_BYTES_MAX, 'x');
+    const addr = `${host}:${String(10_000 + (i % 50_000)).padStart(5, '1')}`;
+    const tags = { ...baseTags, pad: '' };
+    tags.pad = 'p'.repeat(config.metaBytesMax - meta(addr, tags));
+    // The pad's own msgpack header grows with it: trim to exactly the limit.
+    while (meta(addr, tags) > config.metaBytesMax) tags.pad = tags.pad.slice(1);
+    return { id, a: addr, r: addr, z: 'z'.repeat(20), g: tags, s: 'suspect', i: Number.MAX_SAFE_INTEGER };
+  });
+  t.is(meta(members[0].r, members[0].g), config.metaBytesMax, 'the metadata is exactly at its limit');
+  t.true(pack(members[0]).length <= memberWireBytesMax(config.metaBytesMax), 'memberWireBytesMax bounds one member');
+  const frame = encodeFrame({ v: 1, f: members[0].id, j: false, m: members });
+  t.true(frame.length <= config.syncBytesMax, `${frame.length} bytes ≤ syncBytesMax ${config.syncBytesMax}`);
+  const [decoded] = new FrameDecoder(config.syncBytesMax).push(frame);
+  t.like(validateSyncState(decoded, config), { ok: true });
+});
+
+test('a private directory is compacted once reaped members dominate it: memory follows the known members, not churn', (t) => {
+  const c = new MembershipCore({ self: { id: 'me', gossip: 'me:7000', rpc: 'me:8000' }, config: { deadReapMs: 1000 }, random: mulberry32(5) });
+  let now = 0;
+  for (let round = 0; round < 4; round += 1) {
+    // 1000 new members join, die and are reaped; 10 stay.
+    const batch = Array.from({ length: 1000 }, (_, i) => alive(round * 1000 + i));
+    c.receive(now, { v: 1, m: batch } as Packet, '10.0.0.1:7000');
+    c.receive(now, { v: 1, m: batch.slice(10).map((m) => ({ t: 'dead' as const, id: m.id, i: 1, f: 'me' })) } as Packet, '10.0.0.1:7000');
+    now += 2000;
+    c.tick(now);
+  }
+  t.is(c.knownMembers, 41);
+  const directory = (c as unknown as { dir: { size: number } }).dir;
+  t.true(directory.size < 1200, `directory holds ${directory.size} ids after 4000 joined and 3960 were reaped`);
+  // The survivors are intact after compaction.
+  t.is(c.stateOf('m3005'), 'alive');
+  t.is(c.member('m3005')?.gossip, '10.0.0.3005:7000');
+  t.is(c.stateOf('m3500'), undefined);
+  t.is(c.members().length, 41);
 });

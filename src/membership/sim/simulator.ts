@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import type { MembershipConfig } from '../config.js';
 import { type CoreOutput, MembershipCore } from '../core.js';
+import { MemberDirectory } from '../directory.js';
 import type { Packet, SyncState, WireMember } from '../messages.js';
 import type { MembershipEvent } from '../types.js';
 import { EventHeap } from './heap.js';
@@ -66,6 +67,8 @@ export class Simulator {
   readonly totals: SimTotals = { packetsSent: 0, bytesSent: 0, packetsLost: 0, packetsBlocked: 0, syncs: 0, streamPings: 0, events: 0 };
   private readonly heap = new EventHeap<SimEvent>();
   private readonly byAddr = new Map<string, number>();
+  /** One for all cores: each id and address is held once, not once per core. */
+  private readonly directory = new MemberDirectory();
   private readonly random: () => number;
   private readonly listeners: SimListener[] = [];
   private seq = 0;
@@ -78,6 +81,8 @@ export class Simulator {
     this.lossRate = options.lossRate ?? 0;
     this.latencyMsMin = options.latencyMsMin ?? 1;
     this.latencySpanMs = (options.latencyMsMax ?? 5) - this.latencyMsMin;
+    // Interned up front, so that every core sizes its arrays once.
+    for (let i = 0; i < options.n; i += 1) this.directory.intern(`n${i}`);
     for (let i = 0; i < options.n; i += 1) {
       const id = `n${i}`;
       const addr = `10.${(i >> 8) & 255}.${i & 255}.1:7946`;
@@ -101,6 +106,7 @@ export class Simulator {
       node.up = true;
       node.core.join(this.now, ['bootstrap:1']);
       node.core.handleSyncResponse(this.now, state);
+      node.core.assumeSteadyState(this.now);
       this.schedule(node);
     }
   }
@@ -225,6 +231,7 @@ export class Simulator {
     return new MembershipCore({
       self: { id, gossip: addr, rpc: addr, incarnation },
       config: this.options.config,
+      directory: this.directory,
       random: mulberry32((this.options.seed * 1_000_003 + i * 7919 + incarnation * 104_729) >>> 0),
     });
   }
