@@ -246,6 +246,12 @@ export class Streaming {
       this.o.logger.debug('streaming: no newly owned ranges', { ring: target.checksum() });
       this.retries = 0;
       this.markSynced(target);
+      // From a ring of this node alone it "owned" everything, so nothing is newly owned, yet its
+      // data has never met the others': catch up by anti-entropy (see the top of this file).
+      if (this.joinedFromAlone(base, target)) {
+        this.o.logger.info('streaming: joined from a ring of this node alone; catching up by anti-entropy', { ring: target.checksum() });
+        this.o.onJoinedFromAlone?.();
+      }
       return;
     }
     const sources = base.members().filter((id) => id !== self && view.isUp(id));
@@ -277,7 +283,7 @@ export class Streaming {
     const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
     if (ok && view.ring().checksum() === target.checksum()) {
       this.retries = 0;
-      const fromAlone = base.members().every((id) => id === self) && target.members().some((id) => id !== self);
+      const fromAlone = this.joinedFromAlone(base, target);
       this.markSynced(target);
       if (fromAlone) {
         this.o.logger.info('streaming: joined from a ring of this node alone; catching up by anti-entropy', { ring: target.checksum() });
@@ -306,6 +312,12 @@ export class Streaming {
   }
 
   /** Pages one source's session to the end; false if the source failed. */
+  /** The base ring was this node alone and the new one has others: its data never met theirs. */
+  private joinedFromAlone(base: RingLike, target: RingLike): boolean {
+    const self = this.o.view.selfId;
+    return base.members().every((id) => id === self) && target.members().some((id) => id !== self);
+  }
+
   private async pull(source: string, request: Args): Promise<boolean> {
     const { config, transport } = this.o;
     let args: Args = request;

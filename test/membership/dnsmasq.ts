@@ -43,10 +43,19 @@ export class Dnsmasq {
 
   /** `hosts`: name → IPv4 address(es). */
   static async start(hosts: Hosts, srv: SrvRecord[] = []): Promise<Dnsmasq> {
-    const server = new Dnsmasq(await freeUdpPort(), srv);
-    server.writeHosts(hosts);
-    await server.spawn();
-    return server;
+    // The port is free for UDP when picked, but dnsmasq binds TCP on it too, and a test running beside
+    // this one may hold that TCP port: pick another (bounded).
+    for (let attempt = 1; ; attempt += 1) {
+      const server = new Dnsmasq(await freeUdpPort(), srv);
+      server.writeHosts(hosts);
+      try {
+        await server.spawn();
+        return server;
+      } catch (err) {
+        await server.stop();
+        if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
+      }
+    }
   }
 
   /** The server as membership.dnsServers takes it. */
