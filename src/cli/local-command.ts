@@ -21,6 +21,7 @@ import { readClusterFile, type ClusterFile, type ClusterFileNode } from '../node
 import { loadConfig } from '../node/config.js';
 import { ShoalClient } from '../rpc/shoal-client.js';
 import { loadServerTls, type RpcTlsClientOptions } from '../rpc/tls.js';
+import { isProcessAlive } from '../storage/lock.js';
 import { EXIT, UsageError, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -173,15 +174,6 @@ async function probeAddress(addr: string, udp: boolean): Promise<string | null> 
   });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function readPid(file: string): number | null {
   try {
     const pid = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
@@ -197,12 +189,12 @@ function readPid(file: string): number | null {
  */
 export async function localConflict(plan: ClusterFile, root: string): Promise<string | null> {
   const launcher = readPid(join(root, LOCAL_PID_FILE));
-  if (launcher !== null && launcher !== process.pid && pidAlive(launcher)) {
+  if (launcher !== null && launcher !== process.pid && isProcessAlive(launcher)) {
     return `${root} is in use by a running shoal local (pid ${launcher}); stop it first, or pick another --data-dir`;
   }
   for (const n of plan.nodes) {
     const holder = n.dataDir === undefined ? null : readPid(join(resolve(n.dataDir), 'LOCK'));
-    if (holder !== null && holder !== process.pid && pidAlive(holder)) return `the data dir of ${n.id} (${n.dataDir}) is in use by a running agent (pid ${holder}); stop it first, or pick another --data-dir`;
+    if (holder !== null && holder !== process.pid && isProcessAlive(holder)) return `the data dir of ${n.id} (${n.dataDir}) is in use by a running agent (pid ${holder}); stop it first, or pick another --data-dir`;
   }
   const first = await firstTaken(plan);
   if (!first) return null;
