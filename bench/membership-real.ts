@@ -41,6 +41,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, freemem, loadavg, tmpdir } from 'node:os';
+import { cpuMicros } from './lib/proc-cpu.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
@@ -474,16 +475,10 @@ function rssMiB(agent: Agent, field = 'VmRSS'): number | null {
   }
 }
 
-/** CPU seconds (user + system) an agent has used so far, from /proc/PID/stat. */
+/** CPU seconds (user + system) an agent has used so far (bench/lib/proc-cpu.ts). */
 function cpuSecondsOf(agent: Agent): number | null {
-  try {
-    const stat = readFileSync(`/proc/${agent.child.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return null;
-  }
+  const micros = cpuMicros([agent.child.pid]);
+  return micros === null ? null : micros / 1e6;
 }
 
 const loadSamples: Array<{ phase: string; load1: number; load5: number }> = [];
