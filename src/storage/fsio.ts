@@ -93,3 +93,45 @@ export async function truncateSynced(io: FileIo, path: string, length: number): 
     await io.close(fd);
   }
 }
+
+/** What `FsIo.stat` reports. */
+export interface FsStat {
+  size: number;
+  isDirectory: boolean;
+}
+
+/**
+ * The whole file-system seam: DirIo plus the reads and directory listing that recovery, the hint store,
+ * the data-dir lock and the membership files need. Every file access of a node's data dir goes through
+ * one FsIo (default `nodeFsIo`), so the simulator (src/sim/) can give each node a disk of its own that
+ * loses what was not fsynced on a crash, tears the last write, fills up or fails.
+ * Errors carry node's `code` (ENOENT, ENOSPC, EIO, EEXIST, ...), as node:fs's do.
+ */
+export interface FsIo extends DirIo {
+  /** Reads up to `length` bytes at file `position` into buf[offset..]; resolves with bytes read (0 at the end). */
+  read(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  readFile(path: string): Promise<Buffer>;
+  /** Names (not paths) of the entries of `dir`. */
+  readdir(dir: string): Promise<string[]>;
+  /** Creates `dir` and its missing parents; an existing directory is not an error. */
+  mkdir(dir: string): Promise<void>;
+  stat(path: string): Promise<FsStat>;
+  /** Removes a file or a directory tree; a missing path is not an error. */
+  rmRecursive(path: string): Promise<void>;
+}
+
+export const nodeFsIo: FsIo = {
+  ...nodeDirIo,
+  read: (fd, buf, offset, length, position) =>
+    new Promise((resolve, reject) => fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)))),
+  readFile: (path) => fsp.readFile(path),
+  readdir: (dir) => fsp.readdir(dir),
+  mkdir: async (dir) => {
+    await fsp.mkdir(dir, { recursive: true });
+  },
+  stat: async (path) => {
+    const st = await fsp.stat(path);
+    return { size: st.size, isDirectory: st.isDirectory() };
+  },
+  rmRecursive: (path) => fsp.rm(path, { recursive: true, force: true }),
+};
