@@ -5,7 +5,7 @@
  * it does over TCP: FRAME_TOO_LARGE for the caller's request, an error answer for a result too large.
  */
 import { pack, unpack } from '../codec.js';
-import { ShoalError, toShoalError } from '../errors.js';
+import { isErrorCode, ShoalError, toShoalError } from '../errors.js';
 import type { RpcPoolLike } from '../cluster/ports.js';
 import type { RpcHandler } from '../rpc/server.js';
 import type { SimNetwork } from './network.js';
@@ -42,7 +42,7 @@ export class SimRpcPool implements RpcPoolLike {
     const answer = unpack(answerBytes) as WireAnswer;
     if (answer.ok) return answer.result ?? null;
     const error = answer.error ?? { code: 'INTERNAL', message: 'malformed answer' };
-    throw new ShoalError(error.code as ShoalError['code'], error.message, { addr });
+    throw new ShoalError(isErrorCode(error.code) ? error.code : 'INTERNAL', error.message, { addr });
   }
 
   close(): Promise<void> {

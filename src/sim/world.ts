@@ -246,7 +246,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       proc.clock.kill();
       net.unlisten(rpcAddr(m), proc.clock);
     }
-    m.disk.processDied(power, scheduler.random);
+    m.disk.processDied(power);
     m.proc = null;
     m.state = 'down';
   };
@@ -321,7 +321,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
               () => {
                 if (target.proc !== proc) return;
                 proc.clock.kill();
-                target.disk.processDied(false, scheduler.random);
+                target.disk.processDied(false);
                 target.proc = null;
                 if (f.rejoinAfterMs !== null) {
                   scheduler.at(f.rejoinAfterMs, () => {
