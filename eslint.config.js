@@ -79,7 +79,6 @@ export default tseslint.config(
     // random numbers only through its injected Clock, so the whole-cluster simulator (src/sim/) runs it
     // on simulated time and a seed replays the same trace. hints.ts is not on the seam yet.
     files: ['src/cluster/**/*.ts', 'src/background.ts'],
-    ignores: ['src/cluster/hints.ts'],
     rules: {
       'no-restricted-globals': [
         'error',
@@ -116,6 +115,49 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'new Date() reads the real clock: use new Date(clock.now())' },
+      ],
+    },
+  },
+  {
+    // The storage engine and the hint store run inside the whole-cluster simulator (src/sim/): every file
+    // access goes through an injected FsIo (src/storage/fsio.ts) and every timer, time read and random
+    // draw through an injected Clock (src/clock.ts), never node:fs or the globals directly.
+    files: ['src/storage/**/*.ts', 'src/cluster/hints.ts'],
+    ignores: ['src/storage/fsio.ts', 'src/storage/liveness.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['fs', 'node:fs', 'fs/promises', 'node:fs/promises'].map((name) => ({
+            name,
+            message: 'Go through the injected FsIo (src/storage/fsio.ts), so the simulator can give a simulated disk.',
+          })),
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/storage/**/*.ts', 'src/cluster/hints.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        ...['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate'].map((name) => ({
+          name,
+          message: 'Use the injected Clock (src/clock.ts): the simulator runs these on simulated time.',
+        })),
+      ],
+      'no-restricted-properties': [
+        'error',
+        ...[
+          ['Date', 'now'],
+          ['Math', 'random'],
+          ['performance', 'now'],
+          ['process', 'hrtime'],
+        ].map(([object, property]) => ({ object, property, message: 'Use the injected Clock (src/clock.ts).' })),
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Use the injected Clock (src/clock.ts).' },
       ],
     },
   },

@@ -408,6 +408,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       metrics: metrics.layerSink(),
       ringFactory: { build: (members, opts) => Ring.build(members, opts), hashKey },
       hlc: new Hlc(id, () => clock.now(), { maxDriftMs: c.clockAheadMsMax }),
+      clock,
     });
     cluster = startedCluster;
     cleanups.push(() => startedCluster.close());
