@@ -45,6 +45,7 @@ function worldFor(seed: number, mutations: MutationName[]): Partial<WorldOptions
     nodesMax: Math.min(9, nodes + 2),
     durationMs: num('--duration', 60) * 1000,
     mutations,
+    printTrace: flag('--trace'),
     ...(keep !== undefined ? { keep: keep === '' ? [] : keep.split(',').map(Number) } : {}),
   };
 }

@@ -24,6 +24,7 @@ import { RespServer } from '../resp/server.js';
 import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
 import type { Keyring } from '../security/keyring.js';
 import { openStore } from '../storage/store.js';
+import type { LockOptions } from '../storage/lock.js';
 import type { Store } from '../storage/types.js';
 import type { ShoalConfig } from './config-schema.js';
 import { clusterLayerConfig, membershipLayerConfig } from './config.js';
@@ -61,6 +62,8 @@ export interface NodeWorld {
   serveRpc(addr: string, handler: RpcHandler): () => void;
   /** Extra Membership.start options: its network and files. */
   membership: Partial<MembershipOptions>;
+  /** The data-dir lock's owner (this process incarnation) and how to tell whether an owner runs. */
+  lock: Pick<LockOptions, 'pid' | 'isAlive'>;
 }
 
 export type NodeState = 'starting' | 'serving' | 'leaving' | 'stopping' | 'stopped';
@@ -295,7 +298,14 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       }
     }
     // The storage section's fields are the store's options, by name.
-    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }), onFsync: (ms) => metrics.observeFsync(ms) });
+    store = await openStore(dataDir, {
+      ...config.storage,
+      logger: log.child({ layer: 'storage' }),
+      onFsync: (ms) => metrics.observeFsync(ms),
+      clock,
+      fs: fsIo,
+      ...(world !== undefined ? { lock: world.lock } : {}),
+    });
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
@@ -383,6 +393,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       replayConcurrency: c.hintReplayConcurrency,
       fsync: config.storage.fsync !== 'none',
       logger: log.child({ layer: 'hints' }),
+      clock,
+      fs: fsIo,
     });
     hints = openedHints;
     cleanups.push(() => openedHints.close());

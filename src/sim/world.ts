@@ -12,7 +12,6 @@
  *    with what it still finds after `settleMaxMs`.
  */
 import { createHash } from 'node:crypto';
-import type { Clock } from '../clock.js';
 import { isMutationName, MUTATIONS, type MutationName, setMutations } from '../mutations.js';
 import { defaultConfig, type ShoalConfig } from '../node/config.js';
 import { startNode, type Node } from '../node/node.js';
@@ -46,6 +45,8 @@ export interface WorldOptions {
   driftPpmMax: number;
   /** Lines kept per node for a failure report. */
   logLinesPerNode: number;
+  /** Print every trace line as it happens (debugging one seed). */
+  printTrace?: boolean;
 }
 
 export const DEFAULT_WORLD: Omit<WorldOptions, 'seed'> = {
@@ -136,6 +137,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       hash.update('\n');
       traceLines++;
       traceTail.push(text);
+      if (options.printTrace === true) console.log(text);
       if (traceTail.length > 60) traceTail.shift();
     },
   };
@@ -154,6 +156,13 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
   const machines: Machine[] = [];
   const stats = { faultsRun: 0, faultsSkipped: 0 };
 
+  /** Each process incarnation has a pid of its own (the data-dir lock tells a dead owner by it). */
+  const pids = new Map<number, SimProcessClock>();
+  const pidOf = (clock: SimProcessClock): number => {
+    const pid = 1000 + pids.size;
+    pids.set(pid, clock);
+    return pid;
+  };
   const gossipAddr = (m: Machine) => `${m.host}:${GOSSIP_PORT}`;
   const rpcAddr = (m: Machine) => `${m.host}:${RPC_PORT}`;
 
@@ -187,8 +196,9 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     c.cluster.vnodes = 64;
     // The seed machine bootstraps the cluster the first time (no seeds); every other machine, and the
     // seed on any later start, joins through the seed and the members it knew.
-    const seed = machines[0];
-    c.membership.seeds = m.index === 0 ? [] : [gossipAddr(seed)];
+    // The seed list every other machine is given: the first three machines (as a DNS name would
+    // list them), wherever they are now.
+    c.membership.seeds = m.index === 0 ? [] : machines.slice(0, 3).filter((x) => x !== m).map(gossipAddr);
     return c;
   };
 
@@ -214,7 +224,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           serveRpc(net, clock, addr, config.rpc.frameBytesMax, handler);
           return () => net.unlisten(addr, clock);
         },
-        membership: membershipWorld(net, clock as Clock & SimProcessClock, m.host, fs),
+        membership: membershipWorld(net, clock, m.host, fs),
+        lock: { pid: pidOf(clock), isAlive: (pid) => pids.get(pid)?.dead === false },
       },
     }).then(
       (node) => {
@@ -251,11 +262,10 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     m.state = 'down';
   };
 
-  const restartLater = (m: Machine, ms: number, why: string, before?: () => void): void => {
+  const restartLater = (m: Machine, ms: number, why: string): void => {
     m.restartPending = true;
     scheduler.at(ms, () => {
-      if (m.state !== 'down') return;
-      before?.();
+      if (m.state !== 'down' || m.proc !== null) return;
       start(m, why);
     });
   };
@@ -282,13 +292,12 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         if (up().length <= 2) return skip(f, 'would leave fewer than two running');
         note(`fault ${describeFault(f)}`);
         crash(target, f.kind === 'power');
-        restartLater(target, f.downMs, f.kind, () => {
-          if (f.kind === 'wipe') target.disk.wipe();
-          if (f.kind === 'move') {
-            target.generation++;
-            target.host = machineHost(target.index, target.generation);
-          }
-        });
+        if (f.kind === 'wipe') target.disk.wipe();
+        if (f.kind === 'move') {
+          target.generation++;
+          target.host = machineHost(target.index, target.generation);
+        }
+        restartLater(target, f.downMs, f.kind);
         break;
       }
       case 'stop': {
@@ -312,29 +321,34 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         if (members().length <= 3) return skip(f, 'the cluster would fall below three members');
         note(`fault ${describeFault(f)}`);
         const proc = target.proc as Proc;
+        const node = proc.node as Node;
         target.restartPending = true;
+        // Whatever the answer says (the operator's CLI may give up first), a node that stops after
+        // being asked to leave has left; one that still serves after a failed answer has not.
+        node.stopped().then(
+          () => {
+            if (target.proc !== proc) return;
+            note(`${target.id} left and stopped`);
+            target.state = 'left';
+            proc.clock.kill();
+            target.disk.processDied(false);
+            target.proc = null;
+            if (f.rejoinAfterMs !== null) {
+              scheduler.at(f.rejoinAfterMs, () => {
+                if (target.state === 'left') start(target, 'rejoin after leave');
+              });
+            }
+          },
+          () => undefined,
+        );
         callClient(rpcAddr(target), 'leave', {}).then(
           () => {
-            note(`${target.id} left`);
-            target.state = 'left';
-            (proc.node as Node).stopped().then(
-              () => {
-                if (target.proc !== proc) return;
-                proc.clock.kill();
-                target.disk.processDied(false);
-                target.proc = null;
-                if (f.rejoinAfterMs !== null) {
-                  scheduler.at(f.rejoinAfterMs, () => {
-                    if (target.state === 'left') start(target, 'rejoin after leave');
-                  });
-                }
-              },
-              () => undefined,
-            );
+            note(`${target.id} acknowledged the leave`);
+            if (target.proc === proc) target.state = 'left';
           },
           (err: unknown) => {
-            target.restartPending = false;
-            note(`${target.id} leave failed: ${(err as Error).message}`);
+            note(`${target.id} leave answer: ${(err as Error).message}`);
+            if (target.proc === proc && node.state() === 'serving') target.restartPending = false;
           },
         );
         break;
@@ -509,8 +523,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
   const check = (): Violation[] => {
     const extra: Violation[] = [...violations];
     for (const m of machines) {
-      if (m.state === 'left' && m.proc !== null && m.proc.node?.state() !== 'stopped') {
-        extra.push({ check: 'one-cluster', detail: `${m.id} left the cluster but still runs (state ${m.proc.node?.state() ?? 'starting'})` });
+      if (m.state === 'left' && m.proc !== null && m.proc.node?.state() === 'serving') {
+        extra.push({ check: 'one-cluster', detail: `${m.id} acknowledged a leave but still serves` });
       }
     }
     return checkCluster(workload, probes(), expectedIds(), extra);
