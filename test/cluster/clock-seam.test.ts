@@ -2,7 +2,8 @@
  * The cluster layer on the time seam (src/clock.ts, issue 12): real ClusterNodes driven entirely by the
  * simulator's scheduler (src/sim/scheduler.ts), one SimProcessClock per node, their calls delivered by
  * scheduler events (helpers/sim-network.ts). Puts and gets, a join (a ring change: streaming to the new
- * node, clean-up of copies no longer owned on the others), anti-entropy and hint replay on their timers:
+ * node, clean-up of copies no longer owned on the others), a crash and return (hints and their replay),
+ * anti-entropy on its timer:
  * all of it runs on simulated time, no real timer armed and no real clock read from the cluster code,
  * far faster than real time, and a seed replays the same trace.
  */
@@ -29,6 +30,9 @@ const CONFIG: Partial<ClusterConfig> = {
 const RUN_MS = 100_000;
 const KEYS = 20;
 const JOIN_AT_MS = 20_000;
+/** n3 is down (a crash within dead-owner grace: hints, then their replay) from here to DOWN_UNTIL_MS. */
+const DOWN_AT_MS = 45_000;
+const DOWN_UNTIL_MS = 56_000;
 
 /** A frame of the cluster code (src/cluster/ but hints.ts, which is not on the seam yet, and background.ts). */
 const CLUSTER_FRAME = /\/src\/(?:cluster\/(?!hints\.ts)[\w-]+\.ts|background\.ts)/;
@@ -90,6 +94,7 @@ interface RunResult {
   antiEntropyRounds: Record<string, number>;
   streamedToNewNode: number;
   cleanupDropped: number;
+  hintsReplayed: number;
   /** Keys held by a node that does not own them, at the end. */
   misplaced: string[];
   /** Owners lacking the last acknowledged value, at the end. */
@@ -151,6 +156,17 @@ async function runWorld(seed: number): Promise<RunResult> {
   for (let i = 0; i < 60; i++) sched.at(3_000 + i * 200, () => write(i, ['n1', 'n2', 'n3']));
   sched.at(JOIN_AT_MS, () => void start('n4'));
   for (let i = 60; i < 150; i++) sched.at(22_000 + (i - 60) * 200, () => write(i, ['n1', 'n2', 'n3', 'n4']));
+  sched.at(DOWN_AT_MS, () => {
+    net.down('n3');
+    world.set('n3', 'dead');
+    trace.push(`${at()} down n3`);
+  });
+  for (let i = 150; i < 200; i++) sched.at(DOWN_AT_MS + 500 + (i - 150) * 200, () => write(i, ['n1', 'n2', 'n4']));
+  sched.at(DOWN_UNTIL_MS, () => {
+    net.up('n3');
+    world.set('n3', 'alive');
+    trace.push(`${at()} up n3`);
+  });
   sched.at(RUN_MS - 10_000, () => {
     for (const [key, value] of latest) for (const via of nodes.keys()) read(via, key, 'all', value);
   });
@@ -159,9 +175,11 @@ async function runWorld(seed: number): Promise<RunResult> {
 
   const antiEntropyRounds: Record<string, number> = {};
   let cleanupDropped = 0;
+  let hintsReplayed = 0;
   for (const [id, n] of nodes) {
     antiEntropyRounds[id] = (n.node.antiEntropy.stats() as { rounds: number }).rounds;
     cleanupDropped += n.node.cleanup.stats().dropped;
+    hintsReplayed += n.node.handoff.stats().replayed;
   }
   const streamedToNewNode = (nodes.get('n4')?.node.streaming.stats() as { keysReceived: number } | undefined)?.keysReceived ?? 0;
   const misplaced: string[] = [];
@@ -200,12 +218,13 @@ async function runWorld(seed: number): Promise<RunResult> {
     antiEntropyRounds,
     streamedToNewNode,
     cleanupDropped,
+    hintsReplayed,
     misplaced,
     missing,
   };
 }
 
-test.serial('three nodes, a join, anti-entropy, streaming and clean-up run on simulated time only, and a seed replays the same trace', async (t) => {
+test.serial('three nodes, a join, a crash and return: anti-entropy, streaming, clean-up and hint replay run on simulated time only, and a seed replays the same trace', async (t) => {
   const spy = spyOnRealTime();
   let first: RunResult;
   let again: RunResult;
@@ -224,8 +243,8 @@ test.serial('three nodes, a join, anti-entropy, streaming and clean-up run on si
     t.deepEqual(r.missing, [], 'every owner holds the last acknowledged value');
   }
   t.is(first.latest.size, KEYS);
-  t.true(first.trace.filter((l) => l.includes(' put ')).length === 150, 'every put acknowledged');
-  t.true(first.trace.filter((l) => l.includes(' get ')).length >= 150 + KEYS * 4);
+  t.is(first.trace.filter((l) => l.includes(' put ')).length, 200, 'every put acknowledged');
+  t.true(first.trace.filter((l) => l.includes(' get ')).length >= 200 + KEYS * 4);
   // The timers ran on simulated time: several anti-entropy intervals on every node, a streaming round
   // after the join (ringSettleMs), and the clean-up cleanupDelayMs after it.
   for (const [id, rounds] of Object.entries(first.antiEntropyRounds)) {
@@ -234,6 +253,7 @@ test.serial('three nodes, a join, anti-entropy, streaming and clean-up run on si
   }
   t.true(first.streamedToNewNode > 0, 'the new node streamed in its ranges');
   t.true(first.cleanupDropped > 0, 'the old owners dropped the copies they no longer own');
+  t.true(first.hintsReplayed > 0, 'the writes n3 missed while down were replayed to it');
   // Far faster than real time (a loaded 2-core machine still does this in a fraction of the run).
   t.true(first.simMs >= RUN_MS);
   const speedup = first.simMs / first.wallMs;
