@@ -34,8 +34,8 @@ const JOIN_AT_MS = 20_000;
 const DOWN_AT_MS = 45_000;
 const DOWN_UNTIL_MS = 56_000;
 
-/** A frame of the cluster code (src/cluster/ but hints.ts, which is not on the seam yet, and background.ts). */
-const CLUSTER_FRAME = /\/src\/(?:cluster\/(?!hints\.ts)[\w-]+\.ts|background\.ts)/;
+/** A frame of the cluster code (src/cluster/ and src/background.ts). */
+const CLUSTER_FRAME = /\/src\/(?:cluster\/[\w-]+\.ts|background\.ts)/;
 
 /**
  * Replaces the real timers and clocks with spies that note every call made with cluster code on the
