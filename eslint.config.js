@@ -77,7 +77,7 @@ export default tseslint.config(
   {
     // The time and randomness seam (src/clock.ts): the cluster layer reads time, arms timers and draws
     // random numbers only through its injected Clock, so the whole-cluster simulator (src/sim/) runs it
-    // on simulated time and a seed replays the same trace. hints.ts is not on the seam yet.
+    // on simulated time and a seed replays the same trace.
     files: ['src/cluster/**/*.ts', 'src/background.ts'],
     rules: {
       'no-restricted-globals': [
