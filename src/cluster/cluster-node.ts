@@ -188,6 +188,7 @@ export class ClusterNode {
       onApplied: (key) => {
         this.leaveDirty?.add(key);
         this.keyListing.noteApplied(key);
+        if (this.cleanupTimer === null && !this.view.owners(key).includes(this.id)) this.strayCopyArrived(key);
       },
       batchBytesMax: batchBytesMax(config.frameBytesMax),
     });
@@ -573,6 +574,18 @@ export class ClusterNode {
       if (moved === 0 && skipped === 0 && results.length > 0) return;
       if (results.length === 0 || skipped > 0) await sleep(this.clock, Math.max(this.config.ringSettleMs, 100));
     }
+  }
+
+  /**
+   * A copy of a key this node does not own was applied here: a hint or a write routed by a ring that
+   * was not the one this node has (a node that rejoined and served before it knew every member, found
+   * by the simulator). Clean-up runs only after ring changes, and this node's ring may never change
+   * again, so the copy would stay for good: arm a clean-up, which hands it to its owners and drops it.
+   */
+  private strayCopyArrived(key: string): void {
+    if (this.leaving || this.closed) return;
+    this.logger.info('a copy of a key this node does not own arrived; clean-up armed', { key, inMs: this.config.cleanupDelayMs });
+    this.armCleanup(this.config.cleanupDelayMs);
   }
 
   /** After a ring change: a clean-up once the ring has been stable for cleanupDelayMs. */

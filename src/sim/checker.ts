@@ -134,7 +134,10 @@ export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds
         example ||= key;
       }
     }
-    if (stray > 0) out.push({ check: 'copies-on-non-owner', detail: `${n.id} holds ${stray} keys it does not own (e.g. ${example})` });
+    if (stray > 0) {
+      const e = n.entry(example);
+      out.push({ check: 'copies-on-non-owner', detail: `${n.id} holds ${stray} keys it does not own (e.g. ${example} version ${versionOf(e)}, owners ${n.owners(example).join(',')})` });
+    }
   }
 
   for (const v of workload.readViolations) out.push({ check: 'bad-read', detail: `${v.key} at ${Math.round(v.atMs)} ms: ${v.problem}` });
