@@ -17,7 +17,8 @@ import path from 'node:path';
 import test from 'ava';
 import { pack, unpack } from '../../src/codec.js';
 import { ShoalError, toShoalError } from '../../src/errors.js';
-import { Membership } from '../../src/membership/membership.js';
+import type { SeedDns } from '../../src/membership/dns.js';
+import { Membership, type MembershipOptions } from '../../src/membership/membership.js';
 import type { SyncHandler, SyncListenerFactory, SyncServer, SyncTransport } from '../../src/membership/types.js';
 import type { UdpEndpoint, UdpFactory, UdpRemote } from '../../src/membership/udp.js';
 import { setMutations } from '../../src/mutations.js';
@@ -299,7 +300,7 @@ class World {
   }
 
   /** Starts node i (the seed n0 has no seeds; the others join through it). */
-  async start(i: number): Promise<Membership> {
+  async start(i: number, extra: Partial<MembershipOptions> = {}): Promise<Membership> {
     const clock = this.sched.clock();
     const membership = await Membership.start({
       id: idOf(i), bindHost: hostOf(i), gossipPort: PORT, rpc: `${hostOf(i)}:7000`,
@@ -310,6 +311,7 @@ class World {
       sync: this.net.syncTransport(clock, addrOf(i)),
       syncListener: this.net.syncListener(clock),
       fs: this.disks[i].io(clock),
+      ...extra,
     });
     this.nodes[i] = { clock, membership };
     this.log(`start ${idOf(i)} incarnation ${membership.self().incarnation} joining ${membership.joining}`);
@@ -444,4 +446,44 @@ test.serial("mutation seed-forgets-known: the seed restarted after everyone else
   } finally {
     setMutations([]);
   }
+});
+
+test.serial('DNS seeds resolve through the seedDns seam and again on the simulated clock; a graceful leave and stop run on simulated time', async (t) => {
+  setMutations([]);
+  const world = new World(21);
+  const lookups: string[] = [];
+  const seedDns: SeedDns = {
+    lookup: async (host) => {
+      lookups.push(`${world.sched.timeMs} ${host}`);
+      if (host !== 'seeds.sim') throw errno('ENOTFOUND', host);
+      return [hostOf(0), hostOf(1)];
+    },
+    resolver: () => {
+      throw new Error('no servers and no srv: seeds here');
+    },
+  };
+  await world.start(0);
+  await world.start(1);
+  await world.start(2, { seeds: [`seeds.sim:${PORT}`], seedDns });
+  t.true(await world.runUntil(() => world.oneCluster([0, 1, 2])), 'n2 joined through the name');
+  await world.runFor(65_000);
+  const stats = world.nodes[2]!.membership.stats();
+  t.deepEqual(stats.seedAddresses, [addrOf(0), addrOf(1)]);
+  // Before the first join attempt, after it, and every seedResolveIntervalMs (30 s) of simulated time.
+  t.true(stats.seedResolutions >= 3 && lookups.every((line) => line.endsWith(' seeds.sim')), lookups.join('\n'));
+  t.true(lookups.some((line) => Number(line.split(' ')[0]) >= 60_000), `re-resolved on the simulated clock: ${lookups.join(', ')}`);
+
+  const knownOf0 = (): string[] => JSON.parse(world.disks[0].files.get('/data/n0/membership/known-members.json')?.toString('utf8') ?? '{"members":[]}')
+    .members.map((m: { id: string }) => m.id);
+  t.deepEqual(knownOf0(), ['n1', 'n2']);
+  const leaver = world.nodes[1]!.membership;
+  let left = false;
+  void leaver.leave({ timeoutMs: 5000 }).then(() => leaver.stop()).then(() => {
+    left = true;
+  });
+  t.true(await world.runUntil(() => left, 10_000), 'leave() and stop() finished on simulated time');
+  t.true(await world.runUntil(() => [0, 2].every((i) => world.nodes[i]!.membership.members().find((m) => m.id === 'n1')?.state === 'left')),
+    'the others hold n1 as left');
+  await world.runFor(2000);
+  t.deepEqual(knownOf0(), ['n2'], 'a member that left is dropped from the persisted known members');
 });
