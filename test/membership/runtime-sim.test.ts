@@ -434,6 +434,7 @@ test.serial('the same seed replays the same event trace; another seed gives anot
 
 test.serial("mutation seed-forgets-known: the seed restarted after everyone else forms a second cluster that never merges", async (t) => {
   setMutations(['seed-forgets-known']);
+  const wallStartMs = performance.now();
   try {
     const { world, joined, restartedWithoutSeed, seedKnownAtRestart } = await scenario(12);
     t.true(joined && restartedWithoutSeed, 'the schedule ran as without the mutation up to the seed restart');
@@ -443,6 +444,8 @@ test.serial("mutation seed-forgets-known: the seed restarted after everyone else
     t.false(merged, 'with the mutation the seed must not rejoin');
     t.true(world.oneCluster([0]), `the seed is a cluster of its own: ${world.aliveIn(0).join(',')}`);
     t.true(world.oneCluster(others), `the others are a second cluster without it: ${others.map((i) => world.aliveIn(i).join(',')).join(' | ')}`);
+    const wallMs = performance.now() - wallStartMs;
+    t.log(`${(world.sched.timeMs / 1000).toFixed(0)} simulated s, ${world.sched.events} events, ${world.net.datagramsSent} datagrams in ${wallMs.toFixed(0)} wall ms (${(world.sched.timeMs / wallMs).toFixed(0)}× real time)`);
   } finally {
     setMutations([]);
   }
