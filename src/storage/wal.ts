@@ -14,21 +14,23 @@
  * at the next open; `onFailure` tells the store which records were rejected so it can undo them.
  */
 import assert from 'node:assert/strict';
+import { type Clock, type ClockTimer, yieldTurn } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type FileIo, fsyncDir, writeFully } from './fsio.js';
+import { type DirIo, fsyncDir, writeFully } from './fsio.js';
 import { segmentName } from './layout.js';
 import { encodeRecord, type KIND_DROP, payloadCapacity, RECORD_HEADER_BYTES } from './record.js';
 import type { Entry, FsyncPolicy } from './types.js';
 import path from 'node:path';
-import fs from 'node:fs/promises';
 
 export interface WalOptions {
   dir: string;
   fsync: FsyncPolicy;
   fsyncIntervalMs: number;
   walSegmentBytesMax: number;
-  io: FileIo;
+  io: DirIo;
+  /** The group-commit turns, the fsync interval timer and the fsync latency measure. */
+  clock: Clock;
   logger: Logger;
   /**
    * Called once when the WAL fails and the store must stop accepting writes: every record with a
@@ -114,7 +116,7 @@ export class Wal {
   private ackedSeq: number;
   private flushWaiters: Waiter[] = [];
   private syncWaiters: Waiter[] = [];
-  private intervalTimer: NodeJS.Timeout | null = null;
+  private intervalTimer: ClockTimer | null = null;
   private closed = false;
   /** The READ_ONLY error every write gets once the log has failed. */
   failure: ShoalError | null = null;
@@ -145,7 +147,7 @@ export class Wal {
       wal.active = last;
     }
     if (opts.fsync === 'interval') {
-      wal.intervalTimer = setInterval(() => {
+      wal.intervalTimer = opts.clock.setInterval(() => {
         if (!wal.dirty) return;
         wal.intervalDue = true;
         wal.schedule();
@@ -259,7 +261,7 @@ export class Wal {
   private schedule(): void {
     if (this.draining || this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.drainBound);
+    this.opts.clock.setImmediate(this.drainBound);
   }
 
   private readonly drainBound = (): void => {
@@ -287,7 +289,7 @@ export class Wal {
         if (batch === undefined && !syncDue) break;
         if (this.queue.length === 0 && this.current.records > 0) {
           // Let the writers woken by this batch run before sealing the next one, so they share it.
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          await yieldTurn(this.opts.clock);
         }
       }
     } catch (err) {
@@ -356,9 +358,9 @@ export class Wal {
 
   private async fdatasync(): Promise<void> {
     const seq = this.writtenSeq;
-    const t0 = performance.now();
+    const t0 = this.opts.clock.monotonicMs();
     await this.opts.io.fdatasync(this.fd);
-    this.fsyncLatencyMsLast = performance.now() - t0;
+    this.fsyncLatencyMsLast = this.opts.clock.monotonicMs() - t0;
     this.fsyncs += 1;
     this.opts.onFsync?.(this.fsyncLatencyMsLast);
     this.syncedSeq = seq;
@@ -405,7 +407,7 @@ export class Wal {
   async deleteSegmentsThrough(seq: number): Promise<void> {
     while (this.segments.length > 1 && this.segments[0] !== this.active && this.segments[1].firstSeq - 1 <= seq) {
       const seg = this.segments.shift() as SegmentState;
-      await fs.rm(path.join(this.opts.dir, seg.name), { force: true });
+      await this.opts.io.unlink(path.join(this.opts.dir, seg.name));
       this.opts.logger.debug('wal: deleted covered segment', { segment: seg.name });
     }
   }
@@ -414,7 +416,7 @@ export class Wal {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    if (this.intervalTimer) this.opts.clock.clearInterval(this.intervalTimer);
     try {
       if (!this.failure) {
         await this.flush();

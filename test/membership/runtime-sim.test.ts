@@ -48,7 +48,10 @@ function errno(code: string, what: string): NodeJS.ErrnoException {
 /** Never settles: what a dead process's pending I/O looks like to its leftover promises. */
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
 
-/** A disk that keeps everything (no crash loss: src/sim/disk.ts is the faithful one), per-process views. */
+/**
+ * A disk that keeps everything (no crash loss: src/sim/disk.ts, SimDisk, is the faithful one), with a
+ * view per process incarnation.
+ */
 class MemDisk {
   readonly files = new Map<string, Buffer>();
   readonly dirs = new Set<string>(['/']);
@@ -109,6 +112,16 @@ class MemDisk {
         this.files.set(to, data);
       }),
       unlink: (p) => live(() => void this.files.delete(p)),
+      link: (existing, newPath) => live(() => {
+        const data = this.files.get(existing);
+        if (data === undefined) throw errno('ENOENT', existing);
+        if (this.files.has(newPath)) throw errno('EEXIST', newPath);
+        this.files.set(newPath, Buffer.from(data)); // a copy: nothing here writes a linked file afterwards
+      }),
+      fstat: (fd): Promise<FsStat> => live(() => {
+        const file = fileOf(fd);
+        return { size: this.files.get(file)?.length ?? 0, isDirectory: this.dirs.has(file) };
+      }),
       readFile: (p) => live(() => {
         const data = this.files.get(p);
         if (data === undefined) throw errno('ENOENT', p);
