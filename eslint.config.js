@@ -47,12 +47,14 @@ export default tseslint.config(
         { object: 'Date', property: 'now', message: 'use the injected Clock (clock.now / clock.monotonicMs)' },
         { object: 'Math', property: 'random', message: 'use the injected random source (clock.random)' },
         { object: 'performance', property: 'now', message: 'use the injected Clock (clock.monotonicMs)' },
+        { object: 'process', property: 'hrtime', message: 'use the injected Clock (clock.monotonicMs)' },
         ...['randomBytes', 'randomInt', 'randomUUID', 'randomFillSync', 'randomFill', 'getRandomValues'].map((property) => ({
           object: 'crypto', property, message: 'use the injected random source (clock.random; entropy.ts is the default)',
         })),
       ],
       'no-restricted-syntax': ['error',
         { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'use the injected Clock (clock.now)' },
+        { selector: "CallExpression[callee.name='Date']", message: 'use the injected Clock (clock.now)' },
       ],
       'no-restricted-imports': ['error', {
         paths: [
