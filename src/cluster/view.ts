@@ -163,6 +163,7 @@ export class ClusterView {
     if (id === this.selfId || this.removed.has(id)) return false;
     this.removed.add(id);
     this.opts.membership.forget?.(id);
+    this.opts.membership.forceLeave?.(id);
     this.clusterSizeStale = true;
     this.opts.logger.info('member removed by operator', { member: id });
     this.settleRing();

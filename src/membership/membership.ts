@@ -342,6 +342,13 @@ export class Membership {
     if (this.known.forget(id)) this.scheduleKnownPersist();
   }
 
+  /** Operator removal of a dead member: marked left and gossiped on its behalf (core.forceLeave). */
+  forceLeave(id: string): boolean {
+    const changed = this.core.forceLeave(this.now(), id);
+    if (changed) this.apply(this.core.tick(this.now()));
+    return changed;
+  }
+
   stats(): MembershipStats {
     return {
       ...this.core.stats(),

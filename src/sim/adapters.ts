@@ -94,6 +94,7 @@ export function membershipWorld(net: SimNetwork, clock: SimProcessClock, host: s
 export class SimMachineDisk {
   readonly disk: SimDisk;
   private current: SimFs | null = null;
+  private eioArmed = false;
 
   constructor(
     scheduler: SimScheduler,
@@ -130,10 +131,17 @@ export class SimMachineDisk {
   }
 
   failNext(op: 'write' | 'fdatasync'): void {
+    this.eioArmed = true;
     this.disk.failNext(op, this.root, 'EIO');
   }
 
   clearFaults(): void {
+    this.eioArmed = false;
     this.disk.clearFailures();
+  }
+
+  /** An injected fault is in force (full, or an EIO armed since the last heal): a failed start is expected. */
+  faultActive(): boolean {
+    return this.disk.capacityBytes !== Infinity || this.eioArmed;
   }
 }

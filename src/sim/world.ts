@@ -242,6 +242,15 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       (err: unknown) => {
         if (clock.dead) return;
         const e = err as { code?: string; message?: string };
+        if (m.disk.faultActive()) {
+          // A disk that is full or failing keeps a node from starting, as it should; the heal retries.
+          note(`${m.id} could not start on its faulty disk: ${e.code ?? ''} ${e.message ?? String(err)}`);
+          clock.kill();
+          m.disk.processDied(false);
+          m.proc = null;
+          m.state = 'down';
+          return;
+        }
         violations.push({ check: 'node-error', detail: `${m.id} failed to start: ${e.code ?? ''} ${e.message ?? String(err)}` });
         note(`${m.id} FAILED TO START ${e.code ?? ''} ${e.message ?? String(err)}`);
         clock.kill();
