@@ -51,7 +51,21 @@ function expired(entry: Entry, nowMs: number): boolean {
   return entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs;
 }
 
-export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds: string[], extraViolations: Violation[] = []): Violation[] {
+/** Copies a write acknowledged at each level is on (N = 3, W = 2): destroying that many may lose it. */
+const COPIES_ACKED = { one: 1, quorum: 2, all: 3 } as const;
+
+/**
+ * `wipesAfter(ms)`: data dirs destroyed (wiped) after simulated time `ms`. A write acknowledged at
+ * level L is only promised to survive while fewer than COPIES_ACKED[L] of its copies are destroyed;
+ * when at least that many wipes followed its acknowledgement, its loss is excused (and counted).
+ */
+export function checkCluster(
+  workload: Workload,
+  nodes: NodeProbe[],
+  expectedIds: string[],
+  extraViolations: Violation[] = [],
+  wipesAfter: (ms: number) => number = () => 0,
+): Violation[] {
   const out: Violation[] = [...extraViolations];
   const expected = [...expectedIds].sort().join(',');
 
@@ -86,7 +100,7 @@ export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds
 
     // The last acknowledged attempt: the final state must come from it or from a later attempt.
     let lastAcked: Attempt | undefined;
-    for (const a of attempts) if (a.acked) lastAcked = a;
+    for (const a of attempts) if (a.acked && wipesAfter(a.doneMs) < COPIES_ACKED[a.consistency]) lastAcked = a;
     // HLC order: one client's acknowledged writes of a key carry increasing versions.
     let prev: Attempt | undefined;
     for (const a of attempts) {
@@ -103,7 +117,10 @@ export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds
     }
     if (newest === undefined) {
       const gone = lastAcked.kind === 'del' || (lastAcked.ttlMs !== undefined && lastAcked.ttlMs < 60_000);
-      if (!gone) out.push({ check: 'lost-write', detail: `${key}: acknowledged ${lastAcked.kind} #${lastAcked.seq} (${lastAcked.valueBytes ?? 0} bytes) is on none of its owners [${owners.join(',')}]` });
+      if (!gone) {
+        const v = lastAcked.version === undefined ? '?' : `${lastAcked.version.ts}/${lastAcked.version.node}`;
+        out.push({ check: 'lost-write', detail: `${key}: acknowledged ${lastAcked.kind} #${lastAcked.seq} (${lastAcked.valueBytes ?? 0} bytes, version ${v}, sent at ${(lastAcked.sentMs / 1000).toFixed(2)} s) is on none of its owners [${owners.join(',')}]` });
+      }
       continue;
     }
     const source = sourceOf(newest, attempts);

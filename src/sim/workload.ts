@@ -27,6 +27,7 @@ export interface Attempt {
   ttlMs?: number;
   valueBytes?: number;
   acked: boolean;
+  consistency: Consistency;
   /** The version the cluster acknowledged. */
   version?: { ts: number; node: string };
   error?: string;
@@ -198,9 +199,10 @@ export class Workload {
   private async write(client: number, addr: string, key: string, kind: 'put' | 'del', ttlMs?: number): Promise<void> {
     const seq = (this.nextSeq.get(key) ?? 0) + 1;
     this.nextSeq.set(key, seq);
-    const attempt: Attempt = { key, seq, kind, client, sentMs: this.clock.monotonicMs(), doneMs: -1, acked: false };
+    const consistency = this.consistency();
+    const attempt: Attempt = { key, seq, kind, client, sentMs: this.clock.monotonicMs(), doneMs: -1, acked: false, consistency };
     this.attempts.push(attempt);
-    const args: Record<string, unknown> = { key, consistency: this.consistency() };
+    const args: Record<string, unknown> = { key, consistency };
     if (this.seenTs[client] > 0) args.seenTs = this.seenTs[client];
     if (kind === 'put') {
       const bytes = this.valueBytes();

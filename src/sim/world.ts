@@ -154,6 +154,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
   const plan = options.faults ?? planFaults({ seed: options.seed, nodes: options.nodes, nodesMax: options.nodesMax, startMs: STORM_START_MS, endMs: options.durationMs, gapMsMean: 4_000 });
   const kept = options.keep ?? plan.map((_, i) => i);
   const machines: Machine[] = [];
+  /** Simulated times of data-dir wipes (they may destroy acknowledged copies: checker.ts). */
+  const wipes: number[] = [];
   const stats = { faultsRun: 0, faultsSkipped: 0 };
 
   /** Each process incarnation has a pid of its own (the data-dir lock tells a dead owner by it). */
@@ -301,7 +303,10 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         if (up().length <= 2) return skip(f, 'would leave fewer than two running');
         note(`fault ${describeFault(f)}`);
         crash(target, f.kind === 'power');
-        if (f.kind === 'wipe') target.disk.wipe();
+        if (f.kind === 'wipe') {
+          target.disk.wipe();
+          wipes.push(scheduler.timeMs);
+        }
         if (f.kind === 'move') {
           target.generation++;
           target.host = machineHost(target.index, target.generation);
@@ -536,7 +541,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         extra.push({ check: 'one-cluster', detail: `${m.id} acknowledged a leave but still serves` });
       }
     }
-    return checkCluster(workload, probes(), expectedIds(), extra);
+    return checkCluster(workload, probes(), expectedIds(), extra, (ms) => wipes.filter((t) => t > ms).length);
   };
   const checkpoint = () => {
     if (result !== null) return;
