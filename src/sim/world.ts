@@ -196,6 +196,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     c.metrics.enabled = false;
     c.shutdown.leave = false; // stops are rolling restarts; leaving is its own action
     c.cluster.vnodes = 64;
+    // Frames just larger than the largest value: a batch bounded by keys alone soon outgrows them.
+    c.rpc.frameBytesMax = 1536 * 1024;
     // The seed machine bootstraps the cluster the first time (no seeds); every other machine, and the
     // seed on any later start, joins through the seed and the members it knew.
     // The seed list every other machine is given: the first three machines (as a DNS name would
