@@ -399,13 +399,13 @@ export class SimDisk {
     return inode;
   }
 
-  /** The inode at `p`; ENOENT / ENOTDIR like the kernel's path walk. */
-  resolve(p: string, syscall: string): Inode {
+  /** The inode at `p`; ENOENT / ENOTDIR like the kernel's path walk (the error names `report`). */
+  resolve(p: string, syscall: string, report = p): Inode {
     let inode = this.root;
     for (const c of components(p)) {
-      if (!inode.isDir()) throw diskError('ENOTDIR', syscall, p);
+      if (!inode.isDir()) throw diskError('ENOTDIR', syscall, report);
       const next = inode.entries.get(c);
-      if (next === undefined) throw diskError('ENOENT', syscall, p);
+      if (next === undefined) throw diskError('ENOENT', syscall, report);
       inode = next;
     }
     return inode;
@@ -416,7 +416,7 @@ export class SimDisk {
     const parts = components(p);
     const name = parts.pop();
     if (name === undefined) throw diskError('EISDIR', syscall, p);
-    const dir = this.resolve('/' + parts.join('/'), syscall);
+    const dir = this.resolve('/' + parts.join('/'), syscall, p);
     if (!dir.isDir()) throw diskError('ENOTDIR', syscall, p);
     return { dir, name };
   }
