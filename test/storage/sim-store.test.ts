@@ -215,44 +215,47 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
 );
 
+/** Plays `cmds` on a fresh machine (fsync always), checking the model after every reopen; throws on a violation. */
+async function playAlways(seed: number, cmds: Cmd[]): Promise<void> {
+  const m = new Machine(seed, { walSegmentBytesMax: 2048, snapshotWalBytes: 3000, snapshotChunkBytes: 256 });
+  let store = await m.open();
+  const model = new Model();
+  let ts = 0;
+  const reopen = async (how: 'crash' | 'kill' | 'restart') => {
+    if (how === 'restart') await m.run(store.close());
+    else if (how === 'crash') m.crash();
+    else m.kill();
+    store = await m.open();
+    const problem = model.check(store, how);
+    if (problem !== null) throw new Error(`after ${how}: ${problem}`);
+  };
+  for (const cmd of cmds) {
+    if (cmd.kind === 'write') {
+      for (let i = 0; i < cmd.count; i++) {
+        const w = { key: `k${(cmd.key + i) % 6}`, ts: ++ts, value: cmd.del && i === 0 ? null : `${ts}:${'v'.repeat(cmd.size)}`, acked: false };
+        model.writes.push(w);
+        const p = w.value === null ? store.delete(w.key, { version: version(w.ts) }) : store.put(w.key, Buffer.from(w.value), { version: version(w.ts) });
+        p.then(
+          () => (w.acked = true),
+          () => undefined,
+        );
+      }
+      await advance(m.sched, cmd.waitMs);
+    } else if (cmd.kind === 'snapshot') {
+      store.snapshot().catch(() => undefined);
+      await advance(m.sched, cmd.waitMs);
+    } else {
+      await reopen(cmd.kind);
+    }
+  }
+  await reopen('crash');
+  await m.run(store.close());
+}
+
 test('property: random writes, snapshots, power losses, kills and restarts against a model (fsync always)', async (t) => {
   await fc.assert(
-    fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.array(cmdArb, { minLength: 1, maxLength: 40 }), async (seed, cmds) => {
-      const m = new Machine(seed, { walSegmentBytesMax: 2048, snapshotWalBytes: 3000, snapshotChunkBytes: 256 });
-      let store = await m.open();
-      const model = new Model();
-      let ts = 0;
-      const reopen = async (how: 'crash' | 'kill' | 'restart') => {
-        if (how === 'restart') await m.run(store.close());
-        else if (how === 'crash') m.crash();
-        else m.kill();
-        store = await m.open();
-        const problem = model.check(store, how);
-        if (problem !== null) throw new Error(`after ${how}: ${problem}`);
-      };
-      for (const cmd of cmds) {
-        if (cmd.kind === 'write') {
-          for (let i = 0; i < cmd.count; i++) {
-            const w = { key: `k${(cmd.key + i) % 6}`, ts: ++ts, value: cmd.del && i === 0 ? null : `${ts}:${'v'.repeat(cmd.size)}`, acked: false };
-            model.writes.push(w);
-            const p = w.value === null ? store.delete(w.key, { version: version(w.ts) }) : store.put(w.key, Buffer.from(w.value), { version: version(w.ts) });
-            p.then(
-              () => (w.acked = true),
-              () => undefined,
-            );
-          }
-          await advance(m.sched, cmd.waitMs);
-        } else if (cmd.kind === 'snapshot') {
-          store.snapshot().catch(() => undefined);
-          await advance(m.sched, cmd.waitMs);
-        } else {
-          await reopen(cmd.kind);
-        }
-      }
-      await reopen('crash');
-      await m.run(store.close());
-    }),
-    { numRuns: 100 },
+    fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.array(cmdArb, { minLength: 1, maxLength: 40 }), playAlways),
+    { numRuns: 100, includeErrorInReport: true },
   );
   t.pass();
 });
@@ -294,7 +297,54 @@ test('fsync none: a power loss may lose acknowledged writes but never makes reco
       }
       await m.run(store.close());
     }),
-    { numRuns: 40 },
+    { numRuns: 40, includeErrorInReport: true },
   );
   t.pass();
+});
+
+test('ENOSPC and EIO on a simulated disk: read-only; after a power loss or a kill, acknowledged writes are there and rejected ones never come back', async (t) => {
+  const faults = ['enospc', 'eio-fdatasync', 'eio-write'] as const;
+  let rejectedSeen = 0;
+  for (const fault of faults) {
+    for (const end of ['crash', 'kill'] as const) {
+      for (let seed = 1; seed <= 12; seed++) {
+        const m = new Machine(seed, { snapshotWalBytes: 0, snapshotIntervalMs: 0 });
+        const store = await m.open();
+        for (let i = 0; i < 5; i++) await m.run(store.put(`before${i}`, Buffer.from(`b${i}`), { version: version(i + 1) }));
+        if (fault === 'enospc') m.disk.capacityBytes = m.disk.usedBytes + Math.floor(m.sched.random() * 400);
+        else if (fault === 'eio-fdatasync') m.disk.failNext('fdatasync', `${DIR}/wal-`, 'EIO');
+        else m.disk.failNext('write', `${DIR}/wal-`, 'EIO');
+        const outcome = new Map<string, 'acked' | 'rejected'>();
+        const pending: Promise<unknown>[] = [];
+        for (let i = 0; i < 24; i++) {
+          const key = `k${i}`;
+          const p = store.put(key, Buffer.from(`v${i}-${'x'.repeat(30)}`), { version: version(100 + i) }).then(
+            () => outcome.set(key, 'acked'),
+            (err: ShoalError) => {
+              t.is(err.code, 'READ_ONLY');
+              outcome.set(key, 'rejected');
+            },
+          );
+          pending.push(p);
+          if (i % 6 === 5) await advance(m.sched, 1);
+        }
+        await m.run(Promise.all(pending));
+        const rejected = [...outcome.values()].filter((o) => o === 'rejected').length;
+        rejectedSeen += rejected;
+        if (rejected > 0) t.true(store.stats().readOnly, `${fault}: read-only once a write was rejected`);
+        if (end === 'crash') m.crash();
+        else m.kill();
+        m.disk.capacityBytes = Infinity;
+        const again = await m.open();
+        const label = `${fault}, ${end}, seed ${seed}`;
+        for (let i = 0; i < 5; i++) t.is(again.get(`before${i}`)?.value?.toString(), `b${i}`, label);
+        for (const [key, o] of outcome) {
+          if (o === 'acked') t.truthy(again.get(key), `${label}: acknowledged ${key} survived`);
+          else t.is(again.get(key), undefined, `${label}: rejected ${key} never comes back`);
+        }
+        await m.run(again.close());
+      }
+    }
+  }
+  t.true(rejectedSeen > 0);
 });
