@@ -105,12 +105,13 @@ test('the lock seam: a simulator pid per incarnation and its own liveness table'
  * A workload with overwrites, deletes, WAL rotation and snapshots; `crashAt` crashes the machine right
  * after that disk operation (counted from the start of the workload). Returns what the model says.
  */
-async function workload(seed: number, crashAt: number | null) {
+async function workload(seed: number, crashAt: number | null, onOp?: (op: string, path: string, error: string | null) => void) {
   const m = new Machine(seed, { walSegmentBytesMax: 600, snapshotWalBytes: 700, snapshotChunkBytes: 128 });
   const store = await m.open();
   let ops = 0;
   let crashed = false;
-  m.disk.onOp = () => {
+  m.disk.onOp = (op, p, e) => {
+    onOp?.(op, p, e);
     if (++ops === crashAt && !crashed) {
       crashed = true;
       m.crash();
@@ -198,6 +199,20 @@ test('a power loss after every single disk operation of a workload: no acknowled
   }
   t.true(lossesOfUnacked > 0, 'some crashes caught writes in flight');
   t.pass();
+});
+
+test('the same seed replays the same disk trace, byte for byte', async (t) => {
+  const trace = async (seed: number) => {
+    const lines: string[] = [];
+    const { m } = await workload(seed, null, (op, p, e) => lines.push(`${op} ${p} ${e ?? ''}`));
+    const store = await m.open();
+    for (const [p, b] of m.disk.files('volatile')) lines.push(`${p} ${b.toString('base64')}`);
+    await m.run(store.close());
+    return lines;
+  };
+  const a = await trace(21);
+  t.true(a.length > 50);
+  t.deepEqual(await trace(21), a);
 });
 
 type Cmd =
