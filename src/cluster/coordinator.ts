@@ -4,6 +4,7 @@
  * asks the up owners and answers with the newest of R replies. Replicas a write missed get a hint;
  * replicas a read found stale get repaired (read-repair.ts).
  */
+import type { Clock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry } from '../storage/types.js';
@@ -26,6 +27,8 @@ export interface CoordinatorOptions {
   onReadSettled?: (key: string, replies: ReadReply[]) => void;
   logger: Logger;
   metrics?: ClusterMetrics;
+  /** The rounds' timers (default systemClock). */
+  clock?: Clock;
 }
 
 export class Coordinator {
@@ -96,6 +99,7 @@ export class Coordinator {
         await transport.call(owner, 'internal.apply', wire, { timeoutMs });
       },
       cover,
+      clock: this.o.clock,
     });
     this.background(Promise.allSettled(round.attempts));
     return round.result.then(
@@ -147,6 +151,7 @@ export class Coordinator {
       },
       onSettled: this.o.onReadSettled,
       track: (call) => this.background(call),
+      clock: this.o.clock,
     });
     return round.result.then(
       (entry) => {

@@ -329,6 +329,11 @@ export class SimDisk {
     this.failures.push({ op, prefix: normalize(pathPrefix), code });
   }
 
+  /** Drops every failure armed by failNext that has not happened yet. */
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
   /** Bytes of file data on the disk (files reachable by a name, or held open). */
   get usedBytes(): number {
     return this.used;
