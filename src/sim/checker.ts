@@ -20,6 +20,8 @@ export interface NodeProbe {
   ringChecksum(): string;
   /** Ids this node's membership sees alive (itself included). */
   aliveIds(): string[];
+  /** How this node's membership sees `id` (state and incarnation), for reports. */
+  describeMember(id: string): string;
   /** Wall-clock now of this node (expiry is judged on it). */
   now(): number;
 }
@@ -73,7 +75,10 @@ export function checkCluster(
   const checksums = new Set<string>();
   for (const n of nodes) {
     const alive = n.aliveIds().sort().join(',');
-    if (alive !== expected) out.push({ check: 'one-cluster', detail: `${n.id} sees alive [${alive}], expected [${expected}]` });
+    if (alive !== expected) {
+      const missing = expectedIds.filter((id) => !n.aliveIds().includes(id)).map((id) => `${id}: ${n.describeMember(id)}`);
+      out.push({ check: 'one-cluster', detail: `${n.id} sees alive [${alive}], expected [${expected}]${missing.length > 0 ? ` (${missing.join('; ')})` : ''}` });
+    }
     checksums.add(n.ringChecksum());
   }
   if (checksums.size > 1) out.push({ check: 'one-cluster', detail: `${checksums.size} different rings among ${nodes.length} nodes` });

@@ -532,6 +532,10 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           owners: (key: string) => cluster.view.owners(key),
           ringChecksum: () => cluster.view.ring().checksum(),
           aliveIds: () => membership.members().filter((x) => x.state === 'alive').map((x) => x.id),
+          describeMember: (id: string) => {
+            const x = membership.members().find((mm) => mm.id === id);
+            return x === undefined ? 'unknown' : `${x.state} at incarnation ${x.incarnation ?? '?'} (${x.gossip})`;
+          },
           now: () => (m.proc as Proc).clock.now(),
         },
       ];
