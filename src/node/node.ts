@@ -103,6 +103,7 @@ export interface NodeInternals {
   store: Store;
   cluster: ClusterNode;
   membership: Membership;
+  hints: HintStore;
 }
 
 export function splitAddress(addr: string): { host: string; port: number } {
@@ -605,6 +606,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     stats,
     stop: stopNode,
     stopped: () => stoppedPromise,
-    internals: () => (world !== undefined && store !== null && cluster !== null && membership !== null ? { store, cluster, membership } : null),
+    internals: () =>
+      world !== undefined && store !== null && cluster !== null && membership !== null && hints !== null ? { store, cluster, membership, hints } : null,
   };
 }

@@ -100,7 +100,30 @@ export class SimMachineDisk {
     scheduler: SimScheduler,
     private readonly root: string,
   ) {
-    this.disk = new SimDisk({ random: scheduler.random, fsyncLatencyMs: 2 });
+    this.disk = new SimDisk({
+      random: scheduler.random,
+      fsyncLatencyMs: 2,
+      onOp: (_op, p) => {
+        const armed = this.crashArmed;
+        if (armed === null || !p.startsWith(armed.prefix)) return;
+        armed.ops -= 1;
+        if (armed.ops <= 0) {
+          this.crashArmed = null;
+          armed.then();
+        }
+      },
+    });
+  }
+
+  private crashArmed: { prefix: string; ops: number; then: () => void } | null = null;
+
+  /** Calls `then` (a power loss) right after `ops` more disk operations under `prefix`. */
+  armCrash(prefix: string, ops: number, then: () => void): void {
+    this.crashArmed = { prefix, ops, then };
+  }
+
+  disarmCrash(): void {
+    this.crashArmed = null;
   }
 
   /** The file system of a new process incarnation on this machine. */
@@ -137,6 +160,7 @@ export class SimMachineDisk {
 
   clearFaults(): void {
     this.eioArmed = false;
+    this.crashArmed = null;
     this.disk.clearFailures();
   }
 

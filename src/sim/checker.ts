@@ -27,7 +27,7 @@ export interface NodeProbe {
 }
 
 export interface Violation {
-  check: 'lost-write' | 'resurrected' | 'replicas-differ' | 'copies-on-non-owner' | 'one-cluster' | 'hlc-order' | 'bad-read' | 'node-error';
+  check: 'ack-copies' | 'lost-write' | 'resurrected' | 'replicas-differ' | 'copies-on-non-owner' | 'one-cluster' | 'hlc-order' | 'bad-read' | 'node-error';
   detail: string;
 }
 
@@ -54,7 +54,7 @@ function expired(entry: Entry, nowMs: number): boolean {
 }
 
 /** Copies a write acknowledged at each level is on (N = 3, W = 2): destroying that many may lose it. */
-const COPIES_ACKED = { one: 1, quorum: 2, all: 3 } as const;
+export const COPIES_ACKED = { one: 1, quorum: 2, all: 3 } as const;
 
 /**
  * `wipesAfter(ms)`: data dirs destroyed (wiped) after simulated time `ms`. A write acknowledged at

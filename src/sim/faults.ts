@@ -31,7 +31,13 @@ export type Fault =
   | { atMs: number; kind: 'disk-full'; node: number; durationMs: number }
   /** The next write or fsync of the node's disk fails with EIO; the operator restarts it later. */
   | { atMs: number; kind: 'disk-eio'; node: number; op: 'write' | 'fdatasync'; restartAfterMs: number }
-  | { atMs: number; kind: 'clock-jump'; node: number; deltaMs: number };
+  | { atMs: number; kind: 'clock-jump'; node: number; deltaMs: number }
+  /**
+   * Power loss at a random point of the node's disk activity: after `ops` more operations on files
+   * under `under` of its data dir ('' for any; 'hints' for the hint store), so crashes land inside
+   * the durability order of a WAL batch, a snapshot or a hint compaction, not only between them.
+   */
+  | { atMs: number; kind: 'power-io'; node: number; under: '' | 'hints'; ops: number; downMs: number };
 
 export type FaultKind = Fault['kind'];
 
@@ -65,6 +71,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   'disk-full': 1.5,
   'disk-eio': 1,
   'clock-jump': 1.5,
+  'power-io': 3,
 };
 
 export const FAULT_KINDS = Object.keys(WEIGHTS) as FaultKind[];
@@ -127,6 +134,9 @@ export function planFaults(options: PlanOptions): Fault[] {
         break;
       case 'disk-eio':
         plan.push({ atMs: at, kind, node: node(), op: random() < 0.5 ? 'write' : 'fdatasync', restartAfterMs: between(1000, 15_000) });
+        break;
+      case 'power-io':
+        plan.push({ atMs: at, kind, node: node(), under: random() < 0.5 ? 'hints' : '', ops: 1 + Math.floor(random() * 40), downMs: between(500, 15_000) });
         break;
       case 'clock-jump':
         plan.push({ atMs: at, kind, node: node(), deltaMs: Math.round((random() < 0.5 ? -1 : 1) * (500 + random() * 20_000)) });

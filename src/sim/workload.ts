@@ -138,6 +138,8 @@ export class Workload {
     private readonly call: ClientCall,
     /** The rpc addresses a client may send to right now (every node the operator knows). */
     private readonly targets: () => string[],
+    /** Told of every acknowledged write the moment the client has the answer (the ack-copies oracle). */
+    private readonly onAck: (attempt: Attempt) => void = () => undefined,
   ) {
     this.uniqueCount = new Array<number>(options.clients).fill(0);
     this.seenTs = new Array<number>(options.clients).fill(0);
@@ -238,6 +240,8 @@ export class Workload {
         attempt.version = result.version;
         this.seenTs[client] = Math.max(this.seenTs[client], result.version.ts);
       }
+      attempt.doneMs = this.clock.monotonicMs();
+      this.onAck(attempt);
     } catch (err) {
       attempt.error = (err as { code?: string }).code ?? 'ERROR';
     }

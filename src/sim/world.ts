@@ -16,13 +16,15 @@ import { isMutationName, MUTATIONS, type MutationName, setMutations } from '../m
 import { defaultConfig, type ShoalConfig } from '../node/config.js';
 import { startNode, type Node } from '../node/node.js';
 import type { FsIo } from '../storage/fsio.js';
-import { checkCluster, type NodeProbe, type Violation } from './checker.js';
+import type { Store, Version } from '../storage/types.js';
+import { compareVersion } from '../storage/types.js';
+import { checkCluster, COPIES_ACKED, type NodeProbe, type Violation } from './checker.js';
 import { describeFault, type Fault, planFaults } from './faults.js';
 import { NodeLog, simLogger } from './logger.js';
 import { SimNetwork } from './network.js';
 import { SimRpcPool, serveRpc } from './rpc.js';
 import { SimProcessClock, SimScheduler } from './scheduler.js';
-import { clientCaller, DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from './workload.js';
+import { type Attempt, clientCaller, DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from './workload.js';
 import { membershipWorld, SimMachineDisk } from './adapters.js';
 
 export interface WorldOptions {
@@ -102,6 +104,8 @@ interface Machine {
   state: MachineState;
   driftPpm: number;
   proc: Proc | null;
+  /** The store of its latest incarnation that opened one (the ack-copies oracle counts its entries). */
+  lastStore: Store | null;
   log: NodeLog;
   /** A restart is scheduled (a later fault must not double it). */
   restartPending: boolean;
@@ -165,6 +169,40 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     pids.set(pid, clock);
     return pid;
   };
+  /** Hints stand-ins acknowledged, per key: they count toward W (the ack-copies oracle). */
+  const hintCopies = new Map<string, Version[]>();
+  const noteHint = (key: string, entry: Version) => {
+    const list = hintCopies.get(key) ?? [];
+    list.push({ ts: entry.ts, node: entry.node });
+    hintCopies.set(key, list);
+  };
+  /**
+   * The durability promise at the moment of the acknowledgement: a write acknowledged at level L is on
+   * at least COPIES_ACKED[L] nodes (stores holding it or something newer; stand-ins' hints for
+   * `quorum`). Short TTLs are left out (the copy may have expired before the answer arrived), and so
+   * are writes whose flight saw a wipe.
+   */
+  const checkAckCopies = (a: Attempt): void => {
+    if (a.version === undefined || (a.ttlMs !== undefined && a.ttlMs < 60_000)) return;
+    if (wipes.some((t) => t >= a.sentMs)) return;
+    const version = a.version;
+    let copies = 0;
+    for (const m of machines) {
+      const e = m.lastStore?.getEntry(a.key);
+      if (e !== undefined && compareVersion(e, version) >= 0) copies++;
+    }
+    // Stand-ins' hints count toward `one` and `quorum`, not `all` (coordinator.ts).
+    if (a.consistency !== 'all') for (const h of hintCopies.get(a.key) ?? []) if (compareVersion(h, version) >= 0) copies++;
+    const need = COPIES_ACKED[a.consistency];
+    if (copies < need) {
+      const holders = machines.map((m) => {
+        const e = m.lastStore?.getEntry(a.key);
+        return `${m.id}${m.proc?.node != null ? '' : '(down)'}=${e === undefined ? '-' : `${e.ts}/${e.node}`}`;
+      });
+      violations.push({ check: 'ack-copies', detail: `${a.key}: ${a.kind} #${a.seq} acknowledged at ${a.consistency} (version ${version.ts}/${version.node}) with ${copies} copies, promised ${need} [${holders.join(' ')}]` });
+      note(`ACK WITH TOO FEW COPIES ${a.key}#${a.seq} ${copies}/${need}`);
+    }
+  };
   const gossipAddr = (m: Machine) => `${m.host}:${GOSSIP_PORT}`;
   const rpcAddr = (m: Machine) => `${m.host}:${RPC_PORT}`;
 
@@ -179,6 +217,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       state: 'down',
       driftPpm: Math.round((scheduler.random() * 2 - 1) * options.driftPpmMax),
       proc: null,
+      lastStore: null,
       log: new NodeLog(options.logLinesPerNode),
       restartPending: false,
     };
@@ -196,6 +235,9 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     c.metrics.enabled = false;
     c.shutdown.leave = false; // stops are rolling restarts; leaving is its own action
     c.cluster.vnodes = 64;
+    // Background work more often than by default, so more of it meets the faults of a short storm.
+    c.cluster.cleanupDelayMs = 5_000;
+    c.cluster.antiEntropyIntervalMs = 5_000;
     // Frames just larger than the largest value: a batch bounded by keys alone soon outgrows them.
     c.rpc.frameBytesMax = 1536 * 1024;
     // The seed machine bootstraps the cluster the first time (no seeds); every other machine, and the
@@ -225,7 +267,14 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         fs,
         rpcPool: new SimRpcPool(net, clock, rpcAddr(m), m.id, config.rpc.frameBytesMax, config.rpc.requestTimeoutMs),
         serveRpc: (addr, handler) => {
-          serveRpc(net, clock, addr, config.rpc.frameBytesMax, handler);
+          serveRpc(net, clock, addr, config.rpc.frameBytesMax, async (op, args, ctx) => {
+            const debugKey = process.env.SIM_DEBUG_KEY;
+            if (debugKey !== undefined) {
+              const items = op === 'internal.batch' ? (args.items as Array<[string, Record<string, unknown>]>) : [[op, args] as [string, Record<string, unknown>]];
+              for (const [o, a] of items) if (a.key === debugKey || (Array.isArray(a.entries) && (a.entries as unknown[][]).some((e) => e[0] === debugKey))) note(`DEBUG ${m.id} serves ${o} from ${ctx.remote} ${JSON.stringify({ ...a, entry: undefined, entries: undefined, value: undefined })}`);
+            }
+            return handler(op, args, ctx);
+          });
           return () => net.unlisten(addr, clock);
         },
         membership: membershipWorld(net, clock, m.host, fs),
@@ -235,6 +284,18 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       (node) => {
         if (clock.dead) return;
         proc.node = node;
+        const inner = node.internals();
+        if (inner !== null) {
+          m.lastStore = inner.store;
+          // Every hint this node keeps (for a stand-in's or its own coordinator's count) is a copy.
+          const hints = inner.hints;
+          const add = hints.add.bind(hints);
+          hints.add = async (target, key, entry) => {
+            await add(target, key, entry);
+            if (key === process.env.SIM_DEBUG_KEY) note(`DEBUG ${m.id} keeps a hint for ${target}`);
+            noteHint(key, entry);
+          };
+        }
         note(`started ${m.id}`);
         node.stopped().then(
           () => {
@@ -343,7 +404,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         // being asked to leave has left; one that still serves after a failed answer has not.
         node.stopped().then(
           () => {
-            if (target.proc !== proc) return;
+            // Stopped for another reason (a graceful stop while the leave was refused): not a leave.
+            if (target.proc !== proc || node.internals()?.membership.self().state !== 'left') return;
             note(`${target.id} left and stopped`);
             target.state = 'left';
             proc.clock.kill();
@@ -364,7 +426,9 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           },
           (err: unknown) => {
             note(`${target.id} leave answer: ${(err as Error).message}`);
-            if (target.proc === proc && node.state() === 'serving') target.restartPending = false;
+            // Refused, or the CLI gave up waiting: either way the node may be faulted again (if it
+            // still completes the leave, stopped() above records it).
+            if (target.proc === proc) target.restartPending = false;
           },
         );
         break;
@@ -454,6 +518,33 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         });
         break;
       }
+      case 'power-io': {
+        if (!needUp(target)) return skip(f, 'not running');
+        if (up().length <= 2) return skip(f, 'would leave fewer than two running');
+        note(`fault ${describeFault(f)} (armed)`);
+        const proc = target.proc as Proc;
+        target.restartPending = true;
+        const prefix = `/m${target.index + 1}/data${f.under === '' ? '' : `/${f.under}`}`;
+        let fired = false;
+        // The crash happens inside the disk operation's completion; the world acts on the next turn.
+        target.disk.armCrash(prefix, f.ops, () => {
+          fired = true;
+          scheduler.at(0, () => {
+            if (target.proc !== proc) return;
+            note(`power loss of ${target.id} inside its disk activity (${f.under || 'any file'})`);
+            crash(target, true);
+            restartLater(target, f.downMs, 'power-io');
+          });
+        });
+        // Not enough disk activity within 20 s: the fault lapses.
+        scheduler.at(20_000, () => {
+          if (fired || target.proc !== proc) return;
+          target.disk.disarmCrash();
+          target.restartPending = false;
+          note(`power-io on ${target.id} lapsed`);
+        });
+        break;
+      }
       case 'clock-jump': {
         if (!needUp(target)) return skip(f, 'not running');
         note(`fault ${describeFault(f)}`);
@@ -467,7 +558,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
   // The clients: their own process (never killed) on their own address.
   const clientClock = scheduler.clock();
   const callClient = clientCaller(net, clientClock, CLIENT_ADDR, options.workload.timeoutMs);
-  const workload = new Workload(options.workload, clientClock, callClient, () => members().map(rpcAddr));
+  const workload = new Workload(options.workload, clientClock, callClient, () => members().map(rpcAddr), checkAckCopies);
 
   // 1. start
   for (let i = 0; i < options.nodes; i++) addMachine();
@@ -557,7 +648,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     if (lastViolations.length === 0) {
       result = 'pass';
       settledAfterMs = t;
-    } else if (t >= options.settleMaxMs || lastViolations.some((v) => v.check === 'node-error')) {
+    } else if (t >= options.settleMaxMs || lastViolations.some((v) => v.check === 'node-error' || v.check === 'ack-copies')) {
       result = 'fail';
     } else scheduler.at(options.checkEveryMs, checkpoint);
   };
