@@ -5,7 +5,7 @@
  * for deadOwnerGraceMs (10 min), and the cluster had two rings. Now ClusterView.remove also asks
  * membership to force-leave the member, and membership's 'left' reaches every member (here at once:
  * the in-process world has perfect gossip; test/membership/force-leave.test.ts covers the real
- * gossip).
+ * gossip, test/sim/regressions.test.ts the whole agent on simulated time).
  */
 import test from 'ava';
 import { startCluster } from './helpers/harness.js';

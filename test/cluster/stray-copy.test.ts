@@ -6,6 +6,7 @@
  *
  * Four real ClusterNodes on the simulator's clocks (src/sim/scheduler.ts) and network
  * (helpers/sim-network.ts): deterministic, and minutes of simulated time take well under a second.
+ * test/sim/regressions.test.ts runs the scenario that produced such copies with the whole agent.
  */
 import test, { type ExecutionContext } from 'ava';
 import { ClusterNode } from '../../src/cluster/cluster-node.js';
