@@ -105,6 +105,8 @@ test('forceLeave of a live, suspect, unknown or already-left member, or of itsel
   t.false(a.forceLeave(net.now, 'b'), 'alive: it would refute; not touched');
   t.false(a.forceLeave(net.now, 'a'), 'itself');
   t.false(a.forceLeave(net.now, 'nobody'), 'unknown');
+  t.is(a.checksum(), before, 'nothing changed');
+  t.is(a.tick(net.now).packets.flatMap((p) => p.packet.m).filter((m) => m.t === 'left').length, 0, 'no leave queued');
   // A suspect member is not dead yet: it may still refute.
   a.receive(net.now, { v: 1, m: [{ t: 'suspect', id: 'c', i: a.member('c')?.incarnation ?? 1, f: 'b' }] }, 'b:7000');
   t.is(a.stateOf('c'), 'suspect');
