@@ -8,7 +8,7 @@
 export const MUTATIONS = {
   'repair-batch-keys-only': 'repair and streaming batches bounded by key count only, not by bytes (frames too large)',
   'n-clamped-to-live': 'the replication factor clamped to the members alive instead of the cluster size',
-  'seed-forgets-known': 'a restarted node does not rejoin the members it knew (only its seeds)',
+  'seed-forgets-known': 'the members a node knew are not used to rejoin (neither at a restart nor by the reconnect of known members)',
   'hint-delete-before-rename': 'hint compaction deletes the old file before the rename is durable',
   'cleanup-floating-promise': 'a clean-up failure escapes as an unhandled rejection',
   'leave-keeps-coordinating': 'a node that left keeps coordinating client writes',

@@ -184,6 +184,7 @@ export class Membership {
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
   private knownTimer: ClockTimer | null = null;
+  private knownReconnectTimer: ClockTimer | null = null;
   private joinedLogged = false;
   private sendErrors = 0;
   private syncErrors = 0;
@@ -417,6 +418,8 @@ export class Membership {
     await this.resolving;
     this.clock.clearTimeout(this.knownTimer);
     this.knownTimer = null;
+    this.clock.clearTimeout(this.knownReconnectTimer);
+    this.knownReconnectTimer = null;
     await this.socket.close();
     await this.listener.close();
     if (this.known.dirty) this.persistKnown();
@@ -445,6 +448,36 @@ export class Membership {
       this.apply(this.core.join(this.now(), addresses.found, known));
     }
     this.scheduleSeedResolve();
+    this.scheduleKnownReconnect();
+  }
+
+  /** Every reconnectIntervalMs (jittered ±50%): reconnectKnown. */
+  private scheduleKnownReconnect(): void {
+    if (this.stopped) return;
+    const delayMs = this.core.config.reconnectIntervalMs * (0.5 + this.clock.random());
+    this.knownReconnectTimer = this.clock.setTimeout(() => {
+      this.knownReconnectTimer = null;
+      this.reconnectKnown();
+      this.scheduleKnownReconnect();
+    }, delayMs);
+    this.knownReconnectTimer.unref();
+  }
+
+  /**
+   * A push-pull with one known member (persisted) that this node's view does not hold at all. The
+   * core's reconnect tries only the dead members it holds; after a restart, a known member that did
+   * not answer the join (down at the time, or wiped and since the first node of a cluster of its own)
+   * is in no view, so without this the two clusters would never meet again (found by the simulator).
+   */
+  private reconnectKnown(): void {
+    if (this.stopped || this.core.isJoining) return; // while joining, every known member is retried anyway
+    if (mutant('seed-forgets-known')) return; // the mutation: what this node knew is not used to rejoin
+    const held = new Set(this.core.members().map((m) => m.id));
+    const self = this.core.self().gossip;
+    const candidates = this.known.list().filter((m) => !held.has(m.id) && m.gossip !== self);
+    if (candidates.length === 0) return;
+    const pick = candidates[Math.floor(this.clock.random() * candidates.length)];
+    this.apply(this.core.pushPull(this.now(), pick.gossip));
   }
 
   /** Gossip addresses of the members this node knew (persisted), tried beside the seeds. */

@@ -20,6 +20,8 @@ export interface NodeProbe {
   ringChecksum(): string;
   /** Ids this node's membership sees alive (itself included). */
   aliveIds(): string[];
+  /** How this node's membership sees `id` (state and incarnation), for reports. */
+  describeMember(id: string): string;
   /** Wall-clock now of this node (expiry is judged on it). */
   now(): number;
 }
@@ -51,7 +53,21 @@ function expired(entry: Entry, nowMs: number): boolean {
   return entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs;
 }
 
-export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds: string[], extraViolations: Violation[] = []): Violation[] {
+/** Copies a write acknowledged at each level is on (N = 3, W = 2): destroying that many may lose it. */
+const COPIES_ACKED = { one: 1, quorum: 2, all: 3 } as const;
+
+/**
+ * `wipesAfter(ms)`: data dirs destroyed (wiped) after simulated time `ms`. A write acknowledged at
+ * level L is only promised to survive while fewer than COPIES_ACKED[L] of its copies are destroyed;
+ * when at least that many wipes followed its acknowledgement, its loss is excused (and counted).
+ */
+export function checkCluster(
+  workload: Workload,
+  nodes: NodeProbe[],
+  expectedIds: string[],
+  extraViolations: Violation[] = [],
+  wipesAfter: (ms: number) => number = () => 0,
+): Violation[] {
   const out: Violation[] = [...extraViolations];
   const expected = [...expectedIds].sort().join(',');
 
@@ -59,7 +75,10 @@ export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds
   const checksums = new Set<string>();
   for (const n of nodes) {
     const alive = n.aliveIds().sort().join(',');
-    if (alive !== expected) out.push({ check: 'one-cluster', detail: `${n.id} sees alive [${alive}], expected [${expected}]` });
+    if (alive !== expected) {
+      const missing = expectedIds.filter((id) => !n.aliveIds().includes(id)).map((id) => `${id}: ${n.describeMember(id)}`);
+      out.push({ check: 'one-cluster', detail: `${n.id} sees alive [${alive}], expected [${expected}]${missing.length > 0 ? ` (${missing.join('; ')})` : ''}` });
+    }
     checksums.add(n.ringChecksum());
   }
   if (checksums.size > 1) out.push({ check: 'one-cluster', detail: `${checksums.size} different rings among ${nodes.length} nodes` });
@@ -86,7 +105,7 @@ export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds
 
     // The last acknowledged attempt: the final state must come from it or from a later attempt.
     let lastAcked: Attempt | undefined;
-    for (const a of attempts) if (a.acked) lastAcked = a;
+    for (const a of attempts) if (a.acked && wipesAfter(a.doneMs) < COPIES_ACKED[a.consistency]) lastAcked = a;
     // HLC order: one client's acknowledged writes of a key carry increasing versions.
     let prev: Attempt | undefined;
     for (const a of attempts) {
@@ -103,7 +122,10 @@ export function checkCluster(workload: Workload, nodes: NodeProbe[], expectedIds
     }
     if (newest === undefined) {
       const gone = lastAcked.kind === 'del' || (lastAcked.ttlMs !== undefined && lastAcked.ttlMs < 60_000);
-      if (!gone) out.push({ check: 'lost-write', detail: `${key}: acknowledged ${lastAcked.kind} #${lastAcked.seq} (${lastAcked.valueBytes ?? 0} bytes) is on none of its owners [${owners.join(',')}]` });
+      if (!gone) {
+        const v = lastAcked.version === undefined ? '?' : `${lastAcked.version.ts}/${lastAcked.version.node}`;
+        out.push({ check: 'lost-write', detail: `${key}: acknowledged ${lastAcked.kind} #${lastAcked.seq} (${lastAcked.valueBytes ?? 0} bytes, version ${v}, sent at ${(lastAcked.sentMs / 1000).toFixed(2)} s) is on none of its owners [${owners.join(',')}]` });
+      }
       continue;
     }
     const source = sourceOf(newest, attempts);

@@ -14,8 +14,8 @@
  *   entries, every file to its durable content. With `tornWrites` (default on), the writes to a file since
  *   its last fdatasync are written back in the order they were made up to a random point: a seeded number
  *   of them survive whole, and the next one survives as a prefix (possibly empty) — the last unsynced write
- *   of a file is torn or survives whole, and an append-only file never gets a hole. Bytes come from the
- *   page cache at crash time, as a real writeback writes the pages' current content.
+ *   of a file is torn or survives whole, and an append-only file never gets a hole. Each write survives
+ *   with the bytes it wrote (a write cut off later by a truncate that did not survive comes back).
  * - A process incarnation is `disk.process(clock)`: an FsIo with its own descriptors whose operations
  *   complete through its clock (fdatasync after `fsyncLatencyMs` on clock.setTimeout, everything else on
  *   the next turn, clock.setImmediate, after `opLatencyMs` if set). Once the incarnation is dead (its
@@ -141,7 +141,7 @@ class Bytes {
 }
 
 /** A change to a file since its last fdatasync, in the order made (the crash model replays a prefix). */
-type Unsynced = { kind: 'write'; position: number; length: number } | { kind: 'truncate'; length: number };
+type Unsynced = { kind: 'write'; position: number; length: number; chunks: Buffer[] } | { kind: 'truncate'; length: number };
 
 class Inode {
   readonly kind: 'file' | 'dir';
@@ -178,13 +178,15 @@ class Inode {
     this.durableEntries = new Map(this.entries);
   }
 
-  noteWrite(position: number, length: number, oldSize: number): void {
+  noteWrite(position: number, bytes: Buffer, oldSize: number): void {
     this.dirtyFrom = Math.min(this.dirtyFrom, position, oldSize);
+    const copy = Buffer.from(bytes);
     const last = this.unsynced[this.unsynced.length - 1];
     if (last !== undefined && last.kind === 'write' && last.position + last.length === position) {
-      last.length += length; // an append right after the last one: one extent
+      last.length += copy.length; // an append right after the last one: one extent
+      last.chunks.push(copy);
     } else {
-      this.unsynced.push({ kind: 'write', position, length });
+      this.unsynced.push({ kind: 'write', position, length: copy.length, chunks: [copy] });
       this.writeBackOverflow();
     }
   }
@@ -200,17 +202,21 @@ class Inode {
     while (this.unsynced.length > UNSYNCED_EVENTS_MAX) this.applyToDurable(this.unsynced.shift() as Unsynced, Infinity);
   }
 
-  /** Puts (at most `bytes` of) an unsynced change on the platter, with the page cache's current bytes. */
+  /** Puts (the first `bytes` of) an unsynced change on the platter. */
   applyToDurable(event: Unsynced, bytes: number): void {
     if (event.kind === 'truncate') {
       this.durable.resize(event.length);
       return;
     }
-    const length = Math.min(event.length, bytes);
-    if (length <= 0) return;
-    const src = Buffer.alloc(length);
-    this.data.view(event.position, event.position + length).copy(src);
-    this.durable.writeAt(event.position, src);
+    let left = Math.min(event.length, bytes);
+    let at = event.position;
+    for (const chunk of event.chunks) {
+      if (left <= 0) break;
+      const part = chunk.subarray(0, Math.min(chunk.length, left));
+      this.durable.writeAt(at, part);
+      at += part.length;
+      left -= part.length;
+    }
   }
 
   /** Power loss: the page cache is gone; what survives is the durable content plus a prefix of the unsynced changes. */
@@ -404,13 +410,13 @@ export class SimDisk {
     return inode;
   }
 
-  /** The inode at `p`; ENOENT / ENOTDIR like the kernel's path walk. */
-  resolve(p: string, syscall: string): Inode {
+  /** The inode at `p`; ENOENT / ENOTDIR like the kernel's path walk (the error names `report`). */
+  resolve(p: string, syscall: string, report = p): Inode {
     let inode = this.root;
     for (const c of components(p)) {
-      if (!inode.isDir()) throw diskError('ENOTDIR', syscall, p);
+      if (!inode.isDir()) throw diskError('ENOTDIR', syscall, report);
       const next = inode.entries.get(c);
-      if (next === undefined) throw diskError('ENOENT', syscall, p);
+      if (next === undefined) throw diskError('ENOENT', syscall, report);
       inode = next;
     }
     return inode;
@@ -421,7 +427,7 @@ export class SimDisk {
     const parts = components(p);
     const name = parts.pop();
     if (name === undefined) throw diskError('EISDIR', syscall, p);
-    const dir = this.resolve('/' + parts.join('/'), syscall);
+    const dir = this.resolve('/' + parts.join('/'), syscall, p);
     if (!dir.isDir()) throw diskError('ENOTDIR', syscall, p);
     return { dir, name };
   }
@@ -580,7 +586,7 @@ export class SimFs implements FsIo {
       if (n <= 0 && length > 0) throw diskError('ENOSPC', 'write', d.path);
       if (n === 0) return 0;
       inode.data.writeAt(position, buf.subarray(offset, offset + n));
-      inode.noteWrite(position, n, old);
+      inode.noteWrite(position, buf.subarray(offset, offset + n), old);
       this.disk.grew(inode.data.size - old);
       this.disk.stats.writes += 1;
       this.disk.stats.bytesWritten += n;

@@ -154,6 +154,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
   const plan = options.faults ?? planFaults({ seed: options.seed, nodes: options.nodes, nodesMax: options.nodesMax, startMs: STORM_START_MS, endMs: options.durationMs, gapMsMean: 4_000 });
   const kept = options.keep ?? plan.map((_, i) => i);
   const machines: Machine[] = [];
+  /** Simulated times of data-dir wipes (they may destroy acknowledged copies: checker.ts). */
+  const wipes: number[] = [];
   const stats = { faultsRun: 0, faultsSkipped: 0 };
 
   /** Each process incarnation has a pid of its own (the data-dir lock tells a dead owner by it). */
@@ -194,6 +196,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     c.metrics.enabled = false;
     c.shutdown.leave = false; // stops are rolling restarts; leaving is its own action
     c.cluster.vnodes = 64;
+    // Frames just larger than the largest value: a batch bounded by keys alone soon outgrows them.
+    c.rpc.frameBytesMax = 1536 * 1024;
     // The seed machine bootstraps the cluster the first time (no seeds); every other machine, and the
     // seed on any later start, joins through the seed and the members it knew.
     // The seed list every other machine is given: the first three machines (as a DNS name would
@@ -301,7 +305,10 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         if (up().length <= 2) return skip(f, 'would leave fewer than two running');
         note(`fault ${describeFault(f)}`);
         crash(target, f.kind === 'power');
-        if (f.kind === 'wipe') target.disk.wipe();
+        if (f.kind === 'wipe') {
+          target.disk.wipe();
+          wipes.push(scheduler.timeMs);
+        }
         if (f.kind === 'move') {
           target.generation++;
           target.host = machineHost(target.index, target.generation);
@@ -525,6 +532,10 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           owners: (key: string) => cluster.view.owners(key),
           ringChecksum: () => cluster.view.ring().checksum(),
           aliveIds: () => membership.members().filter((x) => x.state === 'alive').map((x) => x.id),
+          describeMember: (id: string) => {
+            const x = membership.members().find((mm) => mm.id === id);
+            return x === undefined ? 'unknown' : `${x.state} at incarnation ${x.incarnation ?? '?'} (${x.gossip})`;
+          },
           now: () => (m.proc as Proc).clock.now(),
         },
       ];
@@ -536,7 +547,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         extra.push({ check: 'one-cluster', detail: `${m.id} acknowledged a leave but still serves` });
       }
     }
-    return checkCluster(workload, probes(), expectedIds(), extra);
+    return checkCluster(workload, probes(), expectedIds(), extra, (ms) => wipes.filter((t) => t > ms).length);
   };
   const checkpoint = () => {
     if (result !== null) return;

@@ -145,6 +145,11 @@ export class Wal {
     if (start.appendToLast && last) {
       wal.fd = await opts.io.open(path.join(opts.dir, last.name), 'r+');
       wal.active = last;
+      // The records recovery just replayed may be in the page cache only: written by a process killed
+      // before its fdatasync. Make them durable before anything is served or appended, or a power loss
+      // after a rotation would tear this segment's tail while later segments are whole, and the next
+      // open would refuse the directory as corrupt in the middle. (Found by the simulated disk.)
+      await opts.io.fdatasync(wal.fd);
     }
     if (opts.fsync === 'interval') {
       wal.intervalTimer = opts.clock.setInterval(() => {
@@ -341,7 +346,7 @@ export class Wal {
     this.opts.onAcked?.(batch.lastSeq);
   }
 
-  /** Truncates the active segment back to `length` after a failed batch (best effort, logged). */
+  /** Truncates the active segment back to `length` after a failed batch and fdatasyncs it (best effort, logged). */
   private async cutFailedBatch(length: number): Promise<void> {
     const active = this.active as SegmentState;
     try {
@@ -349,6 +354,19 @@ export class Wal {
       active.bytes = length;
     } catch (err) {
       this.opts.logger.error('wal: could not cut the failed batch off the segment; its records may reappear at the next open', {
+        segment: active.name,
+        offset: length,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    try {
+      // The cut must be durable as well: the batch's bytes may have reached the disk (written back
+      // before its fdatasync failed, or a short write's part), and a power loss before the truncation is
+      // on disk would bring the rejected records back at the next open. (Found by the simulated disk.)
+      await this.opts.io.fdatasync(this.fd);
+    } catch (err) {
+      this.opts.logger.error('wal: the cut of the failed batch is not durable; its records may reappear after a power loss', {
         segment: active.name,
         offset: length,
         error: (err as Error).message,
