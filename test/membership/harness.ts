@@ -18,6 +18,11 @@ export class Net {
   readonly down = new Set<string>();
   /** One-way cut: what these members send is dropped (they still receive), like an egress firewall rule. */
   readonly muted = new Set<string>();
+  /**
+   * A two-way partition: these members still tick and talk among themselves, but nothing passes
+   * between them and the others (datagrams or push-pull) until they are taken out of the set.
+   */
+  readonly cut = new Set<string>();
   private queue: Array<{ from: string; to: string; out: CoreOutput['packets'][number] }> = [];
 
   constructor(private readonly config: Partial<MembershipConfig> = {}, private readonly seed = 1) {}
@@ -54,6 +59,7 @@ export class Net {
     for (const s of out.syncs) {
       const peer = this.cores.get(s.to);
       if (peer === undefined || this.down.has(peer.id) || this.down.has(core.id) || this.muted.has(core.id) || this.muted.has(peer.id)) continue;
+      if (this.severed(core.id, peer.id)) continue;
       const { reply, output } = peer.handleSync(this.now, s.state);
       this.take(peer, output);
       this.take(core, core.handleSyncResponse(this.now, reply));
@@ -67,6 +73,7 @@ export class Net {
       const target = this.cores.get(to);
       const fromId = from.split(':')[0];
       if (target === undefined || this.down.has(target.id) || this.down.has(fromId) || this.muted.has(fromId)) continue;
+      if (this.severed(fromId, target.id)) continue;
       this.take(target, target.receive(this.now, out.packet, from));
     }
   }
@@ -81,6 +88,11 @@ export class Net {
       }
       this.flush();
     }
+  }
+
+  /** True when a partition (`cut`) lies between members a and b. */
+  severed(a: string, b: string): boolean {
+    return this.cut.has(a) !== this.cut.has(b);
   }
 
   stateAt(observer: string, subject: string): string | undefined {

@@ -35,6 +35,26 @@ export class MembershipWorld {
     this.emit({ type: state, member: { ...m } });
   }
 
+  /**
+   * Whether the sources' forceLeave acts (the operator's removal gossiped to every member). Off by
+   * default: then a removal reaches only the members the cluster layer's internal.remove RPC reaches,
+   * as tests of rings that differ for a while need.
+   */
+  forceLeaveGossiped = false;
+
+  /**
+   * Operator removal of a dead member as membership's force-leave does it: marked left at its
+   * incarnation and, this world having perfect gossip, every member hears it at once (whether or not
+   * the cluster layer's RPCs reach it). A member that is not dead is not touched.
+   */
+  forceLeave(id: string): boolean {
+    const m = this.members.get(id);
+    if (!m || m.state !== 'dead') return false;
+    m.state = 'left';
+    this.emit({ type: 'left', member: { ...m } });
+    return true;
+  }
+
   source(id: string): MembershipSource {
     return {
       members: () =>
@@ -51,6 +71,7 @@ export class MembershipWorld {
       },
       off: (_event, listener) => this.bus.off('event', this.wrappers.get(listener) ?? listener),
       leave: async () => this.set(id, 'left'),
+      forceLeave: (member) => this.forceLeaveGossiped && this.forceLeave(member),
     };
   }
 
