@@ -3,7 +3,15 @@
  * is acknowledged after W of them (or of stand-ins holding hints for owners that are down); a read
  * asks the up owners and answers with the newest of R replies. Replicas a write missed get a hint;
  * replicas a read found stale get repaired (read-repair.ts).
+ *
+ * Fast paths through `local` (this node's replica, called directly): a read that needs one reply from
+ * a key this node owns is answered from the local store at once (`readNow`, synchronous: no round, no
+ * timer, no promise), which is exactly what the round would answer since it asks this node first; a
+ * write whose only owner is this node (N = 1) goes straight to the local store. Either falls back to
+ * the round whenever it would not give the round's answer (the replica is syncing the key's range, or
+ * the local write failed: the round then covers the owner as it would have).
  */
+import assert from 'node:assert/strict';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry } from '../storage/types.js';
@@ -26,7 +34,19 @@ export interface CoordinatorOptions {
   onReadSettled?: (key: string, replies: ReadReply[]) => void;
   logger: Logger;
   metrics?: ClusterMetrics;
+  /** This node's replica, for the fast paths (without it every read and write is a round). */
+  local?: LocalReplica;
 }
+
+/** This node's replica as the coordinator calls it directly. */
+export interface LocalReplica {
+  /** The entry held here (raw), or undefined while this node is still syncing the key's range. */
+  read(key: string): Entry | null | undefined;
+  /** Applies an entry with LWW, like internal.apply; resolves once durable under the fsync policy. */
+  apply(key: string, entry: Entry): Promise<boolean>;
+}
+
+const OK_LABELS = Object.freeze({ outcome: 'ok' });
 
 export class Coordinator {
   private readonly o: CoordinatorOptions;
@@ -49,14 +69,43 @@ export class Coordinator {
     work.then(forget, forget);
   }
 
+  /**
+   * Tracks a local apply for idle(). The store answers every write of one WAL batch with the same
+   * promise, so a batch is one entry here, however many writes it holds.
+   */
+  private track(applied: Promise<unknown>): void {
+    if (this.inFlight.has(applied)) return;
+    this.background(applied);
+  }
+
   /** Replicates `entry` (a value or a tombstone) and resolves once enough replicas hold it (WriteRound). */
   write(key: string, entry: Entry, consistency?: Consistency): Promise<void> {
-    const { config, view, transport } = this.o;
+    const { config, view } = this.o;
     const owners = view.owners(key);
     // N from the configured replication factor (clamped to the cluster's size, never to who is alive):
     // owners missing from a shrunken ring count as failed replicas.
     const n = view.replicas();
     const need = requiredReplies(consistency, config.writeQuorum, n);
+    const local = this.o.local;
+    if (local !== undefined && n === 1 && owners.length === 1 && owners[0] === view.selfId) {
+      // N = 1 and this node is the owner: no round. A failure goes to the round (with this attempt
+      // as its failed apply), which covers the owner with a hint or refuses, exactly as it would have.
+      assert.equal(need, 1, 'one replica needs one ack');
+      const applied = local.apply(key, entry);
+      this.track(applied);
+      return applied.then(
+        () => {
+          this.o.metrics?.inc('cluster_writes_total', OK_LABELS);
+        },
+        (err: unknown) => this.writeRound(key, entry, owners, n, need, consistency, err),
+      );
+    }
+    return this.writeRound(key, entry, owners, n, need, consistency, undefined);
+  }
+
+  /** A write as a WriteRound; `localFailure` is the error of a local apply already tried (not repeated). */
+  private writeRound(key: string, entry: Entry, owners: string[], n: number, need: number, consistency: Consistency | undefined, localFailure: unknown): Promise<void> {
+    const { config, view, transport } = this.o;
     const standInsCount = config.hintsEnabled && consistency !== 'all';
     const usedStandIns = new Set<string>(owners);
     const wire = { key, entry: entryToWire(entry) };
@@ -93,13 +142,14 @@ export class Coordinator {
       timeoutMs: config.requestTimeoutMs,
       isUp: (id) => view.isUp(id),
       apply: async (owner) => {
+        if (localFailure !== undefined && owner === view.selfId) throw localFailure;
         await transport.call(owner, 'internal.apply', wire, { timeoutMs });
       },
       cover,
     });
     this.background(Promise.allSettled(round.attempts));
     return round.result.then(
-      () => this.o.metrics?.inc('cluster_writes_total', { outcome: 'ok' }),
+      () => this.o.metrics?.inc('cluster_writes_total', OK_LABELS),
       (err: unknown) => {
         this.o.metrics?.inc('cluster_writes_total', { outcome: toShoalError(err).code });
         throw err;
@@ -118,6 +168,8 @@ export class Coordinator {
     const owners = view.owners(key);
     const n = view.replicas();
     const need = requiredReplies(consistency, config.readQuorum, n);
+    const now = this.localRead(key, owners, need);
+    if (now !== undefined) return Promise.resolve(now);
     const up = owners.filter((id) => view.isUp(id));
     if (up.length < need) {
       this.o.metrics?.inc('cluster_reads_total', { outcome: 'UNAVAILABLE' });
@@ -150,7 +202,7 @@ export class Coordinator {
     });
     return round.result.then(
       (entry) => {
-        this.o.metrics?.inc('cluster_reads_total', { outcome: 'ok' });
+        this.o.metrics?.inc('cluster_reads_total', OK_LABELS);
         return entry;
       },
       (err: unknown) => {
@@ -158,5 +210,25 @@ export class Coordinator {
         throw err;
       },
     );
+  }
+
+  /**
+   * The read's answer at once when this node alone gives it (see the file header), else undefined:
+   * the caller then runs read(). Raw like read(): may be a tombstone or expired.
+   */
+  readNow(key: string, consistency?: Consistency): Entry | null | undefined {
+    const { config, view } = this.o;
+    const n = view.replicas();
+    return this.localRead(key, view.owners(key), requiredReplies(consistency, config.readQuorum, n));
+  }
+
+  private localRead(key: string, owners: string[], need: number): Entry | null | undefined {
+    const local = this.o.local;
+    // The round asks this node first when it owns the key, and one firm reply is enough when need = 1.
+    if (local === undefined || need !== 1 || this.o.config.readAllReplicas || !owners.includes(this.o.view.selfId)) return undefined;
+    const entry = local.read(key);
+    if (entry === undefined) return undefined; // syncing: the round asks the others too
+    this.o.metrics?.inc('cluster_reads_total', OK_LABELS);
+    return entry;
   }
 }

@@ -40,6 +40,30 @@ export class Replica {
     return applied;
   }
 
+  /**
+   * Applies an entry this node's coordinator stamped (no wire form): the store's promise itself, shared
+   * by every write of its WAL batch, so a local write costs no promise of its own here.
+   */
+  applyLocal(key: string, entry: Entry): Promise<boolean> {
+    const applied = this.o.store.apply(key, entry);
+    // The store installs an applied entry in its map at once (durable or not), which is all
+    // onApplied's users need; an entry that lost LWW or was refused is not there.
+    let held: Entry | undefined;
+    try {
+      held = this.o.store.getEntry(key);
+    } catch {
+      return applied; // closed: `applied` already rejects with CLOSED
+    }
+    if (held !== undefined && held.ts === entry.ts && held.node === entry.node) this.o.onApplied?.(key);
+    return applied;
+  }
+
+  /** The entry this node holds for `key` (raw), or undefined while it syncs the key's range. */
+  readLocal(key: string): Entry | null | undefined {
+    if (this.o.isSyncing(key)) return undefined;
+    return this.o.store.getEntry(key) ?? null;
+  }
+
   async handle(op: string, args: Args): Promise<unknown> {
     switch (op) {
       case 'internal.apply': {

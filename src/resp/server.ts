@@ -64,6 +64,19 @@ export interface RespServerStats {
   bytesOut: number;
 }
 
+/** One connection's buffers, for operators and the back-pressure test. */
+export interface RespConnectionStats {
+  id: number;
+  /** Commands dispatched whose reply is not encoded yet (at most inFlightPerConnectionMax). */
+  pendingReplies: number;
+  /** Commands parsed and not dispatched yet (at most one received chunk's worth). */
+  backlogCommands: number;
+  /** Encoded replies not yet taken by the kernel (about writeBufferBytesHigh plus the replies in flight). */
+  outputBytes: number;
+  /** Bytes of an incomplete command held by the parser (at most frameBytesMax). */
+  inputBytes: number;
+}
+
 export const DEFAULT_RESP_SETTINGS: Readonly<RespSettings> = Object.freeze({
   password: '',
   flushAllEnabled: false,
@@ -206,6 +219,17 @@ export class RespServer {
     };
   }
 
+  /** Each connection's buffers (back-pressure: all bounded by the limits, see RespConnection.underBounds). */
+  connectionStats(): RespConnectionStats[] {
+    return [...this.connections].map((c) => ({
+      id: c.client.id,
+      pendingReplies: c.pendingReplies,
+      backlogCommands: c.backlogCommands,
+      outputBytes: c.outputBytes,
+      inputBytes: c.inputBytes,
+    }));
+  }
+
   countCommand(name: string): void {
     this.counters.commandsTotal += 1;
     this.commandCounts.set(name, (this.commandCounts.get(name) ?? 0) + 1);
@@ -287,7 +311,7 @@ class RespConnection {
   private readonly parser: RespParser;
   private readonly writer = new ReplyWriter();
   private readonly ctx: CommandContext;
-  /** Parsed commands not dispatched yet (over the in-flight limit, or paused). */
+  /** Parsed commands not dispatched yet (over a bound, or paused). */
   private backlog: Buffer[][] = [];
   private backlogHead = 0;
   /** Replies in request order; `head` is the first not yet written. */
@@ -300,6 +324,10 @@ class RespConnection {
   /** A barrier command in flight: later commands wait for it. */
   private barrier: Promise<void> | null = null;
   private flushScheduled = false;
+  /** Waiting for the socket's 'drain' (its buffer went over writeBufferBytesHigh). */
+  private awaitingDrain = false;
+  /** Inside pump(): replies completing meanwhile do not re-enter it. */
+  private pumping = false;
   private closing = false;
   private paused = false;
   private peerEnded = false;
@@ -403,17 +431,53 @@ class RespConnection {
     this.pump();
   }
 
-  /** Dispatches parsed commands while under the in-flight limit. */
+  /**
+   * The connection's bounds (back-pressure): at most inFlightPerConnectionMax commands between dispatch
+   * and the encoding of their reply (running, or answered but waiting behind an earlier reply), and
+   * at most writeBufferBytesHigh of encoded replies not yet taken by the kernel. Past either, no
+   * command is dispatched and the socket stops reading until replies are written and drained.
+   */
+  private underBounds(): boolean {
+    return this.slots.length - this.head < this.server.limits.inFlightPerConnectionMax && this.outputBytes <= this.server.limits.writeBufferBytesHigh;
+  }
+
+  /** Encoded replies held for this connection: not yet written, or written but not taken by the kernel. */
+  get outputBytes(): number {
+    return this.writer.bytes + this.socket.writableLength;
+  }
+
+  /** Commands dispatched whose reply is not yet encoded. */
+  get pendingReplies(): number {
+    return this.slots.length - this.head;
+  }
+
+  /** Bytes of an incomplete command the parser holds. */
+  get inputBytes(): number {
+    return this.parser.bufferedBytes;
+  }
+
+  /** Parsed commands waiting to be dispatched. */
+  get backlogCommands(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+
+  /** Dispatches parsed commands while under the bounds; never re-entered (replies completing during it only update state). */
   private pump(): void {
-    const max = this.server.limits.inFlightPerConnectionMax;
-    while (this.backlogHead < this.backlog.length && !this.closing) {
-      if (this.inFlight >= max || this.client.closeAfterReply) {
-        this.pause();
-        return;
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.backlogHead < this.backlog.length && !this.closing && !this.client.closeAfterReply && this.underBounds()) {
+        const args = this.backlog[this.backlogHead];
+        this.backlog[this.backlogHead++] = EMPTY;
+        this.dispatch(args);
       }
-      const args = this.backlog[this.backlogHead];
-      this.backlog[this.backlogHead++] = EMPTY;
-      this.dispatch(args);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.backlogHead < this.backlog.length) {
+      // Over a bound (or QUIT): read nothing more until replies drain (kick() continues).
+      if (!this.closing) this.pause();
+      return;
     }
     this.backlog = [];
     this.backlogHead = 0;
@@ -423,8 +487,15 @@ class RespConnection {
       this.drainSlots();
       return;
     }
-    if (!this.paused || this.inFlight < max) this.resume();
+    this.resume();
     this.endIfDone();
+  }
+
+  /** A bound may have loosened (a reply encoded or drained): dispatch more, or read again. */
+  private kick(): void {
+    if (this.pumping || this.closing) return;
+    if (this.backlogHead < this.backlog.length) this.pump();
+    else this.resume();
   }
 
   private pause(): void {
@@ -434,8 +505,12 @@ class RespConnection {
   }
 
   private resume(): void {
-    if (!this.paused || this.closing) return;
-    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh) return; // 'drain' resumes
+    if (!this.paused || this.closing || this.client.closeAfterReply || this.inputClosed) return;
+    if (!this.underBounds()) {
+      // Output over the bound: flush() waits for 'drain', which kicks again.
+      if (!this.writer.isEmpty) this.scheduleFlush();
+      return;
+    }
     this.paused = false;
     this.socket.resume();
   }
@@ -475,6 +550,14 @@ class RespConnection {
       if (spec.firstKey === 1 && spec.lastKey === 1) key = args[1].toString('latin1');
       else keys = commandKeys(spec, args).map((k) => k.toString('latin1'));
     }
+    if (key !== null && this.barrier === null && !this.tails.has(key)) {
+      // The hot path (GET, SET...): nothing earlier on this key is in flight, so it runs now; a reply
+      // known at once (a local GET) is answered without a promise.
+      const r = runCommand(spec, this.ctx, args);
+      if (!(r instanceof Promise)) return this.complete(slot, r);
+      this.tails.set(key, this.track(slot, r, key, null));
+      return;
+    }
     let waits: Array<Promise<void>> | null = null;
     if (this.barrier !== null) (waits ??= []).push(this.barrier);
     if (barrier) for (const p of this.running) (waits ??= []).push(p);
@@ -502,7 +585,6 @@ class RespConnection {
     }
   }
 
-  /** Counts an async command in flight until it settles; resolves (never rejects) when it has. */
   /**
    * Counts a command in flight until it settles, then answers it and releases its keys (and the
    * barrier) if no later command took them over. Resolves (never rejects) once settled.
@@ -517,10 +599,8 @@ class RespConnection {
       if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
       if (this.barrier === done) this.barrier = null;
       this.complete(slot, reply);
-      if (this.backlogHead < this.backlog.length) this.pump();
-      else if (this.paused) this.resume();
     };
-    const done: Promise<void> = Promise.resolve(run).then(settle, (e: unknown) => settle(toReplyError(e)));
+    const done: Promise<void> = (run instanceof Promise ? run : Promise.resolve(run)).then(settle, (e: unknown) => settle(toReplyError(e)));
     this.running.add(done);
     return done;
   }
@@ -557,14 +637,24 @@ class RespConnection {
       this.end();
       return;
     }
-    if (!this.flushScheduled && !this.writer.isEmpty) {
-      this.flushScheduled = true;
-      process.nextTick(this.flushBound);
-    }
+    if (!this.writer.isEmpty) this.scheduleFlush();
     this.endIfDone();
+    this.kick();
+  }
+
+  /** One socket write per turn for every reply encoded in it. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(this.flushBound);
   }
 
   private readonly flushBound = (): void => this.flush();
+
+  private readonly onDrain = (): void => {
+    this.awaitingDrain = false;
+    this.kick();
+  };
 
   private flush(): void {
     this.flushScheduled = false;
@@ -580,16 +670,15 @@ class RespConnection {
       for (const p of parts) this.socket.write(p);
       this.socket.uncork();
     }
-    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh && !this.paused) {
-      this.server.counters.backpressurePauses += 1;
+    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh) {
+      // The client reads slower than it sends: stop reading it until the kernel took the replies.
+      if (!this.awaitingDrain) {
+        this.awaitingDrain = true;
+        this.server.counters.backpressurePauses += 1;
+        this.socket.once('drain', this.onDrain);
+      }
       this.pause();
-      this.socket.once('drain', () => {
-        if (this.closing) return;
-        this.paused = false;
-        this.socket.resume();
-        this.pump();
-      });
-    }
+    } else this.kick();
   }
 
   private endIfDone(): void {
