@@ -304,6 +304,8 @@ interface Slot {
   proto: 2 | 3;
   /** The command was QUIT: close once this reply is written. */
   quit: boolean;
+  /** Settles when the command's reply is in (null unless it is running asynchronously): barriers wait for it. */
+  done: Promise<void> | null;
 }
 
 class RespConnection {
@@ -319,8 +321,6 @@ class RespConnection {
   private head = 0;
   /** Per key: the completion of the last command of this connection that touches it. */
   private readonly tails = new Map<string, Promise<void>>();
-  /** Every command in flight, for barrier commands (SCAN, KEYS, FLUSHALL). */
-  private readonly running = new Set<Promise<void>>();
   /** A barrier command in flight: later commands wait for it. */
   private barrier: Promise<void> | null = null;
   private flushScheduled = false;
@@ -482,7 +482,7 @@ class RespConnection {
     this.backlog = [];
     this.backlogHead = 0;
     if (this.protocolError !== null && !this.closing) {
-      this.slots.push({ reply: this.protocolError, quit: true, proto: this.client.proto });
+      this.slots.push({ reply: this.protocolError, quit: true, proto: this.client.proto, done: null });
       this.protocolError = null;
       this.drainSlots();
       return;
@@ -520,7 +520,7 @@ class RespConnection {
     const spec = COMMANDS.get(name);
     this.server.countCommand(spec === undefined ? 'unknown' : name);
     this.client.lastCommand = name;
-    const slot: Slot = { reply: undefined, quit: false, proto: this.client.proto };
+    const slot: Slot = { reply: undefined, quit: false, proto: this.client.proto, done: null };
     this.slots.push(slot);
     if (spec === undefined) return this.complete(slot, unknownCommand(args));
     const problem = arityProblem(spec, args);
@@ -560,7 +560,13 @@ class RespConnection {
     }
     let waits: Array<Promise<void>> | null = null;
     if (this.barrier !== null) (waits ??= []).push(this.barrier);
-    if (barrier) for (const p of this.running) (waits ??= []).push(p);
+    if (barrier) {
+      // Every earlier command still running (its reply not in yet) is waited for.
+      for (let i = this.head; i < this.slots.length; i++) {
+        const running = this.slots[i].done;
+        if (running !== null) (waits ??= []).push(running);
+      }
+    }
     if (key !== null) {
       const tail = this.tails.get(key);
       if (tail !== undefined) (waits ??= []).push(tail);
@@ -591,18 +597,23 @@ class RespConnection {
    */
   private track(slot: Slot, run: Reply | Promise<Reply>, key: string | null = null, keys: string[] | null = null): Promise<void> {
     this.inFlight += 1;
-    const settle = (reply: Reply): void => {
-      this.inFlight -= 1;
-      assert.ok(this.inFlight >= 0, 'commands in flight went negative');
-      this.running.delete(done);
-      if (key !== null && this.tails.get(key) === done) this.tails.delete(key);
-      if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
-      if (this.barrier === done) this.barrier = null;
-      this.complete(slot, reply);
-    };
-    const done: Promise<void> = (run instanceof Promise ? run : Promise.resolve(run)).then(settle, (e: unknown) => settle(toReplyError(e)));
-    this.running.add(done);
+    // Inline callbacks and a method, not named closures: nothing per command beyond the two callbacks.
+    const done: Promise<void> = (run instanceof Promise ? run : Promise.resolve(run)).then(
+      (reply) => this.settle(slot, done, key, keys, reply),
+      (e: unknown) => this.settle(slot, done, key, keys, toReplyError(e)),
+    );
+    slot.done = done;
     return done;
+  }
+
+  private settle(slot: Slot, done: Promise<void>, key: string | null, keys: string[] | null, reply: Reply): void {
+    this.inFlight -= 1;
+    assert.ok(this.inFlight >= 0, 'commands in flight went negative');
+    slot.done = null;
+    if (key !== null && this.tails.get(key) === done) this.tails.delete(key);
+    if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
+    if (this.barrier === done) this.barrier = null;
+    this.complete(slot, reply);
   }
 
   private complete(slot: Slot, reply: Reply): void {
