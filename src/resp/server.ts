@@ -326,6 +326,8 @@ class RespConnection {
   private flushScheduled = false;
   /** Waiting for the socket's 'drain' (its buffer went over writeBufferBytesHigh). */
   private awaitingDrain = false;
+  /** Inside onData: it writes the replies ready when it returns. */
+  private inData = false;
   /** Inside pump(): replies completing meanwhile do not re-enter it. */
   private pumping = false;
   private closing = false;
@@ -428,7 +430,15 @@ class RespConnection {
       this.backlog = parsed;
       this.backlogHead = 0;
     }
-    this.pump();
+    // Replies known at once (a local GET, PING) are written at the end of this callback, in one write
+    // with the rest of the chunk's ready replies, rather than on the next tick.
+    this.inData = true;
+    try {
+      this.pump();
+    } finally {
+      this.inData = false;
+    }
+    if (!this.writer.isEmpty && !this.flushScheduled) this.flush();
   }
 
   /**
@@ -655,7 +665,7 @@ class RespConnection {
 
   /** One socket write per turn for every reply encoded in it. */
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
+    if (this.flushScheduled || this.inData) return; // onData flushes when it returns
     this.flushScheduled = true;
     process.nextTick(this.flushBound);
   }
