@@ -526,8 +526,10 @@ class RespConnection {
   }
 
   private dispatch(args: Buffer[]): void {
-    const name = args[0].toString('latin1').toLowerCase();
-    const spec = COMMANDS.get(name);
+    const raw = args[0].toString('latin1');
+    // Clients send names in upper or lower case: either finds the spec without lower-casing a copy.
+    const spec = COMMANDS_BY_SPELLING.get(raw) ?? COMMANDS.get(raw.toLowerCase());
+    const name = spec === undefined ? raw.toLowerCase() : spec.name;
     this.server.countCommand(spec === undefined ? 'unknown' : name);
     this.client.lastCommand = name;
     const slot: Slot = { reply: undefined, quit: false, proto: this.client.proto, done: null };
@@ -720,3 +722,11 @@ class RespConnection {
 }
 
 const EMPTY: Buffer[] = [];
+
+/** Every command by its lower- and upper-case name (the spellings clients send). */
+const COMMANDS_BY_SPELLING: ReadonlyMap<string, CommandSpec> = new Map(
+  [...COMMANDS.values()].flatMap((spec): Array<[string, CommandSpec]> => [
+    [spec.name, spec],
+    [spec.name.toUpperCase(), spec],
+  ]),
+);
