@@ -556,19 +556,25 @@ class RespConnection {
     }
     // Per-key order: wait for this connection's earlier commands on the same keys (a barrier waits for all).
     const barrier = spec.barrier === true;
+    const single = !barrier && spec.firstKey === 1 && spec.lastKey === 1;
+    if (single && this.barrier === null) {
+      // The hot path (GET, SET...): with nothing earlier on this key in flight it runs now; a reply
+      // known at once (a local GET) is answered without a promise, and without naming the key when
+      // nothing at all is in flight.
+      let key = this.tails.size === 0 ? null : args[1].toString('latin1');
+      if (key === null || !this.tails.has(key)) {
+        const r = runCommand(spec, this.ctx, args);
+        if (!(r instanceof Promise)) return this.complete(slot, r);
+        key ??= args[1].toString('latin1');
+        this.tails.set(key, this.track(slot, r, key, null));
+        return;
+      }
+    }
     let key: string | null = null;
     let keys: string[] | null = null;
     if (!barrier) {
-      if (spec.firstKey === 1 && spec.lastKey === 1) key = args[1].toString('latin1');
+      if (single) key = args[1].toString('latin1');
       else keys = commandKeys(spec, args).map((k) => k.toString('latin1'));
-    }
-    if (key !== null && this.barrier === null && !this.tails.has(key)) {
-      // The hot path (GET, SET...): nothing earlier on this key is in flight, so it runs now; a reply
-      // known at once (a local GET) is answered without a promise.
-      const r = runCommand(spec, this.ctx, args);
-      if (!(r instanceof Promise)) return this.complete(slot, r);
-      this.tails.set(key, this.track(slot, r, key, null));
-      return;
     }
     let waits: Array<Promise<void>> | null = null;
     if (this.barrier !== null) (waits ??= []).push(this.barrier);
