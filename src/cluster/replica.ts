@@ -19,7 +19,10 @@ export interface ReplicaOptions {
   hlc: HlcLike;
   /** True while this node streams in the range holding `key` (newly owned). */
   isSyncing: (key: string) => boolean;
-  /** Told about every applied key (a leaving node tracks writes that arrive during its hand-off). */
+  /**
+   * Told about every applied key (a leaving node tracks writes that arrive during its hand-off), and
+   * about local writes whether they won or not (applyLocal).
+   */
   onApplied?: (key: string) => void;
   /** Byte budget of one batch reply (batch.ts batchBytesMax of this node's frame limit). */
   batchBytesMax: number;
@@ -46,15 +49,9 @@ export class Replica {
    */
   applyLocal(key: string, entry: Entry): Promise<boolean> {
     const applied = this.o.store.apply(key, entry);
-    // The store installs an applied entry in its map at once (durable or not), which is all
-    // onApplied's users need; an entry that lost LWW or was refused is not there.
-    let held: Entry | undefined;
-    try {
-      held = this.o.store.getEntry(key);
-    } catch {
-      return applied; // closed: `applied` already rejects with CLOSED
-    }
-    if (held !== undefined && held.ts === entry.ts && held.node === entry.node) this.o.onApplied?.(key);
+    // Told at once, without a second look-up to see whether the entry won: both users take a key that
+    // lost LWW or was refused (the key listing checks the store, the hand-off resends with LWW).
+    this.o.onApplied?.(key);
     return applied;
   }
 
