@@ -81,13 +81,12 @@ export class Coordinator {
   /** Replicates `entry` (a value or a tombstone) and resolves once enough replicas hold it (WriteRound). */
   write(key: string, entry: Entry, consistency?: Consistency): Promise<void> {
     const { config, view } = this.o;
-    const owners = view.owners(key);
     // N from the configured replication factor (clamped to the cluster's size, never to who is alive):
     // owners missing from a shrunken ring count as failed replicas.
     const n = view.replicas();
     const need = requiredReplies(consistency, config.writeQuorum, n);
     const local = this.o.local;
-    if (local !== undefined && n === 1 && owners.length === 1 && owners[0] === view.selfId) {
+    if (local !== undefined && n === 1 && view.ownsKey(key)) {
       // N = 1 and this node is the owner: no round. A failure goes to the round (with this attempt
       // as its failed apply), which covers the owner with a hint or refuses, exactly as it would have.
       assert.equal(need, 1, 'one replica needs one ack');
@@ -97,10 +96,10 @@ export class Coordinator {
         () => {
           this.o.metrics?.inc('cluster_writes_total', OK_LABELS);
         },
-        (err: unknown) => this.writeRound(key, entry, owners, n, need, consistency, err),
+        (err: unknown) => this.writeRound(key, entry, view.owners(key), n, need, consistency, err),
       );
     }
-    return this.writeRound(key, entry, owners, n, need, consistency, undefined);
+    return this.writeRound(key, entry, view.owners(key), n, need, consistency, undefined);
   }
 
   /** A write as a WriteRound; `localFailure` is the error of a local apply already tried (not repeated). */
@@ -219,13 +218,15 @@ export class Coordinator {
   readNow(key: string, consistency?: Consistency): Entry | null | undefined {
     const { config, view } = this.o;
     const n = view.replicas();
-    return this.localRead(key, view.owners(key), requiredReplies(consistency, config.readQuorum, n));
+    return this.localRead(key, null, requiredReplies(consistency, config.readQuorum, n));
   }
 
-  private localRead(key: string, owners: string[], need: number): Entry | null | undefined {
+  /** `owners`: the key's owners when the caller has them (else ownsKey answers without hashing when it can). */
+  private localRead(key: string, owners: string[] | null, need: number): Entry | null | undefined {
     const local = this.o.local;
     // The round asks this node first when it owns the key, and one firm reply is enough when need = 1.
-    if (local === undefined || need !== 1 || this.o.config.readAllReplicas || !owners.includes(this.o.view.selfId)) return undefined;
+    if (local === undefined || need !== 1 || this.o.config.readAllReplicas) return undefined;
+    if (!(owners === null ? this.o.view.ownsKey(key) : owners.includes(this.o.view.selfId))) return undefined;
     const entry = local.read(key);
     if (entry === undefined) return undefined; // syncing: the round asks the others too
     this.o.metrics?.inc('cluster_reads_total', OK_LABELS);

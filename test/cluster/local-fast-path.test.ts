@@ -94,3 +94,20 @@ test('N = 3, R = 1: every owner answers at once, a non-owner and a quorum read n
   t.is(c.get(owners[0]).node.readLiveNow(key, 'quorum'), undefined, 'a quorum read needs a round');
   t.is(str(await c.call(outsider, 'get', { key })), 'x');
 });
+
+test('ownsKey agrees with owners() on every node, with more members than N and with N members', async (t) => {
+  for (const [size, n] of [[4, 3], [3, 3], [2, 1]] as const) {
+    const c = await startCluster(size, { replicationFactor: n, writeQuorum: 1, readQuorum: 1 });
+    try {
+      for (const id of c.ids()) {
+        const view = c.get(id).node.view;
+        for (let i = 0; i < 300; i++) {
+          const key = `owns-${i}`;
+          t.is(view.ownsKey(key), view.owners(key).includes(id), `${size} members, N = ${n}, ${id}, ${key}`);
+        }
+      }
+    } finally {
+      await c.close();
+    }
+  }
+});
