@@ -9,7 +9,8 @@
  * timer, no promise), which is exactly what the round would answer since it asks this node first; a
  * write whose only owner is this node (N = 1) goes straight to the local store. Either falls back to
  * the round whenever it would not give the round's answer (the replica is syncing the key's range, or
- * the local write failed: the round then covers the owner as it would have).
+ * the local write failed: the round then covers the owner as it would have). The local write keeps the
+ * round's bound: TIMEOUT after requestTimeoutMs (one timer per WAL batch, not per write).
  */
 import assert from 'node:assert/strict';
 import { ShoalError, toShoalError } from '../errors.js';
@@ -70,13 +71,41 @@ export class Coordinator {
   }
 
   /**
-   * Tracks a local apply for idle(). The store answers every write of one WAL batch with the same
-   * promise, so a batch is one entry here, however many writes it holds.
+   * A local apply bounded by requestTimeoutMs (a write round's bound: the client gets TIMEOUT, the
+   * write may still land), and tracked for idle(). The store answers every write of one WAL batch
+   * with the same promise, so the timer and the tracking are per batch, not per write.
    */
-  private track(applied: Promise<unknown>): void {
-    if (this.inFlight.has(applied)) return;
+  private guard(applied: Promise<boolean>): Promise<boolean> {
+    if (applied === this.lastApplied && this.lastGuarded !== null) return this.lastGuarded;
+    const timeoutMs = this.o.config.requestTimeoutMs;
+    const guarded = new Promise<boolean>((resolve, reject) => {
+      const timeout = new ShoalError('TIMEOUT', `write timed out after ${timeoutMs} ms (this node's store did not make it durable)`);
+      const timer = setTimeout(() => {
+        this.localTimeouts.add(timeout);
+        reject(timeout);
+      }, timeoutMs);
+      timer.unref();
+      applied.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+    this.lastApplied = applied;
+    this.lastGuarded = guarded;
     this.background(applied);
+    return guarded;
   }
+
+  /** guard()'s memo: the last batch promise seen and its bounded form; the timeouts it raised. */
+  private lastApplied: Promise<boolean> | null = null;
+  private lastGuarded: Promise<boolean> | null = null;
+  private readonly localTimeouts = new WeakSet<object>();
 
   /** Replicates `entry` (a value or a tombstone) and resolves once enough replicas hold it (WriteRound). */
   write(key: string, entry: Entry, consistency?: Consistency): Promise<void> {
@@ -90,13 +119,17 @@ export class Coordinator {
       // N = 1 and this node is the owner: no round. A failure goes to the round (with this attempt
       // as its failed apply), which covers the owner with a hint or refuses, exactly as it would have.
       assert.equal(need, 1, 'one replica needs one ack');
-      const applied = local.apply(key, entry);
-      this.track(applied);
-      return applied.then(
+      return this.guard(local.apply(key, entry)).then(
         () => {
           this.o.metrics?.inc('cluster_writes_total', OK_LABELS);
         },
-        (err: unknown) => this.writeRound(key, entry, view.owners(key), n, need, consistency, err),
+        (err: unknown) => {
+          if (this.localTimeouts.has(err as object)) {
+            this.o.metrics?.inc('cluster_writes_total', { outcome: 'TIMEOUT' });
+            throw err;
+          }
+          return this.writeRound(key, entry, view.owners(key), n, need, consistency, err);
+        },
       );
     }
     return this.writeRound(key, entry, view.owners(key), n, need, consistency, undefined);

@@ -81,6 +81,30 @@ test('N = 1, hints on: the owner\'s store refusing is covered by a stand-in\'s h
   t.deepEqual(c.holders(key), {}, 'no store took it: the owner refused, a stand-in keeps a hint');
 });
 
+test('N = 1: a local store that never makes the write durable gives TIMEOUT after requestTimeoutMs, as the round would, with no hint', async (t) => {
+  const c = await startCluster(3, { replicationFactor: 1, writeQuorum: 1, readQuorum: 1, hintsEnabled: true, requestTimeoutMs: 300 });
+  t.teardown(() => c.close());
+  const key = 'fast-5';
+  const owner = ownerOf(c, key);
+  const store = c.get(owner).store;
+  const apply = store.apply.bind(store);
+  let stalled = 0;
+  store.apply = (k: string, entry: Entry): Promise<boolean> => {
+    stalled += 1;
+    void apply(k, entry);
+    return new Promise<boolean>(() => {}); // the WAL batch never finishes
+  };
+  const keepAlive = setInterval(() => {}, 50); // the in-memory network holds no handle; the timeout timer is unref'd
+  t.teardown(() => clearInterval(keepAlive));
+  const started = Date.now();
+  const err = await t.throwsAsync(c.call(owner, 'put', { key, value: 'v' }));
+  t.is((err as ShoalError).code, 'TIMEOUT');
+  t.true(Date.now() - started >= 250, 'not before requestTimeoutMs');
+  t.is(stalled, 1);
+  const held = c.ids().filter((id) => id !== owner).map((id) => c.get(id).hints.pendingFor(owner));
+  t.deepEqual(held, [0, 0], 'a timeout is not a refusal: no stand-in was asked');
+});
+
 test('N = 3, R = 1: every owner answers at once, a non-owner and a quorum read need a round', async (t) => {
   const c = await startCluster(4, { readQuorum: 1 });
   t.teardown(() => c.close());
