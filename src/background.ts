@@ -12,6 +12,7 @@
  * (cli/agent-command.ts), which logs it and stops the node cleanly.
  */
 import assert from 'node:assert/strict';
+import { type Clock, type ClockTimer, systemClock } from './clock.js';
 import { toShoalError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -22,6 +23,8 @@ export interface BackgroundMetrics {
 export interface BackgroundTasksOptions {
   logger: Logger;
   metrics?: BackgroundMetrics;
+  /** Time for idle()'s bound (default systemClock; the simulator gives each node its own). */
+  clock?: Clock;
 }
 
 /** Distinct task names tracked (names are code constants; this bounds a mistake). */
@@ -33,9 +36,11 @@ export class BackgroundTasks {
   private readonly failures = new Map<string, number>();
   private readonly started = new Map<string, number>();
   private closed = false;
+  private readonly clock: Clock;
 
   constructor(options: BackgroundTasksOptions) {
     this.o = options;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Starts `work` in the background under `name` (not started once closed). Nobody waits for it. */
@@ -72,14 +77,15 @@ export class BackgroundTasks {
 
   /** Waits for the tasks in flight (including ones they start meanwhile), at most `waitMs`. */
   async idle(waitMs = 30_000): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    while (this.inFlight.size > 0 && Date.now() < deadline) {
-      let timer: NodeJS.Timeout | undefined;
+    const { clock } = this;
+    const deadline = clock.monotonicMs() + waitMs;
+    while (this.inFlight.size > 0 && clock.monotonicMs() < deadline) {
+      let timer: ClockTimer | undefined;
       const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        timer = clock.setTimeout(resolve, Math.max(1, deadline - clock.monotonicMs()));
       });
       await Promise.race([Promise.all([...this.inFlight]), timeout]);
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
     }
   }
 

@@ -11,6 +11,7 @@
  * reply covers a prefix of the keys (`next`); pushes are cut by bytes.
  */
 import assert from 'node:assert/strict';
+import type { ClockTimer } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { RangeSet, rangeFromWire, rangeToWire } from '../ring/ranges.js';
 import { compareVersion } from '../storage/types.js';
@@ -25,9 +26,8 @@ import { Pacer } from './pacer.js';
 /** Most token ranges a digest request may name. */
 const RANGES_MAX = 1 << 20;
 
-export interface AntiEntropyOptions extends NodeContext {
-  now?: () => number;
-}
+/** Time (expiry cut-off, the round timer, the pacer) comes from the context's clock. */
+export type AntiEntropyOptions = NodeContext;
 
 /** A version as listed for comparison: [key, ts, node, tombstone 0|1]. */
 type VersionRow = [string, number, string, number];
@@ -42,9 +42,8 @@ export interface RoundResult {
 
 export class AntiEntropy {
   private readonly o: AntiEntropyOptions;
-  private readonly now: () => number;
   private readonly pacer: Pacer;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
   private running: Promise<RoundResult> | null = null;
   private nextPeer = 0;
   private stopped = false;
@@ -54,20 +53,19 @@ export class AntiEntropy {
 
   constructor(options: AntiEntropyOptions) {
     this.o = options;
-    this.now = options.now ?? Date.now;
-    this.pacer = new Pacer(options.config.antiEntropyKeysPerSecMax);
+    this.pacer = new Pacer(options.config.antiEntropyKeysPerSecMax, { clock: options.clock });
     this.batchBytes = batchBytesMax(options.config.frameBytesMax);
   }
 
   start(): void {
     if (this.o.config.antiEntropyIntervalMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => this.o.tasks.run('anti-entropy', () => this.runOnce()), this.o.config.antiEntropyIntervalMs);
+    this.timer = this.o.clock.setInterval(() => this.o.tasks.run('anti-entropy', () => this.runOnce()), this.o.config.antiEntropyIntervalMs);
     this.timer.unref();
   }
 
   /** Stops the timer; a round in progress ends at its next call (CLOSED). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.o.clock.clearInterval(this.timer);
     this.timer = null;
     this.stopped = true;
   }
@@ -138,11 +136,11 @@ export class AntiEntropy {
     const base: Args = {
       ring: ring.checksum(),
       buckets: config.antiEntropyBuckets,
-      expiredBeforeMs: this.now(),
+      expiredBeforeMs: this.o.clock.now(),
       ranges: shared.toRanges().map(rangeToWire),
     };
     this.counters.rounds += 1;
-    this.counters.lastRoundAtMs = this.now();
+    this.counters.lastRoundAtMs = this.o.clock.now();
     try {
       const reply = await this.call(peer, 'internal.digest', base, timeoutMs);
       if (reply.ringMismatch !== undefined) return { ...result, skipped: 'rings differ' };
@@ -219,7 +217,7 @@ export class AntiEntropy {
   }
 
   private digest(ranges: RangeSet, buckets: number, expiredBeforeMs: number): Promise<RangeDigest> {
-    return buildDigestAsync(this.o.store.entries(), ranges, { buckets, expiredBeforeMs });
+    return buildDigestAsync(this.o.store.entries(), ranges, { buckets, expiredBeforeMs, clock: this.o.clock });
   }
 
   /**
@@ -236,6 +234,7 @@ export class AntiEntropy {
     const listing = await listBucketsAsync(this.o.store.entries(), ranges, buckets, bucketIds, {
       expiredBeforeMs,
       entriesMax: this.o.config.antiEntropyKeysPerRoundMax * 4,
+      clock: this.o.clock,
     });
     const byBucket = new Map<number, VersionRow[]>();
     for (const [key, e] of listing.entries) {

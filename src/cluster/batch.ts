@@ -10,6 +10,7 @@
  * expiresAtMs}] pair never exceed ENTRY_OVERHEAD_BYTES beyond the key, value and node id bytes.
  */
 import assert from 'node:assert/strict';
+import { mutant } from '../mutations.js';
 import type { Entry } from '../storage/types.js';
 
 /** Bytes of a frame kept free for the envelope around a batch. */
@@ -20,6 +21,16 @@ export const ENTRY_OVERHEAD_BYTES = 96;
 export const ROW_OVERHEAD_BYTES = 32;
 /** Most items one batch call may carry or ask for (the receiving side refuses more). */
 export const BATCH_ITEMS_MAX = 10_000;
+
+/**
+ * Mutation 'repair-batch-keys-only' (src/mutations.ts): repair, anti-entropy, streaming, leave and
+ * clean-up batches are cut by key count only, the byte bound ignored (the old bug: a batch of large
+ * values exceeds the frame limit). Checked where the byte bound is: cutBatches, BatchAccumulator, the
+ * stream source's pages and the replica's readBatch replies.
+ */
+export function keysOnlyMutant(): boolean {
+  return mutant('repair-batch-keys-only');
+}
 
 /** The byte budget of one batch for a frame limit. */
 export function batchBytesMax(frameBytesMax: number): number {
@@ -50,7 +61,7 @@ export function cutBatches<T>(items: readonly T[], sizeOf: (item: T) => number, 
   for (const item of items) {
     const size = sizeOf(item);
     assert.ok(size > 0, 'an item has a positive size');
-    if (current.length > 0 && (current.length >= itemsMax || bytes + size > bytesMax)) {
+    if (current.length > 0 && (current.length >= itemsMax || (bytes + size > bytesMax && !keysOnlyMutant()))) {
       batches.push(current);
       current = [];
       bytes = 0;
@@ -73,7 +84,7 @@ export class BatchAccumulator<T> {
     const b = this.batches.get(dest) ?? { items: [], bytes: 0 };
     this.batches.set(dest, b);
     let full: T[] | null = null;
-    if (b.items.length > 0 && (b.items.length >= this.limits.itemsMax || b.bytes + size > this.limits.bytesMax)) {
+    if (b.items.length > 0 && (b.items.length >= this.limits.itemsMax || (b.bytes + size > this.limits.bytesMax && !keysOnlyMutant()))) {
       full = b.items;
       b.items = [];
       b.bytes = 0;

@@ -6,6 +6,7 @@
  * and the drops of one batch are issued together, so a group-committing store writes them with one
  * fdatasync instead of one per key.
  */
+import { type Clock, systemClock } from '../clock.js';
 import { toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry, Store } from '../storage/types.js';
@@ -30,16 +31,20 @@ export interface CleanupOptions {
   bytesPerSecMax: number;
   timeoutMs: number;
   logger: Logger;
+  /** The pacer's time and the scan's yields (default systemClock). */
+  clock?: Clock;
 }
 
 export class Cleanup {
   private readonly o: CleanupOptions;
   private readonly pacer: Pacer;
   private readonly counters = { runs: 0, dropped: 0, kept: 0 };
+  private readonly clock: Clock;
 
   constructor(options: CleanupOptions) {
     this.o = options;
-    this.pacer = new Pacer(options.bytesPerSecMax);
+    this.clock = options.clock ?? systemClock;
+    this.pacer = new Pacer(options.bytesPerSecMax, { clock: this.clock });
   }
 
   get supported(): boolean {
@@ -51,11 +56,12 @@ export class Cleanup {
     if (!store.dropCopy) return { dropped: 0, kept: 0 };
     const ringAtStart = view.ring().checksum();
     const unowned: Array<[string, Entry, string[]]> = [];
-    await scanStore(store, (key, entry) => {
+    const visit = (key: string, entry: Entry): boolean => {
       const owners = view.owners(key);
       if (!owners.includes(view.selfId)) unowned.push([key, entry, owners]);
       return unowned.length < CLEANUP_KEYS_PER_RUN_MAX;
-    });
+    };
+    await scanStore(store, visit, this.clock);
     const byOwner = new Map<string, Array<[string, Entry]>>();
     const acks = new Map<string, number>();
     for (const [key, entry, owners] of unowned) {

@@ -17,6 +17,7 @@
  * holders are down (the scan refuses to run otherwise, unless consistency is `one`).
  */
 import assert from 'node:assert/strict';
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
@@ -56,7 +57,8 @@ interface KeyIndex {
 export interface KeyListingOptions {
   store: Store;
   hashKey: (key: string) => bigint;
-  now?: () => number;
+  /** The index's idle time (monotonic) and the build's yields. Default systemClock. */
+  clock?: Clock;
 }
 
 /** Parses a decimal token (a cursor) in [0, 2^64); throws BAD_REQUEST. */
@@ -76,17 +78,17 @@ export class KeyListing {
   /** More than NOTED_KEYS_MAX keys were applied since the build: the index must be rebuilt. */
   private stale = false;
   private lastUsedMs = 0;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   builds = 0;
 
   constructor(private readonly o: KeyListingOptions) {
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
   }
 
   /** Called for every key this node applies (Replica.onApplied). Cheap when no index is kept. */
   noteApplied(key: string): void {
     if (this.noted === null) return;
-    if (this.building === null && this.now() - this.lastUsedMs > INDEX_IDLE_MS) {
+    if (this.building === null && this.clock.monotonicMs() - this.lastUsedMs > INDEX_IDLE_MS) {
       this.drop();
       return;
     }
@@ -111,10 +113,11 @@ export class KeyListing {
     this.stale = false;
     const keys: string[] = [];
     const hashes: bigint[] = [];
-    await scanStore(this.o.store, (key) => {
+    const visit = (key: string): void => {
       keys.push(key);
       hashes.push(this.o.hashKey(key));
-    });
+    };
+    await scanStore(this.o.store, visit, this.clock);
     const raw = BigUint64Array.from(hashes);
     const order = sortedOrder(raw, keys);
     const tokens = new BigUint64Array(keys.length);
@@ -131,7 +134,7 @@ export class KeyListing {
   /** The index, built if there is none (or it went stale or idle); concurrent callers share a build. */
   private async current(): Promise<KeyIndex> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const nowMs = this.now();
+      const nowMs = this.clock.monotonicMs();
       if (this.building === null && this.index !== null && (this.stale || nowMs - this.lastUsedMs > INDEX_IDLE_MS)) this.drop();
       this.lastUsedMs = nowMs;
       const index = this.index ?? (await (this.building ??= this.build().finally(() => (this.building = null))));
@@ -251,7 +254,8 @@ export interface ScanClusterOptions {
   ringFactory: Pick<RingFactory, 'hashKey'>;
   writeQuorum: number;
   timeoutMs: number;
-  now: () => number;
+  /** Its wall clock decides what has expired. */
+  clock: Pick<Clock, 'now'>;
 }
 
 export interface ScanPageRequest {
@@ -309,7 +313,7 @@ export async function scanCluster(o: ScanClusterOptions, cursor: bigint, request
       if (have === undefined || item[1] > have[1] || (item[1] === have[1] && item[2] > have[2])) newest.set(item[0], item);
     }
   }
-  const nowMs = o.now();
+  const nowMs = o.clock.now();
   const keys: Array<[bigint, string]> = [];
   for (const [key, item] of newest) {
     const token = o.ringFactory.hashKey(key);

@@ -1,5 +1,6 @@
 /** What the background tasks of one node (streaming, anti-entropy) share. */
 import type { BackgroundTasks } from '../background.js';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { ClusterConfig } from './config.js';
@@ -18,4 +19,6 @@ export interface NodeContext {
   metrics?: ClusterMetrics;
   /** Runs the timers' work (rounds) so that a failure is caught, logged and counted, and close() waits. */
   tasks: BackgroundTasks;
+  /** The node's time, timers and randomness (systemClock, or a simulated node's clock). */
+  clock: Clock;
 }

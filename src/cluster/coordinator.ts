@@ -13,6 +13,7 @@
  * round's bound: TIMEOUT after requestTimeoutMs (one timer per WAL batch, not per write).
  */
 import assert from 'node:assert/strict';
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry } from '../storage/types.js';
@@ -35,6 +36,8 @@ export interface CoordinatorOptions {
   onReadSettled?: (key: string, replies: ReadReply[]) => void;
   logger: Logger;
   metrics?: ClusterMetrics;
+  /** The rounds' timers (default systemClock). */
+  clock?: Clock;
   /** This node's replica, for the fast paths (without it every read and write is a round). */
   local?: LocalReplica;
 }
@@ -80,18 +83,19 @@ export class Coordinator {
     const timeoutMs = this.o.config.requestTimeoutMs;
     const guarded = new Promise<boolean>((resolve, reject) => {
       const timeout = new ShoalError('TIMEOUT', `write timed out after ${timeoutMs} ms (this node's store did not make it durable)`);
-      const timer = setTimeout(() => {
+      const clock = this.o.clock ?? systemClock;
+      const timer = clock.setTimeout(() => {
         this.localTimeouts.add(timeout);
         reject(timeout);
       }, timeoutMs);
       timer.unref();
       applied.then(
         (v) => {
-          clearTimeout(timer);
+          clock.clearTimeout(timer);
           resolve(v);
         },
         (err: unknown) => {
-          clearTimeout(timer);
+          clock.clearTimeout(timer);
           reject(err);
         },
       );
@@ -178,6 +182,7 @@ export class Coordinator {
         await transport.call(owner, 'internal.apply', wire, { timeoutMs });
       },
       cover,
+      clock: this.o.clock,
     });
     this.background(Promise.allSettled(round.attempts));
     return round.result.then(
@@ -231,6 +236,7 @@ export class Coordinator {
       },
       onSettled: this.o.onReadSettled,
       track: (call) => this.background(call),
+      clock: this.o.clock,
     });
     return round.result.then(
       (entry) => {

@@ -17,6 +17,7 @@
  * With the default 1024 buckets it is 8 KiB; with ~1 M keys per range set a differing bucket holds
  * ~1000 entries, so a single changed key costs one 8 KiB digest plus ~1000 (key, version) pairs.
  */
+import { type Clock, systemClock, yieldTurn } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import type { Entry } from '../storage/types.js';
 import { hashBytes, hashKey, hashString, hex64 } from '../ring/hash.js';
@@ -127,7 +128,13 @@ export function buildDigest(entries: Iterable<[string, Entry]>, ranges: RangesIn
 /** Entries handled between two yields to the event loop in the async variants. */
 export const DIGEST_YIELD_EVERY_ENTRIES = 4096;
 
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** What the async variants take beyond the sync ones: how often to yield, and on which clock's loop. */
+export interface YieldOptions {
+  /** Entries handled between two yields (default DIGEST_YIELD_EVERY_ENTRIES). */
+  yieldEveryEntries?: number;
+  /** Whose event loop to yield to (default systemClock; the simulator's node clock). */
+  clock?: Clock;
+}
 
 /**
  * Like buildDigest, but yields to the event loop every `yieldEveryEntries` entries (default 4096), so
@@ -137,14 +144,15 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
 export async function buildDigestAsync(
   entries: Iterable<[string, Entry]>,
   ranges: RangesInput,
-  options: DigestOptions & { yieldEveryEntries?: number } = {},
+  options: DigestOptions & YieldOptions = {},
 ): Promise<RangeDigest> {
   const acc = new DigestAccumulator(ranges, options);
   const every = options.yieldEveryEntries ?? DIGEST_YIELD_EVERY_ENTRIES;
+  const clock = options.clock ?? systemClock;
   let n = 0;
   for (const [key, entry] of entries) {
     acc.add(key, entry);
-    if (++n % every === 0) await yieldToLoop();
+    if (++n % every === 0) await yieldTurn(clock);
   }
   return acc.finish();
 }
@@ -217,15 +225,16 @@ export async function listBucketsAsync(
   ranges: RangesInput,
   buckets: number,
   bucketIds: Iterable<number>,
-  options: ListOptions & { yieldEveryEntries?: number } = {},
+  options: ListOptions & YieldOptions = {},
 ): Promise<BucketListing> {
   const match = bucketFilter(ranges, buckets, bucketIds, options);
   const entriesMax = options.entriesMax ?? 10_000;
   const every = options.yieldEveryEntries ?? DIGEST_YIELD_EVERY_ENTRIES;
+  const clock = options.clock ?? systemClock;
   const out: Array<[string, Entry]> = [];
   let n = 0;
   for (const [key, entry] of entries) {
-    if (++n % every === 0) await yieldToLoop();
+    if (++n % every === 0) await yieldTurn(clock);
     if (!match(key, entry)) continue;
     if (out.length >= entriesMax) return { entries: out, truncated: true };
     out.push([key, entry]);

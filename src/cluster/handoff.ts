@@ -4,6 +4,7 @@
  * target acknowledged it. Hints for a target that no longer owns anything (left, removed, dead past
  * grace) are delivered to the key's current owners instead, so they are never simply dropped.
  */
+import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { BackgroundTasks } from '../background.js';
 import type { Logger } from '../log.js';
@@ -23,8 +24,8 @@ export interface HandoffOptions {
   metrics?: ClusterMetrics;
   /** Replays started by the timer or by membership events run here (caught, logged, awaited on close). */
   tasks: BackgroundTasks;
-  /** Wall clock (for the retry backoff); default Date.now. */
-  now?: () => number;
+  /** The replay timer and the retry backoff (monotonic time); default systemClock. */
+  clock?: Clock;
 }
 
 /** Longest wait between two replays to a target whose every send failed (e.g. a read-only replica). */
@@ -33,7 +34,7 @@ export const HANDOFF_BACKOFF_MS_MAX = 60_000;
 export class Handoff {
   private readonly o: HandoffOptions;
   private readonly replaying = new Map<string, Promise<void>>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
   private readonly counters = { replayed: 0, failed: 0, rerouted: 0 };
   /**
    * Targets that are up but refused every hint of their last replay (a read-only disk, say): the
@@ -41,17 +42,17 @@ export class Handoff {
    * sick replica is not hammered, nor the hint files rewritten, every interval.
    */
   private readonly backoff = new Map<string, { untilMs: number; delayMs: number }>();
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private stopped = false;
 
   constructor(options: HandoffOptions) {
     this.o = options;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
   }
 
   start(): void {
     if (this.o.intervalMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => this.runInBackground({ respectBackoff: true }), this.o.intervalMs);
+    this.timer = this.clock.setInterval(() => this.runInBackground({ respectBackoff: true }), this.o.intervalMs);
     this.timer.unref();
   }
 
@@ -60,14 +61,14 @@ export class Handoff {
     this.o.tasks.run('hint-replay', () => this.runOnce(options));
   }
 
-  /** When the timer will next try `target` (null: at its next tick). */
+  /** When the timer will next try `target`, on the clock's monotonic time (null: at its next tick). */
   retryAtMs(target: string): number | null {
     return this.backoff.get(target)?.untilMs ?? null;
   }
 
   /** Stops the timer; sends of a replay still running fail from now on, so it keeps the rest. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = null;
     this.stopped = true;
   }
@@ -86,7 +87,7 @@ export class Handoff {
         this.backoff.delete(target);
         continue;
       }
-      if (options.respectBackoff && (this.backoff.get(target)?.untilMs ?? 0) > this.now()) continue;
+      if (options.respectBackoff && (this.backoff.get(target)?.untilMs ?? -Infinity) > this.clock.monotonicMs()) continue;
       const send = this.senderFor(target, options.ownersOf);
       if (!send) continue;
       const run = this.o.hints
@@ -118,7 +119,7 @@ export class Handoff {
     }
     const prev = this.backoff.get(target)?.delayMs ?? this.o.intervalMs;
     const delayMs = Math.min(Math.max(prev * 2, 1), HANDOFF_BACKOFF_MS_MAX);
-    this.backoff.set(target, { untilMs: this.now() + delayMs, delayMs });
+    this.backoff.set(target, { untilMs: this.clock.monotonicMs() + delayMs, delayMs });
   }
 
   stats(): { replaying: number; replayed: number; failed: number; rerouted: number } {

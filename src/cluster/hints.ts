@@ -22,13 +22,14 @@
  *   (hints are an optimisation; anti-entropy repairs what they miss), never a refusal to start.
  */
 import assert from 'node:assert/strict';
-import { open as openFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
+import { type Clock, sleep, systemClock } from '../clock.js';
 import { pack, unpack } from '../codec.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { nullLogger, type Logger } from '../log.js';
-import { dirIo, type DirIo, type FileIo, fsyncDir, writeFully } from '../storage/fsio.js';
+import { mutant } from '../mutations.js';
+import { type FileIo, type FsIo, fsyncDir, withFileIo, writeFully } from '../storage/fsio.js';
 import type { Entry } from '../storage/types.js';
 
 export interface HintStoreOptions {
@@ -44,10 +45,16 @@ export interface HintStoreOptions {
   replayPerSecMax?: number;
   /** Sends in flight at once during a replay. */
   replayConcurrency?: number;
+  /** Time, timers and the group-commit turn (default systemClock; the simulator gives its own). */
+  clock?: Clock;
+  /** Tests: overrides clock.now (hint ages, the replay rate). */
   now?: () => number;
+  /** Tests: overrides sleeping on the clock's timers (the replay rate limiter). */
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
-  /** The file-I/O seam of the write paths (as the WAL has); tests record or fail each step. */
+  /** Every file access of the hint store (default node's file system); the simulator gives a SimDisk's. */
+  fs?: FsIo;
+  /** Tests: replaces the file operations of the write paths over `fs` (record or fail each step). */
   io?: FileIo;
 }
 
@@ -178,12 +185,12 @@ function validateEntry(key: unknown, entry: Entry): void {
  * Reads the records of one segment, chunk by chunk. Yields raw records (header included) with their
  * decoded hint; stops at the end or at the first bad record, reporting how many bytes were unreadable.
  */
-async function* readSegment(path: string): AsyncGenerator<{ raw: Buffer; hint: HintRecord } | { bad: string }> {
-  const fh = await openFile(path, 'r');
+async function* readSegment(fs: FsIo, path: string): AsyncGenerator<{ raw: Buffer; hint: HintRecord } | { bad: string }> {
+  const fd = await fs.open(path, 'r');
   try {
-    const size = (await fh.stat()).size;
+    const size = (await fs.fstat(fd)).size;
     const header = Buffer.alloc(HEADER_BYTES);
-    const { bytesRead } = await fh.read(header, 0, HEADER_BYTES, 0);
+    const bytesRead = await fs.read(fd, header, 0, HEADER_BYTES, 0);
     if (bytesRead < HEADER_BYTES || !header.subarray(0, 4).equals(MAGIC) || header.readUInt32BE(4) !== FORMAT_VERSION) {
       if (size > 0) yield { bad: 'bad segment header' };
       return;
@@ -193,7 +200,7 @@ async function* readSegment(path: string): AsyncGenerator<{ raw: Buffer; hint: H
     while (position < size || carry.length > 0) {
       if (position < size) {
         const chunk = Buffer.allocUnsafe(Math.min(HINT_LIMITS.readChunkBytes, size - position));
-        const got = (await fh.read(chunk, 0, chunk.length, position)).bytesRead;
+        const got = await fs.read(fd, chunk, 0, chunk.length, position);
         if (got === 0) break;
         position += got;
         carry = carry.length === 0 ? chunk.subarray(0, got) : Buffer.concat([carry, chunk.subarray(0, got)]);
@@ -231,7 +238,7 @@ async function* readSegment(path: string): AsyncGenerator<{ raw: Buffer; hint: H
       }
     }
   } finally {
-    await fh.close();
+    await fs.close(fd);
   }
 }
 
@@ -243,10 +250,11 @@ export class HintStore {
   private readonly hintTtlMs: number;
   private readonly replayPerSecMax: number;
   private readonly replayConcurrency: number;
+  private readonly clock: Clock;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly logger: Logger;
-  private readonly io: DirIo;
+  private readonly io: FsIo;
   private readonly byTarget = new Map<string, Target>();
   private count = 0;
   private bytes = 0;
@@ -264,10 +272,12 @@ export class HintStore {
     this.hintTtlMs = options.hintTtlMs ?? HINT_DEFAULTS.hintTtlMs;
     this.replayPerSecMax = options.replayPerSecMax ?? HINT_DEFAULTS.replayPerSecMax;
     this.replayConcurrency = options.replayConcurrency ?? HINT_DEFAULTS.replayConcurrency;
-    this.now = options.now ?? Date.now;
-    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    const clock = options.clock ?? systemClock;
+    this.clock = clock;
+    this.now = options.now ?? (() => clock.now());
+    this.sleep = options.sleep ?? ((ms) => sleep(clock, ms));
     this.logger = options.logger ?? nullLogger;
-    this.io = dirIo(options.io);
+    this.io = withFileIo(options.fs, options.io);
     for (const [name, value] of Object.entries({
       hintsMax: this.hintsMax,
       hintBytesMax: this.hintBytesMax,
@@ -281,7 +291,7 @@ export class HintStore {
   /** Opens (creating) the hint directory and counts the hints already there. */
   static async open(dir: string, options: HintStoreOptions = {}): Promise<HintStore> {
     const store = new HintStore(dir, options);
-    await mkdir(dir, { recursive: true });
+    await store.io.mkdir(dir);
     await store.recover();
     return store;
   }
@@ -426,7 +436,7 @@ export class HintStore {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    this.clock.setImmediate(() => {
       this.flushScheduled = false;
       for (const t of this.byTarget.values()) {
         // flushNow settles every queued add itself; this catch only guards against a bug in it.
@@ -494,7 +504,7 @@ export class HintStore {
   }
 
   private async recover(): Promise<void> {
-    const names = await readdir(this.dir);
+    const names = (await this.io.readdir(this.dir)).sort();
     for (const name of names) {
       if (name.endsWith('.hint.tmp')) {
         await this.io.unlink(join(this.dir, name)); // an interrupted compaction; its sources remain
@@ -508,7 +518,7 @@ export class HintStore {
       const info = { count: 0, bytes: 0 };
       target.segments.set(seq, info);
       this.nextSeq = Math.max(this.nextSeq, seq + 1);
-      for await (const item of readSegment(join(this.dir, name))) {
+      for await (const item of readSegment(this.io, join(this.dir, name))) {
         if ('bad' in item) {
           this.counters.corruptRecords++;
           this.logger.warn('hint segment damaged; skipping its remainder', { file: join(this.dir, name), reason: item.bad });
@@ -560,7 +570,7 @@ export class HintStore {
     let keepFailure: unknown = null;
     try {
       for (const seq of sealed.keys()) {
-        for await (const item of readSegment(join(this.dir, segmentName(target.hex, seq)))) {
+        for await (const item of readSegment(this.io, join(this.dir, segmentName(target.hex, seq)))) {
           if ('bad' in item) {
             this.counters.corruptRecords++;
             this.logger.warn('hint segment damaged; skipping its remainder', { target: target.id, seq, reason: item.bad });
@@ -614,13 +624,21 @@ export class HintStore {
       }
       await Promise.all(inFlight);
       if (keepFailure !== null) throw keepFailure;
+      const deleteSealed = async (): Promise<void> => {
+        await Promise.all([...sealed.keys()].map((seq) => this.io.unlink(join(this.dir, segmentName(target.hex, seq)))));
+        await this.syncDir();
+      };
+      // Known-bug mutation (src/mutations.ts): the sealed segments are deleted, durably, before the kept
+      // hints are durable under their final name; a crash in between loses them (recovery removes the
+      // *.hint.tmp). Off, the order below is the right one.
+      const deleteFirst = mutant('hint-delete-before-rename');
+      if (deleteFirst) await this.serial(target, deleteSealed);
       // The kept hints become a segment of the target, durable under its name (file fsync, rename,
       // directory fsync: Compactor.finish), before the sealed ones are deleted.
       const compacted = await keep.finish();
       await this.serial(target, async () => {
         if (compacted !== null) target.segments.set(compacted, { count: keep.records, bytes: keep.bytes });
-        await Promise.all([...sealed.keys()].map((seq) => this.io.unlink(join(this.dir, segmentName(target.hex, seq)))));
-        await this.syncDir();
+        if (!deleteFirst) await deleteSealed();
       });
     } catch (err) {
       // Reading or compacting failed: the sealed segments stay and are replayed again next time
@@ -658,7 +676,7 @@ class Compactor {
     private readonly hex: string,
     private readonly allocateSeq: () => number,
     private readonly fsync: boolean,
-    private readonly io: DirIo,
+    private readonly io: FsIo,
   ) {}
 
   private tmpPath(): string {

@@ -20,6 +20,7 @@
  * A later clock is refused with INTERNAL rather than silently losing precision; a wall clock before the
  * epoch (a node whose clock was never set) counts as the epoch, and the logical part keeps order.
  */
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import type { Version } from '../storage/types.js';
 
@@ -76,9 +77,10 @@ export class Hlc {
   private driftRejected = 0;
   private remoteAheadMsMax = 0;
 
-  constructor(nodeId: string, now: () => number = Date.now, options: HlcOptions = {}) {
+  /** `clock`: the wall clock is its now() (a bare function is taken as now() itself). */
+  constructor(nodeId: string, clock: Pick<Clock, 'now'> | (() => number) = systemClock, options: HlcOptions = {}) {
     this.nodeId = nodeId;
-    this.wallMs = now;
+    this.wallMs = typeof clock === 'function' ? clock : () => clock.now();
     this.maxDriftMs = options.maxDriftMs ?? HLC_DEFAULTS.maxDriftMs;
     this.onDrift = options.onDrift ?? HLC_DEFAULTS.onDrift;
     if (!(this.maxDriftMs >= 0)) throw new ShoalError('CONFIG', `hlc maxDriftMs must be ≥ 0, got ${this.maxDriftMs}`);

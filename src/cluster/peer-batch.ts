@@ -3,7 +3,7 @@
  * hints for stand-ins, and the read repairs and hint replays that use the same ops) to one peer
  * within one event-loop turn travel in ONE frame and are answered with per-item results.
  *
- * Sender (PeerBatcher): calls are queued per address and sent when the turn ends (setImmediate:
+ * Sender (PeerBatcher): calls are queued per address and sent when the turn ends (the clock's setImmediate:
  * after the poll phase has handled every readable socket, so one frame carries the work of every
  * client request read in that turn). A queue is sent early when the next item would take it past
  * the byte bound (batchBytesMax of batch.ts: the frame limit less room for the envelope) or the
@@ -19,6 +19,7 @@
  * message } }, ...] }` in item order (docs/CLUSTER.md).
  */
 import assert from 'node:assert/strict';
+import { type Clock, systemClock } from '../clock.js';
 import { isErrorCode, ShoalError, toShoalError } from '../errors.js';
 import type { Args } from './args.js';
 import { ENTRY_OVERHEAD_BYTES } from './batch.js';
@@ -93,6 +94,8 @@ export class PeerBatcher {
     private readonly send: Send,
     private readonly bytesMax: number,
     private readonly itemsMax: number = PEER_BATCH_ITEMS_MAX,
+    /** Whose event loop "the end of the turn" is (default systemClock; the simulator's node clock). */
+    private readonly clock: Clock = systemClock,
   ) {
     assert.ok(bytesMax > ITEM_OVERHEAD_BYTES, 'a batch must hold at least one item');
     assert.ok(Number.isInteger(itemsMax) && itemsMax >= 2, 'a batch holds at least two items');
@@ -118,7 +121,7 @@ export class PeerBatcher {
     q.bytes += bytes;
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushBound);
+      this.clock.setImmediate(this.flushBound);
     }
     return new Promise((resolve, reject) => {
       q.items.push({ op, args, timeoutMs, resolve, reject });

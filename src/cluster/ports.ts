@@ -32,6 +32,8 @@ export interface MembershipSource {
   knownMemberIds?(): string[];
   /** Forget a member for good (operator removal). */
   forget?(id: string): void;
+  /** Operator removal of a dead member, gossiped to every member (membership's force-leave). */
+  forceLeave?(id: string): boolean;
 }
 
 export interface TokenRange {

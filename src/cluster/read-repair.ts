@@ -4,10 +4,12 @@
  * bounded: past readRepairInFlightMax repairs are dropped and counted; anti-entropy catches those.
  */
 import assert from 'node:assert/strict';
+import { type Clock, sleep, systemClock } from '../clock.js';
 import { toShoalError } from '../errors.js';
 import type { BackgroundTasks } from '../background.js';
 import type { Logger } from '../log.js';
-import { compareVersion } from '../storage/types.js';
+import { mutant } from '../mutations.js';
+import { compareVersion, type Entry } from '../storage/types.js';
 import { entryToWire } from './args.js';
 import type { ReadReply } from './coordinator.js';
 import { newest } from './coordinator.js';
@@ -20,6 +22,24 @@ export interface ReadRepairOptions {
   logger: Logger;
   metrics?: ClusterMetrics;
   tasks: BackgroundTasks;
+  /** idle()'s bound and polling (default systemClock). */
+  clock?: Clock;
+}
+
+/** Polling interval of idle(). */
+const IDLE_POLL_MS = 5;
+
+/**
+ * Mutation 'read-repair-older' (src/mutations.ts): the oldest entry read, stamped just above the newest
+ * so that last-writer-wins lets it replace the newer one everywhere (a plain older version would be
+ * refused by every replica, which hides the bug).
+ */
+function olderOverNewer(replies: ReadReply[]): Entry | null {
+  const best = newest(replies);
+  let oldest: Entry | null = null;
+  for (const r of replies) if (r.entry && (oldest === null || compareVersion(r.entry, oldest) < 0)) oldest = r.entry;
+  if (best === null || oldest === null || compareVersion(oldest, best) === 0) return best;
+  return { ...oldest, ts: best.ts + 1 };
 }
 
 export class ReadRepair {
@@ -33,7 +53,7 @@ export class ReadRepair {
 
   /** Compares the replies of one read and repairs the stale ones. Returns the repairs started. */
   check(key: string, replies: ReadReply[]): number {
-    const best = newest(replies);
+    const best = mutant('read-repair-older') ? olderOverNewer(replies) : newest(replies);
     if (best === null) return 0;
     let started = 0;
     for (const reply of replies) {
@@ -65,8 +85,9 @@ export class ReadRepair {
 
   /** Resolves once no repair is in flight (tests, shutdown); bounded by `waitMs`. */
   async idle(waitMs = 5_000): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const clock = this.o.clock ?? systemClock;
+    const deadline = clock.monotonicMs() + waitMs;
+    while (this.inFlight > 0 && clock.monotonicMs() < deadline) await sleep(clock, IDLE_POLL_MS);
   }
 
   stats(): { inFlight: number; repaired: number; dropped: number; failed: number } {

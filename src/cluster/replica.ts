@@ -7,7 +7,7 @@ import { ShoalError } from '../errors.js';
 import type { Entry, Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryFrom, entryPairs, entryToWire, optInt, str, strArray } from './args.js';
-import { BATCH_ITEMS_MAX, entryWireBytes, rowWireBytes } from './batch.js';
+import { BATCH_ITEMS_MAX, entryWireBytes, keysOnlyMutant, rowWireBytes } from './batch.js';
 import type { HintStoreLike, HlcLike } from './ports.js';
 
 /** Most entries one batch call may carry or ask for. */
@@ -92,7 +92,7 @@ export class Replica {
           const entry = this.o.store.getEntry(key);
           if (!entry) continue;
           const size = versionsOnly ? rowWireBytes(key, entry.node) + 16 : entryWireBytes(key, entry);
-          if (entries.length > 0 && bytes + size > bytesMax) break;
+          if (entries.length > 0 && bytes + size > bytesMax && !keysOnlyMutant()) break;
           if (versionsOnly) {
             const row: Args = { ts: entry.ts, node: entry.node, tombstone: entry.value === null };
             if (entry.expiresAtMs !== undefined) row.expiresAtMs = entry.expiresAtMs;

@@ -15,6 +15,7 @@
  * once all the asked replicas settled (read repair).
  */
 import assert from 'node:assert/strict';
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Entry } from '../storage/types.js';
 import { compareVersion } from '../storage/types.js';
@@ -61,6 +62,8 @@ export interface WriteRoundOptions {
   apply: (owner: string) => Promise<void>;
   /** An owner that cannot take the write: true if a hint held for it counts towards `need`. */
   cover: (owner: string) => Promise<boolean>;
+  /** Arms the timeout (default systemClock). */
+  clock?: Clock;
 }
 
 export class WriteRound {
@@ -80,12 +83,13 @@ export class WriteRound {
       resolve = res;
       reject = rej;
     });
-    const timer = setTimeout(() => this.finish(new ShoalError('TIMEOUT', `write of "${o.key}" timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
+    const clock = o.clock ?? systemClock;
+    const timer = clock.setTimeout(() => this.finish(new ShoalError('TIMEOUT', `write of "${o.key}" timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
     timer.unref();
     this.finish = (err?: ShoalError): void => {
       if (this.done) return;
       this.done = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       if (err) reject(err);
       else resolve();
     };
@@ -164,6 +168,8 @@ export interface ReadRoundOptions {
   onSettled?: (key: string, replies: ReadReply[]) => void;
   /** Told about every replica call started (the coordinator waits for them before reporting idle). */
   track?: (call: Promise<void>) => void;
+  /** Arms the timeout and the speculative timer (default systemClock). */
+  clock?: Clock;
 }
 
 export class ReadRound {
@@ -180,16 +186,17 @@ export class ReadRound {
 
   constructor(private readonly o: ReadRoundOptions) {
     assert.ok(Number.isInteger(o.need) && o.need >= 1, `a read needs at least one reply, not ${o.need}`);
+    const clock = o.clock ?? systemClock;
     this.result = new Promise<Entry | null>((resolve, reject) => {
-      const timer = setTimeout(() => this.finish(new ShoalError('TIMEOUT', `read of "${o.key}" timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
+      const timer = clock.setTimeout(() => this.finish(new ShoalError('TIMEOUT', `read of "${o.key}" timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
       timer.unref();
-      const speculative = o.all || o.need >= o.targets.length ? null : setTimeout(() => this.launch(o.targets.length), o.speculativeMs);
+      const speculative = o.all || o.need >= o.targets.length ? null : clock.setTimeout(() => this.launch(o.targets.length), o.speculativeMs);
       speculative?.unref();
       this.finish = (err?: ShoalError): void => {
         if (this.done) return;
         this.done = true;
-        clearTimeout(timer);
-        if (speculative) clearTimeout(speculative);
+        clock.clearTimeout(timer);
+        if (speculative) clock.clearTimeout(speculative);
         if (err) reject(err);
         else resolve(newest(this.replies));
       };

@@ -6,9 +6,11 @@
  *
  * The first call builds a session: the matching keys, listed once in a chunked scan. Later calls page
  * through it in batches bounded by keys and bytes (the puller's `bytesMax`, never more than this
- * node's own frame budget; batch.ts). Sessions are bounded in number and idle time.
+ * node's own frame budget; batch.ts). Sessions are bounded in number and idle time. A session id is a
+ * counter and 64 random bits drawn from the injected clock (seeded in the simulator, so a seed replays
+ * the same ids); the random part keeps a restarted source from taking an old id for a new session.
  */
-import { randomUUID } from 'node:crypto';
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RangeSet, rangeFromWire } from '../ring/ranges.js';
@@ -16,7 +18,7 @@ import type { Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryToWire, int, optInt, str, strArray } from './args.js';
 import type { RingFactory } from './ports.js';
-import { BATCH_ITEMS_MAX, entryWireBytes } from './batch.js';
+import { BATCH_ITEMS_MAX, entryWireBytes, keysOnlyMutant } from './batch.js';
 import { scanStore } from './scan.js';
 /** Most ranges or base members a stream request may name. */
 const STREAM_LIST_MAX = 1 << 20;
@@ -30,7 +32,8 @@ export interface StreamSourceOptions {
   /** Byte budget of one batch (batch.ts batchBytesMax of this node's frame limit). */
   batchBytesMax: number;
   logger: Logger;
-  now?: () => number;
+  /** Session idle time (monotonic) and session ids (random). Default systemClock. */
+  clock?: Clock;
 }
 
 interface Session {
@@ -41,13 +44,21 @@ interface Session {
 
 export class StreamSource {
   private readonly o: StreamSourceOptions;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly sessions = new Map<string, Session>();
+  private sessionSeq = 0;
   private readonly counters = { sessions: 0, keysSent: 0, bytesSent: 0 };
 
   constructor(options: StreamSourceOptions) {
     this.o = options;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** A new session id: `<counter>-<16 hex digits>` (see the top of this file). */
+  private newSessionId(): string {
+    const word = (): string => Math.floor(this.clock.random() * 2 ** 32).toString(16).padStart(8, '0');
+    this.sessionSeq += 1;
+    return `${this.sessionSeq.toString(36)}-${word()}${word()}`;
   }
 
   async handle(args: Args): Promise<unknown> {
@@ -61,15 +72,15 @@ export class StreamSource {
       if (this.sessions.size >= this.o.sessionsMax) {
         throw new ShoalError('TOO_MANY_REQUESTS', `${this.sessions.size} stream sessions open (limit ${this.o.sessionsMax})`);
       }
-      session = { keys: await this.matchingKeys(args), position: 0, lastUsedMs: this.now() };
-      id = randomUUID();
+      session = { keys: await this.matchingKeys(args), position: 0, lastUsedMs: this.clock.monotonicMs() };
+      id = this.newSessionId();
       this.sessions.set(id, session);
       this.counters.sessions += 1;
     } else {
       session = this.sessions.get(id);
       if (!session) throw new ShoalError('BAD_REQUEST', `${op}: unknown or expired session ${id}`);
     }
-    session.lastUsedMs = this.now();
+    session.lastUsedMs = this.clock.monotonicMs();
     const entries: Array<[string, Args]> = [];
     let bytes = 0;
     while (session.position < session.keys.length && entries.length < limit) {
@@ -77,7 +88,7 @@ export class StreamSource {
       const entry = this.o.store.getEntry(key);
       if (entry) {
         const size = entryWireBytes(key, entry);
-        if (entries.length > 0 && bytes + size > bytesMax) break; // the next batch starts with it
+        if (entries.length > 0 && bytes + size > bytesMax && !keysOnlyMutant()) break; // the next batch starts with it
         entries.push([key, entryToWire(entry)]);
         bytes += size;
       }
@@ -112,18 +123,19 @@ export class StreamSource {
       { vnodes },
     );
     const keys: string[] = [];
-    await scanStore(this.o.store, (key) => {
+    const visit = (key: string): void => {
       const token = this.o.ringFactory.hashKey(key);
       if (!wanted.has(token)) return;
       const owners = base.replicasForToken(token, n);
       if (owners.includes(puller)) return; // the puller already had it
       if (owners.find((id) => !exclude.has(id)) === this.o.selfId) keys.push(key);
-    });
+    };
+    await scanStore(this.o.store, visit, this.clock);
     return keys;
   }
 
   private evictIdle(): void {
-    const now = this.now();
+    const now = this.clock.monotonicMs();
     for (const [id, s] of this.sessions) {
       if (now - s.lastUsedMs > this.o.sessionIdleMs) {
         this.sessions.delete(id);

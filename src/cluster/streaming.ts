@@ -16,6 +16,7 @@
  * An announced leave pushes out instead: every key goes to the members that will own it once this node
  * has left, before membership announces the leave, then once more for writes that arrived meanwhile.
  */
+import { type ClockTimer, sleep } from '../clock.js';
 import { toShoalError } from '../errors.js';
 import { RangeSet, rangeToWire } from '../ring/ranges.js';
 import type { Entry } from '../storage/types.js';
@@ -46,9 +47,10 @@ export interface StreamingOptions extends NodeContext {
   onSynced?: (ring: RingLike) => void;
   /** Called when a round moved this node from a ring of itself alone to one with others (see above). */
   onJoinedFromAlone?: () => void;
-  /** Clock for the progress lines (default Date.now). */
-  now?: () => number;
 }
+
+/** Polling interval of settled() while a round is due but not running. */
+const SETTLED_POLL_MS = 5;
 
 interface PendingSync {
   wanted: RangeSet;
@@ -64,7 +66,7 @@ export class Streaming {
   private syncedRing: RingLike | null;
   private bootstrap: boolean;
   private pending: PendingSync | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
   private timerDueMs = 0;
   private running: Promise<void> | null = null;
   private rerun = false;
@@ -86,7 +88,7 @@ export class Streaming {
 
   constructor(options: StreamingOptions) {
     this.o = options;
-    this.pacer = new Pacer(options.config.streamBytesPerSecMax);
+    this.pacer = new Pacer(options.config.streamBytesPerSecMax, { clock: options.clock });
     this.batchBytes = batchBytesMax(options.config.frameBytesMax);
     this.bootstrap = options.bootstrap;
     this.syncedRing = options.bootstrap ? null : options.view.ring();
@@ -111,10 +113,11 @@ export class Streaming {
 
   /** Resolves when no round is running or due within waitMs (tests, benchmarks). Bounded by waitMs. */
   async settled(waitMs = 30_000): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    while ((this.running || (this.timer && this.timerDueMs <= deadline)) && Date.now() < deadline) {
+    const { clock } = this.o;
+    const deadline = clock.monotonicMs() + waitMs;
+    while ((this.running || (this.timer && this.timerDueMs <= deadline)) && clock.monotonicMs() < deadline) {
       if (this.running) await this.running;
-      else await new Promise((r) => setTimeout(r, 5));
+      else await sleep(clock, SETTLED_POLL_MS);
     }
   }
 
@@ -149,7 +152,7 @@ export class Streaming {
 
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.o.clock.clearTimeout(this.timer);
     this.timer = null;
   }
 
@@ -171,10 +174,11 @@ export class Streaming {
       else failed += batch.length;
     };
     const entries: Array<[string, Entry]> = [];
-    await scanStore(this.o.store, (key, entry) => {
+    const collect = (key: string, entry: Entry): void => {
       if (!only || only.has(key)) entries.push([key, entry]);
-    });
-    const progress = new Progress(only ? 'leave: pushing late writes' : 'leave: handing data off', this.o.logger, this.o.now ?? Date.now);
+    };
+    await scanStore(this.o.store, collect, this.o.clock);
+    const progress = new Progress(only ? 'leave: pushing late writes' : 'leave: handing data off', this.o.logger, this.elapsedClock);
     progress.expect(entries.length);
     for (const [key, entry] of entries) {
       progress.add(1, key.length + (entry.value?.length ?? 0));
@@ -209,10 +213,14 @@ export class Streaming {
     return false;
   }
 
+  /** Progress lines measure elapsed time on the monotonic clock. */
+  private readonly elapsedClock = (): number => this.o.clock.monotonicMs();
+
   private schedule(delayMs: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timerDueMs = Date.now() + delayMs;
-    this.timer = setTimeout(() => {
+    const { clock } = this.o;
+    clock.clearTimeout(this.timer);
+    this.timerDueMs = clock.monotonicMs() + delayMs;
+    this.timer = clock.setTimeout(() => {
       this.timer = null;
       this.o.tasks.run('streaming', () => this.runOnce());
     }, delayMs);
@@ -261,7 +269,7 @@ export class Streaming {
     this.progress.sourcesDone = 0;
     this.progress.keysTotal = 0;
     this.o.logger.info('streaming: pulling newly owned ranges', { from: sources, base: base.checksum(), ring: target.checksum() });
-    this.roundProgress = new Progress('streaming', this.o.logger, this.o.now ?? Date.now, { from: sources.length });
+    this.roundProgress = new Progress('streaming', this.o.logger, this.elapsedClock, { from: sources.length });
     const request: Args = {
       puller: self,
       ranges: target.rangesFor(self, n).map(rangeToWire),
@@ -299,7 +307,7 @@ export class Streaming {
       this.retries += 1;
       this.progress.roundsFailed += 1;
       const delayMs = Math.min(ROUND_RETRY_DELAY_MAX_MS, config.streamRetryMs * 2 ** (this.retries - 1));
-      if (!this.closed) this.schedule(Math.round(delayMs * (0.8 + 0.4 * Math.random())));
+      if (!this.closed) this.schedule(Math.round(delayMs * (0.8 + 0.4 * this.o.clock.random())));
     }
   }
 

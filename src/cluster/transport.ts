@@ -4,6 +4,7 @@
  * (internal.apply, internal.read, internal.hint) made to one peer within one event-loop turn are
  * sent as one internal.batch frame (peer-batch.ts), bounded in bytes by `batchBytesMax` (batch.ts).
  */
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import { PeerBatcher, type PeerBatcherStats } from './peer-batch.js';
 import type { RpcPoolLike, Transport } from './ports.js';
@@ -16,8 +17,13 @@ export interface PoolTransport extends Transport {
 }
 
 /** Maps node ids to rpc addresses and calls them through an RpcPool, batching per-key ops per turn. */
-export function poolTransport(pool: RpcPoolLike, addressOf: (nodeId: string) => string | undefined, batchBytesMax: number): PoolTransport {
-  const batcher = new PeerBatcher((addr, op, args, timeoutMs) => pool.call(addr, op, args, { timeoutMs }), batchBytesMax);
+export function poolTransport(
+  pool: RpcPoolLike,
+  addressOf: (nodeId: string) => string | undefined,
+  batchBytesMax: number,
+  clock: Clock = systemClock,
+): PoolTransport {
+  const batcher = new PeerBatcher((addr, op, args, timeoutMs) => pool.call(addr, op, args, { timeoutMs }), batchBytesMax, undefined, clock);
   return {
     call(nodeId, op, args, options) {
       const addr = addressOf(nodeId);

@@ -18,7 +18,9 @@
  * `shoal local --nodes 1` (N = 1) and a 2-node cluster (N = 2) still work (docs/CLUSTER.md).
  */
 import assert from 'node:assert/strict';
+import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
+import { mutant } from '../mutations.js';
 import type { MemberInfo, MembershipEventInfo, MembershipSource, RingFactory, RingLike } from './ports.js';
 
 export interface ViewOptions {
@@ -27,7 +29,8 @@ export interface ViewOptions {
   replicationFactor: number;
   vnodes: number;
   deadOwnerGraceMs: number;
-  now?: () => number;
+  /** Dead-owner grace is measured on its monotonic time; its timers settle the ring. Default systemClock. */
+  clock?: Clock;
   logger: Logger;
 }
 
@@ -36,26 +39,26 @@ export type RingListener = (oldRing: RingLike, newRing: RingLike) => void;
 export class ClusterView {
   readonly selfId: string;
   private readonly opts: ViewOptions;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly members = new Map<string, MemberInfo>();
   private readonly deadSinceMs = new Map<string, number>();
   private readonly removed = new Set<string>();
   private readonly listeners: RingListener[] = [];
   private ownerKey = '';
   private currentRing: RingLike;
-  private graceTimer: NodeJS.Timeout | null = null;
+  private graceTimer: ClockTimer | null = null;
   /** clusterSize(), recomputed on the first read after a membership event or removal (it is read per request). */
   private clusterSizeCached = 0;
   private clusterSizeStale = false;
   /** Events since the ring was last settled (see settleRing), and the first one's type for the log. */
   private ringStaleEvents = 0;
   private ringStaleReason = '';
-  private settleImmediate: NodeJS.Immediate | null = null;
+  private settleImmediate: ClockTimer | null = null;
   private readonly onEvent = (e: MembershipEventInfo): void => this.handleEvent(e);
 
   constructor(opts: ViewOptions) {
     this.opts = opts;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.selfId = opts.membership.self().id;
     this.track(opts.membership.self());
     for (const m of opts.membership.members()) this.track(m);
@@ -104,7 +107,9 @@ export class ClusterView {
    * missing, and a request that needs them is UNAVAILABLE.
    */
   replicas(): number {
-    const n = Math.max(1, Math.min(this.opts.replicationFactor, this.clusterSize()));
+    // Mutation 'n-clamped-to-live' (src/mutations.ts): the old bug, N clamped to the members up now.
+    const size = mutant('n-clamped-to-live') ? this.allMembers().filter((m) => !this.removed.has(m.id) && this.isUp(m.id)).length : this.clusterSize();
+    const n = Math.max(1, Math.min(this.opts.replicationFactor, size));
     assert.ok(n >= 1 && n <= this.opts.replicationFactor);
     return n;
   }
@@ -180,6 +185,7 @@ export class ClusterView {
     if (id === this.selfId || this.removed.has(id)) return false;
     this.removed.add(id);
     this.opts.membership.forget?.(id);
+    this.opts.membership.forceLeave?.(id);
     this.clusterSizeStale = true;
     this.opts.logger.info('member removed by operator', { member: id });
     this.settleRing();
@@ -208,15 +214,15 @@ export class ClusterView {
   }
 
   close(): void {
-    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.clock.clearTimeout(this.graceTimer);
     this.graceTimer = null;
-    if (this.settleImmediate) clearImmediate(this.settleImmediate);
+    this.clock.clearImmediate(this.settleImmediate);
     this.settleImmediate = null;
     this.opts.membership.off?.('event', this.onEvent);
   }
 
   ownerIds(): string[] {
-    const now = this.now();
+    const now = this.clock.monotonicMs();
     const ids: string[] = [];
     for (const m of this.members.values()) {
       if (this.removed.has(m.id)) continue;
@@ -237,7 +243,7 @@ export class ClusterView {
     const prev = this.members.get(m.id);
     this.members.set(m.id, { ...m });
     if (m.state === 'dead') {
-      if (prev?.state !== 'dead' || !this.deadSinceMs.has(m.id)) this.deadSinceMs.set(m.id, this.now());
+      if (prev?.state !== 'dead' || !this.deadSinceMs.has(m.id)) this.deadSinceMs.set(m.id, this.clock.monotonicMs());
     } else {
       this.deadSinceMs.delete(m.id);
     }
@@ -263,7 +269,7 @@ export class ClusterView {
     if (this.ringStaleEvents === 0) this.ringStaleReason = reason;
     this.ringStaleEvents += 1;
     if (this.settleImmediate === null) {
-      this.settleImmediate = setImmediate(() => {
+      this.settleImmediate = this.clock.setImmediate(() => {
         this.settleImmediate = null;
         this.settleRing();
       });
@@ -296,9 +302,9 @@ export class ClusterView {
   }
 
   private scheduleGraceCheck(): void {
-    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.clock.clearTimeout(this.graceTimer);
     this.graceTimer = null;
-    const now = this.now();
+    const now = this.clock.monotonicMs();
     let next = Infinity;
     for (const [id, since] of this.deadSinceMs) {
       const expiresMs = since + this.opts.deadOwnerGraceMs;
@@ -306,7 +312,7 @@ export class ClusterView {
     }
     if (next === Infinity) return;
     const delayMs = Math.max(0, Math.min(next - now + 1, 2 ** 31 - 1));
-    this.graceTimer = setTimeout(() => this.refresh(), delayMs);
+    this.graceTimer = this.clock.setTimeout(() => this.refresh(), delayMs);
     this.graceTimer.unref();
   }
 }

@@ -319,6 +319,23 @@ export class MembershipCore {
     return this.tick(now);
   }
 
+  /**
+   * The operator removed member `id` (`shoal remove`, serf's force-leave): a dead member is marked
+   * left at its incarnation and the leave is gossiped on its behalf, so every member (and, through
+   * push-pull, every member that was down or cut off at the time) stops counting it. A live member is
+   * not touched (it would refute). If the member comes back it outbids that incarnation, as after a
+   * leave of its own. Returns whether anything changed.
+   */
+  forceLeave(now: number, id: string): boolean {
+    this.ensureStarted(now);
+    const m = this.find(id);
+    if (m < 0 || m === this.selfIdx || this.st[m] !== DEAD) return false;
+    const message: LeftMessage = { t: 'left', id, i: this.inc[m] };
+    this.bury(now, m, LEFT, this.inc[m]);
+    this.enqueue(message);
+    return true;
+  }
+
   /** True once the leave announcement was sent its full retransmit count (or nobody live is left to tell). */
   leaveSpread(): boolean {
     return this.leaving && (this.liveCount <= 0 || this.broadcasts.transmitsOf(this.selfId) === undefined);

@@ -6,11 +6,12 @@
  *
  * Durability order: write the temp file, fsync it, rename it over `known-members.json`, fsync the
  * directory. A crash leaves the old file or the new one, never a torn one. A file that does not parse
- * is a CORRUPT error naming it (delete it to start without known members).
+ * is a CORRUPT error naming it (delete it to start without known members). Every file access goes
+ * through an FsIo (default node:fs), the simulator's disk in src/sim/.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ShoalError } from '../errors.js';
+import { type FsIo, fsyncDir, nodeFsIo, writeFileSynced } from '../storage/fsio.js';
 import type { Member, MembershipEvent } from './types.js';
 
 export const KNOWN_MEMBERS_FILE = 'known-members.json';
@@ -32,11 +33,11 @@ function isKnownMember(value: unknown): value is KnownMember {
 }
 
 /** The persisted members of `dataDir` (empty when there is no file yet). */
-export async function readKnownMembers(dataDir: string): Promise<KnownMember[]> {
+export async function readKnownMembers(dataDir: string, io: FsIo = nodeFsIo): Promise<KnownMember[]> {
   const file = path.join(dataDir, KNOWN_MEMBERS_FILE);
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = (await io.readFile(file)).toString('utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -54,24 +55,13 @@ export async function readKnownMembers(dataDir: string): Promise<KnownMember[]> 
   return members.slice(0, KNOWN_MEMBERS_MAX);
 }
 
-/** Writes `members` durably: temp file, fsync, rename, fsync the directory. */
-export async function writeJsonDurably(dataDir: string, name: string, value: unknown): Promise<void> {
+/** Writes `value` as JSON durably: temp file, fsync, rename, fsync the directory. */
+export async function writeJsonDurably(dataDir: string, name: string, value: unknown, io: FsIo = nodeFsIo): Promise<void> {
   const file = path.join(dataDir, name);
   const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify(value));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
-  const dir = await fs.open(dataDir, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileSynced(io, temp, Buffer.from(JSON.stringify(value)));
+  await io.rename(temp, file);
+  await fsyncDir(io, dataDir);
 }
 
 /**

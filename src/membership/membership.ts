@@ -1,28 +1,34 @@
 /**
- * The membership runtime: the I/O-free core over node:dgram, timers, crypto randomness, push-pull over
- * TCP on the gossip port, and the incarnation number persisted in the data dir so that a restarted
- * node starts above anything said about its previous life. With a keyring every datagram and
- * push-pull frame is sealed (seal.ts); the core packs datagrams into the budget minus the envelope.
+ * The membership runtime: the I/O-free core over datagrams, timers, randomness, push-pull on the
+ * gossip port, and the incarnation number persisted in the data dir so that a restarted node starts
+ * above anything said about its previous life. With a keyring every datagram and push-pull frame is
+ * sealed (seal.ts); the core packs datagrams into the budget minus the envelope.
+ *
+ * Every piece of I/O goes through a seam given in the options, whose default is the real thing: time,
+ * timers and randomness (`clock`, src/clock.ts; crypto randomness when no clock is given), datagrams
+ * (`udp`, udp.ts: node:dgram), push-pull (`sync` and `syncListener`, sync.ts: TCP), files (`fs`,
+ * src/storage/fsio.ts: node:fs) and seed DNS (`seedDns`, dns.ts: node:dns). The whole-cluster simulator
+ * (src/sim/) runs this very code with simulated ones (docs/SIMULATION.md).
  */
-import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { type Clock, type ClockTimer, sleep, systemClock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { type Logger, nullLogger, rateLimited } from '../log.js';
+import { mutant } from '../mutations.js';
 import type { Keyring } from '../security/keyring.js';
-import { type DirIo, fsyncDir, nodeDirIo, writeFileSynced } from '../storage/fsio.js';
+import { type DirIo, type FsIo, fsyncDir, nodeFsIo, writeFileSynced } from '../storage/fsio.js';
 import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
+import type { SeedDns } from './dns.js';
+import { cryptoRandom } from './entropy.js';
 import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
 import { formatSeedAddress, ownGossipAddresses, parseSeed, resolveSeeds, seedsNeedDns } from './seeds.js';
-import { SyncListener, TcpSyncTransport, splitHostPort } from './sync.js';
-import type { Member, MembershipEvent, SyncTransport } from './types.js';
+import { TcpSyncTransport, splitHostPort, tcpSyncListener } from './sync.js';
+import type { Member, MembershipEvent, SyncListenerFactory, SyncServer, SyncTransport } from './types.js';
+import { type UdpEndpoint, type UdpFactory, dgramUdp } from './udp.js';
 
 export interface MembershipOptions {
   id: string;
@@ -49,6 +55,22 @@ export interface MembershipOptions {
   logger?: Logger;
   /** Push-pull transport; default TCP frames to the gossip port (sealed with the keyring, if any). A custom one protects itself. */
   sync?: SyncTransport;
+  /**
+   * Starts the push-pull listener on (bindHost, gossip port); default TCP (sealed with the keyring, if
+   * any). A custom one carries the values as they are (it protects itself, like a custom `sync`).
+   */
+  syncListener?: SyncListenerFactory;
+  /** Binds the gossip datagram endpoint; default node:dgram. Datagrams are sealed before they reach it. */
+  udp?: UdpFactory;
+  /**
+   * Time, timers and randomness; default the system's, with crypto randomness. With a clock given, its
+   * `random` is the protocol's random source (seeded in the simulator).
+   */
+  clock?: Clock;
+  /** Every file access in dataDir (the incarnation, known-members.json); default node:fs. */
+  fs?: FsIo;
+  /** DNS for host-name and srv: seeds; default node:dns. Plain ip:port seeds never use it. */
+  seedDns?: SeedDns;
   /**
    * Gossip encryption: every datagram and push-pull frame is sealed with the keyring's primary key
    * and opened with any installed key; what does not open is dropped and counted. The same object
@@ -78,6 +100,13 @@ export interface MembershipStats extends CoreStats {
   seedResolveErrors: number;
 }
 
+/** The seams of one runtime, defaults filled in. */
+interface RuntimeIo {
+  clock: Clock;
+  fs: FsIo;
+  seedDns: SeedDns | undefined;
+}
+
 const INCARNATION_FILE = 'membership.json';
 /** Longest sleep between two timer checks, so a clock hiccup cannot stall the protocol. */
 const TIMER_SLEEP_MS_MAX = 1000;
@@ -87,23 +116,9 @@ const KNOWN_PERSIST_INTERVAL_MS = 1000;
 /** resolveMembershipConfig's lower bound on datagramBytesMax, which the core's (smaller) budget must meet too. */
 const DATAGRAM_BYTES_MIN = 512;
 
-function cryptoRandom(): () => number {
-  let pool = randomBytes(4096);
-  let offset = 0;
-  return () => {
-    if (offset + 4 > pool.length) {
-      pool = randomBytes(4096);
-      offset = 0;
-    }
-    const value = pool.readUInt32BE(offset);
-    offset += 4;
-    return value / 2 ** 32;
-  };
-}
-
-async function readIncarnation(dataDir: string): Promise<number> {
+async function readIncarnation(dataDir: string, io: FsIo): Promise<number> {
   try {
-    const parsed = JSON.parse(await fs.readFile(path.join(dataDir, INCARNATION_FILE), 'utf8')) as { incarnation?: unknown };
+    const parsed = JSON.parse((await io.readFile(path.join(dataDir, INCARNATION_FILE))).toString('utf8')) as { incarnation?: unknown };
     const value = parsed.incarnation;
     if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
     throw new ShoalError('CORRUPT', `${INCARNATION_FILE} in ${dataDir} holds no valid incarnation; delete it to start at 1`);
@@ -120,7 +135,7 @@ async function readIncarnation(dataDir: string): Promise<number> {
  * Persists the incarnation: write a temp file, fsync it, rename it over the old one, fsync the
  * directory (so the rename survives a crash; a restart must never reuse a lower incarnation).
  */
-export async function writeIncarnation(dataDir: string, incarnation: number, io: DirIo = nodeDirIo): Promise<void> {
+export async function writeIncarnation(dataDir: string, incarnation: number, io: DirIo = nodeFsIo): Promise<void> {
   const file = path.join(dataDir, INCARNATION_FILE);
   const temp = `${file}.${process.pid}.tmp`;
   await writeFileSynced(io, temp, Buffer.from(JSON.stringify({ incarnation })));
@@ -130,18 +145,6 @@ export async function writeIncarnation(dataDir: string, incarnation: number, io:
 
 function formatAddr(address: string, port: number): string {
   return formatSeedAddress(address, port);
-}
-
-async function bindUdp(host: string, port: number): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind({ address: host, port, exclusive: true }, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  return socket;
 }
 
 function field(value: unknown, key: string): unknown {
@@ -176,11 +179,11 @@ function gossipSeal(options: MembershipOptions, config: MembershipConfig): Gossi
 
 export class Membership {
   private readonly emitter = new EventEmitter();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
   private stopped = false;
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
-  private knownTimer: NodeJS.Timeout | null = null;
+  private knownTimer: ClockTimer | null = null;
   private joinedLogged = false;
   private sendErrors = 0;
   private syncErrors = 0;
@@ -198,13 +201,17 @@ export class Membership {
   private seedsPending = false;
   private seedsPendingAttempts = 0;
   private resolving: Promise<void> | null = null;
-  private seedTimer: NodeJS.Timeout | null = null;
+  private seedTimer: ClockTimer | null = null;
+  private readonly clock: Clock;
+  private readonly fs: FsIo;
+  private readonly seedDns: SeedDns | undefined;
 
   private constructor(
     private readonly core: MembershipCore,
-    private readonly socket: dgram.Socket,
-    private readonly listener: SyncListener,
+    private readonly socket: UdpEndpoint,
+    private readonly listener: SyncServer,
     private readonly transport: SyncTransport,
+    io: RuntimeIo,
     private readonly dataDir: string,
     private readonly logger: Logger,
     private readonly seal: GossipSeal | null,
@@ -219,7 +226,10 @@ export class Membership {
     this.seedsDynamic = seedsNeedDns(this.seedSpecs);
     this.selfAddresses = ownGossipAddresses(core.self().gossip, options.bindHost, port);
     this.persistedIncarnation = core.incarnation;
-    this.warn = rateLimited(logger);
+    this.clock = io.clock;
+    this.fs = io.fs;
+    this.seedDns = io.seedDns;
+    this.warn = rateLimited(logger, undefined, undefined, () => io.clock.monotonicMs());
   }
 
   static async start(options: MembershipOptions): Promise<Membership> {
@@ -227,44 +237,45 @@ export class Membership {
     const logger = (options.logger ?? nullLogger).child({ layer: 'membership', node: options.id });
     const seal = gossipSeal(options, config);
     for (const seed of options.seeds) parseSeed(seed); // a malformed seed fails the start before anything is bound
-    await fs.mkdir(options.dataDir, { recursive: true });
-    const incarnation = (await readIncarnation(options.dataDir)) + 1;
-    await writeIncarnation(options.dataDir, incarnation);
-    const known = new KnownMembers(options.id, await readKnownMembers(options.dataDir));
+    const io: RuntimeIo = { clock: options.clock ?? systemClock, fs: options.fs ?? nodeFsIo, seedDns: options.seedDns };
+    await io.fs.mkdir(options.dataDir);
+    const incarnation = (await readIncarnation(options.dataDir, io.fs)) + 1;
+    await writeIncarnation(options.dataDir, incarnation, io.fs);
+    const known = new KnownMembers(options.id, await readKnownMembers(options.dataDir, io.fs));
 
     let self: Membership | null = null;
-    const listener = new SyncListener(
-      config,
-      (state) => {
+    const listenerFactory = options.syncListener ?? tcpSyncListener(config, seal);
+    const handler = {
+      answer: (state: unknown): unknown => {
         if (self === null) throw new ShoalError('UNAVAILABLE', 'membership is starting');
         return self.handleSync(state);
       },
-      (err, remote) => self?.onSyncError(err, remote),
-      seal,
-    );
-    let socket: dgram.Socket | null = null;
+      onError: (err: ShoalError, remote: string): void => self?.onSyncError(err, remote),
+    };
+    const udpFactory = options.udp ?? dgramUdp;
+    let bound: { socket: UdpEndpoint; listener: SyncServer } | null = null;
     let port = options.gossipPort;
-    for (let attempt = 1; socket === null; attempt += 1) {
-      const udp = await bindUdp(options.bindHost, options.gossipPort);
+    for (let attempt = 1; bound === null; attempt += 1) {
+      const udp = await udpFactory.bind(options.bindHost, options.gossipPort);
       port = udp.address().port;
       try {
-        await listener.listen(options.bindHost, port);
-        socket = udp;
+        bound = { socket: udp, listener: await listenerFactory.listen(options.bindHost, port, handler) };
       } catch (err) {
-        udp.close();
+        await udp.close();
         // With an OS-chosen UDP port the same TCP port may be taken: pick again.
         if (options.gossipPort !== 0 || attempt >= BIND_ATTEMPTS_MAX) {
           throw new ShoalError('UNAVAILABLE', `cannot listen for push-pull on ${options.bindHost}:${port}: ${(err as Error).message}`);
         }
       }
     }
+    const { socket, listener } = bound;
     // From here on a failure (e.g. metadata over metaBytesMax) must not leak the bound ports.
     try {
-      return await Membership.begin(options, config, logger, seal, socket, listener, port, incarnation, known, (m) => {
+      return await Membership.begin(options, config, logger, seal, io, socket, listener, port, incarnation, known, (m) => {
         self = m;
       });
     } catch (err) {
-      await new Promise<void>((resolve) => (socket as dgram.Socket).close(() => resolve()));
+      await socket.close();
       await listener.close();
       throw err;
     }
@@ -275,8 +286,9 @@ export class Membership {
     config: MembershipConfig,
     logger: Logger,
     seal: GossipSeal | null,
-    socket: dgram.Socket,
-    listener: SyncListener,
+    io: RuntimeIo,
+    socket: UdpEndpoint,
+    listener: SyncServer,
     port: number,
     incarnation: number,
     known: KnownMembers,
@@ -289,13 +301,13 @@ export class Membership {
       },
       // The envelope comes out of the datagram budget, so that sealed datagrams never exceed it.
       config: seal === null ? config : { ...config, datagramBytesMax: config.datagramBytesMax - seal.overheadBytes },
-      random: cryptoRandom(),
+      random: options.clock === undefined ? cryptoRandom() : options.clock.random.bind(options.clock),
     });
     const transport = options.sync ?? new TcpSyncTransport(config, seal);
-    const membership = new Membership(core, socket, listener, transport, options.dataDir, logger, seal, config, options, port, known);
+    const membership = new Membership(core, socket, listener, transport, io, options.dataDir, logger, seal, config, options, port, known);
     setSelf(membership);
-    socket.on('message', (bytes, rinfo) => membership.onDatagram(bytes, formatAddr(rinfo.address, rinfo.port)));
-    socket.on('error', (err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
+    socket.onMessage((bytes, from) => membership.onDatagram(bytes, formatAddr(from.address, from.port)));
+    socket.onError((err) => membership.warn('udp-error', 'membership socket error', { error: err.message }));
     logger.info('membership started', {
       gossip: core.self().gossip, incarnation, seeds: options.seeds, knownMembers: known.list().length, encrypted: seal !== null,
     });
@@ -328,6 +340,13 @@ export class Membership {
   /** Forgets a member for good (an operator's `shoal remove`): no longer a join target or counted. */
   forget(id: string): void {
     if (this.known.forget(id)) this.scheduleKnownPersist();
+  }
+
+  /** Operator removal of a dead member: marked left and gossiped on its behalf (core.forceLeave). */
+  forceLeave(id: string): boolean {
+    const changed = this.core.forceLeave(this.now(), id);
+    if (changed) this.apply(this.core.tick(this.now()));
+    return changed;
   }
 
   stats(): MembershipStats {
@@ -382,7 +401,7 @@ export class Membership {
     const startMs = this.now();
     this.apply(this.core.leave(startMs));
     while (!this.stopped && !this.core.leaveSpread() && this.now() - startMs < timeoutMs) {
-      await new Promise((resolve) => setTimeout(resolve, Math.max(10, this.core.config.gossipIntervalMs / 2)));
+      await sleep(this.clock, Math.max(10, this.core.config.gossipIntervalMs / 2));
     }
     await this.persisting;
   }
@@ -391,21 +410,21 @@ export class Membership {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = null;
-    if (this.seedTimer !== null) clearTimeout(this.seedTimer);
+    this.clock.clearTimeout(this.seedTimer);
     this.seedTimer = null;
     await this.resolving;
-    if (this.knownTimer !== null) clearTimeout(this.knownTimer);
+    this.clock.clearTimeout(this.knownTimer);
     this.knownTimer = null;
-    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    await this.socket.close();
     await this.listener.close();
     if (this.known.dirty) this.persistKnown();
     await this.persisting;
   }
 
   private now(): number {
-    return performance.now();
+    return this.clock.monotonicMs();
   }
 
   /** The first resolution of the seeds, then the join (or, when no seed resolved, retries until one does). */
@@ -430,6 +449,8 @@ export class Membership {
 
   /** Gossip addresses of the members this node knew (persisted), tried beside the seeds. */
   private knownAddresses(): string[] {
+    // Mutation (src/mutations.ts): join through the seeds only, so a restarted seed starts a second cluster.
+    if (mutant('seed-forgets-known')) return [];
     return this.known.list().map((m) => m.gossip);
   }
 
@@ -439,6 +460,8 @@ export class Membership {
       self: this.selfAddresses,
       dnsServers: this.dnsServers,
       timeoutMs: this.core.config.seedResolveTimeoutMs,
+      dns: this.seedDns,
+      clock: this.clock,
       onError: (seed, error) => {
         errors += 1;
         this.warn(`seed-dns-${seed}`, 'seed did not resolve', { seed, code: error.code, error: error.message });
@@ -496,7 +519,7 @@ export class Membership {
       delayMs = Math.min(c.joinRetryMaxMs, c.joinRetryInitialMs * 2 ** Math.min(this.seedsPendingAttempts, 30));
       this.seedsPendingAttempts += 1;
     }
-    this.seedTimer = setTimeout(() => {
+    this.seedTimer = this.clock.setTimeout(() => {
       this.seedTimer = null;
       this.refreshSeeds();
       this.scheduleSeedResolve();
@@ -613,7 +636,7 @@ export class Membership {
 
   private scheduleKnownPersist(): void {
     if (this.knownTimer !== null || this.stopped) return;
-    this.knownTimer = setTimeout(() => {
+    this.knownTimer = this.clock.setTimeout(() => {
       this.knownTimer = null;
       this.persistKnown();
     }, KNOWN_PERSIST_INTERVAL_MS);
@@ -623,7 +646,7 @@ export class Membership {
   private persistKnown(): void {
     const snapshot = this.known.takeSnapshot();
     this.persisting = this.persisting
-      .then(() => writeJsonDurably(this.dataDir, KNOWN_MEMBERS_FILE, snapshot))
+      .then(() => writeJsonDurably(this.dataDir, KNOWN_MEMBERS_FILE, snapshot, this.fs))
       .catch((err: unknown) => this.logger.error('cannot persist the known members', { error: (err as Error).message }));
   }
 
@@ -632,15 +655,15 @@ export class Membership {
     if (incarnation <= this.persistedIncarnation) return;
     this.persistedIncarnation = incarnation;
     this.persisting = this.persisting
-      .then(() => writeIncarnation(this.dataDir, incarnation))
+      .then(() => writeIncarnation(this.dataDir, incarnation, this.fs))
       .catch((err: unknown) => this.logger.error('cannot persist incarnation', { error: (err as Error).message }));
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     const delayMs = Math.min(TIMER_SLEEP_MS_MAX, Math.max(0, this.core.nextDeadlineMs() - this.now()));
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.timer = null;
       this.apply(this.core.tick(this.now()));
     }, Math.ceil(delayMs));

@@ -20,12 +20,15 @@
  * changed DNS answer (a rescheduled pod, a replaced machine) is used on the next attempt.
  * `options.dnsServers` (`ip` or `ip:port`) selects the DNS servers; empty means the system's: host
  * names through getaddrinfo (so /etc/hosts applies, as for any program), SRV through /etc/resolv.conf.
+ * `options.dns` replaces node:dns (dns.ts) and `options.clock` the timers of the timeout: the simulator
+ * passes its own. Plain `ip:port` seeds never reach either (no DNS, no timer).
  */
 import assert from 'node:assert/strict';
-import dns from 'node:dns';
-import net from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import os from 'node:os';
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError } from '../errors.js';
+import { type SeedDns, type SeedDnsResolver, nodeSeedDns } from './dns.js';
 
 export type SeedSpec =
   | { kind: 'address'; host: string; port: number; text: string }
@@ -41,6 +44,10 @@ export interface ResolveSeedsOptions {
   timeoutMs?: number;
   /** Told about each seed that resolved to nothing or failed (the others are still returned). */
   onError?: (seed: string, error: ShoalError) => void;
+  /** The DNS queries (default node:dns, dns.ts). */
+  dns?: SeedDns;
+  /** Timers of the per-seed bound (default the system's). */
+  clock?: Clock;
 }
 
 export const SRV_PREFIX = 'srv:';
@@ -65,11 +72,11 @@ export function parseSeed(text: string): SeedSpec {
   const port = Number(match[4]);
   if (port < 1 || port > 65_535) throw new ShoalError('CONFIG', `seed "${text}": port must be from 1 to 65535`);
   if (match[2] !== undefined) {
-    if (!net.isIPv6(match[2])) throw new ShoalError('CONFIG', `seed "${text}": ${match[2]} is not an IPv6 address`);
+    if (!isIPv6(match[2])) throw new ShoalError('CONFIG', `seed "${text}": ${match[2]} is not an IPv6 address`);
     return { kind: 'address', host: match[2], port, text };
   }
   const host = match[3];
-  if (net.isIPv4(host)) return { kind: 'address', host, port, text };
+  if (isIPv4(host)) return { kind: 'address', host, port, text };
   if (!DNS_NAME.test(host)) throw new ShoalError('CONFIG', `seed "${text}": ${host} is neither an IP address nor a host name`);
   return { kind: 'name', host, port, text };
 }
@@ -80,7 +87,7 @@ export function parseDnsServer(text: string): { ip: string; port: number } {
   const v4 = /^([0-9.]+)(?::([0-9]{1,5}))?$/.exec(text);
   const ip = bracketed?.[1] ?? v4?.[1] ?? text;
   const port = Number(bracketed?.[2] ?? v4?.[2] ?? 53);
-  if (net.isIP(ip) === 0 || (v4 !== null && !net.isIPv4(ip))) {
+  if (isIP(ip) === 0 || (v4 !== null && !isIPv4(ip))) {
     throw new ShoalError('CONFIG', `DNS server "${text}": must be an IP address, optionally with :port ([ipv6]:port)`);
   }
   if (port < 1 || port > 65_535) throw new ShoalError('CONFIG', `DNS server "${text}": port must be from 1 to 65535`);
@@ -94,7 +101,7 @@ export function seedsNeedDns(seeds: string[]): boolean {
 
 /** `ip:port`, with brackets around an IPv6 address. */
 export function formatSeedAddress(ip: string, port: number): string {
-  return net.isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`;
+  return isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /**
@@ -119,16 +126,16 @@ export async function resolveSeeds(seeds: string[], options: ResolveSeedsOptions
   const specs = seeds.map(parseSeed);
   const timeoutMs = options.timeoutMs ?? RESOLVE_TIMEOUT_MS_DEFAULT;
   const servers = options.dnsServers ?? [];
-  let resolver: dns.promises.Resolver | null = null;
+  const seedDns = options.dns ?? nodeSeedDns;
+  let resolver: SeedDnsResolver | null = null;
   if (servers.length > 0 || specs.some((s) => s.kind === 'srv')) {
     // One query is retried once inside the per-seed bound.
-    resolver = new dns.promises.Resolver({ timeout: Math.max(1, Math.floor(timeoutMs / 2)), tries: 1 });
-    if (servers.length > 0) resolver.setServers(servers);
+    resolver = seedDns.resolver(servers, Math.max(1, Math.floor(timeoutMs / 2)));
   }
   const results = await Promise.all(specs.map(async (spec) => {
     if (spec.kind === 'address') return [formatSeedAddress(spec.host, spec.port)];
     try {
-      const found = await withTimeout(resolveSpec(spec, resolver), timeoutMs, spec.text);
+      const found = await withTimeout(resolveSpec(spec, resolver, seedDns), timeoutMs, spec.text, options.clock ?? systemClock);
       if (found.length === 0) throw new ShoalError('UNAVAILABLE', `seed ${spec.text} resolved to no address`);
       return found;
     } catch (err) {
@@ -149,10 +156,10 @@ export async function resolveSeeds(seeds: string[], options: ResolveSeedsOptions
   return out;
 }
 
-async function resolveSpec(spec: SeedSpec, resolver: dns.promises.Resolver | null): Promise<string[]> {
+async function resolveSpec(spec: SeedSpec, resolver: SeedDnsResolver | null, seedDns: SeedDns): Promise<string[]> {
   if (spec.kind === 'address') return [formatSeedAddress(spec.host, spec.port)];
   if (spec.kind === 'name') {
-    return (await resolveHost(spec.host, resolver)).map((ip) => formatSeedAddress(ip, spec.port));
+    return (await resolveHost(spec.host, resolver, seedDns)).map((ip) => formatSeedAddress(ip, spec.port));
   }
   if (resolver === null) throw new ShoalError('INTERNAL', 'srv seeds need a resolver');
   const records = (await resolver.resolveSrv(spec.name))
@@ -161,18 +168,15 @@ async function resolveSpec(spec: SeedSpec, resolver: dns.promises.Resolver | nul
   const perTarget = await Promise.all(records.map(async (record) => {
     const target = record.name.replace(/\.$/, '');
     // A target may be an address literal (some servers answer so); otherwise resolve it.
-    const ips = net.isIP(target) !== 0 ? [target] : await resolveHost(target, resolver).catch(() => [] as string[]);
+    const ips = isIP(target) !== 0 ? [target] : await resolveHost(target, resolver, seedDns).catch(() => [] as string[]);
     return ips.map((ip) => formatSeedAddress(ip, record.port));
   }));
   return perTarget.flat().slice(0, SEED_ADDRESSES_PER_NAME_MAX);
 }
 
 /** A and AAAA addresses of a host name: through the configured servers, or getaddrinfo without them. */
-async function resolveHost(host: string, resolver: dns.promises.Resolver | null): Promise<string[]> {
-  if (resolver === null) {
-    const found = await dns.promises.lookup(host, { all: true, verbatim: true });
-    return found.map((a) => a.address).slice(0, SEED_ADDRESSES_PER_NAME_MAX);
-  }
+async function resolveHost(host: string, resolver: SeedDnsResolver | null, seedDns: SeedDns): Promise<string[]> {
+  if (resolver === null) return (await seedDns.lookup(host)).slice(0, SEED_ADDRESSES_PER_NAME_MAX);
   const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
   const ips = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
   if (ips.length === 0 && v4.status === 'rejected') throw v4.reason;
@@ -185,14 +189,14 @@ function dnsError(seed: string, err: unknown): ShoalError {
   return new ShoalError('UNAVAILABLE', `seed ${seed} did not resolve: ${code} (${(err as Error).message})`);
 }
 
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, seed: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, seed: string, clock: Clock): Promise<T> {
+  let timer: ReturnType<Clock['setTimeout']> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ShoalError('TIMEOUT', `seed ${seed} did not resolve within ${timeoutMs} ms`)), timeoutMs);
+    timer = clock.setTimeout(() => reject(new ShoalError('TIMEOUT', `seed ${seed} did not resolve within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
     return await Promise.race([promise, timeout]);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }

@@ -8,6 +8,10 @@
  * encrypting node, sealed to a node without a key) answers one plaintext refusal `{ v: 1, t: 'refuse',
  * r: reason }` and closes, so that the initiator can say why its join keeps failing; the refusal
  * carries nothing but the reason, and the initiator treats it as a failed exchange, nothing more.
+ *
+ * This file holds the default (TCP) implementations of the push-pull seams (types.ts: SyncTransport,
+ * SyncListenerFactory); with udp.ts and dns.ts it is the only file of src/membership/ that touches real
+ * sockets and timers (eslint.config.js keeps it so). The simulator supplies in-memory ones.
  */
 import net from 'node:net';
 import { pack, unpack } from '../codec.js';
@@ -15,7 +19,7 @@ import { ShoalError, toShoalError } from '../errors.js';
 import { FrameDecoder, encodeFrame } from '../rpc/framing.js';
 import { WIRE_VERSION } from './messages.js';
 import type { GossipSeal } from './seal.js';
-import type { SyncTransport } from './types.js';
+import type { SyncListenerFactory, SyncServer, SyncTransport } from './types.js';
 
 export interface SyncLimits {
   syncBytesMax: number;
@@ -158,7 +162,7 @@ export class TcpSyncTransport implements SyncTransport {
  * Listens for push-pull on `host:port`; `answer` merges a remote state and returns ours. With a seal,
  * frames are opened and answers sealed; frames that cannot be accepted are refused (see the top).
  */
-export class SyncListener {
+export class SyncListener implements SyncServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private rejectedCount = 0;
@@ -220,4 +224,15 @@ export class SyncListener {
     for (const socket of this.sockets) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** The default SyncListenerFactory: a TCP SyncListener (frames sealed with `seal`, when given). */
+export function tcpSyncListener(limits: SyncLimits, seal: GossipSeal | null = null): SyncListenerFactory {
+  return {
+    async listen(host, port, handler) {
+      const listener = new SyncListener(limits, (state, remote) => handler.answer(state, remote), (err, remote) => handler.onError(err, remote), seal);
+      await listener.listen(host, port);
+      return listener;
+    },
+  };
 }

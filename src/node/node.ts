@@ -5,23 +5,26 @@
  * stats, members) are answered by node-ops.ts, the gossip keyring's by keyring-ops.ts. The keyring
  * file is read (or seeded from security.gossipKey) before anything listens.
  */
-import { mkdir } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { ClusterNode } from '../cluster/cluster-node.js';
+import type { RpcPoolLike } from '../cluster/ports.js';
+import { type Clock, type ClockTimer, systemClock } from '../clock.js';
+import { type FsIo, nodeFsIo } from '../storage/fsio.js';
 import { HintStore } from '../cluster/hints.js';
 import { Hlc } from '../cluster/hlc.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import { nullLogger, type Logger } from '../log.js';
-import { Membership } from '../membership/membership.js';
+import { Membership, type MembershipOptions } from '../membership/membership.js';
 import type { MemberState } from '../membership/types.js';
 import { Ring, hashKey } from '../ring/ring.js';
 import { RpcPool } from '../rpc/client.js';
-import { RpcServer, type RpcHandler } from '../rpc/server.js';
+import { RpcServer, type RpcContext, type RpcHandler } from '../rpc/server.js';
 import type { RespData, RespNodeInfo } from '../resp/backend.js';
 import { RespServer } from '../resp/server.js';
 import { keyringFilePath, openKeyring } from '../security/keyring-file.js';
 import type { Keyring } from '../security/keyring.js';
 import { openStore } from '../storage/store.js';
+import type { LockOptions } from '../storage/lock.js';
 import type { Store } from '../storage/types.js';
 import type { ShoalConfig } from './config-schema.js';
 import { clusterLayerConfig, membershipLayerConfig } from './config.js';
@@ -33,12 +36,34 @@ import { nodeOps } from './node-ops.js';
 import { MemberEvents } from './member-events.js';
 import { statusSnapshotter } from './status-snapshot.js';
 import { SHOAL_VERSION } from '../version.js';
+import { mutant } from '../mutations.js';
 import { nodeTls } from './tls-config.js';
 
 export interface StartNodeOptions {
   logger?: Logger;
   /** Export Node.js process metrics. Default true; tests running many nodes turn it off. */
   processMetrics?: boolean;
+  /**
+   * The whole-cluster simulator's world (src/sim/): time, disk and network for this node. With it the
+   * node opens no real socket or file: node-to-node calls and client requests arrive through
+   * `world.serveRpc`, gossip through `world.membership`; the Redis port, the metrics endpoint and the
+   * keyring are not started.
+   */
+  world?: NodeWorld;
+}
+
+/** Everything a simulated node gets from its world instead of the operating system. */
+export interface NodeWorld {
+  clock: Clock;
+  fs: FsIo;
+  /** Node-to-node calls (replaces the TCP RpcPool). */
+  rpcPool: RpcPoolLike & { close(): Promise<void> };
+  /** Starts serving `handler` at the node's rpc address; returns a function that stops it. */
+  serveRpc(addr: string, handler: RpcHandler): () => void;
+  /** Extra Membership.start options: its network and files. */
+  membership: Partial<MembershipOptions>;
+  /** The data-dir lock's owner (this process incarnation) and how to tell whether an owner runs. */
+  lock: Pick<LockOptions, 'pid' | 'isAlive'>;
 }
 
 export type NodeState = 'starting' | 'serving' | 'leaving' | 'stopping' | 'stopped';
@@ -70,6 +95,14 @@ export interface Node {
   stop(): Promise<void>;
   /** Resolves once the node has stopped, whoever stopped it (a `leave` request stops it too). */
   stopped(): Promise<void>;
+  /** The layers, for the simulator's checker: only for a node started in a world (options.world). */
+  internals(): NodeInternals | null;
+}
+
+export interface NodeInternals {
+  store: Store;
+  cluster: ClusterNode;
+  membership: Membership;
 }
 
 export function splitAddress(addr: string): { host: string; port: number } {
@@ -83,15 +116,15 @@ export function joinAddress(host: string, port: number): string {
 }
 
 /** Rejects after `ms` with TIMEOUT; the step it bounds keeps running but is no longer awaited. */
-async function bounded<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+async function bounded<T>(clock: Clock, what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ClockTimer | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ShoalError('TIMEOUT', `${what} did not finish within ${ms} ms`)), ms);
+    timer = clock.setTimeout(() => reject(new ShoalError('TIMEOUT', `${what} did not finish within ${ms} ms`)), ms);
   });
   try {
     return await Promise.race([promise, timeout]);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }
 
@@ -136,7 +169,10 @@ export function dataDirError(dataDir: string, err: unknown): unknown {
 export async function startNode(config: ShoalConfig, options: StartNodeOptions = {}): Promise<Node> {
   const log = options.logger ?? nullLogger;
   const nodeLog = log.child({ layer: 'node' });
-  const startedAtMs = Date.now();
+  const world = options.world;
+  const clock = world?.clock ?? systemClock;
+  const fsIo = world?.fs ?? nodeFsIo;
+  const startedAtMs = clock.now();
   const id = config.node.id;
   let state: NodeState = 'starting';
   const metrics = new NodeMetrics({ nodeId: id, processMetrics: options.processMetrics });
@@ -148,7 +184,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   let rpcServer: RpcServer | null = null;
   let membership: Membership | null = null;
   let hints: HintStore | null = null;
-  let rpcPool: RpcPool | null = null;
+  let rpcPool: RpcPoolLike & { close(): Promise<void> } | null = null;
+  let stopSimRpc: (() => void) | null = null;
   let cluster: ClusterNode | null = null;
   let metricsServer: MetricsServer | null = null;
   let respServer: RespServer | null = null;
@@ -173,7 +210,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   };
   const health = (): { ok: boolean } & Record<string, unknown> => {
     const reason = unhealthyReason();
-    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: Date.now() - startedAtMs, pid: process.pid, version: SHOAL_VERSION };
+    const body: { ok: boolean } & Record<string, unknown> = { ok: reason === null, node: id, cluster: config.cluster.name, state, uptimeMs: clock.now() - startedAtMs, pid: process.pid, version: SHOAL_VERSION };
     if (reason !== null) body.reason = reason;
     return body;
   };
@@ -185,7 +222,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     clusterName: config.cluster.name,
     version: SHOAL_VERSION,
     state,
-    uptimeMs: Date.now() - startedAtMs,
+    uptimeMs: clock.now() - startedAtMs,
     requests: { perSec: metrics.recent.perSec(), p99MsLastMinute: metrics.recent.p99Ms() },
     addresses: { ...addresses },
     dataDir,
@@ -222,7 +259,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     if (state === 'serving') state = 'leaving';
     leaving ??= handler(op, args, ctx).then(
       (result) => {
-        setImmediate(() => {
+        if (mutant('leave-keeps-coordinating')) {
+          state = 'serving'; // the known bug: the node left the ring but keeps taking client requests
+          return result;
+        }
+        clock.setImmediate(() => {
           stopNode().catch((err: unknown) => nodeLog.error('stop after leave failed', { err }));
         });
         return result;
@@ -244,8 +285,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   const tls = nodeTls(config.security);
 
   try {
-    await mkdir(dataDir, { recursive: true });
-    const opened = await openKeyring({
+    await fsIo.mkdir(dataDir);
+    const opened = world !== undefined ? null : await openKeyring({
       file: keyringFile, seedKey: config.security.gossipKey, allowLoosePermissions: config.security.allowLooseKeyringFile,
     });
     // Without a keyring gossip is plaintext; exposureWarnings (above) warns when that is beyond loopback.
@@ -257,7 +298,14 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       }
     }
     // The storage section's fields are the store's options, by name.
-    store = await openStore(dataDir, { ...config.storage, logger: log.child({ layer: 'storage' }), onFsync: (ms) => metrics.observeFsync(ms) });
+    store = await openStore(dataDir, {
+      ...config.storage,
+      logger: log.child({ layer: 'storage' }),
+      onFsync: (ms) => metrics.observeFsync(ms),
+      clock,
+      fs: fsIo,
+      ...(world !== undefined ? { lock: world.lock } : {}),
+    });
     const openedStore = store;
     cleanups.push(() => openedStore.close());
     metrics.setStoreStats(() => openedStore.stats());
@@ -267,23 +315,32 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     const r = config.rpc;
     // The rpc section holds the server's limits (by name) and the node-to-node client's settings.
     const { connectTimeoutMs: _c, requestTimeoutMs: _r, connectionsPerAddr: _p, drainMs: _d, ...serverLimits } = r;
-    rpcServer = new RpcServer({
-      host: rpcAddr.host,
-      port: rpcAddr.port,
-      nodeId: id,
-      clusterName: config.cluster.name,
-      handler: instrumentHandler((op, args, ctx) => serve(op, args, ctx), metrics),
-      limits: serverLimits,
-      logger: log.child({ layer: 'rpc' }),
-      tls: tls?.server,
-    });
-    const server = rpcServer;
-    const bound = await server.listen().catch((err: unknown) => {
-      throw listenError('rpc', config.node.rpc, err);
-    });
-    cleanups.push(() => server.close({ drainMs: 0 }));
-    addresses.rpc = joinAddress(bound.host, bound.port);
-    metrics.setRpcStats(() => server.stats());
+    const nodeHandler = instrumentHandler<RpcContext>((op, args, ctx) => serve(op, args, ctx), metrics);
+    let boundPort = rpcAddr.port;
+    if (world !== undefined) {
+      const stopServing = world.serveRpc(config.node.rpc, nodeHandler);
+      cleanups.push(() => Promise.resolve(stopServing()));
+      stopSimRpc = stopServing;
+    } else {
+      rpcServer = new RpcServer({
+        host: rpcAddr.host,
+        port: rpcAddr.port,
+        nodeId: id,
+        clusterName: config.cluster.name,
+        handler: nodeHandler,
+        limits: serverLimits,
+        logger: log.child({ layer: 'rpc' }),
+        tls: tls?.server,
+      });
+      const server = rpcServer;
+      const bound = await server.listen().catch((err: unknown) => {
+        throw listenError('rpc', config.node.rpc, err);
+      });
+      cleanups.push(() => server.close({ drainMs: 0 }));
+      addresses.rpc = joinAddress(bound.host, bound.port);
+      metrics.setRpcStats(() => server.stats());
+      boundPort = bound.port;
+    }
 
     const gossipAddr = splitAddress(config.node.gossip);
     const advertise = config.node.advertiseHost === '' ? undefined : config.node.advertiseHost;
@@ -293,7 +350,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       gossipPort: gossipAddr.port,
       advertiseHost: advertise,
       // Where the others send requests: the bound port, on the advertised host when there is one.
-      rpc: advertise === undefined ? addresses.rpc : joinAddress(advertise, bound.port),
+      rpc: advertise === undefined ? addresses.rpc : joinAddress(advertise, boundPort),
       zone: config.node.zone === '' ? undefined : config.node.zone,
       tags: Object.keys(config.node.tags).length > 0 ? config.node.tags : undefined,
       seeds: config.membership.seeds,
@@ -303,6 +360,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       logger: log,
       keyring: keyring ?? undefined,
       clusterName: config.cluster.name,
+      ...world?.membership,
     }).catch((err: unknown) => {
       throw listenError('gossip', config.node.gossip, err);
     });
@@ -335,11 +393,13 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       replayConcurrency: c.hintReplayConcurrency,
       fsync: config.storage.fsync !== 'none',
       logger: log.child({ layer: 'hints' }),
+      clock,
+      fs: fsIo,
     });
     hints = openedHints;
     cleanups.push(() => openedHints.close());
     metrics.setHintsPendingSource(() => openedHints.targets().reduce((sum, target) => sum + openedHints.pendingFor(target), 0));
-    const pool = new RpcPool({
+    const pool = world?.rpcPool ?? new RpcPool({
       clusterName: config.cluster.name,
       peer: id,
       timeoutMs: r.requestTimeoutMs,
@@ -359,7 +419,8 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       logger: log,
       metrics: metrics.layerSink(),
       ringFactory: { build: (members, opts) => Ring.build(members, opts), hashKey },
-      hlc: new Hlc(id, Date.now, { maxDriftMs: c.clockAheadMsMax }),
+      hlc: new Hlc(id, () => clock.now(), { maxDriftMs: c.clockAheadMsMax }),
+      clock,
     });
     cluster = startedCluster;
     cleanups.push(() => startedCluster.close());
@@ -390,7 +451,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       stats,
     });
 
-    if (config.node.resp !== '') {
+    if (config.node.resp !== '' && world === undefined) {
       // The Redis front end: the cluster layer's data operations behind the RPC port's limits and TLS.
       const respAddr = splitAddress(config.node.resp);
       const info = (): RespNodeInfo => {
@@ -398,7 +459,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
         const ownership = ring.ownership();
         return {
           clusterName: config.cluster.name,
-          uptimeMs: Date.now() - startedAtMs,
+          uptimeMs: clock.now() - startedAtMs,
           respPort: startedResp.port,
           rpc: addresses.rpc,
           fsync: config.storage.fsync,
@@ -459,7 +520,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
       addresses.resp = joinAddress(respBound.host, respBound.port);
     }
 
-    if (config.metrics.enabled) {
+    if (config.metrics.enabled && world === undefined) {
       const m = splitAddress(config.node.metrics);
       const status = statusSnapshotter({
         self: id,
@@ -470,7 +531,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
         stats: () => ({ ...stats(), cluster: startedCluster.stats() }),
         peerStats: (rpc, timeoutMs) => pool.call(rpc, 'stats', {}, { timeoutMs }),
         events: () => events.list(),
-        now: Date.now,
+        now: () => clock.now(),
       });
       metricsServer = await startMetricsServer({ host: m.host, port: m.port, metrics, health, status, logger: log.child({ layer: 'metrics' }) }).catch(
         (err: unknown) => {
@@ -503,7 +564,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     // last: acknowledged writes are durable already, closing flushes and releases the lock.
     const step = async (what: string, ms: number, run: () => Promise<unknown>) => {
       try {
-        await bounded(what, ms, run());
+        await bounded(clock, what, ms, run());
       } catch (err) {
         nodeLog.warn(`${what} failed`, { err });
       }
@@ -520,6 +581,7 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     else if (m) await step('announcing leave', config.membership.leaveTimeoutMs + 1000, () => m.leave({ timeoutMs: config.membership.leaveTimeoutMs }));
     const resp = respServer;
     if (resp) await step('draining resp commands', config.rpc.drainMs + 1000, () => resp.close({ drainMs: config.rpc.drainMs }));
+    stopSimRpc?.();
     const server = rpcServer;
     if (server) await step('draining rpc requests', config.rpc.drainMs + 1000, () => server.close({ drainMs: config.rpc.drainMs }));
     if (cl) await step('stopping the cluster layer', config.cluster.internalTimeoutMs + 1000, () => cl.close());
@@ -549,5 +611,6 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
     stats,
     stop: stopNode,
     stopped: () => stoppedPromise,
+    internals: () => (world !== undefined && store !== null && cluster !== null && membership !== null ? { store, cluster, membership } : null),
   };
 }

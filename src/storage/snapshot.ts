@@ -13,12 +13,11 @@
  * in the WAL after the covered seq and replay over the snapshot idempotently), header last,
  * fdatasync, rename, fsync of the directory.
  */
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
+import type { Clock } from '../clock.js';
 import { ShoalError } from '../errors.js';
-import { type FileIo, fsyncDir, writeFully } from './fsio.js';
+import { type DirIo, type FsIo, fsyncDir, nodeFsIo, writeFully } from './fsio.js';
 import { snapshotName, TMP_SUFFIX } from './layout.js';
 import { decodePayload, encodePayload, newDecodedRecord, payloadCapacity } from './record.js';
 import type { Entry } from './types.js';
@@ -43,7 +42,9 @@ export interface WriteSnapshotOptions {
   nowMs: number;
   chunkBytes: number;
   sliceMs: number;
-  io: FileIo;
+  io: DirIo;
+  /** Measures the slices (monotonicMs). */
+  clock: Clock;
   /** Checked between slices; true aborts the snapshot (store closing). */
   aborted: () => boolean;
 }
@@ -119,14 +120,15 @@ export async function writeSnapshot(
       used = 0;
       if (opts.aborted()) throw new ShoalError('CLOSED', 'snapshot aborted: store closing');
     };
-    let sliceStart = performance.now();
+    const clock = opts.clock;
+    let sliceStart = clock.monotonicMs();
     let sinceCheck = 0;
     for (const [key, entry] of source.entries) {
       if (entry.expiresAtMs !== undefined && entry.expiresAtMs <= opts.nowMs) continue;
       const need = ENTRY_PREFIX_BYTES + payloadCapacity(key, entry.node, entry.value === null ? 0 : entry.value.length);
       if (used + need > chunk.length) {
         await flush();
-        sliceStart = performance.now();
+        sliceStart = clock.monotonicMs();
         if (need > chunk.length) chunk = Buffer.allocUnsafe(need);
       }
       const end = encodePayload(chunk, used + ENTRY_PREFIX_BYTES, key, entry, source.tombstoneAtMs.get(key));
@@ -135,9 +137,9 @@ export async function writeSnapshot(
       count += 1;
       if (++sinceCheck >= 256) {
         sinceCheck = 0;
-        if (performance.now() - sliceStart >= opts.sliceMs) {
+        if (clock.monotonicMs() - sliceStart >= opts.sliceMs) {
           await flush();
-          sliceStart = performance.now();
+          sliceStart = clock.monotonicMs();
         }
       }
     }
@@ -153,12 +155,12 @@ export async function writeSnapshot(
     await io.fdatasync(fd);
     done = true;
     await io.close(fd);
-    await fsp.rename(tmp, path.join(opts.dir, name));
+    await io.rename(tmp, path.join(opts.dir, name));
     await fsyncDir(io, opts.dir);
     return { name, count, bytes: position };
   } catch (err) {
     if (!done) await io.close(fd).catch(() => {});
-    await fsp.rm(tmp, { force: true });
+    await io.unlink(tmp);
     throw err;
   }
 }
@@ -172,12 +174,12 @@ export interface LoadedSnapshot extends SnapshotHeader {
  * Reads and verifies a snapshot. Entries already expired at `nowMs` are skipped. Throws CORRUPT
  * when the header, the body checksum or an entry does not hold.
  */
-export async function loadSnapshot(file: string, nowMs: number): Promise<LoadedSnapshot> {
-  const fd = await fsp.open(file, 'r');
+export async function loadSnapshot(file: string, nowMs: number, io: FsIo = nodeFsIo): Promise<LoadedSnapshot> {
+  const fd = await io.open(file, 'r');
   try {
-    const size = (await fd.stat()).size;
+    const size = (await io.fstat(fd)).size;
     const head = Buffer.alloc(SNAPSHOT_HEADER_BYTES);
-    await fd.read(head, 0, SNAPSHOT_HEADER_BYTES, 0);
+    await io.read(fd, head, 0, SNAPSHOT_HEADER_BYTES, 0);
     const header = decodeHeader(head, file);
     const bad = (why: string) => new ShoalError('CORRUPT', `snapshot ${file}: ${why}`, { file });
     if (size !== SNAPSHOT_HEADER_BYTES + header.bodyBytes) {
@@ -194,7 +196,7 @@ export async function loadSnapshot(file: string, nowMs: number): Promise<LoadedS
     while (position < size || have > 0) {
       if (position < size) {
         const want = Math.min(buf.length - have, size - position);
-        const { bytesRead } = await fd.read(buf, have, want, position);
+        const bytesRead = await io.read(fd, buf, have, want, position);
         if (bytesRead <= 0) throw bad('unexpected end of file');
         crc = crc32c(buf.subarray(have, have + bytesRead), crc);
         have += bytesRead;
@@ -234,11 +236,6 @@ export async function loadSnapshot(file: string, nowMs: number): Promise<LoadedS
     if (count !== header.count) throw bad(`holds ${count} entries, header says ${header.count}`);
     return { ...header, entries, tombstoneAtMs };
   } finally {
-    await fd.close();
+    await io.close(fd);
   }
-}
-
-/** Removes snapshot temp files a crash left behind. */
-export function removeTempFiles(dir: string, names: string[]): void {
-  for (const name of names) if (name.endsWith(TMP_SUFFIX)) fs.rmSync(path.join(dir, name), { force: true });
 }

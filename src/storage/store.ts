@@ -10,12 +10,12 @@
  * write rejects READ_ONLY too; reads go on.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
+import type { ClockTimer } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ExpiryQueue } from './expiry.js';
-import { type FileIo, nodeFileIo } from './fsio.js';
-import { acquireLock, type DirLock } from './lock.js';
+import { type FileIo, type FsIo, withFileIo } from './fsio.js';
+import { acquireLock, type DirLock, type LockOptions } from './lock.js';
 import type { NamedSeq } from './layout.js';
 import { NODE_BYTES_LIMIT, type ResolvedStoreOptions, resolveStoreOptions } from './options.js';
 import { KIND_DROP } from './record.js';
@@ -35,9 +35,16 @@ import path from 'node:path';
 
 export { DEFAULT_STORE_OPTIONS } from './options.js';
 
-/** Options for tests: replace the file operations of the write paths (fault injection). */
 export interface OpenStoreOptions extends StoreOptions {
+  /** Every file access of the store (default node's file system); the simulator gives a SimDisk's. */
+  fs?: FsIo;
+  /** Tests: replaces the file operations of the write paths over `fs` (fault injection, recording). */
   io?: FileIo;
+  /**
+   * Who owns the data-dir lock and how to tell whether an owner still runs (default: this process's
+   * pid, and kill(pid, 0)). The simulator gives each process incarnation a pid of its own.
+   */
+  lock?: Pick<LockOptions, 'pid' | 'isAlive'>;
   /** Called with the duration of each WAL fdatasync (the node's fsync latency histogram). */
   onFsync?: (latencyMs: number) => void;
 }
@@ -78,7 +85,7 @@ function isTime(v: unknown): v is number {
 export class ShardStore implements Store {
   private readonly dir: string;
   private readonly opts: ResolvedStoreOptions;
-  private readonly io: FileIo;
+  private readonly io: FsIo;
   private readonly logger: Logger;
   private readonly lock: DirLock;
   private readonly wal: Wal;
@@ -93,7 +100,7 @@ export class ShardStore implements Store {
   private lastSnapshotAtMs: number | null = null;
   private walBytesAtSnapshot = 0;
   private snapshotRunning: Promise<void> | null = null;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: ClockTimer[] = [];
   private closing = false;
   private closed: Promise<void> | null = null;
   private readOnlyReason: string | null = null;
@@ -108,7 +115,7 @@ export class ShardStore implements Store {
   private constructor(
     dir: string,
     opts: ResolvedStoreOptions,
-    io: FileIo,
+    io: FsIo,
     lock: DirLock,
     wal: Wal,
     recovered: { entries: Map<string, Entry>; tombstoneAtMs: Map<string, number>; snapshots: NamedSeq[] },
@@ -128,12 +135,13 @@ export class ShardStore implements Store {
 
   static async open(dir: string, options: OpenStoreOptions = {}): Promise<ShardStore> {
     const opts = resolveStoreOptions(options);
-    const io = options.io ?? nodeFileIo;
-    await fs.mkdir(dir, { recursive: true });
-    const lock = await acquireLock(dir, opts.logger);
+    const io = withFileIo(options.fs, options.io);
+    const clock = opts.clock;
+    await io.mkdir(dir);
+    const lock = await acquireLock(dir, opts.logger, { ...options.lock, fs: options.fs, clock });
     try {
-      const t0 = performance.now();
-      const recovered = await recover(dir, { io, repair: opts.repair, nowMs: opts.now(), logger: opts.logger });
+      const t0 = clock.monotonicMs();
+      const recovered = await recover(dir, { io, repair: opts.repair, nowMs: clock.now(), logger: opts.logger });
       let store: ShardStore | null = null;
       const wal = await Wal.open(
         {
@@ -142,6 +150,7 @@ export class ShardStore implements Store {
           fsyncIntervalMs: opts.fsyncIntervalMs,
           walSegmentBytesMax: opts.walSegmentBytesMax,
           io,
+          clock,
           logger: opts.logger,
           onFailure: (failure, ackedSeq) => store?.turnReadOnly(failure, ackedSeq),
           onAcked: (seq) => store?.acked(seq),
@@ -156,7 +165,7 @@ export class ShardStore implements Store {
         keys: recovered.entries.size,
         snapshotSeq: recovered.snapshotSeq,
         walRecordsReplayed: recovered.replayed,
-        recoveryMs: Math.round(performance.now() - t0),
+        recoveryMs: Math.round(clock.monotonicMs() - t0),
       });
       return store;
     } catch (err) {
@@ -171,7 +180,7 @@ export class ShardStore implements Store {
     this.tombstones = 0;
     this.valueBytes = 0;
     const grace = this.opts.tombstoneGraceMs;
-    const nowMs = this.opts.now();
+    const nowMs = this.opts.clock.now();
     for (const [key, entry] of this.map) {
       if (entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs) {
         this.map.delete(key);
@@ -186,11 +195,12 @@ export class ShardStore implements Store {
   }
 
   private startTimers(): void {
-    const expiryTimer = setInterval(() => this.expireDue(), this.opts.expiryIntervalMs);
+    const clock = this.opts.clock;
+    const expiryTimer = clock.setInterval(() => this.expireDue(), this.opts.expiryIntervalMs);
     expiryTimer.unref();
     this.timers.push(expiryTimer);
     if (this.opts.snapshotIntervalMs > 0) {
-      const snapTimer = setInterval(() => this.backgroundSnapshot('interval'), this.opts.snapshotIntervalMs);
+      const snapTimer = clock.setInterval(() => this.backgroundSnapshot('interval'), this.opts.snapshotIntervalMs);
       snapTimer.unref();
       this.timers.push(snapTimer);
     }
@@ -213,7 +223,7 @@ export class ShardStore implements Store {
     if (newest !== undefined && (this.snapshotSeqSeen.get(newest.name) ?? 0) > ackedSeq) {
       this.snapshotFiles.pop();
       this.logger.warn('store: removing the newest snapshot, it may hold rejected writes', { file: newest.name });
-      fs.rm(path.join(this.dir, newest.name), { force: true }).catch((err: Error) =>
+      this.io.unlink(path.join(this.dir, newest.name)).catch((err: Error) =>
         this.logger.error('store: could not remove the snapshot', { file: newest.name, error: err.message }),
       );
     }
@@ -261,7 +271,7 @@ export class ShardStore implements Store {
     if (this.closing) throw new ShoalError('CLOSED', 'store is closed');
     const e = this.map.get(key);
     if (e === undefined || e.value === null) return undefined;
-    if (e.expiresAtMs !== undefined && e.expiresAtMs <= this.opts.now()) return undefined;
+    if (e.expiresAtMs !== undefined && e.expiresAtMs <= this.opts.clock.now()) return undefined;
     return e;
   }
 
@@ -285,7 +295,7 @@ export class ShardStore implements Store {
       if (!isTime(options.ttlMs) || options.ttlMs <= 0) {
         return Promise.reject(badRequest(`ttlMs must be a positive integer, got ${options.ttlMs}`));
       }
-      expiresAtMs = this.opts.now() + options.ttlMs;
+      expiresAtMs = this.opts.clock.now() + options.ttlMs;
     }
     if (!(value instanceof Uint8Array)) return Promise.reject(badRequest('value must be a Buffer'));
     if (version === undefined || version === null) return Promise.reject(badRequest('put needs a version'));
@@ -341,7 +351,7 @@ export class ShardStore implements Store {
     let deletedAtMs: number | undefined;
     if (value === null) {
       entry = { ts, node, value: null };
-      deletedAtMs = this.opts.now();
+      deletedAtMs = this.opts.clock.now();
     } else {
       const copy = Buffer.allocUnsafe(value.length);
       copy.set(value);
@@ -432,7 +442,7 @@ export class ShardStore implements Store {
   expireDue(): number {
     if (this.closing) return 0;
     let removed = 0;
-    this.expiry.popDue(this.opts.now(), this.opts.expiryBatchMax, (key, ref) => {
+    this.expiry.popDue(this.opts.clock.now(), this.opts.expiryBatchMax, (key, ref) => {
       if (this.map.get(key) !== ref) return; // overwritten since: stale heap item
       this.map.delete(key);
       this.forget(key, ref);
@@ -477,10 +487,10 @@ export class ShardStore implements Store {
   }
 
   private async runSnapshot(): Promise<void> {
-    const t0 = performance.now();
+    const t0 = this.opts.clock.monotonicMs();
     this.walBytesAtSnapshot = this.wal.appendedBytes;
     const seq = await this.wal.rotate();
-    const nowMs = this.opts.now();
+    const nowMs = this.opts.clock.now();
     const written = await writeSnapshot(
       { entries: this.map, tombstoneAtMs: this.tombstoneAtMs },
       {
@@ -490,12 +500,13 @@ export class ShardStore implements Store {
         chunkBytes: this.opts.snapshotChunkBytes,
         sliceMs: this.opts.snapshotSliceMs,
         io: this.io,
+        clock: this.opts.clock,
         aborted: () => this.closing,
       },
     );
     if (this.readOnlyReason !== null) {
       // The WAL failed meanwhile: the snapshot may hold writes that were rejected and undone.
-      await fs.rm(path.join(this.dir, written.name), { force: true });
+      await this.io.unlink(path.join(this.dir, written.name));
       throw new ShoalError('READ_ONLY', `snapshot discarded, the store turned read-only while writing it: ${this.readOnlyReason}`);
     }
     this.snapshotSeqSeen.clear();
@@ -504,7 +515,7 @@ export class ShardStore implements Store {
     this.snapshotFiles.push({ name: written.name, seq });
     while (this.snapshotFiles.length > SNAPSHOTS_KEPT) {
       const old = this.snapshotFiles.shift() as NamedSeq;
-      await fs.rm(path.join(this.dir, old.name), { force: true });
+      await this.io.unlink(path.join(this.dir, old.name));
     }
     // Keep the WAL the fallback snapshot needs; delete what both kept snapshots cover.
     if (this.snapshotFiles.length >= SNAPSHOTS_KEPT) await this.wal.deleteSegmentsThrough(this.snapshotFiles[0].seq);
@@ -514,7 +525,7 @@ export class ShardStore implements Store {
       file: written.name,
       entries: written.count,
       bytes: written.bytes,
-      ms: Math.round(performance.now() - t0),
+      ms: Math.round(this.opts.clock.monotonicMs() - t0),
     });
   }
 
@@ -551,7 +562,7 @@ export class ShardStore implements Store {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) this.opts.clock.clearInterval(t);
     try {
       if (this.snapshotRunning) await this.snapshotRunning.catch(() => {});
       await this.wal.close();

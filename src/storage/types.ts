@@ -56,8 +56,11 @@ export interface StoreOptions {
   snapshotSliceMs?: number;
   /** Truncate at the first corrupt WAL record instead of refusing to open. */
   repair?: boolean;
-  /** Clock, injectable for tests. */
-  now?: () => number;
+  /**
+   * Time, timers and randomness (expiry, TTLs, tombstone times, snapshot slices, the WAL's group
+   * commit and fsync interval). Default `systemClock`; tests and the simulator inject their own.
+   */
+  clock?: import('../clock.js').Clock;
   logger?: import('../log.js').Logger;
 }
 

@@ -14,21 +14,23 @@
  * at the next open; `onFailure` tells the store which records were rejected so it can undo them.
  */
 import assert from 'node:assert/strict';
+import { type Clock, type ClockTimer, yieldTurn } from '../clock.js';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type FileIo, fsyncDir, writeFully } from './fsio.js';
+import { type DirIo, fsyncDir, writeFully } from './fsio.js';
 import { segmentName } from './layout.js';
 import { encodeRecord, type KIND_DROP, payloadCapacity, RECORD_HEADER_BYTES } from './record.js';
 import type { Entry, FsyncPolicy } from './types.js';
 import path from 'node:path';
-import fs from 'node:fs/promises';
 
 export interface WalOptions {
   dir: string;
   fsync: FsyncPolicy;
   fsyncIntervalMs: number;
   walSegmentBytesMax: number;
-  io: FileIo;
+  io: DirIo;
+  /** The group-commit turns, the fsync interval timer and the fsync latency measure. */
+  clock: Clock;
   logger: Logger;
   /**
    * Called once when the WAL fails and the store must stop accepting writes: every record with a
@@ -114,7 +116,7 @@ export class Wal {
   private ackedSeq: number;
   private flushWaiters: Waiter[] = [];
   private syncWaiters: Waiter[] = [];
-  private intervalTimer: NodeJS.Timeout | null = null;
+  private intervalTimer: ClockTimer | null = null;
   private closed = false;
   /** The READ_ONLY error every write gets once the log has failed. */
   failure: ShoalError | null = null;
@@ -143,9 +145,14 @@ export class Wal {
     if (start.appendToLast && last) {
       wal.fd = await opts.io.open(path.join(opts.dir, last.name), 'r+');
       wal.active = last;
+      // The records recovery just replayed may be in the page cache only: written by a process killed
+      // before its fdatasync. Make them durable before anything is served or appended, or a power loss
+      // after a rotation would tear this segment's tail while later segments are whole, and the next
+      // open would refuse the directory as corrupt in the middle. (Found by the simulated disk.)
+      await opts.io.fdatasync(wal.fd);
     }
     if (opts.fsync === 'interval') {
-      wal.intervalTimer = setInterval(() => {
+      wal.intervalTimer = opts.clock.setInterval(() => {
         if (!wal.dirty) return;
         wal.intervalDue = true;
         wal.schedule();
@@ -259,7 +266,7 @@ export class Wal {
   private schedule(): void {
     if (this.draining || this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.drainBound);
+    this.opts.clock.setImmediate(this.drainBound);
   }
 
   private readonly drainBound = (): void => {
@@ -287,7 +294,7 @@ export class Wal {
         if (batch === undefined && !syncDue) break;
         if (this.queue.length === 0 && this.current.records > 0) {
           // Let the writers woken by this batch run before sealing the next one, so they share it.
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          await yieldTurn(this.opts.clock);
         }
       }
     } catch (err) {
@@ -339,7 +346,7 @@ export class Wal {
     this.opts.onAcked?.(batch.lastSeq);
   }
 
-  /** Truncates the active segment back to `length` after a failed batch (best effort, logged). */
+  /** Truncates the active segment back to `length` after a failed batch and fdatasyncs it (best effort, logged). */
   private async cutFailedBatch(length: number): Promise<void> {
     const active = this.active as SegmentState;
     try {
@@ -351,14 +358,27 @@ export class Wal {
         offset: length,
         error: (err as Error).message,
       });
+      return;
+    }
+    try {
+      // The cut must be durable as well: the batch's bytes may have reached the disk (written back
+      // before its fdatasync failed, or a short write's part), and a power loss before the truncation is
+      // on disk would bring the rejected records back at the next open. (Found by the simulated disk.)
+      await this.opts.io.fdatasync(this.fd);
+    } catch (err) {
+      this.opts.logger.error('wal: the cut of the failed batch is not durable; its records may reappear after a power loss', {
+        segment: active.name,
+        offset: length,
+        error: (err as Error).message,
+      });
     }
   }
 
   private async fdatasync(): Promise<void> {
     const seq = this.writtenSeq;
-    const t0 = performance.now();
+    const t0 = this.opts.clock.monotonicMs();
     await this.opts.io.fdatasync(this.fd);
-    this.fsyncLatencyMsLast = performance.now() - t0;
+    this.fsyncLatencyMsLast = this.opts.clock.monotonicMs() - t0;
     this.fsyncs += 1;
     this.opts.onFsync?.(this.fsyncLatencyMsLast);
     this.syncedSeq = seq;
@@ -405,7 +425,7 @@ export class Wal {
   async deleteSegmentsThrough(seq: number): Promise<void> {
     while (this.segments.length > 1 && this.segments[0] !== this.active && this.segments[1].firstSeq - 1 <= seq) {
       const seg = this.segments.shift() as SegmentState;
-      await fs.rm(path.join(this.opts.dir, seg.name), { force: true });
+      await this.opts.io.unlink(path.join(this.opts.dir, seg.name));
       this.opts.logger.debug('wal: deleted covered segment', { segment: seg.name });
     }
   }
@@ -414,7 +434,7 @@ export class Wal {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    if (this.intervalTimer) this.opts.clock.clearInterval(this.intervalTimer);
     try {
       if (!this.failure) {
         await this.flush();

@@ -6,6 +6,7 @@ import type { HintStoreLike, Transport } from '../../src/cluster/ports.js';
 import type { ClusterView } from '../../src/cluster/view.js';
 import { nullLogger } from '../../src/log.js';
 import type { Entry } from '../../src/storage/types.js';
+import { fakeTimeClock } from './helpers/clock.js';
 
 /** One pending hint for n2, which is alive; `refuse` decides whether n2 takes it. */
 function setup(refuse: () => boolean) {
@@ -33,7 +34,7 @@ function setup(refuse: () => boolean) {
     },
   };
   const view = { selfId: 'n1', isAlive: () => true, isUp: () => true } as unknown as ClusterView;
-  const handoff = new Handoff({ hints, view, transport, intervalMs: 1000, perSecMax: 1000, timeoutMs: 100, logger: nullLogger, tasks: new BackgroundTasks({ logger: nullLogger }), now: () => now });
+  const handoff = new Handoff({ hints, view, transport, intervalMs: 1000, perSecMax: 1000, timeoutMs: 100, logger: nullLogger, tasks: new BackgroundTasks({ logger: nullLogger }), clock: fakeTimeClock(() => now) });
   return { handoff, attempts, advance: (ms: number) => (now += ms), now: () => now };
 }
 

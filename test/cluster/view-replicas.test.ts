@@ -7,13 +7,14 @@ import test from 'ava';
 import { ClusterView } from '../../src/cluster/view.js';
 import { nullLogger } from '../../src/log.js';
 import { Ring, hashKey } from '../../src/ring/ring.js';
+import { fakeTimeClock } from './helpers/clock.js';
 import { MembershipWorld } from './helpers/membership.js';
 
 const ringFactory = { build: (members: Array<{ id: string; zone?: string }>, opts?: { vnodes?: number }) => Ring.build(members, opts), hashKey };
 
 function view(world: MembershipWorld, self: string, known: string[] = [], now = () => 0): ClusterView {
   const source = { ...world.source(self), knownMemberIds: () => known };
-  return new ClusterView({ membership: source, ringFactory, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, now, logger: nullLogger });
+  return new ClusterView({ membership: source, ringFactory, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, clock: fakeTimeClock(now), logger: nullLogger });
 }
 
 test('N stays 3 when the other members are dead past their grace and out of the ring', (t) => {

@@ -4,6 +4,7 @@ import { hashKey, Ring } from '../../src/ring/ring.js';
 import type { RingLike } from '../../src/cluster/ports.js';
 import { ClusterView } from '../../src/cluster/view.js';
 import { nullLogger } from '../../src/log.js';
+import { fakeTimeClock } from './helpers/clock.js';
 import { MembershipWorld } from './helpers/membership.js';
 
 function setup(ids: string[], graceMs = 60_000) {
@@ -16,7 +17,7 @@ function setup(ids: string[], graceMs = 60_000) {
     replicationFactor: 3,
     vnodes: 64,
     deadOwnerGraceMs: graceMs,
-    now: () => now,
+    clock: fakeTimeClock(() => now),
     logger: nullLogger,
   });
   const changes: Array<[RingLike, RingLike]> = [];

@@ -4,8 +4,10 @@
  */
 import test from 'ava';
 import { ShoalError } from '../../src/errors.js';
+import type { SeedDns } from '../../src/membership/dns.js';
 import { ownGossipAddresses, parseDnsServer, parseSeed, resolveSeeds, seedsNeedDns } from '../../src/membership/seeds.js';
 import { loadConfig } from '../../src/node/config.js';
+import { SimScheduler } from '../../src/sim/scheduler.js';
 
 test('parseSeed: IPv4, bracketed IPv6, host names and srv: names', (t) => {
   t.deepEqual(parseSeed('10.0.0.1:7101'), { kind: 'address', host: '10.0.0.1', port: 7101, text: '10.0.0.1:7101' });
@@ -94,4 +96,59 @@ test('ownGossipAddresses: the advertised address, plus every interface address w
   t.deepEqual(ownGossipAddresses('10.1.2.3:7101', '10.1.2.3', 7101, interfaces), ['10.1.2.3:7101'], 'bound to one address: only that');
   t.deepEqual(ownGossipAddresses('10.1.2.3:7101', '0.0.0.0', 7101, interfaces), ['10.1.2.3:7101', '127.0.0.1:7101', '[::1]:7101', '10.1.2.3:7101']);
   t.true(ownGossipAddresses('0.0.0.0:7101', '::', 7101, interfaces).includes('10.1.2.3:7101'), 'no advertised host: the pod IP from DNS is still us');
+});
+
+/** A SeedDns that answers from tables and records every query; a name in `hang` never answers. */
+function tableDns(hosts: Record<string, string[]>, srv: Record<string, Array<{ name: string; port: number }>>, hang = new Set<string>()) {
+  const queries: string[] = [];
+  const answer = <T>(query: string, key: string, value: T | undefined): Promise<T> => {
+    queries.push(query);
+    if (hang.has(key)) return new Promise<T>(() => {});
+    return value === undefined ? Promise.reject(Object.assign(new Error(`ENOTFOUND ${key}`), { code: 'ENOTFOUND' })) : Promise.resolve(value);
+  };
+  const dns: SeedDns = {
+    lookup: (host) => answer(`lookup ${host}`, host, hosts[host]),
+    resolver: (servers) => ({
+      resolve4: (host) => answer(`A ${host} @${servers.join(',')}`, host, hosts[host]?.filter((ip) => !ip.includes(':'))),
+      resolve6: (host) => answer(`AAAA ${host} @${servers.join(',')}`, host, hosts[host]?.filter((ip) => ip.includes(':')) ?? []),
+      resolveSrv: (name) => answer(`SRV ${name}`, name, srv[name]?.map((r) => ({ ...r, priority: 0, weight: 0 }))),
+    }),
+  };
+  return { dns, queries };
+}
+
+test('resolveSeeds with an injected SeedDns: names and SRV go through it; ip:port seeds never ask it', async (t) => {
+  const { dns, queries } = tableDns(
+    { 'shoal-0.test': ['10.9.0.1'], 'shoal-1.test': ['10.9.0.2', 'fd00::2'] },
+    { '_shoal._udp.test': [{ name: 'shoal-1.test.', port: 7200 }, { name: '10.9.0.3', port: 7201 }] },
+  );
+  t.deepEqual(await resolveSeeds(['10.9.0.7:7101', '[fd00::7]:7101'], { dns }), ['10.9.0.7:7101', '[fd00::7]:7101']);
+  t.deepEqual(queries, [], 'plain seeds need no DNS');
+  t.deepEqual(
+    await resolveSeeds(['shoal-0.test:7101', 'srv:_shoal._udp.test', '10.9.0.7:7101'], { dns }),
+    ['10.9.0.1:7101', '10.9.0.2:7200', '[fd00::2]:7200', '10.9.0.3:7201', '10.9.0.7:7101'],
+  );
+  // With an srv: seed a resolver exists, and host names go through it too (the system's servers).
+  t.deepEqual(queries, ['A shoal-0.test @', 'AAAA shoal-0.test @', 'SRV _shoal._udp.test', 'A shoal-1.test @', 'AAAA shoal-1.test @']);
+  queries.length = 0;
+  t.deepEqual(await resolveSeeds(['shoal-1.test:7101'], { dns }), ['10.9.0.2:7101', '[fd00::2]:7101']);
+  t.deepEqual(await resolveSeeds(['shoal-0.test:7101'], { dns, dnsServers: ['10.9.0.53'] }), ['10.9.0.1:7101']);
+  t.deepEqual(queries, ['lookup shoal-1.test', 'A shoal-0.test @10.9.0.53', 'AAAA shoal-0.test @10.9.0.53'], 'getaddrinfo without servers, the resolver with them');
+});
+
+test('resolveSeeds: the per-seed bound runs on the injected clock (a DNS server that never answers, in simulated time)', async (t) => {
+  const { dns } = tableDns({ 'up.test': ['10.9.0.1'] }, {}, new Set(['down.test']));
+  const sched = new SimScheduler(3);
+  const clock = sched.clock();
+  const errors: string[] = [];
+  let out: string[] | null = null;
+  void resolveSeeds(['down.test:7101', 'up.test:7101'], { dns, clock, timeoutMs: 5000, onError: (seed, err) => errors.push(`${seed} ${err.code} @${sched.timeMs}`) })
+    .then((found) => {
+      out = found;
+    });
+  await sched.run({ untilMs: 4999 });
+  t.is(out, null, 'still waiting before the bound');
+  await sched.run({ untilMs: 60_000 });
+  t.deepEqual(out, ['10.9.0.1:7101']);
+  t.deepEqual(errors, ['down.test:7101 TIMEOUT @5000']);
 });

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { type Clock, systemClock } from '../../src/clock.js';
 import { type DirIo, nodeDirIo, nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
 import { openStore, type OpenStoreOptions } from '../../src/storage/store.js';
 import type { Store, Version } from '../../src/storage/types.js';
@@ -13,13 +14,21 @@ export function tempDir(t: ExecutionContext): string {
   return dir;
 }
 
-/** A manual clock for TTL and tombstone tests. */
-export class FakeClock {
+/** A manual wall clock for TTL and tombstone tests; its timers are the real ones. */
+export class FakeClock implements Clock {
   constructor(public ms = 1_700_000_000_000) {}
   readonly now = (): number => this.ms;
   advance(ms: number): void {
     this.ms += ms;
   }
+  monotonicMs = systemClock.monotonicMs;
+  setTimeout = systemClock.setTimeout;
+  clearTimeout = systemClock.clearTimeout;
+  setInterval = systemClock.setInterval;
+  clearInterval = systemClock.clearInterval;
+  setImmediate = systemClock.setImmediate;
+  clearImmediate = systemClock.clearImmediate;
+  random = systemClock.random;
 }
 
 export function v(ts: number, node = 'n1'): Version {

@@ -3,7 +3,7 @@ import { buf, FakeClock, open, tempDir, v } from './helpers.js';
 
 test('ttlMs becomes an absolute expiresAtMs; get hides the key once it is due (lazy check)', async (t) => {
   const clock = new FakeClock();
-  const store = await open(t, tempDir(t), { now: clock.now, expiryIntervalMs: 3_600_000 });
+  const store = await open(t, tempDir(t), { clock, expiryIntervalMs: 3_600_000 });
   await store.put('k', buf('v'), { version: v(1), ttlMs: 1000 });
   t.is(store.get('k')?.expiresAtMs, clock.ms + 1000);
   clock.advance(999);
@@ -15,7 +15,7 @@ test('ttlMs becomes an absolute expiresAtMs; get hides the key once it is due (l
 
 test('expiresAtMs wins over ttlMs; apply keeps the expiry of a replicated entry', async (t) => {
   const clock = new FakeClock();
-  const store = await open(t, tempDir(t), { now: clock.now });
+  const store = await open(t, tempDir(t), { clock });
   await store.put('a', buf('v'), { version: v(1), ttlMs: 10, expiresAtMs: clock.ms + 5000 });
   t.is(store.get('a')?.expiresAtMs, clock.ms + 5000);
   await store.apply('b', { ts: 1, node: 'n2', value: buf('v'), expiresAtMs: clock.ms + 7 });
@@ -25,7 +25,7 @@ test('expiresAtMs wins over ttlMs; apply keeps the expiry of a replicated entry'
 
 test('active expiry removes due keys nobody reads, at most expiryBatchMax per tick', async (t) => {
   const clock = new FakeClock();
-  const store = await open(t, tempDir(t), { now: clock.now, expiryBatchMax: 10, expiryIntervalMs: 3_600_000 });
+  const store = await open(t, tempDir(t), { clock, expiryBatchMax: 10, expiryIntervalMs: 3_600_000 });
   for (let i = 0; i < 25; i++) await store.put(`k${i}`, buf('v'), { version: v(1), ttlMs: 100 + i });
   await store.put('forever', buf('v'), { version: v(1) });
   const s = store as unknown as { expireDue(): number };
@@ -44,7 +44,7 @@ test('active expiry removes due keys nobody reads, at most expiryBatchMax per ti
 
 test('overwriting a key with a later TTL or none keeps it past the old expiry', async (t) => {
   const clock = new FakeClock();
-  const store = await open(t, tempDir(t), { now: clock.now, expiryIntervalMs: 3_600_000 });
+  const store = await open(t, tempDir(t), { clock, expiryIntervalMs: 3_600_000 });
   const s = store as unknown as { expireDue(): number };
   await store.put('a', buf('1'), { version: v(1), ttlMs: 100 });
   await store.put('a', buf('2'), { version: v(2) });
@@ -61,7 +61,7 @@ test('overwriting a key with a later TTL or none keeps it past the old expiry', 
 
 test('the timer runs active expiry on its own', async (t) => {
   const clock = new FakeClock();
-  const store = await open(t, tempDir(t), { now: clock.now, expiryIntervalMs: 5 });
+  const store = await open(t, tempDir(t), { clock, expiryIntervalMs: 5 });
   await store.put('k', buf('v'), { version: v(1), ttlMs: 10 });
   clock.advance(20);
   for (let i = 0; i < 200 && store.getEntry('k') !== undefined; i++) await new Promise((r) => setTimeout(r, 5));
@@ -71,7 +71,7 @@ test('the timer runs active expiry on its own', async (t) => {
 
 test('tombstones are collected after tombstoneGraceMs, not before', async (t) => {
   const clock = new FakeClock();
-  const store = await open(t, tempDir(t), { now: clock.now, tombstoneGraceMs: 1000, expiryIntervalMs: 3_600_000 });
+  const store = await open(t, tempDir(t), { clock, tombstoneGraceMs: 1000, expiryIntervalMs: 3_600_000 });
   const s = store as unknown as { expireDue(): number };
   await store.put('k', buf('v'), { version: v(1) });
   await store.delete('k', { version: v(2) });
@@ -88,7 +88,7 @@ test('tombstones are collected after tombstoneGraceMs, not before', async (t) =>
 test('expiry and tombstone grace survive a restart (absolute times are persisted)', async (t) => {
   const clock = new FakeClock();
   const dir = tempDir(t);
-  const opts = { now: clock.now, tombstoneGraceMs: 1000, expiryIntervalMs: 3_600_000 };
+  const opts = { clock, tombstoneGraceMs: 1000, expiryIntervalMs: 3_600_000 };
   let store = await open(t, dir, opts);
   await store.put('ttl', buf('v'), { version: v(1), ttlMs: 500 });
   await store.put('gone', buf('v'), { version: v(1) });

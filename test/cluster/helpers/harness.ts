@@ -2,10 +2,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Clock } from '../../../src/clock.js';
 import { ClusterNode } from '../../../src/cluster/cluster-node.js';
 import { HintStore } from '../../../src/cluster/hints.js';
 import type { HintStoreLike } from '../../../src/cluster/ports.js';
 import type { ClusterConfig } from '../../../src/cluster/config.js';
+import { wallClock } from './clock.js';
 import { MemoryStore } from './memory-store.js';
 import { MembershipWorld } from './membership.js';
 import { InMemoryNetwork } from './network.js';
@@ -53,15 +55,16 @@ export class TestCluster {
 
   /**
    * Starts a node. `isolated`: it sees only itself (and nobody sees it) until world.connect(id), like a
-   * node running alone; `store`: a store with data already (a reused data dir).
+   * node running alone; `store`: a store with data already (a reused data dir); `clock`: the node's
+   * Clock, or just its wall clock (timers and monotonic time then stay real).
    */
   async add(
     id: string,
-    options: { clock?: () => number; config?: Partial<ClusterConfig>; isolated?: boolean; store?: MemoryStore } = {},
+    options: { clock?: Clock | (() => number); config?: Partial<ClusterConfig>; isolated?: boolean; store?: MemoryStore } = {},
   ): Promise<TestNode> {
     this.world.add(id, undefined, { isolated: options.isolated });
-    const clock = options.clock ?? Date.now;
-    const store = options.store ?? new MemoryStore(clock, { valueBytesMax: this.options.valueBytesMax });
+    const clock = typeof options.clock === 'function' ? wallClock(options.clock) : options.clock;
+    const store = options.store ?? new MemoryStore(clock ? () => clock.now() : Date.now, { valueBytesMax: this.options.valueBytesMax });
     const hints = await this.openHints(id);
     const node = await ClusterNode.start({
       config: { ...MANUAL, ...this.config, ...options.config },
@@ -69,7 +72,7 @@ export class TestCluster {
       membership: this.world.source(id),
       transport: this.net.transport(id),
       hints,
-      now: clock,
+      clock,
     });
     this.net.register(id, (op, args) => node.rpcHandler(op, args, { remote: 'mem', peer: null }));
     const entry = { id, node, store, hints };
