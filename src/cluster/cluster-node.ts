@@ -213,6 +213,7 @@ export class ClusterNode {
       logger,
       metrics: options.metrics,
       clock,
+      local: { read: (key) => this.replica.readLocal(key), apply: (key, entry) => this.replica.applyLocal(key, entry) },
     });
     this.handoff = new Handoff({
       hints: options.hints,
@@ -367,6 +368,17 @@ export class ClusterNode {
       return Promise.reject(err);
     }
     return read.then((entry) => (entry === null || isDead(entry, this.clock.now()) ? null : entry));
+  }
+
+  /**
+   * readLive's answer at once when this node alone gives it (a read needing one reply of a key this
+   * node owns and is not syncing: Coordinator.readNow), else undefined (call readLive). Throws CLOSED.
+   */
+  readLiveNow(key: string, consistency?: Consistency): Entry | null | undefined {
+    if (this.closed) throw closedError();
+    const entry = this.coordinator.readNow(key, consistency);
+    if (entry === undefined || entry === null) return entry;
+    return isDead(entry, this.clock.now()) ? null : entry;
   }
 
   /** Writes `value` with an absolute expiry (or none) to W replicas; resolves with its version. */

@@ -3,8 +3,17 @@
  * is acknowledged after W of them (or of stand-ins holding hints for owners that are down); a read
  * asks the up owners and answers with the newest of R replies. Replicas a write missed get a hint;
  * replicas a read found stale get repaired (read-repair.ts).
+ *
+ * Fast paths through `local` (this node's replica, called directly): a read that needs one reply from
+ * a key this node owns is answered from the local store at once (`readNow`, synchronous: no round, no
+ * timer, no promise), which is exactly what the round would answer since it asks this node first; a
+ * write whose only owner is this node (N = 1) goes straight to the local store. Either falls back to
+ * the round whenever it would not give the round's answer (the replica is syncing the key's range, or
+ * the local write failed: the round then covers the owner as it would have). The local write keeps the
+ * round's bound: TIMEOUT after requestTimeoutMs (one timer per WAL batch, not per write).
  */
-import type { Clock } from '../clock.js';
+import assert from 'node:assert/strict';
+import { type Clock, systemClock } from '../clock.js';
 import { ShoalError, toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Entry } from '../storage/types.js';
@@ -29,7 +38,19 @@ export interface CoordinatorOptions {
   metrics?: ClusterMetrics;
   /** The rounds' timers (default systemClock). */
   clock?: Clock;
+  /** This node's replica, for the fast paths (without it every read and write is a round). */
+  local?: LocalReplica;
 }
+
+/** This node's replica as the coordinator calls it directly. */
+export interface LocalReplica {
+  /** The entry held here (raw), or undefined while this node is still syncing the key's range. */
+  read(key: string): Entry | null | undefined;
+  /** Applies an entry with LWW, like internal.apply; resolves once durable under the fsync policy. */
+  apply(key: string, entry: Entry): Promise<boolean>;
+}
+
+const OK_LABELS = Object.freeze({ outcome: 'ok' });
 
 export class Coordinator {
   private readonly o: CoordinatorOptions;
@@ -52,14 +73,75 @@ export class Coordinator {
     work.then(forget, forget);
   }
 
+  /**
+   * A local apply bounded by requestTimeoutMs (a write round's bound: the client gets TIMEOUT, the
+   * write may still land), and tracked for idle(). The store answers every write of one WAL batch
+   * with the same promise, so the timer and the tracking are per batch, not per write.
+   */
+  private guard(applied: Promise<boolean>): Promise<boolean> {
+    if (applied === this.lastApplied && this.lastGuarded !== null) return this.lastGuarded;
+    const timeoutMs = this.o.config.requestTimeoutMs;
+    const guarded = new Promise<boolean>((resolve, reject) => {
+      const timeout = new ShoalError('TIMEOUT', `write timed out after ${timeoutMs} ms (this node's store did not make it durable)`);
+      const clock = this.o.clock ?? systemClock;
+      const timer = clock.setTimeout(() => {
+        this.localTimeouts.add(timeout);
+        reject(timeout);
+      }, timeoutMs);
+      timer.unref();
+      applied.then(
+        (v) => {
+          clock.clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clock.clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+    this.lastApplied = applied;
+    this.lastGuarded = guarded;
+    this.background(applied);
+    return guarded;
+  }
+
+  /** guard()'s memo: the last batch promise seen and its bounded form; the timeouts it raised. */
+  private lastApplied: Promise<boolean> | null = null;
+  private lastGuarded: Promise<boolean> | null = null;
+  private readonly localTimeouts = new WeakSet<object>();
+
   /** Replicates `entry` (a value or a tombstone) and resolves once enough replicas hold it (WriteRound). */
   write(key: string, entry: Entry, consistency?: Consistency): Promise<void> {
-    const { config, view, transport } = this.o;
-    const owners = view.owners(key);
+    const { config, view } = this.o;
     // N from the configured replication factor (clamped to the cluster's size, never to who is alive):
     // owners missing from a shrunken ring count as failed replicas.
     const n = view.replicas();
     const need = requiredReplies(consistency, config.writeQuorum, n);
+    const local = this.o.local;
+    if (local !== undefined && n === 1 && view.ownsKey(key)) {
+      // N = 1 and this node is the owner: no round. A failure goes to the round (with this attempt
+      // as its failed apply), which covers the owner with a hint or refuses, exactly as it would have.
+      assert.equal(need, 1, 'one replica needs one ack');
+      return this.guard(local.apply(key, entry)).then(
+        () => {
+          this.o.metrics?.inc('cluster_writes_total', OK_LABELS);
+        },
+        (err: unknown) => {
+          if (this.localTimeouts.has(err as object)) {
+            this.o.metrics?.inc('cluster_writes_total', { outcome: 'TIMEOUT' });
+            throw err;
+          }
+          return this.writeRound(key, entry, view.owners(key), n, need, consistency, err);
+        },
+      );
+    }
+    return this.writeRound(key, entry, view.owners(key), n, need, consistency, undefined);
+  }
+
+  /** A write as a WriteRound; `localFailure` is the error of a local apply already tried (not repeated). */
+  private writeRound(key: string, entry: Entry, owners: string[], n: number, need: number, consistency: Consistency | undefined, localFailure: unknown): Promise<void> {
+    const { config, view, transport } = this.o;
     const standInsCount = config.hintsEnabled && consistency !== 'all';
     const usedStandIns = new Set<string>(owners);
     const wire = { key, entry: entryToWire(entry) };
@@ -96,6 +178,7 @@ export class Coordinator {
       timeoutMs: config.requestTimeoutMs,
       isUp: (id) => view.isUp(id),
       apply: async (owner) => {
+        if (localFailure !== undefined && owner === view.selfId) throw localFailure;
         await transport.call(owner, 'internal.apply', wire, { timeoutMs });
       },
       cover,
@@ -103,7 +186,7 @@ export class Coordinator {
     });
     this.background(Promise.allSettled(round.attempts));
     return round.result.then(
-      () => this.o.metrics?.inc('cluster_writes_total', { outcome: 'ok' }),
+      () => this.o.metrics?.inc('cluster_writes_total', OK_LABELS),
       (err: unknown) => {
         this.o.metrics?.inc('cluster_writes_total', { outcome: toShoalError(err).code });
         throw err;
@@ -122,6 +205,8 @@ export class Coordinator {
     const owners = view.owners(key);
     const n = view.replicas();
     const need = requiredReplies(consistency, config.readQuorum, n);
+    const now = this.localRead(key, owners, need);
+    if (now !== undefined) return Promise.resolve(now);
     const up = owners.filter((id) => view.isUp(id));
     if (up.length < need) {
       this.o.metrics?.inc('cluster_reads_total', { outcome: 'UNAVAILABLE' });
@@ -155,7 +240,7 @@ export class Coordinator {
     });
     return round.result.then(
       (entry) => {
-        this.o.metrics?.inc('cluster_reads_total', { outcome: 'ok' });
+        this.o.metrics?.inc('cluster_reads_total', OK_LABELS);
         return entry;
       },
       (err: unknown) => {
@@ -163,5 +248,27 @@ export class Coordinator {
         throw err;
       },
     );
+  }
+
+  /**
+   * The read's answer at once when this node alone gives it (see the file header), else undefined:
+   * the caller then runs read(). Raw like read(): may be a tombstone or expired.
+   */
+  readNow(key: string, consistency?: Consistency): Entry | null | undefined {
+    const { config, view } = this.o;
+    const n = view.replicas();
+    return this.localRead(key, null, requiredReplies(consistency, config.readQuorum, n));
+  }
+
+  /** `owners`: the key's owners when the caller has them (else ownsKey answers without hashing when it can). */
+  private localRead(key: string, owners: string[] | null, need: number): Entry | null | undefined {
+    const local = this.o.local;
+    // The round asks this node first when it owns the key, and one firm reply is enough when need = 1.
+    if (local === undefined || need !== 1 || this.o.config.readAllReplicas) return undefined;
+    if (!(owners === null ? this.o.view.ownsKey(key) : owners.includes(this.o.view.selfId))) return undefined;
+    const entry = local.read(key);
+    if (entry === undefined) return undefined; // syncing: the round asks the others too
+    this.o.metrics?.inc('cluster_reads_total', OK_LABELS);
+    return entry;
   }
 }

@@ -19,7 +19,10 @@ export interface ReplicaOptions {
   hlc: HlcLike;
   /** True while this node streams in the range holding `key` (newly owned). */
   isSyncing: (key: string) => boolean;
-  /** Told about every applied key (a leaving node tracks writes that arrive during its hand-off). */
+  /**
+   * Told about every applied key (a leaving node tracks writes that arrive during its hand-off), and
+   * about local writes whether they won or not (applyLocal).
+   */
   onApplied?: (key: string) => void;
   /** Byte budget of one batch reply (batch.ts batchBytesMax of this node's frame limit). */
   batchBytesMax: number;
@@ -38,6 +41,24 @@ export class Replica {
     const applied = await this.o.store.apply(key, entry);
     if (applied) this.o.onApplied?.(key);
     return applied;
+  }
+
+  /**
+   * Applies an entry this node's coordinator stamped (no wire form): the store's promise itself, shared
+   * by every write of its WAL batch, so a local write costs no promise of its own here.
+   */
+  applyLocal(key: string, entry: Entry): Promise<boolean> {
+    const applied = this.o.store.apply(key, entry);
+    // Told at once, without a second look-up to see whether the entry won: both users take a key that
+    // lost LWW or was refused (the key listing checks the store, the hand-off resends with LWW).
+    this.o.onApplied?.(key);
+    return applied;
+  }
+
+  /** The entry this node holds for `key` (raw), or undefined while it syncs the key's range. */
+  readLocal(key: string): Entry | null | undefined {
+    if (this.o.isSyncing(key)) return undefined;
+    return this.o.store.getEntry(key) ?? null;
   }
 
   async handle(op: string, args: Args): Promise<unknown> {

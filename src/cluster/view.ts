@@ -142,6 +142,28 @@ export class ClusterView {
   }
 
   /**
+   * Whether this node is one of the key's owners: owners(key).includes(selfId), without hashing the
+   * key when the ring has no more members than N (then every member owns every key: one node, or
+   * three at N = 3), which is the fast read path's question on every GET.
+   */
+  ownsKey(key: string): boolean {
+    const ring = this.ring();
+    if (ring !== this.ownsAllRing) {
+      this.ownsAllRing = ring;
+      const members = ring.members();
+      this.ringSize = members.length;
+      this.selfInRing = members.includes(this.selfId);
+    }
+    if (this.ringSize <= this.replicas()) return this.selfInRing;
+    return ring.preferenceList(key, this.replicas()).includes(this.selfId);
+  }
+
+  /** ownsKey's memo of the current ring: its size and whether this node is in it. */
+  private ownsAllRing: RingLike | null = null;
+  private ringSize = 0;
+  private selfInRing = false;
+
+  /**
    * Up members after the owners, clockwise: the stand-ins for owners that are down. At most `count`,
    * never one of `exclude`.
    */

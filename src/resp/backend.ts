@@ -13,6 +13,11 @@ export interface RespData {
   readonly dataLimits: Readonly<{ keyBytesMax: number; valueBytesMax: number; ttlMsMax: number }>;
   readonly isLeaving: boolean;
   readLive(key: string, consistency?: Consistency): Promise<Entry | null>;
+  /**
+   * readLive's answer at once when this node alone gives it (one reply needed, this node owns the key
+   * and is not syncing it), else undefined: then call readLive. Lets GET answer without a promise.
+   */
+  readLiveNow?(key: string, consistency?: Consistency): Entry | null | undefined;
   writeValue(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency): Promise<unknown>;
   deleteKey(key: string, consistency?: Consistency): Promise<unknown>;
   scanPage(cursor: bigint, request: ScanPageRequest): Promise<ScanPage>;

@@ -148,25 +148,37 @@ async function read(ctx: CommandContext, key: string): Promise<Entry | null> {
   return ctx.data.readLive(key, consistency(ctx));
 }
 
-async function write(ctx: CommandContext, key: string, value: Buffer, expiresAtMs: number | undefined): Promise<void> {
+/** Writes (or, for an expiry in the past, deletes) the key; settles when the cluster acknowledged it. */
+function write(ctx: CommandContext, key: string, value: Buffer, expiresAtMs: number | undefined): Promise<unknown> {
   if (expiresAtMs !== undefined && expiresAtMs <= ctx.data.nowMs()) {
     // A time in the past: the key is gone at once, as in Redis.
-    await ctx.data.deleteKey(key, consistency(ctx));
-    return;
+    return ctx.data.deleteKey(key, consistency(ctx));
   }
-  await ctx.data.writeValue(key, value, expiresAtMs, consistency(ctx));
+  return ctx.data.writeValue(key, value, expiresAtMs, consistency(ctx));
 }
+
+const replyValue = (entry: Entry | null): Reply => (entry === null ? null : entry.value);
+const replyOk = (): Reply => OK;
 
 // ---- string commands
 
-async function cmdGet(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
-  const entry = await read(ctx, keyOf(ctx, args[1]));
-  return entry === null ? null : entry.value;
+// GET and plain SET are the hot path: no async layers; GET answers without a promise when this node
+// alone gives the answer (RespData.readLiveNow), which lets the connection reply in the same turn.
+function cmdGet(ctx: CommandContext, args: Buffer[]): Reply | Promise<Reply> {
+  const key = keyOf(ctx, args[1]);
+  const now = ctx.data.readLiveNow?.(key, consistency(ctx));
+  if (now !== undefined) return now === null ? null : now.value;
+  return ctx.data.readLive(key, consistency(ctx)).then(replyValue);
 }
 
-async function cmdSet(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
+function cmdSet(ctx: CommandContext, args: Buffer[]): Reply | Promise<Reply> {
   const key = keyOf(ctx, args[1]);
   const value = valueOf(ctx, args[2]);
+  if (args.length === 3) return write(ctx, key, value, undefined).then(replyOk);
+  return setWithOptions(ctx, args, key, value);
+}
+
+async function setWithOptions(ctx: CommandContext, args: Buffer[], key: string, value: Buffer): Promise<Reply> {
   let condition: 'NX' | 'XX' | null = null;
   let unit: ExpiryUnit | null = null;
   let amount = 0;

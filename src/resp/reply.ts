@@ -9,7 +9,14 @@
  */
 
 export class SimpleString {
+  private encoded: Buffer | null = null;
   constructor(readonly text: string) {}
+
+  /** `+text\r\n`, encoded once per instance (OK and PONG are shared constants). */
+  bytes(): Buffer {
+    this.encoded ??= Buffer.from(`+${oneLine(this.text)}\r\n`, 'latin1');
+    return this.encoded;
+  }
 }
 
 /** An error reply; `text` starts with the error code (`ERR`, `WRONGTYPE`, `NOPROTO`...). */
@@ -71,6 +78,24 @@ export type ProtocolVersion = 2 | 3;
 const COPY_BYTES_MAX = 16 * 1024;
 /** Size of the chunks small parts are copied into. */
 const CHUNK_BYTES = 64 * 1024;
+/** `$`, the length's digits (a bulk copied is under COPY_BYTES_MAX: at most 5) and two CRLFs, rounded up. */
+const BULK_FRAMING_BYTES_MAX = 16;
+const DOLLAR = 36;
+const CR = 13;
+const LF = 10;
+
+/** Writes a non-negative integer's decimal digits at `at`; returns the position after them. */
+function writeDecimal(buf: Buffer, at: number, value: number): number {
+  if (value < 10) {
+    buf[at] = 48 + value;
+    return at + 1;
+  }
+  let digits = 0;
+  for (let v = value; v > 0; v = Math.floor(v / 10)) digits += 1;
+  let end = at + digits;
+  for (let v = value; v > 0; v = Math.floor(v / 10)) buf[--end] = 48 + (v % 10);
+  return at + digits;
+}
 
 /** Encodes replies into a list of buffers, written to the socket together. */
 export class ReplyWriter {
@@ -134,7 +159,24 @@ export class ReplyWriter {
 
   bulk(value: Buffer | string): void {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-    this.ascii(`$${bytes.length}\r\n`);
+    const length = bytes.length;
+    if (length < COPY_BYTES_MAX) {
+      // The common case (GET of a small value): header, value and CRLF copied into the chunk at once.
+      this.room(length + BULK_FRAMING_BYTES_MAX);
+      const chunk = this.chunk;
+      let at = this.used;
+      chunk[at++] = DOLLAR;
+      at = writeDecimal(chunk, at, length);
+      chunk[at++] = CR;
+      chunk[at++] = LF;
+      chunk.set(bytes, at);
+      at += length;
+      chunk[at++] = CR;
+      chunk[at++] = LF;
+      this.used = at;
+      return;
+    }
+    this.ascii(`$${length}\r\n`);
     this.raw(bytes);
     this.ascii('\r\n');
   }
@@ -152,7 +194,7 @@ export class ReplyWriter {
       this.ascii(`*${reply.length}\r\n`);
       for (const item of reply) this.write(item, proto);
     } else if (reply instanceof SimpleString) {
-      this.ascii(`+${oneLine(reply.text)}\r\n`);
+      this.raw(reply.bytes());
     } else if (reply instanceof ErrorReply) {
       const line = `-${oneLine(reply.text)}\r\n`;
       const bytes = Buffer.from(line, 'utf8');

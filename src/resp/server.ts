@@ -64,6 +64,19 @@ export interface RespServerStats {
   bytesOut: number;
 }
 
+/** One connection's buffers, for operators and the back-pressure test. */
+export interface RespConnectionStats {
+  id: number;
+  /** Commands dispatched whose reply is not encoded yet (at most inFlightPerConnectionMax). */
+  pendingReplies: number;
+  /** Commands parsed and not dispatched yet (at most one received chunk's worth). */
+  backlogCommands: number;
+  /** Encoded replies not yet taken by the kernel (about writeBufferBytesHigh plus the replies in flight). */
+  outputBytes: number;
+  /** Bytes of an incomplete command held by the parser (at most frameBytesMax). */
+  inputBytes: number;
+}
+
 export const DEFAULT_RESP_SETTINGS: Readonly<RespSettings> = Object.freeze({
   password: '',
   flushAllEnabled: false,
@@ -206,6 +219,17 @@ export class RespServer {
     };
   }
 
+  /** Each connection's buffers (back-pressure: all bounded by the limits, see RespConnection.underBounds). */
+  connectionStats(): RespConnectionStats[] {
+    return [...this.connections].map((c) => ({
+      id: c.client.id,
+      pendingReplies: c.pendingReplies,
+      backlogCommands: c.backlogCommands,
+      outputBytes: c.outputBytes,
+      inputBytes: c.inputBytes,
+    }));
+  }
+
   countCommand(name: string): void {
     this.counters.commandsTotal += 1;
     this.commandCounts.set(name, (this.commandCounts.get(name) ?? 0) + 1);
@@ -280,6 +304,8 @@ interface Slot {
   proto: 2 | 3;
   /** The command was QUIT: close once this reply is written. */
   quit: boolean;
+  /** Settles when the command's reply is in (null unless it is running asynchronously): barriers wait for it. */
+  done: Promise<void> | null;
 }
 
 class RespConnection {
@@ -287,7 +313,7 @@ class RespConnection {
   private readonly parser: RespParser;
   private readonly writer = new ReplyWriter();
   private readonly ctx: CommandContext;
-  /** Parsed commands not dispatched yet (over the in-flight limit, or paused). */
+  /** Parsed commands not dispatched yet (over a bound, or paused). */
   private backlog: Buffer[][] = [];
   private backlogHead = 0;
   /** Replies in request order; `head` is the first not yet written. */
@@ -295,11 +321,15 @@ class RespConnection {
   private head = 0;
   /** Per key: the completion of the last command of this connection that touches it. */
   private readonly tails = new Map<string, Promise<void>>();
-  /** Every command in flight, for barrier commands (SCAN, KEYS, FLUSHALL). */
-  private readonly running = new Set<Promise<void>>();
   /** A barrier command in flight: later commands wait for it. */
   private barrier: Promise<void> | null = null;
   private flushScheduled = false;
+  /** Waiting for the socket's 'drain' (its buffer went over writeBufferBytesHigh). */
+  private awaitingDrain = false;
+  /** Inside onData: it writes the replies ready when it returns. */
+  private inData = false;
+  /** Inside pump(): replies completing meanwhile do not re-enter it. */
+  private pumping = false;
   private closing = false;
   private paused = false;
   private peerEnded = false;
@@ -400,31 +430,82 @@ class RespConnection {
       this.backlog = parsed;
       this.backlogHead = 0;
     }
-    this.pump();
+    // Replies known at once (a local GET, PING) are written at the end of this callback, in one write
+    // with the rest of the chunk's ready replies, rather than on the next tick.
+    this.inData = true;
+    try {
+      this.pump();
+    } finally {
+      this.inData = false;
+    }
+    if (!this.writer.isEmpty && !this.flushScheduled) this.flush();
   }
 
-  /** Dispatches parsed commands while under the in-flight limit. */
+  /**
+   * The connection's bounds (back-pressure): at most inFlightPerConnectionMax commands between dispatch
+   * and the encoding of their reply (running, or answered but waiting behind an earlier reply), and
+   * at most writeBufferBytesHigh of encoded replies not yet taken by the kernel. Past either, no
+   * command is dispatched and the socket stops reading until replies are written and drained.
+   */
+  private underBounds(): boolean {
+    return this.slots.length - this.head < this.server.limits.inFlightPerConnectionMax && this.outputBytes <= this.server.limits.writeBufferBytesHigh;
+  }
+
+  /** Encoded replies held for this connection: not yet written, or written but not taken by the kernel. */
+  get outputBytes(): number {
+    return this.writer.bytes + this.socket.writableLength;
+  }
+
+  /** Commands dispatched whose reply is not yet encoded. */
+  get pendingReplies(): number {
+    return this.slots.length - this.head;
+  }
+
+  /** Bytes of an incomplete command the parser holds. */
+  get inputBytes(): number {
+    return this.parser.bufferedBytes;
+  }
+
+  /** Parsed commands waiting to be dispatched. */
+  get backlogCommands(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+
+  /** Dispatches parsed commands while under the bounds; never re-entered (replies completing during it only update state). */
   private pump(): void {
-    const max = this.server.limits.inFlightPerConnectionMax;
-    while (this.backlogHead < this.backlog.length && !this.closing) {
-      if (this.inFlight >= max || this.client.closeAfterReply) {
-        this.pause();
-        return;
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.backlogHead < this.backlog.length && !this.closing && !this.client.closeAfterReply && this.underBounds()) {
+        const args = this.backlog[this.backlogHead];
+        this.backlog[this.backlogHead++] = EMPTY;
+        this.dispatch(args);
       }
-      const args = this.backlog[this.backlogHead];
-      this.backlog[this.backlogHead++] = EMPTY;
-      this.dispatch(args);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.backlogHead < this.backlog.length) {
+      // Over a bound (or QUIT): read nothing more until replies drain (kick() continues).
+      if (!this.closing) this.pause();
+      return;
     }
     this.backlog = [];
     this.backlogHead = 0;
     if (this.protocolError !== null && !this.closing) {
-      this.slots.push({ reply: this.protocolError, quit: true, proto: this.client.proto });
+      this.slots.push({ reply: this.protocolError, quit: true, proto: this.client.proto, done: null });
       this.protocolError = null;
       this.drainSlots();
       return;
     }
-    if (!this.paused || this.inFlight < max) this.resume();
+    this.resume();
     this.endIfDone();
+  }
+
+  /** A bound may have loosened (a reply encoded or drained): dispatch more, or read again. */
+  private kick(): void {
+    if (this.pumping || this.closing) return;
+    if (this.backlogHead < this.backlog.length) this.pump();
+    else this.resume();
   }
 
   private pause(): void {
@@ -434,18 +515,24 @@ class RespConnection {
   }
 
   private resume(): void {
-    if (!this.paused || this.closing) return;
-    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh) return; // 'drain' resumes
+    if (!this.paused || this.closing || this.client.closeAfterReply || this.inputClosed) return;
+    if (!this.underBounds()) {
+      // Output over the bound: flush() waits for 'drain', which kicks again.
+      if (!this.writer.isEmpty) this.scheduleFlush();
+      return;
+    }
     this.paused = false;
     this.socket.resume();
   }
 
   private dispatch(args: Buffer[]): void {
-    const name = args[0].toString('latin1').toLowerCase();
-    const spec = COMMANDS.get(name);
+    const raw = args[0].toString('latin1');
+    // Clients send names in upper or lower case: either finds the spec without lower-casing a copy.
+    const spec = COMMANDS_BY_SPELLING.get(raw) ?? COMMANDS.get(raw.toLowerCase());
+    const name = spec === undefined ? raw.toLowerCase() : spec.name;
     this.server.countCommand(spec === undefined ? 'unknown' : name);
     this.client.lastCommand = name;
-    const slot: Slot = { reply: undefined, quit: false, proto: this.client.proto };
+    const slot: Slot = { reply: undefined, quit: false, proto: this.client.proto, done: null };
     this.slots.push(slot);
     if (spec === undefined) return this.complete(slot, unknownCommand(args));
     const problem = arityProblem(spec, args);
@@ -469,15 +556,35 @@ class RespConnection {
     }
     // Per-key order: wait for this connection's earlier commands on the same keys (a barrier waits for all).
     const barrier = spec.barrier === true;
+    const single = !barrier && spec.firstKey === 1 && spec.lastKey === 1;
+    if (single && this.barrier === null) {
+      // The hot path (GET, SET...): with nothing earlier on this key in flight it runs now; a reply
+      // known at once (a local GET) is answered without a promise, and without naming the key when
+      // nothing at all is in flight.
+      let key = this.tails.size === 0 ? null : args[1].toString('latin1');
+      if (key === null || !this.tails.has(key)) {
+        const r = runCommand(spec, this.ctx, args);
+        if (!(r instanceof Promise)) return this.complete(slot, r);
+        key ??= args[1].toString('latin1');
+        this.tails.set(key, this.track(slot, r, key, null));
+        return;
+      }
+    }
     let key: string | null = null;
     let keys: string[] | null = null;
     if (!barrier) {
-      if (spec.firstKey === 1 && spec.lastKey === 1) key = args[1].toString('latin1');
+      if (single) key = args[1].toString('latin1');
       else keys = commandKeys(spec, args).map((k) => k.toString('latin1'));
     }
     let waits: Array<Promise<void>> | null = null;
     if (this.barrier !== null) (waits ??= []).push(this.barrier);
-    if (barrier) for (const p of this.running) (waits ??= []).push(p);
+    if (barrier) {
+      // Every earlier command still running (its reply not in yet) is waited for.
+      for (let i = this.head; i < this.slots.length; i++) {
+        const running = this.slots[i].done;
+        if (running !== null) (waits ??= []).push(running);
+      }
+    }
     if (key !== null) {
       const tail = this.tails.get(key);
       if (tail !== undefined) (waits ??= []).push(tail);
@@ -502,27 +609,29 @@ class RespConnection {
     }
   }
 
-  /** Counts an async command in flight until it settles; resolves (never rejects) when it has. */
   /**
    * Counts a command in flight until it settles, then answers it and releases its keys (and the
    * barrier) if no later command took them over. Resolves (never rejects) once settled.
    */
   private track(slot: Slot, run: Reply | Promise<Reply>, key: string | null = null, keys: string[] | null = null): Promise<void> {
     this.inFlight += 1;
-    const settle = (reply: Reply): void => {
-      this.inFlight -= 1;
-      assert.ok(this.inFlight >= 0, 'commands in flight went negative');
-      this.running.delete(done);
-      if (key !== null && this.tails.get(key) === done) this.tails.delete(key);
-      if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
-      if (this.barrier === done) this.barrier = null;
-      this.complete(slot, reply);
-      if (this.backlogHead < this.backlog.length) this.pump();
-      else if (this.paused) this.resume();
-    };
-    const done: Promise<void> = Promise.resolve(run).then(settle, (e: unknown) => settle(toReplyError(e)));
-    this.running.add(done);
+    // Inline callbacks and a method, not named closures: nothing per command beyond the two callbacks.
+    const done: Promise<void> = (run instanceof Promise ? run : Promise.resolve(run)).then(
+      (reply) => this.settle(slot, done, key, keys, reply),
+      (e: unknown) => this.settle(slot, done, key, keys, toReplyError(e)),
+    );
+    slot.done = done;
     return done;
+  }
+
+  private settle(slot: Slot, done: Promise<void>, key: string | null, keys: string[] | null, reply: Reply): void {
+    this.inFlight -= 1;
+    assert.ok(this.inFlight >= 0, 'commands in flight went negative');
+    slot.done = null;
+    if (key !== null && this.tails.get(key) === done) this.tails.delete(key);
+    if (keys !== null) for (const k of keys) if (this.tails.get(k) === done) this.tails.delete(k);
+    if (this.barrier === done) this.barrier = null;
+    this.complete(slot, reply);
   }
 
   private complete(slot: Slot, reply: Reply): void {
@@ -557,14 +666,24 @@ class RespConnection {
       this.end();
       return;
     }
-    if (!this.flushScheduled && !this.writer.isEmpty) {
-      this.flushScheduled = true;
-      process.nextTick(this.flushBound);
-    }
+    if (!this.writer.isEmpty) this.scheduleFlush();
     this.endIfDone();
+    this.kick();
+  }
+
+  /** One socket write per turn for every reply encoded in it. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.inData) return; // onData flushes when it returns
+    this.flushScheduled = true;
+    process.nextTick(this.flushBound);
   }
 
   private readonly flushBound = (): void => this.flush();
+
+  private readonly onDrain = (): void => {
+    this.awaitingDrain = false;
+    this.kick();
+  };
 
   private flush(): void {
     this.flushScheduled = false;
@@ -580,16 +699,15 @@ class RespConnection {
       for (const p of parts) this.socket.write(p);
       this.socket.uncork();
     }
-    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh && !this.paused) {
-      this.server.counters.backpressurePauses += 1;
+    if (this.socket.writableLength > this.server.limits.writeBufferBytesHigh) {
+      // The client reads slower than it sends: stop reading it until the kernel took the replies.
+      if (!this.awaitingDrain) {
+        this.awaitingDrain = true;
+        this.server.counters.backpressurePauses += 1;
+        this.socket.once('drain', this.onDrain);
+      }
       this.pause();
-      this.socket.once('drain', () => {
-        if (this.closing) return;
-        this.paused = false;
-        this.socket.resume();
-        this.pump();
-      });
-    }
+    } else this.kick();
   }
 
   private endIfDone(): void {
@@ -610,3 +728,11 @@ class RespConnection {
 }
 
 const EMPTY: Buffer[] = [];
+
+/** Every command by its lower- and upper-case name (the spellings clients send). */
+const COMMANDS_BY_SPELLING: ReadonlyMap<string, CommandSpec> = new Map(
+  [...COMMANDS.values()].flatMap((spec): Array<[string, CommandSpec]> => [
+    [spec.name, spec],
+    [spec.name.toUpperCase(), spec],
+  ]),
+);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { RespParser, RespProtocolError, splitInline } from '../../src/resp/parser.js';
-import { BoolReply, DoubleReply, ErrorReply, MapReply, NULL_ARRAY, OK, SetReply, VerbatimReply, encodeReply } from '../../src/resp/reply.js';
+import { BoolReply, DoubleReply, ErrorReply, MapReply, NULL_ARRAY, OK, ReplyWriter, SetReply, VerbatimReply, encodeReply } from '../../src/resp/reply.js';
 
 const LIMITS = { requestBytesMax: 1024 * 1024, argsMax: 1000 };
 
@@ -72,6 +72,24 @@ test('a large bulk split into many chunks is joined once it is complete', (t) =>
   for (let i = 0; i < wire.length; i += 1000) p.push(wire.subarray(i, i + 1000), got);
   t.is(got.length, 1);
   t.true(got[0][2].equals(value));
+});
+
+test('bulk replies of any size encode as $length, the bytes and CRLF, alone or after other replies', (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 20_000, size: 'max' })), { minLength: 1, maxLength: 12 }), (values) => {
+      const w = new ReplyWriter();
+      for (const v of values) {
+        w.write(OK, 2);
+        w.write(Buffer.from(v), 2);
+      }
+      const got = Buffer.concat(w.take());
+      const expected = Buffer.concat(values.flatMap((v) => [Buffer.from(`+OK\r\n$${v.length}\r\n`), Buffer.from(v), Buffer.from('\r\n')]));
+      return got.equals(expected);
+    }),
+    { numRuns: 200 },
+  );
+  t.is(encodeReply(Buffer.alloc(0), 2).toString('latin1'), '$0\r\n\r\n');
+  t.is(encodeReply(Buffer.alloc(12_345, 97), 2).subarray(0, 8).toString('latin1'), '$12345\r\n');
 });
 
 test('replies encode as RESP2 and RESP3', (t) => {

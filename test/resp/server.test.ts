@@ -20,6 +20,10 @@ class MemoryData implements RespData {
   readonly dataLimits = { keyBytesMax: 1024, valueBytesMax: 1024 * 1024, ttlMsMax: 100 * 365 * 86_400_000 };
   isLeaving = false;
   delayMs = 0;
+  /** Reads answer at once through readLiveNow, as a node's local GET does (writes keep their delay). */
+  syncReads = false;
+  /** Reads answered by readLiveNow. */
+  nowReads = 0;
   fail: ShoalError | null = null;
   running = 0;
   runningMax = 0;
@@ -39,10 +43,18 @@ class MemoryData implements RespData {
   }
 
   readLive(key: string): Promise<Entry | null> {
-    return this.step(() => {
-      const e = this.map.get(key);
-      return e === undefined || e.value === null || (e.expiresAtMs !== undefined && e.expiresAtMs <= Date.now()) ? null : e;
-    });
+    return this.step(() => this.live(key));
+  }
+
+  readLiveNow(key: string): Entry | null | undefined {
+    if (!this.syncReads || this.fail) return undefined;
+    this.nowReads += 1;
+    return this.live(key);
+  }
+
+  private live(key: string): Entry | null {
+    const e = this.map.get(key);
+    return e === undefined || e.value === null || (e.expiresAtMs !== undefined && e.expiresAtMs <= Date.now()) ? null : e;
   }
 
   writeValue(key: string, value: Buffer, expiresAtMs: number | undefined): Promise<unknown> {
@@ -126,6 +138,71 @@ test('a pipeline far deeper than the in-flight limit is answered in order, with 
   t.is(got, expected);
   t.true(data.runningMax <= 4, `at most 4 at once, saw ${data.runningMax}`);
   t.true(data.runningMax >= 2, 'commands on different keys ran concurrently');
+});
+
+test('reads answered at once still wait for earlier writes of the connection on their key, and reply in request order', async (t) => {
+  const { data, port } = await serve(t);
+  data.delayMs = 3;
+  data.syncReads = true;
+  data.map.set('other', { value: Buffer.from('o'), ts: 0, node: 'm1' });
+  const s = await open(port);
+  t.teardown(() => s.destroy());
+  let req = '';
+  let expected = '';
+  for (let i = 0; i < 200; i++) {
+    // SET k (slow) then GET k (could answer at once, must not) then GET other (answers at once, queued behind).
+    req += `*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${String(i).length}\r\n${i}\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nGET other\r\n`;
+    expected += `+OK\r\n$${String(i).length}\r\n${i}\r\n$1\r\no\r\n`;
+  }
+  const got = await exchange(s, req, (x) => x.length >= expected.length);
+  t.is(got, expected);
+  t.true(data.nowReads >= 400, `the reads took the at-once path (${data.nowReads})`);
+});
+
+test('back-pressure: a client pipelining far past the bounds without reading gets every reply in order, and the connection holds a bounded amount', async (t) => {
+  const inFlightMax = 16;
+  const highBytes = 64 * 1024;
+  const { server, data, port } = await serve(t, { limits: { inFlightPerConnectionMax: inFlightMax, writeBufferBytesHigh: highBytes } });
+  data.syncReads = true;
+  const value = Buffer.alloc(16 * 1024, 'v');
+  data.map.set('big', { value, ts: 0, node: 'm1' });
+  const s = await open(port);
+  t.teardown(() => s.destroy());
+  s.pause(); // the client reads nothing for now
+  const rounds = 2000; // ~32 MB of replies: far more than the kernel's socket buffers hold
+  let req = '';
+  for (let i = 0; i < rounds; i++) req += `GET big\r\nECHO ${i}\r\n`;
+  s.write(req);
+  const replyBytes = value.length + 16;
+  let samples = 0;
+  let outputMax = 0;
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    for (const c of server.connectionStats()) {
+      samples += 1;
+      outputMax = Math.max(outputMax, c.outputBytes);
+      t.true(c.pendingReplies <= inFlightMax, `pending replies ${c.pendingReplies}`);
+      t.true(c.outputBytes <= highBytes + (inFlightMax + 1) * replyBytes, `output held ${c.outputBytes} bytes`);
+    }
+  }
+  t.true(samples > 0);
+  t.true(server.stats().backpressurePauses >= 1, 'the server stopped reading the client');
+  t.true(server.stats().commandsTotal < 2 * rounds, `not every command was run while the client did not read (${server.stats().commandsTotal})`);
+  // Now read everything: every reply, in order.
+  const expected = Buffer.concat(Array.from({ length: rounds }, (_, i) => Buffer.concat([Buffer.from(`$${value.length}\r\n`), value, Buffer.from(`\r\n$${String(i).length}\r\n${i}\r\n`)])));
+  const got = await new Promise<Buffer>((resolve) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      n += c.length;
+      if (n >= expected.length) resolve(Buffer.concat(chunks));
+    });
+    s.resume();
+  });
+  t.is(got.length, expected.length);
+  t.true(got.equals(expected), 'replies in request order');
+  t.log(`output held at most ${outputMax} bytes (bound ${highBytes} + replies in flight)`);
 });
 
 test('HELLO in a pipeline: replies before it keep the old protocol, replies after it use the new one', async (t) => {
