@@ -199,7 +199,9 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         const e = m.lastStore?.getEntry(a.key);
         return `${m.id}${m.proc?.node != null ? '' : '(down)'}=${e === undefined ? '-' : `${e.ts}/${e.node}`}`;
       });
-      violations.push({ check: 'ack-copies', detail: `${a.key}: ${a.kind} #${a.seq} acknowledged at ${a.consistency} (version ${version.ts}/${version.node}) with ${copies} copies, promised ${need} [${holders.join(' ')}]` });
+      const coordinator = machines.find((m) => m.id === version.node)?.proc?.node?.internals();
+      const view = coordinator === undefined || coordinator === null ? '' : ` coordinator's view: N=${coordinator.cluster.view.replicas()} owners=${coordinator.cluster.view.owners(a.key).join(',')} members=${coordinator.membership.members().map((x) => `${x.id}:${x.state}`).join(',')}`;
+      violations.push({ check: 'ack-copies', detail: `${a.key}: ${a.kind} #${a.seq} acknowledged at ${a.consistency} (version ${version.ts}/${version.node}) with ${copies} copies, promised ${need} [${holders.join(' ')}]${view}` });
       note(`ACK WITH TOO FEW COPIES ${a.key}#${a.seq} ${copies}/${need}`);
     }
   };
