@@ -38,8 +38,16 @@ export class ShoalError extends Error {
     if (details !== undefined) this.details = details;
   }
 
-  /** The wire form: plain msgpack types only. */
-  toWire(): { code: ErrorCode; message: string } {
+  /**
+   * The wire form: plain msgpack types only. A failed write carries the version it was stamped with
+   * (`version`): it may have reached some replicas, so a client passes it as seenTs next time and its
+   * later writes still win (docs/CLUSTER.md, "Versions").
+   */
+  toWire(): { code: ErrorCode; message: string; version?: { ts: number; node: string } } {
+    const version = this.details?.version as { ts?: unknown; node?: unknown } | undefined;
+    if (version !== undefined && typeof version.ts === 'number' && typeof version.node === 'string') {
+      return { code: this.code, message: this.message, version: { ts: version.ts, node: version.node } };
+    }
     return { code: this.code, message: this.message };
   }
 }

@@ -6,7 +6,7 @@
  */
 import { BackgroundTasks } from '../background.js';
 import { type Clock, type ClockTimer, sleep, systemClock } from '../clock.js';
-import { ShoalError } from '../errors.js';
+import { ShoalError, toShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import { mutant } from '../mutations.js';
@@ -44,6 +44,17 @@ import { ClusterView } from './view.js';
 
 function closedError(): ShoalError {
   return new ShoalError('CLOSED', 'node is shutting down');
+}
+
+/**
+ * A write that failed after it was stamped may still have reached some replicas (and win later by
+ * last-writer-wins): its error carries the version, so the client's next write can be stamped after it
+ * (found by the simulator: a failed write from a node whose clock ran ahead beat the same client's
+ * later, acknowledged one).
+ */
+function withAttemptedVersion(err: unknown, entry: Entry): ShoalError {
+  const e = toShoalError(err);
+  return new ShoalError(e.code, e.message, { ...e.details, version: { ts: entry.ts, node: entry.node } });
 }
 
 /** The answer to a get: the value, its version and its expiry (null when there is no live value). */
@@ -394,7 +405,7 @@ export class ClusterNode {
     } catch (err) {
       return Promise.reject(err);
     }
-    return written.then(() => entry);
+    return written.then(() => entry, (err: unknown) => Promise.reject(withAttemptedVersion(err, entry)));
   }
 
   /** Writes a tombstone to W replicas; resolves with its version. */
@@ -408,7 +419,7 @@ export class ClusterNode {
     } catch (err) {
       return Promise.reject(err);
     }
-    return written.then(() => entry);
+    return written.then(() => entry, (err: unknown) => Promise.reject(withAttemptedVersion(err, entry)));
   }
 
   /** One page of the cluster-wide key scan (cluster-scan.ts); cursor 0n starts, 0n in the result ends. */

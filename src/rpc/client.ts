@@ -378,7 +378,7 @@ class ClientConnection {
         this.settle(response.id, { result: response.result });
         continue;
       }
-      const err = new ShoalError(response.error.code, response.error.message, { addr: this.addr });
+      const err = new ShoalError(response.error.code, response.error.message, response.error.version === undefined ? { addr: this.addr } : { addr: this.addr, version: response.error.version });
       if (response.id === null) {
         // A connection-level error (limit, malformed stream): the server closes after it.
         this.shutdown(err);

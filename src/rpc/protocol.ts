@@ -31,6 +31,8 @@ export interface RpcRequest {
 export interface WireError {
   code: ErrorCode;
   message: string;
+  /** A failed put/del: the version it was stamped with (it may have reached some replicas). */
+  version?: { ts: number; node: string };
 }
 
 export type RpcResponse =
@@ -103,6 +105,10 @@ export function parseResponse(frame: unknown): RpcResponse | null {
   if (!isPlainMap(error)) return null;
   const code: ErrorCode = isErrorCode(error.code) ? error.code : 'INTERNAL';
   const message = typeof error.message === 'string' ? error.message : String(error.code);
+  const version = error.version;
+  if (isPlainMap(version) && typeof version.ts === 'number' && Number.isSafeInteger(version.ts) && typeof version.node === 'string') {
+    return { id, ok: false, error: { code, message, version: { ts: version.ts, node: version.node } } };
+  }
   return { id, ok: false, error: { code, message } };
 }
 

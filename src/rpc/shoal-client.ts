@@ -193,7 +193,15 @@ export class ShoalClient {
   private async write(op: 'put' | 'del', args: RpcArgs, options: ReadOptions): Promise<{ version: Version }> {
     if (options.consistency !== undefined) args.consistency = options.consistency;
     if (this.seenTs > 0) args.seenTs = this.seenTs;
-    const result = await this.call(op, args, options);
+    let result: unknown;
+    try {
+      result = await this.call(op, args, options);
+    } catch (err) {
+      // A failed write may still have reached replicas: the next write must be stamped after it.
+      const version = (err as ShoalError).details?.version as Version | undefined;
+      if (version !== undefined && typeof version.ts === 'number') this.observe(version);
+      throw err;
+    }
     if (!isPlainMap(result)) throw malformed(op, 'expected { version }');
     return { version: this.observe(decodeVersion(op, result.version)) };
   }

@@ -114,10 +114,10 @@ export function clientCaller(net: SimNetwork, owner: SimProcessClock, selfAddr: 
     const answer = unpack(await net.request(selfAddr, owner, addr, pack({ op, args, peer: null }), timeoutMs, op)) as {
       ok: boolean;
       result?: unknown;
-      error?: { code: string; message: string };
+      error?: { code: string; message: string; version?: { ts: number; node: string } };
     };
     if (answer.ok) return answer.result;
-    throw Object.assign(new Error(answer.error?.message ?? 'error'), { code: answer.error?.code ?? 'INTERNAL' });
+    throw Object.assign(new Error(answer.error?.message ?? 'error'), { code: answer.error?.code ?? 'INTERNAL', version: answer.error?.version });
   };
 }
 
@@ -244,6 +244,9 @@ export class Workload {
       this.onAck(attempt);
     } catch (err) {
       attempt.error = (err as { code?: string }).code ?? 'ERROR';
+      // As ShoalClient does: a failed write's version (it may have reached replicas) orders the next.
+      const version = (err as { version?: { ts: number } }).version;
+      if (version !== undefined) this.seenTs[client] = Math.max(this.seenTs[client], version.ts);
     }
     attempt.doneMs = this.clock.monotonicMs();
   }
