@@ -567,6 +567,9 @@ export class ClusterNode {
     this.leaving ??= this.handOffAndLeave().catch((err: unknown) => {
       this.leaving = null; // not left: a later leave starts over
       this.leaveDirty = null;
+      // Copies of keys this node does not own that arrived meanwhile armed no clean-up (a leaving node
+      // drops nothing): one runs now that it stays.
+      this.scheduleCleanup();
       throw err;
     });
     await this.leaving;
