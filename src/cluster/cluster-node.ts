@@ -338,9 +338,15 @@ export class ClusterNode {
 
   private async handleInternal(op: string, args: Args): Promise<unknown> {
     switch (op) {
-      case 'internal.remove':
-        this.view.remove(str(op, args, 'id'));
-        return {};
+      case 'internal.remove': {
+        // The operator's removal, passed on by the node that took it. A member this node sees alive
+        // came back meanwhile (at a higher incarnation): removing it here alone would split the rings
+        // (found by the simulator: a remove racing the member's restart), so it is left in.
+        const id = str(op, args, 'id');
+        if (this.view.isAlive(id)) return { removed: false };
+        this.view.remove(id);
+        return { removed: true };
+      }
       case 'internal.stream':
         return this.streamSource.handle(args);
       case 'internal.keys':

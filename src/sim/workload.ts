@@ -58,7 +58,7 @@ export const DEFAULT_WORKLOAD: WorkloadOptions = {
   thinkMsMean: 150,
   slotsPerClient: 4,
   valueBytesMax: 1024 * 1024,
-  timeoutMs: 5000,
+  timeoutMs: 8000, // longer than the cluster's requestTimeoutMs (5 s), as ShoalClient's callers should: the error (and the version of a failed write) arrives
   largeFraction: 0.02,
 };
 

@@ -109,6 +109,8 @@ interface Machine {
   log: NodeLog;
   /** A restart is scheduled (a later fault must not double it). */
   restartPending: boolean;
+  /** Its data dir was wiped once: it is configured with seeds from then on. */
+  wiped: boolean;
 }
 
 interface Proc {
@@ -222,6 +224,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       lastStore: null,
       log: new NodeLog(options.logLinesPerNode),
       restartPending: false,
+      wiped: false,
     };
     machines.push(m);
     return m;
@@ -246,7 +249,11 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     // seed on any later start, joins through the seed and the members it knew.
     // The seed list every other machine is given: the first three machines (as a DNS name would
     // list them), wherever they are now.
-    c.membership.seeds = m.index === 0 ? [] : machines.slice(0, 3).filter((x) => x !== m).map(gossipAddr);
+    // The bootstrap machine has none (cluster.example.json's n1), except after its data dir was wiped:
+    // then the operator starts it with the others as seeds, as docs/CLUSTER.md ("One cluster") says,
+    // instead of letting it found a second cluster.
+    const bootstrap = m.index === 0 && !m.wiped;
+    c.membership.seeds = bootstrap ? [] : machines.slice(0, 3).filter((x) => x !== m).map(gossipAddr);
     return c;
   };
 
@@ -370,6 +377,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         crash(target, f.kind === 'power');
         if (f.kind === 'wipe') {
           target.disk.wipe();
+          target.wiped = true;
           wipes.push(scheduler.timeMs);
         }
         if (f.kind === 'move') {
