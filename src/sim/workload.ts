@@ -28,6 +28,8 @@ export interface Attempt {
   valueBytes?: number;
   acked: boolean;
   consistency: Consistency;
+  /** A failed write's version, when the error carried it (the client then orders its next write after it). */
+  failedVersion?: { ts: number; node: string };
   /** The version the cluster acknowledged. */
   version?: { ts: number; node: string };
   error?: string;
@@ -245,8 +247,11 @@ export class Workload {
     } catch (err) {
       attempt.error = (err as { code?: string }).code ?? 'ERROR';
       // As ShoalClient does: a failed write's version (it may have reached replicas) orders the next.
-      const version = (err as { version?: { ts: number } }).version;
-      if (version !== undefined) this.seenTs[client] = Math.max(this.seenTs[client], version.ts);
+      const version = (err as { version?: { ts: number; node: string } }).version;
+      if (version !== undefined) {
+        attempt.failedVersion = version;
+        this.seenTs[client] = Math.max(this.seenTs[client], version.ts);
+      }
     }
     attempt.doneMs = this.clock.monotonicMs();
   }

@@ -111,6 +111,8 @@ interface Machine {
   restartPending: boolean;
   /** Its data dir was wiped once: it is configured with seeds from then on. */
   wiped: boolean;
+  /** Sum of the clock jumps of its incarnations (each new incarnation's clock starts unjumped). */
+  clockOffsetMs: number;
 }
 
 interface Proc {
@@ -225,6 +227,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       log: new NodeLog(options.logLinesPerNode),
       restartPending: false,
       wiped: false,
+      clockOffsetMs: 0,
     };
     machines.push(m);
     return m;
@@ -559,6 +562,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         if (!needUp(target)) return skip(f, 'not running');
         note(`fault ${describeFault(f)}`);
         (target.proc as Proc).clock.jump(f.deltaMs);
+        target.clockOffsetMs += f.deltaMs;
         break;
       }
     }
@@ -648,7 +652,11 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         extra.push({ check: 'one-cluster', detail: `${m.id} acknowledged a leave but still serves` });
       }
     }
-    return checkCluster(workload, probes(), expectedIds(), extra, (ms) => wipes.filter((t) => t > ms).length);
+    // Jumps (either way) plus drift over the run, between the two most distant clocks.
+    const offsets = machines.map((m) => m.clockOffsetMs);
+    const driftMs = (2 * options.driftPpmMax * scheduler.timeMs) / 1e6;
+    const skewMs = Math.max(0, ...offsets) - Math.min(0, ...offsets) + driftMs;
+    return checkCluster(workload, probes(), expectedIds(), extra, (ms) => wipes.filter((t) => t > ms).length, skewMs);
   };
   const checkpoint = () => {
     if (result !== null) return;
