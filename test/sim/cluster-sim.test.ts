@@ -11,7 +11,7 @@ import { runSeed, type SeedResult } from '../../src/sim/world.js';
 /** Seeds per test (one ava test each, so the inactivity timeout sees progress). */
 const SEEDS_PER_TEST = 10;
 const FIRST_SEED = Number(process.env.SHOAL_SIM_FIRST_SEED ?? 1);
-const SEEDS = Number(process.env.SHOAL_SIM_SEEDS ?? 150);
+const SEEDS = Number(process.env.SHOAL_SIM_SEEDS ?? 300);
 /** A shorter storm than the CLI's default 60 s: more seeds in the same time. */
 const DURATION_MS = 20_000;
 
