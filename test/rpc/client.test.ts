@@ -171,7 +171,9 @@ test('ShoalClient: a failed write\'s version (error.version) is observed: the ne
     }
     return mem.handler(op, args, ctx);
   });
+  t.teardown(() => server.close());
   const client = new ShoalClient({ addresses: [addr], clusterName: CLUSTER });
+  t.teardown(() => client.close());
   const first = await client.put('k', 'v1');
   failNext = 1;
   const err = await t.throwsAsync(client.put('k', 'v2'));
@@ -188,8 +190,6 @@ test('ShoalClient: a failed write\'s version (error.version) is observed: the ne
   await t.throwsAsync(client.put('x'.repeat(100), 'v'));
   t.is(client.highestSeenTs, version.ts);
   t.deepEqual(seen, [undefined, first.version.ts, failedVersion.ts, version.ts, version.ts, version.ts]);
-  await client.close();
-  await server.close();
 });
 
 test('ShoalClient: fails over to the next address when one is unreachable', async (t) => {
