@@ -9,7 +9,8 @@
  *
  * Four in-process ClusterNodes at N = 3 (helpers/harness.ts): when n1 leaves, each key it owns gets
  * exactly one new owner, the one of n2..n4 that did not own it. n1 is cut off from n4 (membership
- * still says everyone is alive), so the keys whose new owner is n4 cannot be pushed.
+ * still says everyone is alive), so the keys whose new owner is n4 cannot be pushed. The second test
+ * holds only keys that never move to n4, so every push succeeds and the hint for n4 alone refuses it.
  */
 import test from 'ava';
 import { ShoalError } from '../../src/errors.js';
@@ -86,4 +87,41 @@ test('a leave whose hand-off cannot reach a new owner is refused and the node se
   }
   t.deepEqual(missing, [], 'every key is on its new owners');
   t.is(leaver.hints.pendingFor('n4'), 0, 'the hint was handed over');
+});
+
+test('a leave is refused for a hint it cannot hand over even when every key was pushed', async (t) => {
+  const c = await startCluster(4, { replicationFactor: 3 });
+  t.teardown(() => c.close());
+  const leaver = c.get('n1');
+  // Only keys that n1 and n4 both own: when n1 leaves, each moves to n2 or n3, never to n4.
+  const keys: string[] = [];
+  for (let i = 0; keys.length < 40; i++) {
+    const owners = leaver.node.view.owners(keyOf(i));
+    if (owners.includes('n1') && owners.includes('n4')) keys.push(keyOf(i));
+  }
+  for (const key of keys.slice(1)) await c.call('n2', 'put', { key, value: `v-${key}`, consistency: 'all' });
+  c.net.partition('n1', 'n4');
+  // The first key through n1 at all: it fails, and n1 keeps n4's copy as a hint.
+  await t.throwsAsync(c.call('n1', 'put', { key: keys[0], value: `v-${keys[0]}`, consistency: 'all' }));
+  await c.settle();
+  t.is(leaver.hints.pendingFor('n4'), 1);
+
+  const err = await t.throwsAsync(c.call('n1', 'leave', {}), { instanceOf: ShoalError });
+  t.is(err?.code, 'UNAVAILABLE');
+  t.regex(err?.message ?? '', /leave refused: 0 keys and 1 hints could not be handed to their new owners/);
+  t.is(leaver.hints.pendingFor('n4'), 1);
+  t.false(leaver.node.isLeaving);
+  for (const id of c.ids()) {
+    const n1 = ((await c.call(id, 'members', {})) as MemberRow[]).find((row) => row.id === 'n1');
+    t.is(n1?.state, 'alive', `${id} holds n1 alive`);
+  }
+
+  c.net.heal();
+  await c.call('n1', 'leave', {});
+  await c.settle();
+  t.is(leaver.hints.pendingFor('n4'), 0);
+  for (const key of keys) {
+    const holders = c.holders(key);
+    t.deepEqual(['n2', 'n3', 'n4'].map((id) => holders[id]), ['n2', 'n3', 'n4'].map(() => `v-${key}`), key);
+  }
 });
