@@ -17,6 +17,7 @@ import path from 'node:path';
 import test from 'ava';
 import { pack, unpack } from '../../src/codec.js';
 import { ShoalError, toShoalError } from '../../src/errors.js';
+import { resolveMembershipConfig } from '../../src/membership/config.js';
 import type { SeedDns } from '../../src/membership/dns.js';
 import { Membership, type MembershipOptions } from '../../src/membership/membership.js';
 import type { SyncHandler, SyncListenerFactory, SyncServer, SyncTransport } from '../../src/membership/types.js';
@@ -503,3 +504,53 @@ test.serial('DNS seeds resolve through the seedDns seam and again on the simulat
   await world.runFor(2000);
   t.deepEqual(knownOf0(), ['n2'], 'a member that left is dropped from the persisted known members');
 });
+
+/**
+ * Found by the whole-cluster simulator (seed 2): after a power outage n1..n4 restart first and rejoin
+ * each other; the seed n0 (no seeds: the bootstrap node) is wiped while down and restarts later with no
+ * known members, so it starts a new cluster of its own. None of n1..n4 holds n0 in its view (n0 never
+ * answered their join) and n0 holds none of them, so neither push-pull nor the core's reconnect of dead
+ * members reaches across. Only their known-members files still name n0: every reconnectIntervalMs each
+ * does a push-pull with a known member that no view holds (Membership.reconnectKnown), which merges the
+ * two clusters. Without it the clusters never met again.
+ */
+for (const seed of [12, 3]) {
+  test.serial(`seed ${seed}: the seed wiped while down and restarted last as a new cluster is merged back by the others' known members within 2 × reconnectIntervalMs`, async (t) => {
+    setMutations([]);
+    const world = new World(seed);
+    for (const i of all) {
+      await world.start(i);
+      await world.runFor(100);
+    }
+    t.true(await world.runUntil(() => world.oneCluster(all)), 'five nodes joined through the seed');
+    await world.runFor(5000); // every node persisted its known members
+
+    for (const i of all) world.crash(i);
+    await world.runFor(5000);
+    for (const i of others) {
+      await world.start(i);
+      await world.runFor(500);
+    }
+    t.true(await world.runUntil(() => world.oneCluster(others)), 'n1..n4 restarted while the seed was down and found each other');
+    await world.runFor(10_000);
+    for (const i of others) {
+      t.false(world.nodes[i]!.membership.members().some((m) => m.id === 'n0'), `${idOf(i)} does not hold n0 at all`);
+      t.true(world.nodes[i]!.membership.knownMemberIds().includes('n0'), `${idOf(i)} still knows n0 from its data dir`);
+    }
+
+    // n0's data dir is wiped while it is down: it restarts with no incarnation and no known members.
+    world.disks[0] = new MemDisk();
+    const seedNode = await world.start(0);
+    t.false(seedNode.joining, 'the wiped seed started a new cluster of its own');
+    await world.runFor(1000);
+    t.true(world.oneCluster([0]), `n0 is a cluster of its own at first: ${world.aliveIn(0).join(',')}`);
+
+    const { reconnectIntervalMs } = resolveMembershipConfig(); // the runtimes run on the defaults
+    const startedAtMs = world.sched.timeMs;
+    const merged = await world.runUntil(() => world.oneCluster(all), 2 * reconnectIntervalMs);
+    t.true(merged, `one cluster within 2 × reconnectIntervalMs (${2 * reconnectIntervalMs} ms); views: ${all.map((i) => world.aliveIn(i).join(',')).join(' | ')}`);
+    t.log(`merged ${(world.sched.timeMs - startedAtMs).toFixed(0)} simulated ms after the wiped seed restarted`);
+    await world.runFor(60_000);
+    t.true(world.oneCluster(all), 'and it stays one cluster');
+  });
+}

@@ -156,6 +156,42 @@ test('ShoalClient: tracks the highest ts seen and sends it as seenTs on writes',
   await server.close();
 });
 
+test('ShoalClient: a failed write\'s version (error.version) is observed: the next write sends seenTs past it', async (t) => {
+  // The server stamps a put at a clock 5 s ahead, reaches some replicas, and fails (found by the
+  // simulator, seed 63): the error names that version. The client's next write must be stamped after it.
+  const failedVersion = { ts: 9_000_000_000, node: 'n9' };
+  const seen: unknown[] = [];
+  const mem = memoryHandler();
+  let failNext = 0;
+  const { server, addr } = await startServer(async (op, args, ctx) => {
+    if (op === 'put' || op === 'del') seen.push(args.seenTs);
+    if (failNext > 0) {
+      failNext -= 1;
+      throw new ShoalError('UNAVAILABLE', 'only 2 of 3 replicas answered', { version: { ...failedVersion, ts: failedVersion.ts + failNext } });
+    }
+    return mem.handler(op, args, ctx);
+  });
+  t.teardown(() => server.close());
+  const client = new ShoalClient({ addresses: [addr], clusterName: CLUSTER });
+  t.teardown(() => client.close());
+  const first = await client.put('k', 'v1');
+  failNext = 1;
+  const err = await t.throwsAsync(client.put('k', 'v2'));
+  t.is(code(err), 'UNAVAILABLE');
+  t.deepEqual((err as ShoalError).details?.version, failedVersion, 'the error keeps the version it carried');
+  t.is(client.highestSeenTs, failedVersion.ts);
+  const { version } = await client.put('k', 'v3');
+  t.true(version.ts > failedVersion.ts, 'the acknowledged write is stamped after the failed one');
+  // A failed del counts the same; an error without a version leaves seenTs as it was.
+  failNext = 2;
+  await t.throwsAsync(client.del('k')); // carries failedVersion.ts + 1 (below the v3 stamp)
+  await t.throwsAsync(client.del('k')); // carries failedVersion.ts (below too)
+  t.is(client.highestSeenTs, version.ts, 'an older version in an error does not lower seenTs');
+  await t.throwsAsync(client.put('x'.repeat(100), 'v'));
+  t.is(client.highestSeenTs, version.ts);
+  t.deepEqual(seen, [undefined, first.version.ts, failedVersion.ts, version.ts, version.ts, version.ts]);
+});
+
 test('ShoalClient: fails over to the next address when one is unreachable', async (t) => {
   const port = await deadPort();
   const { server, addr } = await startServer(memoryHandler().handler);

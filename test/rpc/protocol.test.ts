@@ -1,8 +1,12 @@
+import { inspect } from 'node:util';
 import test from 'ava';
 import fc from 'fast-check';
+import { hlcPack } from '../../src/cluster/hlc.js';
+import { pack, unpack } from '../../src/codec.js';
 import { ShoalError } from '../../src/errors.js';
 import {
   checkHello,
+  errorResponse,
   optionalNumber,
   parseDelArgs,
   parsePutArgs,
@@ -68,6 +72,39 @@ test('parseResponse validates shape; unknown error codes become INTERNAL', (t) =
   t.is((parseResponse({ id: 2, ok: false, error: { code: 'WAT', message: 'm' } }) as { error: { code: string } }).error.code, 'INTERNAL');
   for (const bad of [null, { id: 1 }, { id: null, ok: true }, { id: 1, ok: false }, { id: 'x', ok: false, error: {} }]) {
     t.is(parseResponse(bad), null);
+  }
+});
+
+/**
+ * A failed put/del may have reached some replicas: its error carries the version it was stamped with,
+ * so the client's next write is stamped after it (found by the simulator, seed 63). Only a well-formed
+ * { ts: safe integer, node: string } crosses the wire; other details stay on the server.
+ */
+test('an error response carries a failed write\'s version across the wire; a malformed one is dropped', (t) => {
+  const version = { ts: hlcPack(Date.UTC(2026, 10, 29, 12, 0, 5), 7), node: 'n1' };
+  const err = new ShoalError('UNAVAILABLE', 'only 2 of 3 replicas answered', { version, addr: '127.0.0.1:1', reason: 'x' });
+  t.deepEqual(err.toWire(), { code: 'UNAVAILABLE', message: 'only 2 of 3 replicas answered', version });
+  const frame = unpack(pack(errorResponse(9, err)));
+  t.deepEqual(parseResponse(frame), { id: 9, ok: false, error: { code: 'UNAVAILABLE', message: 'only 2 of 3 replicas answered', version } });
+  t.deepEqual(parseResponse(unpack(pack(errorResponse(null, new ShoalError('TIMEOUT', 't', { version: { ts: 5, node: 'n2' } }))))), {
+    id: null,
+    ok: false,
+    error: { code: 'TIMEOUT', message: 't', version: { ts: 5, node: 'n2' } },
+  });
+  // No version (an error that is not a stamped write), or a malformed one: the error without it.
+  t.deepEqual(new ShoalError('UNAVAILABLE', 'm').toWire(), { code: 'UNAVAILABLE', message: 'm' });
+  t.deepEqual(new ShoalError('UNAVAILABLE', 'm', { version: { ts: '5', node: 'n1' } }).toWire(), { code: 'UNAVAILABLE', message: 'm' });
+  t.deepEqual(new ShoalError('UNAVAILABLE', 'm', { version: 'v' }).toWire(), { code: 'UNAVAILABLE', message: 'm' });
+  const malformed: unknown[] = [
+    'v1', 5, null, [5, 'n1'], Buffer.from('x'), {}, { ts: 5 }, { node: 'n1' }, { ts: '5', node: 'n1' }, { ts: 5, node: 1 },
+    { ts: 1.5, node: 'n1' }, { ts: 2 ** 60, node: 'n1' }, { ts: Number.NaN, node: 'n1' },
+  ];
+  for (const bad of malformed) {
+    t.deepEqual(
+      parseResponse(unpack(pack({ id: 3, ok: false, error: { code: 'UNAVAILABLE', message: 'm', version: bad } }))),
+      { id: 3, ok: false, error: { code: 'UNAVAILABLE', message: 'm' } },
+      `version ${inspect(bad)} ignored`,
+    );
   }
 });
 
