@@ -19,6 +19,8 @@ export interface MemberInfo {
 export interface MembershipEventInfo {
   type: string;
   member: MemberInfo;
+  /** A dead member first heard of from a peer: how long ago it died (its dead-owner grace started then). */
+  deadForMs?: number;
 }
 
 /** A membership view source: the Membership runtime or a test double. */

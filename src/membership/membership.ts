@@ -652,7 +652,11 @@ export class Membership {
     let knownChanged = false;
     for (const event of output.events) {
       if (event.type !== 'alive' && event.type !== 'joined') {
-        this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
+        if (event.deadForMs !== undefined) {
+          this.logger.info('member learned dead from a peer', { member: event.member.id, incarnation: event.member.incarnation, deadForMs: event.deadForMs });
+        } else {
+          this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
+        }
       }
       knownChanged = this.known.apply(event) || knownChanged;
       this.emitter.emit('event', event);
