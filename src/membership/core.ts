@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { xxh64 } from '@node-rs/xxhash';
 import { ShoalError } from '../errors.js';
+import { mutant } from '../mutations.js';
 import { Awareness } from './awareness.js';
 import { MemberDirectory, sameTags } from './directory.js';
 import { BroadcastQueue, retransmitLimit } from './broadcasts.js';
@@ -779,7 +780,7 @@ export class MembershipCore {
         }
         case 'suspect':
         case 'dead':
-          if (wire.s === 'dead' && wire.d !== undefined && wire.id !== this.selfId && this.find(wire.id) < 0) {
+          if (wire.s === 'dead' && wire.d !== undefined && wire.id !== this.selfId && this.find(wire.id) < 0 && !mutant('dead-not-synced')) {
             // A member we never heard of that the sender holds dead (it died before we joined): ours
             // too, dead since the same moment, so that we count it and reap it when everyone does.
             learnedDead = this.learnDead(now, wire) || learnedDead;

@@ -7,6 +7,7 @@ import test from 'ava';
 import { MembershipCore } from '../../src/membership/core.js';
 import { type SyncState, validateSyncState } from '../../src/membership/messages.js';
 import { mulberry32 } from '../../src/membership/sim/random.js';
+import { setMutations } from '../../src/mutations.js';
 import { ClusterView } from '../../src/cluster/view.js';
 import type { MembershipEventInfo } from '../../src/cluster/ports.js';
 import { nullLogger } from '../../src/log.js';
@@ -57,6 +58,18 @@ test('a node joining after a member died learns it as dead (same incarnation, sa
   t.false(net.events.slice(eventsBefore).some((ev) => ev.at !== 'e' && ev.member.id === 'd'), 'the others hear nothing new about d');
   const sums = new Set(['a', 'b', 'c', 'e'].map((id) => net.core(id).checksum()));
   t.is(sums.size, 1, 'same checksum everywhere');
+});
+
+test.serial('the dead-not-synced mutation (the simulator\'s known bug) restores the old behaviour: the joiner knows only the live members', (t) => {
+  const net = withDeadMember();
+  setMutations(['dead-not-synced']);
+  try {
+    const e = joinLate(net, 'e');
+    t.is(e.stateOf('d'), undefined);
+    t.is(e.knownMembers, 4);
+  } finally {
+    setMutations([]);
+  }
 });
 
 test('the late joiner reaps the dead member when the others do (± one reap check), and nobody learns it again', (t) => {
