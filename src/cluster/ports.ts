@@ -30,6 +30,8 @@ export interface MembershipSource {
   on(event: 'event', listener: (e: MembershipEventInfo) => void): unknown;
   off?(event: 'event', listener: (e: MembershipEventInfo) => void): unknown;
   leave?(options?: { timeoutMs?: number }): Promise<void>;
+  /** How long ago (ms) a dead member died: the view built after it died starts its grace then. */
+  deadForMs?(id: string): number | undefined;
   /** Members persisted as known (not left, not reaped): counted when N is clamped to the cluster's size. */
   knownMemberIds?(): string[];
   /** Forget a member for good (operator removal). */

@@ -61,7 +61,8 @@ export class ClusterView {
     this.clock = opts.clock ?? systemClock;
     this.selfId = opts.membership.self().id;
     this.track(opts.membership.self());
-    for (const m of opts.membership.members()) this.track(m);
+    // Members already dead (a join's push-pull can teach them before the view exists): grace from their death.
+    for (const m of opts.membership.members()) this.track(m, m.state === 'dead' ? opts.membership.deadForMs?.(m.id) : undefined);
     this.currentRing = this.buildRing(this.ownerIds());
     this.ownerKey = this.ownerSignature();
     this.clusterSizeCached = this.countClusterSize();

@@ -447,6 +447,12 @@ export class MembershipCore {
     return m < 0 ? undefined : this.snapshot(m);
   }
 
+  /** How long (ms) before `now` member `id` was buried dead here; undefined unless it is dead. */
+  deadForMs(now: number, id: string): number | undefined {
+    const m = this.find(id);
+    return m < 0 || this.st[m] !== DEAD ? undefined : Math.max(0, now - this.changed[m]);
+  }
+
   /** State of one member without copying (for the simulator's hot loops). */
   stateOf(id: string): Member['state'] | undefined {
     const m = this.find(id);

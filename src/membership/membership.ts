@@ -333,6 +333,11 @@ export class Membership {
     return this.core.isJoining || this.seedsPending;
   }
 
+  /** How long ago (ms) member `id` died, when it is dead (the cluster view's dead-owner grace starts then). */
+  deadForMs(id: string): number | undefined {
+    return this.core.deadForMs(this.now(), id);
+  }
+
   /** Ids of the members persisted as known (not left, not reaped), self excluded. */
   knownMemberIds(): string[] {
     return this.known.ids();

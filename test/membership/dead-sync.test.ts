@@ -173,7 +173,10 @@ test('cluster view of the late joiner: N = 3 and the same ring as the others (4 
   let nowMs = net.now;
   const ringFactory = { build: (members: Array<{ id: string; zone?: string }>, opts?: { vnodes?: number }) => Ring.build(members, opts), hashKey };
   const makeView = (core: MembershipCore, listeners: Array<(ev: MembershipEventInfo) => void>): ClusterView => new ClusterView({
-    membership: { members: () => core.members(), self: () => core.self(), on: (_: 'event', l: (ev: MembershipEventInfo) => void) => listeners.push(l) },
+    membership: {
+      members: () => core.members(), self: () => core.self(), deadForMs: (id: string) => core.deadForMs(nowMs, id),
+      on: (_: 'event', l: (ev: MembershipEventInfo) => void) => listeners.push(l),
+    },
     ringFactory, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 60_000, clock: fakeTimeClock(() => nowMs), logger: nullLogger,
   });
   const eListeners: Array<(ev: MembershipEventInfo) => void> = [];
@@ -189,17 +192,21 @@ test('cluster view of the late joiner: N = 3 and the same ring as the others (4 
   t.is(e.stateOf('d'), 'dead');
   t.is(eView.clusterSize(), 5);
   t.is(eView.replicas(), 3, 'N = 3, not 2');
-  // a's view, fed the same way from a fresh start: it knows c and d dead since their burial.
+  // a's view, built now: it knows c and d dead since their burial (deadForMs), as does a view of e built now.
   const a = net.core('a');
   const aView = makeView(a, aListeners);
   t.teardown(() => aView.close());
+  const eLateView = makeView(e, []);
+  t.teardown(() => eLateView.close());
   t.deepEqual(eView.ring().members(), aView.ring().members(), 'same owners');
   t.is(eView.ring().checksum(), aView.ring().checksum());
   t.deepEqual(eView.ring().members(), ['a', 'b', 'c', 'd', 'e']);
   // Past the grace counted from the burial (not from e's join), e drops c and d like the others.
-  const deadFor = net.events.find((ev) => ev.at === 'e' && ev.member.id === 'c')?.deadForMs ?? 0;
+  const deadFor = Math.min(...net.events.filter((ev) => ev.at === 'e' && ev.deadForMs !== undefined).map((ev) => ev.deadForMs as number));
   nowMs += 60_000 - deadFor + 1;
-  eView.refresh();
-  t.deepEqual(eView.ring().members(), ['a', 'b', 'e']);
-  t.is(eView.replicas(), 3);
+  for (const v of [eView, aView, eLateView]) {
+    v.refresh();
+    t.deepEqual(v.ring().members(), ['a', 'b', 'e']);
+    t.is(v.replicas(), 3);
+  }
 });
