@@ -19,6 +19,8 @@ export interface MemberInfo {
 export interface MembershipEventInfo {
   type: string;
   member: MemberInfo;
+  /** A dead member first heard of from a peer: how long ago it died (its dead-owner grace started then). */
+  deadForMs?: number;
 }
 
 /** A membership view source: the Membership runtime or a test double. */
@@ -28,6 +30,8 @@ export interface MembershipSource {
   on(event: 'event', listener: (e: MembershipEventInfo) => void): unknown;
   off?(event: 'event', listener: (e: MembershipEventInfo) => void): unknown;
   leave?(options?: { timeoutMs?: number }): Promise<void>;
+  /** How long ago (ms) a dead member died: the view built after it died starts its grace then. */
+  deadForMs?(id: string): number | undefined;
   /** Members persisted as known (not left, not reaped): counted when N is clamped to the cluster's size. */
   knownMemberIds?(): string[];
   /** Forget a member for good (operator removal). */

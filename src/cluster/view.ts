@@ -61,7 +61,8 @@ export class ClusterView {
     this.clock = opts.clock ?? systemClock;
     this.selfId = opts.membership.self().id;
     this.track(opts.membership.self());
-    for (const m of opts.membership.members()) this.track(m);
+    // Members already dead (a join's push-pull can teach them before the view exists): grace from their death.
+    for (const m of opts.membership.members()) this.track(m, m.state === 'dead' ? opts.membership.deadForMs?.(m.id) : undefined);
     this.currentRing = this.buildRing(this.ownerIds());
     this.ownerKey = this.ownerSignature();
     this.clusterSizeCached = this.countClusterSize();
@@ -239,11 +240,12 @@ export class ClusterView {
     return ids.sort();
   }
 
-  private track(m: MemberInfo): void {
+  /** `deadForMs`: a dead member learned from a peer died that long ago (the grace counts from then). */
+  private track(m: MemberInfo, deadForMs = 0): void {
     const prev = this.members.get(m.id);
     this.members.set(m.id, { ...m });
     if (m.state === 'dead') {
-      if (prev?.state !== 'dead' || !this.deadSinceMs.has(m.id)) this.deadSinceMs.set(m.id, this.clock.monotonicMs());
+      if (prev?.state !== 'dead' || !this.deadSinceMs.has(m.id)) this.deadSinceMs.set(m.id, this.clock.monotonicMs() - deadForMs);
     } else {
       this.deadSinceMs.delete(m.id);
     }
@@ -254,7 +256,7 @@ export class ClusterView {
       this.members.delete(e.member.id);
       this.deadSinceMs.delete(e.member.id);
     } else {
-      this.track(e.member);
+      this.track(e.member, e.deadForMs);
       // A removed member that comes back alive is a member again.
       if (e.member.state === 'alive' && this.removed.delete(e.member.id)) {
         this.opts.logger.info('removed member is alive again', { member: e.member.id });

@@ -86,7 +86,7 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   metaBytesMax: 512, // memberlist MetaMaxSize: keeps an alive message well inside one datagram
   membersMax: 16_384, // 10 000 members (the simulated and documented size) with 60 % headroom; bounds memory under spoofed joins
   syncMembersMax: 16_384, // a sync carries everyone up to membersMax
-  syncBytesMax: 16 * 1024 * 1024, // ≥ 16 384 × memberWireBytesMax(512) = 16 384 × 935 + envelope: a full sync at worst-case sizes fits
+  syncBytesMax: 16 * 1024 * 1024, // ≥ 16 384 × memberWireBytesMax(512) = 16 384 × 945 + envelope: a full sync at worst-case sizes fits
   syncTimeoutMs: 10_000, // memberlist TCPTimeout: a full sync on a LAN takes milliseconds
   syncConnectionsMax: 32, // a sync per member per 30 s arrives far below this; bounds a flood
   broadcastQueueMax: 16_384, // one update per member is queued at most (= membersMax), so only a storm gets here

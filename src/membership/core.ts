@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { xxh64 } from '@node-rs/xxhash';
 import { ShoalError } from '../errors.js';
+import { mutant } from '../mutations.js';
 import { Awareness } from './awareness.js';
 import { MemberDirectory, sameTags } from './directory.js';
 import { BroadcastQueue, retransmitLimit } from './broadcasts.js';
@@ -295,7 +296,7 @@ export class MembershipCore {
   /** A push-pull with `to` now, outside the periodic round (a seed DNS lists that no member has). */
   pushPull(now: number, to: string): CoreOutput {
     this.ensureStarted(now);
-    if (!this.leaving && to !== this.selfGossip()) this.sync(to, false);
+    if (!this.leaving && to !== this.selfGossip()) this.sync(now, to, false);
     return this.drain();
   }
 
@@ -394,7 +395,7 @@ export class MembershipCore {
     this.merge(now, state, true);
     // A member that has joined (not one that is itself still joining) reached us: we are in its cluster.
     if (this.joining && !state.j && state.f !== this.selfId) this.joined(now);
-    return { reply: this.localState(this.joining), output: this.drain() };
+    return { reply: this.localState(now, this.joining), output: this.drain() };
   }
 
   /** The answer to a push-pull request we sent (`join` = it was a join attempt). */
@@ -444,6 +445,12 @@ export class MembershipCore {
   member(id: string): Member | undefined {
     const m = this.find(id);
     return m < 0 ? undefined : this.snapshot(m);
+  }
+
+  /** How long (ms) before `now` member `id` was buried dead here; undefined unless it is dead. */
+  deadForMs(now: number, id: string): number | undefined {
+    const m = this.find(id);
+    return m < 0 || this.st[m] !== DEAD ? undefined : Math.max(0, now - this.changed[m]);
   }
 
   /** State of one member without copying (for the simulator's hot loops). */
@@ -513,11 +520,16 @@ export class MembershipCore {
     };
   }
 
-  /** Our full state for push-pull (bounded by syncMembersMax, self first). */
-  localState(join: boolean): SyncState {
+  /** Our full state for push-pull at `now` (bounded by syncMembersMax, self first; dead members with their age). */
+  localState(now: number, join: boolean): SyncState {
     const list: WireMember[] = [this.toWire(this.selfIdx)];
     const known = this.known.view();
-    for (let i = 0; i < known.length && list.length < this.config.syncMembersMax; i += 1) list.push(this.toWire(known[i]));
+    for (let i = 0; i < known.length && list.length < this.config.syncMembersMax; i += 1) {
+      const m = known[i];
+      const wire = this.toWire(m);
+      if (this.st[m] === DEAD) wire.d = Math.max(0, Math.floor(now - this.changed[m]));
+      list.push(wire);
+    }
     return { v: WIRE_VERSION, f: this.selfId, j: join, m: list };
   }
 
@@ -756,6 +768,7 @@ export class MembershipCore {
   }
 
   private merge(now: number, state: SyncState, gossipNew: boolean): void {
+    let learnedDead = false;
     for (const wire of state.m) {
       if (wire.s === 'alive' && wire.id !== this.selfId) {
         // Fast path (a sync carries every member, nearly all of them already known at this incarnation):
@@ -773,14 +786,62 @@ export class MembershipCore {
         }
         case 'suspect':
         case 'dead':
-          // Like memberlist: a remote "dead" only makes us suspect, so we probe it ourselves first.
-          this.applySuspect(now, { t: 'suspect', id: wire.id, i: wire.i, f: state.f });
+          if (wire.s === 'dead' && wire.d !== undefined && wire.id !== this.selfId && this.find(wire.id) < 0 && !mutant('dead-not-synced')) {
+            // A member we never heard of that the sender holds dead (it died before we joined): ours
+            // too, dead since the same moment, so that we count it and reap it when everyone does.
+            learnedDead = this.learnDead(now, wire) || learnedDead;
+          } else {
+            // Like memberlist: a remote "dead" only makes us suspect, so we probe it ourselves first
+            // (and an unknown suspect, or an unknown dead from an older peer without `d`, is ignored).
+            this.applySuspect(now, { t: 'suspect', id: wire.id, i: wire.i, f: state.f });
+          }
           break;
         case 'left':
           this.applyLeft(now, { t: 'left', id: wire.id, i: wire.i });
           break;
       }
     }
+    if (learnedDead) this.sortDead();
+  }
+
+  /**
+   * Adds `wire`, an unknown member dead for `wire.d` ms on the sender, as dead since now − d: no
+   * suspicion, no gossip (it is no news: everyone who knew it buried it), no probes. Not after
+   * deadReapMs: the sender is about to reap it too, and whoever did must not be taught it again.
+   * Returns whether it was added (the caller restores the burial order of `dead` afterwards).
+   */
+  private learnDead(now: number, wire: WireMember): boolean {
+    const deadForMs = wire.d as number;
+    if (deadForMs >= this.config.deadReapMs) return false;
+    if (this.recordCount >= this.config.membersMax) {
+      this.counters.dropped['members-full'] += 1;
+      return false;
+    }
+    const m = this.dir.intern(wire.id);
+    this.ensureCapacity(m + 1);
+    assert.equal(this.st[m], UNKNOWN);
+    this.st[m] = DEAD;
+    this.inc[m] = wire.i;
+    this.changed[m] = now - deadForMs;
+    this.metaOf[m] = this.dir.meta(m, wire.a, wire.r, wire.z, wire.g);
+    this.pos[m] = this.known.length;
+    this.known.push(m);
+    this.recordCount += 1;
+    // Appended here; merge sorts `dead` back into burial order once it is done (sortDead).
+    this.dead.add(m);
+    this.deadByAddr.set(wire.a, wire.id);
+    this.emit('dead', m, deadForMs);
+    return true;
+  }
+
+  /**
+   * Restores the burial order of `dead` (reap stops at the first member not old enough) after
+   * learnDead appended members buried before others: a stable sort by burial time, O(dead log dead),
+   * only after a sync that taught us dead members (at the join, nearly always).
+   */
+  private sortDead(): void {
+    const changed = this.changed;
+    this.dead = new Set([...this.dead].sort((a, b) => changed[a] - changed[b]));
   }
 
   // ---- timers ---------------------------------------------------------------------------------
@@ -913,7 +974,7 @@ export class MembershipCore {
     }
     if (this.leaving || this.joining) return;
     const [peer] = this.sample(1, (m) => this.st[m] === ALIVE);
-    if (peer !== undefined) this.sync(this.gossipOf(peer), false);
+    if (peer !== undefined) this.sync(now, this.gossipOf(peer), false);
   }
 
   /**
@@ -939,7 +1000,7 @@ export class MembershipCore {
     if (now - (this.deadSyncAtMs.get(id) ?? -Infinity) < this.config.probeIntervalMs) return;
     this.deadSyncAtMs.set(id, now);
     this.counters.deadSyncs += 1;
-    if (!this.leaving) this.sync(from, false);
+    if (!this.leaving) this.sync(now, from, false);
   }
 
 
@@ -957,7 +1018,7 @@ export class MembershipCore {
     for (const m of this.dead) {
       if (i === pick) {
         assert.ok(this.st[m] === DEAD || this.st[m] === LEFT);
-        this.sync(this.gossipOf(m), false);
+        this.sync(now, this.gossipOf(m), false);
         return;
       }
       i += 1;
@@ -1037,10 +1098,10 @@ export class MembershipCore {
   }
 
   private attemptJoin(now: number): void {
-    for (const seed of this.joinSeeds) this.sync(seed, true);
+    for (const seed of this.joinSeeds) this.sync(now, seed, true);
     const known = this.joinKnown.slice();
     shuffle(known, this.random);
-    for (const addr of known.slice(0, JOIN_KNOWN_PER_ATTEMPT_MAX)) this.sync(addr, true);
+    for (const addr of known.slice(0, JOIN_KNOWN_PER_ATTEMPT_MAX)) this.sync(now, addr, true);
     const c = this.config;
     const delay = Math.min(c.joinRetryMaxMs, c.joinRetryInitialMs * 2 ** Math.min(this.joinAttempts, 30));
     this.joinAttempts += 1;
@@ -1060,9 +1121,9 @@ export class MembershipCore {
 
   // ---- output ---------------------------------------------------------------------------------
 
-  private sync(to: string, join: boolean): void {
+  private sync(now: number, to: string, join: boolean): void {
     this.counters.syncsSent += 1;
-    this.out.syncs.push({ to, state: this.localState(join), join });
+    this.out.syncs.push({ to, state: this.localState(now, join), join });
   }
 
   /** Sends `messages` to `to`, filling the rest of the datagram budget with queued gossip. */
@@ -1086,8 +1147,10 @@ export class MembershipCore {
     this.broadcasts.enqueue(message.id, message, messageBytes(message));
   }
 
-  private emit(type: MembershipEvent['type'], m: number): void {
-    this.out.events.push({ type, member: this.snapshot(m) });
+  private emit(type: MembershipEvent['type'], m: number, deadForMs?: number): void {
+    const event: MembershipEvent = { type, member: this.snapshot(m) };
+    if (deadForMs !== undefined) event.deadForMs = deadForMs;
+    this.out.events.push(event);
   }
 
   private drain(): CoreOutput {

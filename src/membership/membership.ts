@@ -333,6 +333,11 @@ export class Membership {
     return this.core.isJoining || this.seedsPending;
   }
 
+  /** How long ago (ms) member `id` died, when it is dead (the cluster view's dead-owner grace starts then). */
+  deadForMs(id: string): number | undefined {
+    return this.core.deadForMs(this.now(), id);
+  }
+
   /** Ids of the members persisted as known (not left, not reaped), self excluded. */
   knownMemberIds(): string[] {
     return this.known.ids();
@@ -652,7 +657,11 @@ export class Membership {
     let knownChanged = false;
     for (const event of output.events) {
       if (event.type !== 'alive' && event.type !== 'joined') {
-        this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
+        if (event.deadForMs !== undefined) {
+          this.logger.info('member learned dead from a peer', { member: event.member.id, incarnation: event.member.incarnation, deadForMs: event.deadForMs });
+        } else {
+          this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
+        }
       }
       knownChanged = this.known.apply(event) || knownChanged;
       this.emitter.emit('event', event);

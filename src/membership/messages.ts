@@ -15,6 +15,8 @@ export const ADDR_BYTES_MAX = 262; // 255-byte host name + ':' + 5-digit port + 
 export const TAGS_MAX = 64;
 const INCARNATION_MAX = Number.MAX_SAFE_INTEGER;
 const SEQ_MAX = 0xffff_ffff;
+/** A dead member's age on the wire (`d`, ms). */
+const DEAD_FOR_MS_MAX = Number.MAX_SAFE_INTEGER;
 
 export interface MemberMeta {
   rpc: string;
@@ -86,6 +88,12 @@ export interface WireMember {
   g?: Record<string, string>;
   s: MemberState;
   i: number;
+  /**
+   * Dead members only: milliseconds since the sender buried it (relative, so clocks need not agree).
+   * A receiver that does not know the member adds it as dead, buried that long ago, so that every
+   * member counts it and reaps it at the same moment. Absent from older peers (then ignored, as before).
+   */
+  d?: number;
 }
 
 export interface SyncState {
@@ -164,11 +172,11 @@ export function memberMeta(member: { rpc: string; zone?: string; tags?: Record<s
 /**
  * The most bytes one member can take in an encoded push-pull state: a map header, the id (≤
  * ID_BYTES_MAX), the gossip address (≤ ADDR_BYTES_MAX), the metadata (rpc, zone and tags: ≤
- * metaBytesMax, whose keys are longer than the wire's one-letter ones), the state and the
- * incarnation, each with its key and msgpack header. syncBytesMax must hold syncMembersMax of these.
+ * metaBytesMax, whose keys are longer than the wire's one-letter ones), the state, the
+ * incarnation and a dead member's age `d`, each with its key and msgpack header. syncBytesMax must hold syncMembersMax of these.
  */
 export function memberWireBytesMax(metaBytesMax: number): number {
-  return 1 + (3 + 2 + ID_BYTES_MAX) + (2 + 3 + ADDR_BYTES_MAX) + metaBytesMax + (2 + 8) + (2 + 9);
+  return 1 + (3 + 2 + ID_BYTES_MAX) + (2 + 3 + ADDR_BYTES_MAX) + metaBytesMax + (2 + 8) + (2 + 9) + (2 + 9);
 }
 
 /** Bytes of a push-pull state's envelope besides its members (v, f, j, the array header), rounded up. */
@@ -336,6 +344,11 @@ export function validateSyncState(raw: unknown, limits: { syncMembersMax: number
         { id: str(item, 'id', ID_BYTES_MAX), a: addr(item, 'a'), r: addr(item, 'r'), s: state(item, 's'), i: int(item, 'i', INCARNATION_MAX) },
         item,
       );
+      // The age of a death: kept on dead members only (meaningless on the others, and ignored there).
+      if (Object.hasOwn(item, 'd') && item.d !== undefined && item.d !== null) {
+        const deadForMs = int(item, 'd', DEAD_FOR_MS_MAX);
+        if (member.s === 'dead') member.d = deadForMs;
+      }
       if (metaBytes(memberMeta({ rpc: member.r, zone: member.z, tags: member.g })) > limits.metaBytesMax) fail(`metadata of ${member.id} over ${limits.metaBytesMax} bytes`);
       return member;
     });

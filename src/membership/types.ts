@@ -19,7 +19,15 @@ export interface Member {
 
 export type MembershipEventType = 'joined' | 'alive' | 'suspect' | 'dead' | 'left' | 'updated' | 'reaped';
 
-export type MembershipEvent = { type: MembershipEventType; member: Member };
+export type MembershipEvent = {
+  type: MembershipEventType;
+  member: Member;
+  /**
+   * On a 'dead' event for a member first heard of as dead in a peer's push-pull state: how long ago
+   * (ms) it died there. The cluster view starts its dead-owner grace that far back, as the others did.
+   */
+  deadForMs?: number;
+};
 
 /** Carries push-pull state to another member and brings back its answer (default: TCP frames). */
 export interface SyncTransport {

@@ -62,7 +62,7 @@ test('a push-pull of syncMembersMax members at the worst-case sizes fits syncByt
   t.true(config.membersMax >= 10_000 * 1.5, 'membersMax holds 10 000 members with headroom');
   t.true(config.syncMembersMax >= config.membersMax, 'a sync carries every member');
   t.true(config.syncBytesMax >= config.syncMembersMax * memberWireBytesMax(config.metaBytesMax) + SYNC_STATE_OVERHEAD_BYTES);
-  // Every field at its limit: 128-byte id, 262-byte address, metadata of exactly metaBytesMax.
+  // Every field at its limit (a dead member's age `d` included): 128-byte id, 262-byte address, metadata of exactly metaBytesMax.
   const host = 'h'.repeat(ADDR_BYTES_MAX - 6);
   const baseTags: Record<string, string> = {};
   for (let k = 0; k < 1; k += 1) baseTags[`k${k}`] = 'v'.repeat(100);
@@ -74,7 +74,8 @@ test('a push-pull of syncMembersMax members at the worst-case sizes fits syncByt
     tags.pad = 'p'.repeat(config.metaBytesMax - meta(addr, tags));
     // The pad's own msgpack header grows with it: trim to exactly the limit.
     while (meta(addr, tags) > config.metaBytesMax) tags.pad = tags.pad.slice(1);
-    return { id, a: addr, r: addr, z: 'z'.repeat(20), g: tags, s: 'suspect', i: Number.MAX_SAFE_INTEGER };
+    // Dead with the largest age `d`: the biggest member entry there is.
+    return { id, a: addr, r: addr, z: 'z'.repeat(20), g: tags, s: 'dead', i: Number.MAX_SAFE_INTEGER, d: Number.MAX_SAFE_INTEGER };
   });
   t.is(meta(members[0].r, members[0].g), config.metaBytesMax, 'the metadata is exactly at its limit');
   t.true(pack(members[0]).length <= memberWireBytesMax(config.metaBytesMax), 'memberWireBytesMax bounds one member');

@@ -13,7 +13,15 @@
  * rejoins with a ring of the four members it learns of (n1 is not among them), so writes it
  * coordinates land on nodes that do not own them. Those nodes' rings do not change when n1 returns
  * (n1 was dead within deadOwnerGraceMs all along), and clean-up ran only after ring changes, so the
- * copies stayed for good. Now a stray copy that arrives arms a clean-up itself.
+ * copies stayed for good. Now a stray copy that arrives arms a clean-up itself. Since push-pull teaches
+ * dead members to a node that never knew them (below), n5 rejoins with n1 in its ring and this plan
+ * makes no stray copy any more: the test re-creates the strays with the 'dead-not-synced' mutation
+ * (the old membership behaviour) to keep the clean-up covered, and checks that without it none arrive.
+ *
+ * A node that joins while members are down counts only the live ones (seed 100): n1 crashes and n2
+ * loses power; n4 joins through n3 and, since push-pull did not teach dead members to a node that never
+ * knew them, its view held n3 and n4 only: N = 2, so writes at `all` were acknowledged with 2 copies.
+ * Now dead members travel with the age of their death (`d`) and n4 counts n1 and n2 (dead) too: N = 3.
  */
 import test from 'ava';
 import type { Fault } from '../../src/sim/faults.js';
@@ -59,7 +67,7 @@ const STRAY_AFTER_REJOIN: Fault[] = [
 
 for (const seed of [1, 14]) {
   test.serial(`seed ${seed}: copies a rejoined node wrote to non-owners are cleaned up though their rings never change again`, async (t) => {
-    const r = await runSeed({ seed, nodes: 5, durationMs: 60_000, settleMaxMs: 120_000, faults: STRAY_AFTER_REJOIN, logLinesPerNode: 5_000 });
+    const r = await runSeed({ seed, nodes: 5, durationMs: 60_000, settleMaxMs: 120_000, faults: STRAY_AFTER_REJOIN, logLinesPerNode: 5_000, mutations: ['dead-not-synced'] });
     if (!r.ok) t.log(`last events:\n${r.traceTail.join('\n')}`);
     t.deepEqual(r.violations, []);
     t.true(r.ok);
@@ -69,5 +77,43 @@ for (const seed of [1, 14]) {
     t.true(strays.length > 0, 'stray copies arrived');
     // cleanupDelayMs (30 s) after the last stray arrived, with the checker's 5 s period.
     t.true(r.settledAfterMs !== null && r.settledAfterMs <= 60_000, `clean after ${r.settledAfterMs} ms`);
+  });
+}
+
+for (const seed of [1, 14]) {
+  test.serial(`seed ${seed}: a node rejoining while the seed is down learns the seed dead and writes to no non-owner`, async (t) => {
+    const r = await runSeed({ seed, nodes: 5, durationMs: 60_000, settleMaxMs: 120_000, faults: STRAY_AFTER_REJOIN, logLinesPerNode: 5_000 });
+    if (!r.ok) t.log(`last events:\n${r.traceTail.join('\n')}`);
+    t.deepEqual(r.violations, []);
+    t.deepEqual({ run: r.stats.faultsRun, skipped: r.stats.faultsSkipped }, { run: 2, skipped: 0 }, 'both crashes happened');
+    const strays = Object.values(r.lastLines).flat().filter((l) => l.includes('a copy of a key this node does not own arrived'));
+    t.deepEqual(strays, [], 'no stray copies');
+    t.true((r.lastLines.n5 ?? []).some((l) => l.includes('member learned dead from a peer member=n1')), 'n5 learned n1 dead when it rejoined');
+  });
+}
+
+const JOIN_WHILE_TWO_DOWN: Fault[] = [
+  // n2's power fails inside its next disk activity (armed first, so that n1 can still be killed).
+  { atMs: 5_000, kind: 'power-io', node: 1, under: '', ops: 20, downMs: 30_000 },
+  { atMs: 5_000, kind: 'kill', node: 0, downMs: 30_000 },
+  // Dead everywhere by then; n4 joins and coordinates writes, some at `all`.
+  { atMs: 20_000, kind: 'join' },
+];
+
+for (const seed of [1, 2]) {
+  test.serial(`seed ${seed}: a node that joins while two of three members are down counts them: N = 3, 'all' means 3 copies`, async (t) => {
+    const run = (mutations: ['dead-not-synced'] | []) =>
+      runSeed({ seed, nodes: 3, durationMs: 45_000, settleMaxMs: 120_000, faults: JOIN_WHILE_TWO_DOWN, logLinesPerNode: 5_000, mutations });
+    const r = await run([]);
+    if (!r.ok) t.log(`last events:\n${r.traceTail.join('\n')}`);
+    t.deepEqual(r.violations, []);
+    t.true(r.ok);
+    t.deepEqual({ run: r.stats.faultsRun, skipped: r.stats.faultsSkipped }, { run: 3, skipped: 0 }, 'both crashes and the join happened');
+    const said = (id: string, text: string): boolean => (r.lastLines[id] ?? []).some((l) => l.includes(text));
+    t.true(said('n4', 'member learned dead from a peer member=n1'), 'n4 learned n1 dead');
+    t.true(said('n4', 'member learned dead from a peer member=n2'), 'n4 learned n2 dead');
+    // The plan does reproduce the bug with the old membership behaviour.
+    const old = await run(['dead-not-synced']);
+    t.true(old.violations.some((v) => v.check === 'ack-copies' && v.detail.includes('N=2')), 'the old behaviour acknowledges all with 2 copies');
   });
 }
