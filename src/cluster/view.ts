@@ -261,6 +261,16 @@ export class ClusterView {
       if (e.member.state === 'alive' && this.removed.delete(e.member.id)) {
         this.opts.logger.info('removed member is alive again', { member: e.member.id });
       }
+      // Removed while still suspect here: membership could not mark it left then (only a dead member
+      // can be); now that it is dead, it is, so the removal reaches every member through gossip (found
+      // by the simulator: a removal during a long suspicion never reached a node cut off at the time).
+      // Deferred a turn: not from inside membership's own event dispatch.
+      if (e.member.state === 'dead' && this.removed.has(e.member.id)) {
+        const id = e.member.id;
+        this.clock.setImmediate(() => {
+          if (this.removed.has(id)) this.opts.membership.forceLeave?.(id);
+        });
+      }
     }
     this.clusterSizeStale = true;
     this.markRingStale(e.type);

@@ -790,6 +790,17 @@ export class MembershipCore {
             // A member we never heard of that the sender holds dead (it died before we joined): ours
             // too, dead since the same moment, so that we count it and reap it when everyone does.
             learnedDead = this.learnDead(now, wire) || learnedDead;
+          } else if (wire.s === 'suspect' && wire.id !== this.selfId && this.find(wire.id) < 0 && !mutant('dead-not-synced')) {
+            // A member we never heard of that the sender suspects (it is failing as we join): we take
+            // it as the sender last knew it, alive at that incarnation (not gossiped: no news), then
+            // suspect it ourselves, so it counts in our cluster size and ring like everyone else's and
+            // our own suspicion timer decides (found by the simulator: a node that joined while two
+            // members were suspect counted N = 2).
+            const message: AliveMessage = { t: 'alive', id: wire.id, i: wire.i, a: wire.a, r: wire.r };
+            if (wire.z !== undefined) message.z = wire.z;
+            if (wire.g !== undefined) message.g = wire.g;
+            this.applyAlive(now, message, false);
+            this.applySuspect(now, { t: 'suspect', id: wire.id, i: wire.i, f: state.f });
           } else {
             // Like memberlist: a remote "dead" only makes us suspect, so we probe it ourselves first
             // (and an unknown suspect, or an unknown dead from an older peer without `d`, is ignored).

@@ -18,6 +18,8 @@ export interface NodeProbe {
   /** This node's owners of `key` (its ring and N). */
   owners(key: string): string[];
   ringChecksum(): string;
+  /** The members of this node's ring (reports). */
+  ringMembers(): string[];
   /** Ids this node's membership sees alive (itself included). */
   aliveIds(): string[];
   /** How this node's membership sees `id` (state and incarnation), for reports. */
@@ -91,7 +93,12 @@ export function checkCluster(
     }
     checksums.add(n.ringChecksum());
   }
-  if (checksums.size > 1) out.push({ check: 'one-cluster', detail: `${checksums.size} different rings among ${nodes.length} nodes` });
+  if (checksums.size > 1) {
+    const all = [...new Set(nodes.flatMap((n) => n.ringMembers()))].sort();
+    const odd = all.filter((id) => !nodes.every((n) => n.ringMembers().includes(id)));
+    const views = odd.map((id) => `${id}: ${nodes.map((n) => `${n.id} sees ${n.describeMember(id)}`).join(', ')}`).join('; ');
+    out.push({ check: 'one-cluster', detail: `${checksums.size} different rings among ${nodes.length} nodes: ${nodes.map((n) => `${n.id} [${n.ringMembers().join(',')}]`).join(' ')} (${views})` });
+  }
   if (out.length > 0 || nodes.length === 0) return out; // the data checks need one agreed ring
 
   const byId = new Map(nodes.map((n) => [n.id, n]));

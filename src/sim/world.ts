@@ -636,6 +636,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           },
           owners: (key: string) => cluster.view.owners(key),
           ringChecksum: () => cluster.view.ring().checksum(),
+          ringMembers: () => [...cluster.view.ring().members()].sort(),
           aliveIds: () => membership.members().filter((x) => x.state === 'alive').map((x) => x.id),
           describeMember: (id: string) => {
             const x = membership.members().find((mm) => mm.id === id);
