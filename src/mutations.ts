@@ -13,7 +13,7 @@ export const MUTATIONS = {
   'cleanup-floating-promise': 'a clean-up failure escapes as an unhandled rejection',
   'leave-keeps-coordinating': 'a node that left keeps coordinating client writes',
   'read-repair-older': 'read repair writes an older version over a newer one',
-  'dead-not-synced': 'push-pull does not teach a dead member to a node that never knew it (a node that joins while members are down counts only the live ones)',
+  'dead-not-synced': 'a node that joins does not learn the members its peers hold dead or suspect (it counts N from the live ones)',
 } as const;
 
 export type MutationName = keyof typeof MUTATIONS;

@@ -96,7 +96,7 @@ test('the late joiner reaps the dead member when the others do (± one reap chec
   for (const id of ['a', 'b', 'c', 'e']) t.is(net.stateAt(id, 'd'), undefined, id);
 });
 
-test('old-format state (no d), a suspect or too old a death: unknown members stay unknown; known ones keep the usual rules', (t) => {
+test('old-format state (no d) or too old a death: unknown members stay unknown; an unknown suspect is learned suspect; known ones keep the usual rules', (t) => {
   const core = new MembershipCore({ self: { id: 'me', gossip: 'me:1', rpc: 'me:2' }, config: { deadReapMs: 100_000, probeIntervalMs: 1000 }, random: mulberry32(3) });
   core.join(0, []);
   const state = (members: SyncState['m']): SyncState => ({ v: 1, f: 'p', j: false, m: [{ id: 'p', a: 'p:1', r: 'p:2', s: 'alive', i: 1 }, ...members] });
@@ -107,11 +107,12 @@ test('old-format state (no d), a suspect or too old a death: unknown members sta
     { id: 'new', a: 'new:1', r: 'new:2', s: 'dead', i: 4, d: 50_000 },
   ]));
   t.is(core.stateOf('old'), undefined, 'no d: ignored as before');
-  t.is(core.stateOf('sus'), undefined, 'an unknown suspect is ignored');
+  t.is(core.stateOf('sus'), 'suspect', 'an unknown suspect is taken as the sender knows it: suspect, at its incarnation');
+  t.is(core.member('sus')?.incarnation, 3);
   t.is(core.stateOf('aged'), undefined, 'dead for deadReapMs: about to be reaped everywhere, not learned');
   t.is(core.stateOf('new'), 'dead');
   t.is(core.member('new')?.incarnation, 4);
-  t.deepEqual(out.events.map((e) => `${e.type}:${e.member.id}`), ['joined:p', 'dead:new']);
+  t.deepEqual(out.events.map((e) => `${e.type}:${e.member.id}`), ['joined:p', 'joined:sus', 'suspect:sus', 'dead:new']);
   // A known alive member reported dead with an age: suspected first, as memberlist does.
   out = core.handleSync(200, state([{ id: 'p', a: 'p:1', r: 'p:2', s: 'dead', i: 1, d: 50 }])).output;
   t.is(core.stateOf('p'), 'suspect');
