@@ -9,7 +9,7 @@ import type { SyncHandler, SyncListenerFactory, SyncServer, SyncTransport } from
 import type { UdpEndpoint, UdpFactory, UdpRemote } from '../membership/udp.js';
 import type { FsIo } from '../storage/fsio.js';
 import type { SimNetwork } from './network.js';
-import { SimDisk, type SimFs } from './disk.js';
+import { type DiskOp, SimDisk, type SimFs } from './disk.js';
 import type { SimProcessClock, SimScheduler } from './scheduler.js';
 
 /** Push-pull exchanges time out after this long (the real transport's syncTimeoutMs default). */
@@ -103,9 +103,9 @@ export class SimMachineDisk {
     this.disk = new SimDisk({
       random: scheduler.random,
       fsyncLatencyMs: 2,
-      onOp: (_op, p) => {
+      onOp: (op, p) => {
         const armed = this.crashArmed;
-        if (armed === null || !p.startsWith(armed.prefix)) return;
+        if (armed === null || !p.startsWith(armed.prefix) || (armed.op !== null && op !== armed.op)) return;
         armed.ops -= 1;
         if (armed.ops <= 0) {
           this.crashArmed = null;
@@ -115,11 +115,11 @@ export class SimMachineDisk {
     });
   }
 
-  private crashArmed: { prefix: string; ops: number; then: () => void } | null = null;
+  private crashArmed: { prefix: string; op: DiskOp | null; ops: number; then: () => void } | null = null;
 
-  /** Calls `then` (a power loss) right after `ops` more disk operations under `prefix`. */
-  armCrash(prefix: string, ops: number, then: () => void): void {
-    this.crashArmed = { prefix, ops, then };
+  /** Calls `then` (a power loss) right after `ops` more disk operations (of kind `op`, or any) under `prefix`. */
+  armCrash(prefix: string, ops: number, then: () => void, op: DiskOp | null = null): void {
+    this.crashArmed = { prefix, op, ops, then };
   }
 
   disarmCrash(): void {

@@ -34,10 +34,11 @@ export type Fault =
   | { atMs: number; kind: 'clock-jump'; node: number; deltaMs: number }
   /**
    * Power loss at a random point of the node's disk activity: after `ops` more operations on files
-   * under `under` of its data dir ('' for any; 'hints' for the hint store), so crashes land inside
-   * the durability order of a WAL batch, a snapshot or a hint compaction, not only between them.
+   * under `under` of its data dir ('' for any; 'hints' for the hint store; 'hints-unlink' counts only
+   * the deletions of hint segments), so crashes land inside the durability order of a WAL batch, a
+   * snapshot or a hint compaction, not only between them.
    */
-  | { atMs: number; kind: 'power-io'; node: number; under: '' | 'hints'; ops: number; downMs: number };
+  | { atMs: number; kind: 'power-io'; node: number; under: '' | 'hints' | 'hints-unlink'; ops: number; downMs: number };
 
 export type FaultKind = Fault['kind'];
 
@@ -136,7 +137,13 @@ export function planFaults(options: PlanOptions): Fault[] {
         plan.push({ atMs: at, kind, node: node(), op: random() < 0.5 ? 'write' : 'fdatasync', restartAfterMs: between(1000, 15_000) });
         break;
       case 'power-io':
-        plan.push({ atMs: at, kind, node: node(), under: random() < 0.5 ? 'hints' : '', ops: 1 + Math.floor(random() * 40), downMs: between(500, 15_000) });
+      {
+        // A third of them crash right after a hint compaction deletes a sealed segment (its most
+        // delicate moment), the others after a random count of file operations (any, or hints only).
+        const r = random();
+        const under = r < 0.33 ? 'hints-unlink' : r < 0.66 ? 'hints' : '';
+        plan.push({ atMs: at, kind, node: node(), under, ops: under === 'hints-unlink' ? 1 : 1 + Math.floor(random() * 40), downMs: between(500, 15_000) });
+      }
         break;
       case 'clock-jump':
         plan.push({ atMs: at, kind, node: node(), deltaMs: Math.round((random() < 0.5 ? -1 : 1) * (500 + random() * 20_000)) });

@@ -113,6 +113,9 @@ interface Machine {
   wiped: boolean;
   /** Sum of the clock jumps of its incarnations (each new incarnation's clock starts unjumped). */
   clockOffsetMs: number;
+  /** Hints its hint store acknowledged (durable) and delivered, since the last recovery (the hint oracle). */
+  hintsAcked: number;
+  hintsDelivered: number;
 }
 
 interface Proc {
@@ -228,6 +231,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
       restartPending: false,
       wiped: false,
       clockOffsetMs: 0,
+      hintsAcked: 0,
+      hintsDelivered: 0,
     };
     machines.push(m);
     return m;
@@ -301,12 +306,28 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           m.lastStore = inner.store;
           // Every hint this node keeps (for a stand-in's or its own coordinator's count) is a copy.
           const hints = inner.hints;
+          // The hint store's durability: what it recovered covers every hint it acknowledged and
+          // did not deliver (a hint delivered may still be on disk: recovered may be more).
+          const recovered = hints.targets().reduce((sum, target) => sum + hints.pendingFor(target), 0);
+          if (recovered < m.hintsAcked - m.hintsDelivered) {
+            violations.push({ check: 'lost-write', detail: `${m.id}'s hint store recovered ${recovered} hints, but ${m.hintsAcked - m.hintsDelivered} were acknowledged and not delivered` });
+            note(`HINTS LOST ${m.id}: recovered ${recovered} < ${m.hintsAcked - m.hintsDelivered}`);
+          }
+          m.hintsAcked = recovered;
+          m.hintsDelivered = 0;
           const add = hints.add.bind(hints);
           hints.add = async (target, key, entry) => {
             await add(target, key, entry);
+            m.hintsAcked += 1;
             if (key === process.env.SIM_DEBUG_KEY) note(`DEBUG ${m.id} keeps a hint for ${target}`);
             noteHint(key, entry);
           };
+          const replay = hints.replay.bind(hints);
+          hints.replay = (target, send, opts) =>
+            replay(target, async (key, entry) => {
+              await send(key, entry);
+              m.hintsDelivered += 1;
+            }, opts);
         }
         note(`started ${m.id}`);
         node.stopped().then(
@@ -381,6 +402,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         if (f.kind === 'wipe') {
           target.disk.wipe();
           target.wiped = true;
+          target.hintsAcked = 0;
+          target.hintsDelivered = 0;
           wipes.push(scheduler.timeMs);
         }
         if (f.kind === 'move') {
@@ -537,7 +560,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         note(`fault ${describeFault(f)} (armed)`);
         const proc = target.proc as Proc;
         target.restartPending = true;
-        const prefix = `/m${target.index + 1}/data${f.under === '' ? '' : `/${f.under}`}`;
+        const prefix = `/m${target.index + 1}/data${f.under === '' ? '' : '/hints'}`;
         let fired = false;
         // The crash happens inside the disk operation's completion; the world acts on the next turn.
         target.disk.armCrash(prefix, f.ops, () => {
@@ -548,7 +571,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
             crash(target, true);
             restartLater(target, f.downMs, 'power-io');
           });
-        });
+        }, f.under === 'hints-unlink' ? 'unlink' : null);
         // Not enough disk activity within 20 s: the fault lapses.
         scheduler.at(20_000, () => {
           if (fired || target.proc !== proc) return;
