@@ -217,6 +217,8 @@ export class MembershipCore {
   private started = false;
   private leaving = false;
   private joining = false;
+  /** Gossip addresses of the members we knew before this start (join: a joining one may answer). */
+  private knownAddrs = new Set<string>();
   private joinSeeds: string[] = [];
   /** Gossip addresses of the members this node knew before it (re)started (the persisted snapshot). */
   private joinKnown: string[] = [];
@@ -274,6 +276,7 @@ export class MembershipCore {
     this.joinSeeds = this.withoutSelf(seeds);
     const seedSet = new Set(this.joinSeeds);
     this.joinKnown = this.withoutSelf(known).filter((addr) => !seedSet.has(addr));
+    this.knownAddrs = new Set(this.withoutSelf(known));
     this.enqueue(this.selfAlive());
     if (this.joinSeeds.length + this.joinKnown.length > 0) {
       this.joining = true;
@@ -402,7 +405,13 @@ export class MembershipCore {
   handleSyncResponse(now: number, state: SyncState): CoreOutput {
     this.ensureStarted(now);
     const joinAnswer = this.joining;
-    if (this.joining) this.joined(now);
+    // An answer completes our join unless the answering node is itself still joining and was not in
+    // our cluster before (not a member we knew): two nodes that both wait for their cluster (a fresh
+    // node and a restarted seed whose members are all out of reach) must not found a new one by
+    // joining each other (found by the simulator: such a pair served with N = 2). Members we knew
+    // that are all restarting together (a full restart) still find each other this way.
+    const responderAddr = state.j ? state.m.find((m) => m.id === state.f)?.a : undefined;
+    if (this.joining && (!state.j || (responderAddr !== undefined && this.knownAddrs.has(responderAddr)) || mutant('dead-not-synced'))) this.joined(now);
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();

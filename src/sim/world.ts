@@ -165,7 +165,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
   const plan = options.faults ?? planFaults({ seed: options.seed, nodes: options.nodes, nodesMax: options.nodesMax, startMs: STORM_START_MS, endMs: options.durationMs, gapMsMean: 4_000 });
   const kept = options.keep ?? plan.map((_, i) => i);
   const machines: Machine[] = [];
-  /** Simulated times of data-dir wipes (they may destroy acknowledged copies: checker.ts). */
+  /** Simulated times of data-dir wipes and of the crashes of removed nodes (copies destroyed: checker.ts). */
   const wipes: number[] = [];
   const stats = { faultsRun: 0, faultsSkipped: 0 };
 
@@ -200,7 +200,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     }
     // Stand-ins' hints count toward `one` and `quorum`, not `all` (coordinator.ts).
     if (a.consistency !== 'all') for (const h of hintCopies.get(a.key) ?? []) if (compareVersion(h, version) >= 0) copies++;
-    const need = COPIES_ACKED[a.consistency];
+    // N is the replication factor clamped to the cluster's size (members that neither left nor were removed).
+    const need = Math.min(COPIES_ACKED[a.consistency], members().length);
     if (copies < need) {
       const holders = machines.map((m) => {
         const e = m.lastStore?.getEntry(a.key);
@@ -475,6 +476,7 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
         note(`fault ${describeFault(f)}`);
         crash(target, false);
         target.restartPending = true;
+        const removedAtMs = scheduler.timeMs;
         // The operator removes it once the others see it dead; if that fails it simply stays down.
         scheduler.at(15_000, () => {
           const via = running()[0];
@@ -482,7 +484,11 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
           callClient(rpcAddr(via), 'remove', { id: target.id }).then(
             () => {
               note(`${target.id} removed through ${via.id}`);
-              if (target.state === 'down') target.state = 'removed';
+              if (target.state === 'down') {
+                target.state = 'removed';
+                // Its copies are abandoned with it, as a wipe destroys them (the checker's excuse).
+                wipes.push(removedAtMs);
+              }
             },
             (err: unknown) => {
               note(`remove ${target.id} failed: ${(err as Error).message}`);
