@@ -271,12 +271,17 @@ export class MembershipCore {
    * addresses): push-pull with all seeds and up to JOIN_KNOWN_PER_ATTEMPT_MAX known members per
    * attempt, with backoff, until one answers. With neither, this node starts a new cluster.
    */
-  join(now: number, seeds: string[], known: string[] = []): CoreOutput {
+  /**
+   * `known`: addresses to join through beside the seeds (members known before a restart). `knew`:
+   * the addresses of every member known before this start (default `known`), whose answer completes
+   * the join even while they are themselves still joining (a full restart).
+   */
+  join(now: number, seeds: string[], known: string[] = [], knew: string[] = known): CoreOutput {
     this.ensureStarted(now);
     this.joinSeeds = this.withoutSelf(seeds);
     const seedSet = new Set(this.joinSeeds);
     this.joinKnown = this.withoutSelf(known).filter((addr) => !seedSet.has(addr));
-    this.knownAddrs = new Set(this.withoutSelf(known));
+    this.knownAddrs = new Set(this.withoutSelf(knew));
     this.enqueue(this.selfAlive());
     if (this.joinSeeds.length + this.joinKnown.length > 0) {
       this.joining = true;

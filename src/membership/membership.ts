@@ -450,7 +450,7 @@ export class Membership {
         this.logger.info('no seeds and no known members: starting a new cluster');
         this.joinedLogged = true;
       }
-      this.apply(this.core.join(this.now(), addresses.found, known));
+      this.apply(this.core.join(this.now(), addresses.found, known, this.known.list().map((m) => m.gossip)));
     }
     this.scheduleSeedResolve();
     this.scheduleKnownReconnect();
