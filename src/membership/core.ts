@@ -410,13 +410,14 @@ export class MembershipCore {
   handleSyncResponse(now: number, state: SyncState): CoreOutput {
     this.ensureStarted(now);
     const joinAnswer = this.joining;
-    // An answer completes our join unless the answering node is itself still joining and was not in
-    // our cluster before (not a member we knew): two nodes that both wait for their cluster (a fresh
-    // node and a restarted seed whose members are all out of reach) must not found a new one by
-    // joining each other (found by the simulator: such a pair served with N = 2). Members we knew
-    // that are all restarting together (a full restart) still find each other this way.
-    const responderAddr = state.j ? state.m.find((m) => m.id === state.f)?.a : undefined;
-    if (this.joining && (!state.j || (responderAddr !== undefined && this.knownAddrs.has(responderAddr)) || mutant('dead-not-synced'))) this.joined(now);
+    // An answer completes our join, unless it comes from a node that is itself joining back to the
+    // members it knew (`k`: a restarted node whose cluster is out of reach) and that we did not know:
+    // a fresh node must not found a new cluster with it (found by the simulator: such a pair served
+    // with N = 2). Fresh nodes that list each other as seeds still form a cluster together, and the
+    // members of one cluster restarting together (a full restart) still find each other.
+    const responderAddr = state.k === true ? state.m.find((m) => m.id === state.f)?.a : undefined;
+    const waitingForOthers = state.j && state.k === true && (responderAddr === undefined || !this.knownAddrs.has(responderAddr));
+    if (this.joining && (!waitingForOthers || mutant('dead-not-synced'))) this.joined(now);
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();
@@ -544,7 +545,9 @@ export class MembershipCore {
       if (this.st[m] === DEAD) wire.d = Math.max(0, Math.floor(now - this.changed[m]));
       list.push(wire);
     }
-    return { v: WIRE_VERSION, f: this.selfId, j: join, m: list };
+    const state: SyncState = { v: WIRE_VERSION, f: this.selfId, j: join, m: list };
+    if (this.joining && this.knownAddrs.size > 0) state.k = true;
+    return state;
   }
 
   // ---- message handling -----------------------------------------------------------------------

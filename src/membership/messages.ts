@@ -100,6 +100,11 @@ export interface SyncState {
   v: number;
   f: string; // sender id
   j: boolean; // sent while joining
+  /**
+   * Sent while joining back to the members it knew (a restart): not free to found a cluster with a
+   * fresh node (core.ts handleSyncResponse). Absent = false (older peers).
+   */
+  k?: boolean;
   m: WireMember[];
 }
 
@@ -352,6 +357,9 @@ export function validateSyncState(raw: unknown, limits: { syncMembersMax: number
       if (metaBytes(memberMeta({ rpc: member.r, zone: member.z, tags: member.g })) > limits.metaBytesMax) fail(`metadata of ${member.id} over ${limits.metaBytesMax} bytes`);
       return member;
     });
-    return { v: WIRE_VERSION, f: str(fields, 'f', ID_BYTES_MAX), j: fields.j, m: members };
+    if (fields.k !== undefined && fields.k !== null && typeof fields.k !== 'boolean') fail('field k must be a boolean');
+    const sync: SyncState = { v: WIRE_VERSION, f: str(fields, 'f', ID_BYTES_MAX), j: fields.j, m: members };
+    if (fields.k === true) sync.k = true;
+    return sync;
   });
 }
