@@ -257,6 +257,11 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
   const gate = (handler: RpcHandler): RpcHandler => async (op, args, ctx) => {
     if (CLIENT_DATA_OPS.has(op)) checkClientData();
     if (op !== 'leave') return handler(op, args, ctx);
+    // A node still joining knows none of its cluster: it could hand nothing over and would leave with
+    // its data (found by the simulator, seed 68: a node asked to leave right after a restart).
+    if (leaving === null && joining()) {
+      throw new ShoalError('UNAVAILABLE', `node ${id} cannot leave while ${JOINING_REASON}: it could hand nothing over; try again once it has joined`);
+    }
     if (state === 'serving') state = 'leaving';
     leaving ??= handler(op, args, ctx).then(
       (result) => {
