@@ -670,6 +670,13 @@ export class Membership {
     if (!this.joinedLogged && !this.core.isJoining) {
       this.joinedLogged = true;
       this.logger.info('joined the cluster', { members: this.core.liveMembers });
+      // The members just learned are written at once, not after KNOWN_PERSIST_INTERVAL_MS: a node
+      // that crashed within that second came back knowing nobody (found by the simulator, seed 236).
+      if (this.known.dirty) {
+        this.clock.clearTimeout(this.knownTimer);
+        this.knownTimer = null;
+        this.persistKnown();
+      }
     }
     if (joinAttempt && this.seedsDynamic) this.refreshSeeds();
     this.persistIfChanged();
