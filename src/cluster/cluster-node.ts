@@ -687,6 +687,12 @@ export class ClusterNode {
     if (member.state === 'alive') {
       throw new ShoalError('BAD_REQUEST', `remove: member "${id}" is alive; stop it first or ask it to leave`);
     }
+    // A suspect member may still refute, and membership can only mark a dead member left: removing it
+    // now would stay a local decision that a restart or a leave of this node loses (found by the
+    // simulator: a removal during a long suspicion never reached the others).
+    if (member.state === 'suspect') {
+      throw new ShoalError('UNAVAILABLE', `remove: member "${id}" is suspect, not yet dead; try again once membership declares it dead (within a few probe intervals)`);
+    }
     this.view.remove(id);
     const others = this.view.allMembers().filter((m) => m.id !== this.id && this.view.isUp(m.id));
     await Promise.allSettled(
