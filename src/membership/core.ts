@@ -415,9 +415,15 @@ export class MembershipCore {
     // a fresh node must not found a new cluster with it (found by the simulator: such a pair served
     // with N = 2). Fresh nodes that list each other as seeds still form a cluster together, and the
     // members of one cluster restarting together (a full restart) still find each other.
+    // A joining responder completes the join only of its own kind: a fresh node (no known members)
+    // with a fresh node (both start a cluster from their seeds), or a restarting node with one it
+    // knew that is restarting too (a full restart). A fresh node's answer tells a restarting node
+    // nothing about its cluster, and the other way round (found by the simulator: such pairs served
+    // with N = 2 while their cluster was out of reach).
     const responderAddr = state.k === true ? state.m.find((m) => m.id === state.f)?.a : undefined;
-    const waitingForOthers = state.j && state.k === true && (responderAddr === undefined || !this.knownAddrs.has(responderAddr));
-    if (this.joining && (!waitingForOthers || mutant('dead-not-synced'))) this.joined(now);
+    const fresh = this.knownAddrs.size === 0;
+    const sameKind = fresh ? state.k !== true : state.k === true && responderAddr !== undefined && this.knownAddrs.has(responderAddr);
+    if (this.joining && (!state.j || sameKind || mutant('dead-not-synced'))) this.joined(now);
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();
