@@ -202,7 +202,7 @@ export class ClusterNode {
       onApplied: (key) => {
         this.leaveDirty?.add(key);
         this.keyListing.noteApplied(key);
-        if (this.cleanupTimer === null && !this.view.owners(key).includes(this.id)) this.strayCopyArrived(key);
+        if (this.cleanupTimer === null && !this.view.ownsKey(key)) this.strayCopyArrived(key);
       },
       batchBytesMax: batchBytesMax(config.frameBytesMax),
     });
