@@ -14,7 +14,7 @@ import type { SimProcessClock } from './scheduler.js';
 interface WireAnswer {
   ok: boolean;
   result?: unknown;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; version?: { ts: number; node: string } };
 }
 
 function checkFrame(body: Buffer, frameBytesMax: number): void {
@@ -23,7 +23,7 @@ function checkFrame(body: Buffer, frameBytesMax: number): void {
   }
 }
 
-/** The client side: what a node's RpcPool does, over the simulated network. */
+/** The client side: what a node's RpcPool (or a client's, with no peer id) does, over the simulated network. */
 export class SimRpcPool implements RpcPoolLike {
   constructor(
     private readonly net: SimNetwork,
@@ -42,7 +42,9 @@ export class SimRpcPool implements RpcPoolLike {
     const answer = unpack(answerBytes) as WireAnswer;
     if (answer.ok) return answer.result ?? null;
     const error = answer.error ?? { code: 'INTERNAL', message: 'malformed answer' };
-    throw new ShoalError(isErrorCode(error.code) ? error.code : 'INTERNAL', error.message, { addr });
+    // As rpc/client.ts: a failed write's version (error.version) reaches the caller in details.
+    const details = error.version === undefined ? { addr } : { addr, version: error.version };
+    throw new ShoalError(isErrorCode(error.code) ? error.code : 'INTERNAL', error.message, details);
   }
 
   close(): Promise<void> {

@@ -9,8 +9,7 @@
  * largest the store takes, and reads at one, quorum and all. A value names its key and sequence number
  * and its filler is derived from them, so a read can tell exactly which write it returns.
  */
-import { pack, unpack } from '../codec.js';
-import type { SimNetwork } from './network.js';
+import type { ShoalError } from '../errors.js';
 import type { SimProcessClock } from './scheduler.js';
 
 export type Consistency = 'one' | 'quorum' | 'all';
@@ -110,18 +109,6 @@ export function identify(value: Buffer): { key: string; seq: number } | null {
 
 /** How the workload reaches a node: a request to its rpc address, answered with the decoded result. */
 export type ClientCall = (addr: string, op: string, args: Record<string, unknown>) => Promise<unknown>;
-
-export function clientCaller(net: SimNetwork, owner: SimProcessClock, selfAddr: string, timeoutMs: number): ClientCall {
-  return async (addr, op, args) => {
-    const answer = unpack(await net.request(selfAddr, owner, addr, pack({ op, args, peer: null }), timeoutMs, op)) as {
-      ok: boolean;
-      result?: unknown;
-      error?: { code: string; message: string; version?: { ts: number; node: string } };
-    };
-    if (answer.ok) return answer.result;
-    throw Object.assign(new Error(answer.error?.message ?? 'error'), { code: answer.error?.code ?? 'INTERNAL', version: answer.error?.version });
-  };
-}
 
 export class Workload {
   readonly attempts: Attempt[] = [];
@@ -245,9 +232,9 @@ export class Workload {
       attempt.doneMs = this.clock.monotonicMs();
       this.onAck(attempt);
     } catch (err) {
-      attempt.error = (err as { code?: string }).code ?? 'ERROR';
+      attempt.error = (err as ShoalError).code ?? 'ERROR';
       // As ShoalClient does: a failed write's version (it may have reached replicas) orders the next.
-      const version = (err as { version?: { ts: number; node: string } }).version;
+      const version = (err as ShoalError).details?.version as { ts: number; node: string } | undefined;
       if (version !== undefined) {
         attempt.failedVersion = version;
         this.seenTs[client] = Math.max(this.seenTs[client], version.ts);

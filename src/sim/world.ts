@@ -24,7 +24,8 @@ import { NodeLog, simLogger } from './logger.js';
 import { SimNetwork } from './network.js';
 import { SimRpcPool, serveRpc } from './rpc.js';
 import { SimProcessClock, SimScheduler } from './scheduler.js';
-import { type Attempt, clientCaller, DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from './workload.js';
+import { type Attempt, DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from './workload.js';
+import { DEFAULT_RPC_LIMITS } from '../rpc/limits.js';
 import { membershipWorld, SimMachineDisk } from './adapters.js';
 
 export interface WorldOptions {
@@ -444,10 +445,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
             // Stopped for another reason (a graceful stop while the leave was refused): not a leave.
             if (target.proc !== proc || node.internals()?.membership.self().state !== 'left') return;
             note(`${target.id} left and stopped`);
+            crash(target, false); // the process exits
             target.state = 'left';
-            proc.clock.kill();
-            target.disk.processDied(false);
-            target.proc = null;
             if (f.rejoinAfterMs !== null) {
               scheduler.at(f.rejoinAfterMs, () => {
                 if (target.state === 'left') start(target, 'rejoin after leave');
@@ -600,7 +599,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
 
   // The clients: their own process (never killed) on their own address.
   const clientClock = scheduler.clock();
-  const callClient = clientCaller(net, clientClock, CLIENT_ADDR, options.workload.timeoutMs);
+  const clientPool = new SimRpcPool(net, clientClock, CLIENT_ADDR, null, DEFAULT_RPC_LIMITS.frameBytesMax, options.workload.timeoutMs);
+  const callClient = (addr: string, op: string, args: Record<string, unknown>) => clientPool.call(addr, op, args);
   const workload = new Workload(options.workload, clientClock, callClient, () => members().map(rpcAddr), checkAckCopies);
 
   // 1. start
