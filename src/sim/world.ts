@@ -617,10 +617,8 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     if (f === undefined) continue;
     scheduler.at(f.atMs, () => apply(f));
   }
-  let healed = false;
   scheduler.at(options.durationMs, () => {
     // 3. heal
-    healed = true;
     note('heal');
     workload.stop();
     net.healAll();
@@ -712,7 +710,6 @@ export async function runSeed(partial: Partial<WorldOptions> & { seed: number })
     lastViolations = check();
     if (lastViolations.length === 0) lastViolations.push({ check: 'one-cluster', detail: 'the run ended before the checker decided' });
   }
-  void healed;
   const byKey = workload.byKey();
   // The machines' processes stay as they are: nothing of theirs runs once the scheduler stops.
   for (const m of machines) m.proc?.clock.kill();
