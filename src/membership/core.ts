@@ -410,20 +410,17 @@ export class MembershipCore {
   handleSyncResponse(now: number, state: SyncState): CoreOutput {
     this.ensureStarted(now);
     const joinAnswer = this.joining;
+    // (Requiring the same kind both ways, a restarting node refusing a fresh one's answer too, was
+    // tried: it deadlocks a cluster whose members all left and restarted, where the last to leave
+    // knows nobody; see docs/SIMULATION.md.)
     // An answer completes our join, unless it comes from a node that is itself joining back to the
     // members it knew (`k`: a restarted node whose cluster is out of reach) and that we did not know:
     // a fresh node must not found a new cluster with it (found by the simulator: such a pair served
     // with N = 2). Fresh nodes that list each other as seeds still form a cluster together, and the
     // members of one cluster restarting together (a full restart) still find each other.
-    // A joining responder completes the join only of its own kind: a fresh node (no known members)
-    // with a fresh node (both start a cluster from their seeds), or a restarting node with one it
-    // knew that is restarting too (a full restart). A fresh node's answer tells a restarting node
-    // nothing about its cluster, and the other way round (found by the simulator: such pairs served
-    // with N = 2 while their cluster was out of reach).
     const responderAddr = state.k === true ? state.m.find((m) => m.id === state.f)?.a : undefined;
-    const fresh = this.knownAddrs.size === 0;
-    const sameKind = fresh ? state.k !== true : state.k === true && responderAddr !== undefined && this.knownAddrs.has(responderAddr);
-    if (this.joining && (!state.j || sameKind || mutant('dead-not-synced'))) this.joined(now);
+    const waitingForOthers = state.j && state.k === true && (responderAddr === undefined || !this.knownAddrs.has(responderAddr));
+    if (this.joining && (!waitingForOthers || mutant('dead-not-synced'))) this.joined(now);
     // Members a seed tells a joiner about are news only to the joiner: do not re-gossip them.
     this.merge(now, state, !joinAnswer);
     return this.drain();
