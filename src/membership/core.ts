@@ -743,7 +743,20 @@ export class MembershipCore {
       this.answerAccusation(message.i);
       return;
     }
-    if (message.i < this.inc[m] || this.st[m] === LEFT) return;
+    if (this.st[m] === LEFT) return;
+    if (message.i < this.inc[m]) {
+      // A `left` about an older life of a member we hold dead at a newer one: an operator's `remove`
+      // from a member that missed its last restart (found by the simulator, seed 683: the remover held
+      // it left at incarnation 1, everyone else dead at 2, and the two kept different rings for good).
+      // Among members that are down, left outranks dead whatever the incarnations, as serf's
+      // force-leave does: we mark it left at the incarnation we know and gossip that, so every member
+      // converges on left. A member alive or suspect at a newer incarnation is a newer life: ignored.
+      if (this.st[m] !== DEAD) return;
+      const incarnation = this.inc[m];
+      this.bury(now, m, LEFT, incarnation);
+      this.enqueue({ t: 'left', id: message.id, i: incarnation });
+      return;
+    }
     this.bury(now, m, LEFT, message.i);
     this.enqueue(message);
   }

@@ -152,3 +152,49 @@ for (const restart of ['persisted incarnation + 1', 'wiped (incarnation 1)'] as 
     t.deepEqual(states(net, 'd', IDS), { a: 'alive', b: 'alive', c: 'alive', d: 'alive' });
   });
 }
+
+for (const seed of [11, 12, 13]) {
+  test(`seed ${seed}: a remove from a member that missed the removed one's last life still converges on left (simulator seed 683)`, (t) => {
+    const net = withDeadMember(seed);
+    const known = net.core('a').member('d')?.incarnation ?? 1;
+    // d came back at a newer incarnation and died again while a was cut off: b and c hold it dead at
+    // known + 1, a still at known. The operator then runs `shoal remove d` on a.
+    net.cut.add('a');
+    for (const o of ['b', 'c']) {
+      const core = net.core(o);
+      net.take(core, core.receive(net.now, { v: 1, m: [{ t: 'alive', id: 'd', i: known + 1, a: 'd:7000', r: 'd:8000' }] }, 'd:7000'));
+      net.take(core, core.receive(net.now, { v: 1, m: [{ t: 'dead', id: 'd', i: known + 1, f: o }] }, `${o}:7000`));
+    }
+    net.advance(2_000);
+    t.deepEqual(states(net, 'd', ['b', 'c']), { b: 'dead', c: 'dead' });
+    t.is(net.core('b').member('d')?.incarnation, known + 1);
+    const a = net.core('a');
+    t.is(a.member('d')?.incarnation, known, 'a missed the newer life');
+    t.true(a.forceLeave(net.now, 'd'));
+    net.cut.delete('a');
+    const took = advanceUntil(net, () => ['b', 'c'].every((o) => net.stateAt(o, 'd') === 'left'), LEARN_AFTER_HEAL_MS_MAX);
+    t.not(took, null, `b, c still see d ${net.stateAt('b', 'd')}, ${net.stateAt('c', 'd')}: two views for good`);
+    net.advance(5_000);
+    t.deepEqual(states(net, 'd'), { a: 'left', b: 'left', c: 'left' }, 'left everywhere; the older dead did not win back');
+    t.is(net.core('b').member('d')?.incarnation, known + 1, 'b keeps the newer incarnation it knew');
+
+    // The newer life is not forgotten: d coming back outbids it and is alive everywhere.
+    for (const o of ['a', 'b', 'c']) {
+      const core = net.core(o);
+      net.take(core, core.receive(net.now, { v: 1, m: [{ t: 'alive', id: 'd', i: known + 2, a: 'd:7000', r: 'd:8000' }] }, 'd:7000'));
+    }
+    t.deepEqual(states(net, 'd'), { a: 'alive', b: 'alive', c: 'alive' });
+  });
+}
+
+test('a left about an older incarnation does not touch a member alive or suspect at a newer one', (t) => {
+  const net = withDeadMember(14);
+  const b = net.core('b');
+  const known = b.member('d')?.incarnation ?? 1;
+  b.receive(net.now, { v: 1, m: [{ t: 'alive', id: 'd', i: known + 1, a: 'd:7000', r: 'd:8000' }] }, 'd:7000');
+  b.receive(net.now, { v: 1, m: [{ t: 'left', id: 'd', i: known }] }, 'a:7000');
+  t.is(b.stateOf('d'), 'alive');
+  b.receive(net.now, { v: 1, m: [{ t: 'suspect', id: 'd', i: known + 1, f: 'c' }] }, 'c:7000');
+  b.receive(net.now, { v: 1, m: [{ t: 'left', id: 'd', i: known }] }, 'a:7000');
+  t.is(b.stateOf('d'), 'suspect');
+});
