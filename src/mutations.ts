@@ -14,6 +14,7 @@ export const MUTATIONS = {
   'leave-keeps-coordinating': 'a node that left keeps coordinating client writes',
   'read-repair-older': 'read repair writes an older version over a newer one',
   'dead-not-synced': 'a node that joins does not learn the members its peers hold dead or suspect (it counts N from the live ones)',
+  'known-not-held': 'a restarted node does not hold the members its data dir knows as dead until they answer (a wiped node meeting only it counts N = 2)',
 } as const;
 
 export type MutationName = keyof typeof MUTATIONS;

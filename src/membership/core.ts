@@ -345,6 +345,27 @@ export class MembershipCore {
     return true;
   }
 
+  /**
+   * Before the join of a restarted node: the members its data dir remembers (known-members.json) are
+   * held dead, down for `deadForMs` (since it last saw them), one below their persisted incarnation,
+   * so that any `alive` at the incarnation the cluster knows revives them. Until they answer, this
+   * node counts them (cluster size, ring within the dead-owner grace) and tells whoever it syncs
+   * with about them, as it does for any dead member: a wiped or new node that meets only this one
+   * (both cut off from the rest) learns the cluster is bigger than the two of them (found by the
+   * whole-cluster simulator: such a pair served with N = 2). Members down for deadReapMs or more are
+   * not held (everyone has reaped them). Returns the `dead` events.
+   */
+  holdKnownDown(now: number, members: readonly { id: string; gossip: string; rpc: string; incarnation: number; deadForMs: number }[]): CoreOutput {
+    let held = false;
+    for (const k of members) {
+      if (k.id === this.selfId || k.gossip === this.gossipOf(this.selfIdx) || this.find(k.id) >= 0) continue;
+      const wire: WireMember = { id: k.id, s: 'dead', i: Math.max(0, k.incarnation - 1), a: k.gossip, r: k.rpc, d: Math.max(0, k.deadForMs) };
+      held = this.learnDead(now, wire) || held;
+    }
+    if (held) this.sortDead();
+    return this.drain();
+  }
+
   /** True once the leave announcement was sent its full retransmit count (or nobody live is left to tell). */
   leaveSpread(): boolean {
     return this.leaving && (this.liveCount <= 0 || this.broadcasts.transmitsOf(this.selfId) === undefined);
@@ -731,9 +752,25 @@ export class MembershipCore {
       this.answerAccusation(message.i);
       return;
     }
-    if (message.i < this.inc[m] || this.st[m] === DEAD || this.st[m] === LEFT) return;
+    if (this.st[m] === DEAD) {
+      this.raiseDownIncarnation(m, message.i);
+      return;
+    }
+    // Left outranks dead; a dead about a newer life than the one that left is not taken either: the
+    // `alive` of that life (a restart after the leave) must still win.
+    if (this.st[m] === LEFT || message.i < this.inc[m]) return;
     this.bury(now, m, DEAD, message.i);
     this.enqueue(message);
+  }
+
+  /**
+   * A member we hold dead is said dead at a newer incarnation (it lived again and died again out of
+   * our sight), or one we hold left is said left at a newer one: same state, newer incarnation, taken
+   * silently (no event, no gossip), so that every member's checksum agrees. Members held down from the
+   * known-members file start one below their persisted incarnation (holdKnownDown) and rise here.
+   */
+  private raiseDownIncarnation(m: number, incarnation: number): void {
+    if (incarnation > this.inc[m]) this.inc[m] = incarnation;
   }
 
   private applyLeft(now: number, message: LeftMessage): void {
@@ -743,7 +780,10 @@ export class MembershipCore {
       this.answerAccusation(message.i);
       return;
     }
-    if (this.st[m] === LEFT) return;
+    if (this.st[m] === LEFT) {
+      this.raiseDownIncarnation(m, message.i);
+      return;
+    }
     if (message.i < this.inc[m]) {
       // A `left` about an older life of a member we hold dead at a newer one: an operator's `remove`
       // from a member that missed its last restart (found by the simulator, seed 683: the remover held
@@ -819,6 +859,13 @@ export class MembershipCore {
         }
         case 'suspect':
         case 'dead':
+          if (wire.s === 'dead' && wire.id !== this.selfId) {
+            const m = this.find(wire.id);
+            if (m >= 0 && this.st[m] === DEAD) {
+              this.raiseDownIncarnation(m, wire.i);
+              break;
+            }
+          }
           if (wire.s === 'dead' && wire.d !== undefined && wire.id !== this.selfId && this.find(wire.id) < 0 && !mutant('dead-not-synced')) {
             // A member we never heard of that the sender holds dead (it died before we joined): ours
             // too, dead since the same moment, so that we count it and reap it when everyone does.

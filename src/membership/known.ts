@@ -23,13 +23,24 @@ export interface KnownMember {
   id: string;
   gossip: string;
   incarnation: number;
+  /** Its RPC address (absent from files written before it was kept: such a member is a join target only). */
+  rpc?: string;
+  /** Wall-clock ms when this node saw it die; absent while it was alive here. */
+  deadAtMs?: number;
+  /**
+   * On read only: wall-clock ms since when the member is down as far as this node knows: deadAtMs,
+   * or the moment the file was written (this node last saw it alive then). Absent for older files.
+   */
+  downSinceMs?: number;
 }
 
 function isKnownMember(value: unknown): value is KnownMember {
   if (value === null || typeof value !== 'object') return false;
   const v = value as Record<string, unknown>;
   return typeof v.id === 'string' && v.id !== '' && typeof v.gossip === 'string' && v.gossip !== '' &&
-    typeof v.incarnation === 'number' && Number.isSafeInteger(v.incarnation) && v.incarnation >= 0;
+    typeof v.incarnation === 'number' && Number.isSafeInteger(v.incarnation) && v.incarnation >= 0 &&
+    (v.rpc === undefined || (typeof v.rpc === 'string' && v.rpc !== '')) &&
+    (v.deadAtMs === undefined || (typeof v.deadAtMs === 'number' && Number.isFinite(v.deadAtMs)));
 }
 
 /** The persisted members of `dataDir` (empty when there is no file yet). */
@@ -52,7 +63,11 @@ export async function readKnownMembers(dataDir: string, io: FsIo = nodeFsIo): Pr
   if (!Array.isArray(members) || !members.every(isKnownMember)) {
     throw new ShoalError('CORRUPT', `${file} holds no valid member list; delete it to start without known members (the seeds still work)`);
   }
-  return members.slice(0, KNOWN_MEMBERS_MAX);
+  const savedAtMs = (parsed as { savedAtMs?: unknown }).savedAtMs;
+  return members.slice(0, KNOWN_MEMBERS_MAX).map((m) => {
+    const downSinceMs = m.deadAtMs ?? (typeof savedAtMs === 'number' && Number.isFinite(savedAtMs) ? savedAtMs : undefined);
+    return downSinceMs === undefined ? m : { ...m, downSinceMs };
+  });
 }
 
 /** Writes `value` as JSON durably: temp file, fsync, rename, fsync the directory. */
@@ -74,18 +89,30 @@ export class KnownMembers {
   private changed = false;
 
   constructor(private readonly selfId: string, initial: KnownMember[] = []) {
-    for (const m of initial) if (m.id !== selfId) this.byId.set(m.id, { ...m });
+    for (const m of initial) {
+      if (m.id === selfId) continue;
+      const { downSinceMs: _, ...kept } = m;
+      this.byId.set(m.id, kept);
+    }
   }
 
-  /** Applies one membership event; true when the persisted set changed. */
-  apply(event: MembershipEvent): boolean {
+  /**
+   * Applies one membership event at wall-clock `nowMs`; true when the persisted set changed. A member
+   * held down from this file at start keeps its persisted incarnation (the core holds it one below).
+   */
+  apply(event: MembershipEvent, nowMs: number): boolean {
     const m: Member = event.member;
     if (m.id === this.selfId) return false;
     if (event.type === 'left' || event.type === 'reaped') return this.forget(m.id);
     const old = this.byId.get(m.id);
-    if (old !== undefined && old.gossip === m.gossip && old.incarnation === m.incarnation) return false;
+    const deadAtMs = event.type === 'dead' ? nowMs - (event.deadForMs ?? 0) : m.state === 'dead' ? old?.deadAtMs : undefined;
+    const incarnation = event.type === 'dead' && old !== undefined && old.gossip === m.gossip ? Math.max(old.incarnation, m.incarnation) : m.incarnation;
+    if (old !== undefined && old.gossip === m.gossip && old.incarnation === incarnation && old.rpc === m.rpc &&
+      (old.deadAtMs === undefined) === (deadAtMs === undefined)) return false;
     if (old === undefined && this.byId.size >= KNOWN_MEMBERS_MAX) return false;
-    this.byId.set(m.id, { id: m.id, gossip: m.gossip, incarnation: m.incarnation });
+    const next: KnownMember = { id: m.id, gossip: m.gossip, incarnation, rpc: m.rpc };
+    if (deadAtMs !== undefined) next.deadAtMs = deadAtMs;
+    this.byId.set(m.id, next);
     this.changed = true;
     return true;
   }
@@ -108,9 +135,9 @@ export class KnownMembers {
     return this.changed;
   }
 
-  /** The file's content; clears `dirty`. */
-  takeSnapshot(): { v: number; members: KnownMember[] } {
+  /** The file's content at wall-clock `nowMs` (members alive here were last seen then); clears `dirty`. */
+  takeSnapshot(nowMs: number): { v: number; savedAtMs: number; members: KnownMember[] } {
     this.changed = false;
-    return { v: FILE_VERSION, members: this.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
+    return { v: FILE_VERSION, savedAtMs: nowMs, members: this.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
   }
 }

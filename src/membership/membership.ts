@@ -22,7 +22,7 @@ import { type MembershipConfig, resolveMembershipConfig } from './config.js';
 import { type CoreOutput, type CoreStats, MembershipCore } from './core.js';
 import type { SeedDns } from './dns.js';
 import { cryptoRandom } from './entropy.js';
-import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
+import { KNOWN_MEMBERS_FILE, type KnownMember, KnownMembers, readKnownMembers, writeJsonDurably } from './known.js';
 import { WIRE_VERSION, encodePacket, validateSyncState } from './messages.js';
 import { GossipSeal, noSealDrops, type SealDrops } from './seal.js';
 import { formatSeedAddress, ownGossipAddresses, parseSeed, resolveSeeds, seedsNeedDns } from './seeds.js';
@@ -113,6 +113,12 @@ const TIMER_SLEEP_MS_MAX = 1000;
 const BIND_ATTEMPTS_MAX = 8;
 /** The known-members file is written at most this often (membership changes come in bursts). */
 const KNOWN_PERSIST_INTERVAL_MS = 1000;
+/**
+ * The known-members file is rewritten at least this often even without changes: its time says when
+ * this node last saw the members it lists alive, which a restart uses as the time they went down
+ * (holdKnownDown). So that time is at most this old after a crash.
+ */
+const KNOWN_REFRESH_INTERVAL_MS = 5 * 60_000;
 /** resolveMembershipConfig's lower bound on datagramBytesMax, which the core's (smaller) budget must meet too. */
 const DATAGRAM_BYTES_MIN = 512;
 
@@ -184,6 +190,7 @@ export class Membership {
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
   private knownTimer: ClockTimer | null = null;
+  private knownRefreshTimer: ClockTimer | null = null;
   private knownReconnectTimer: ClockTimer | null = null;
   private joinedLogged = false;
   private sendErrors = 0;
@@ -242,7 +249,8 @@ export class Membership {
     await io.fs.mkdir(options.dataDir);
     const incarnation = (await readIncarnation(options.dataDir, io.fs)) + 1;
     await writeIncarnation(options.dataDir, incarnation, io.fs);
-    const known = new KnownMembers(options.id, await readKnownMembers(options.dataDir, io.fs));
+    const knownList = await readKnownMembers(options.dataDir, io.fs);
+    const known = new KnownMembers(options.id, knownList);
 
     let self: Membership | null = null;
     const listenerFactory = options.syncListener ?? tcpSyncListener(config, seal);
@@ -272,7 +280,7 @@ export class Membership {
     const { socket, listener } = bound;
     // From here on a failure (e.g. metadata over metaBytesMax) must not leak the bound ports.
     try {
-      return await Membership.begin(options, config, logger, seal, io, socket, listener, port, incarnation, known, (m) => {
+      return await Membership.begin(options, config, logger, seal, io, socket, listener, port, incarnation, known, knownList, (m) => {
         self = m;
       });
     } catch (err) {
@@ -293,6 +301,7 @@ export class Membership {
     port: number,
     incarnation: number,
     known: KnownMembers,
+    knownList: readonly KnownMember[],
     setSelf: (m: Membership) => void,
   ): Promise<Membership> {
     const core = new MembershipCore({
@@ -312,6 +321,8 @@ export class Membership {
     logger.info('membership started', {
       gossip: core.self().gossip, incarnation, seeds: options.seeds, knownMembers: known.list().length, encrypted: seal !== null,
     });
+    membership.holdKnownDown(knownList);
+    membership.scheduleKnownRefresh();
     await membership.joinThroughSeeds();
     return membership;
   }
@@ -425,9 +436,11 @@ export class Membership {
     this.knownTimer = null;
     this.clock.clearTimeout(this.knownReconnectTimer);
     this.knownReconnectTimer = null;
+    this.clock.clearTimeout(this.knownRefreshTimer);
+    this.knownRefreshTimer = null;
     await this.socket.close();
     await this.listener.close();
-    if (this.known.dirty) this.persistKnown();
+    this.persistKnown(); // also unchanged: its time says when we last saw the members alive
     await this.persisting;
   }
 
@@ -663,7 +676,7 @@ export class Membership {
           this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
         }
       }
-      knownChanged = this.known.apply(event) || knownChanged;
+      knownChanged = this.known.apply(event, this.clock.now()) || knownChanged;
       this.emitter.emit('event', event);
     }
     if (knownChanged) this.scheduleKnownPersist();
@@ -683,6 +696,37 @@ export class Membership {
     this.schedule();
   }
 
+  /**
+   * Before the join: the members of known-members.json that carry an RPC address are held dead in
+   * the core (MembershipCore.holdKnownDown), down since this node last saw them, until they answer.
+   */
+  private holdKnownDown(list: readonly KnownMember[]): void {
+    if (mutant('seed-forgets-known') || mutant('known-not-held')) return;
+    const wallNow = this.clock.now();
+    const down = list.flatMap((m) => (m.rpc === undefined ? [] : [{
+      id: m.id, gossip: m.gossip, rpc: m.rpc, incarnation: m.incarnation,
+      deadForMs: m.downSinceMs === undefined ? 0 : Math.max(0, wallNow - m.downSinceMs),
+    }]));
+    if (down.length === 0) return;
+    const output = this.core.holdKnownDown(this.now(), down);
+    for (const event of output.events) {
+      if (this.known.apply(event, wallNow)) this.scheduleKnownPersist();
+      this.emitter.emit('event', event);
+    }
+    this.logger.info('holding the known members down until they answer', { members: output.events.length });
+  }
+
+  private scheduleKnownRefresh(): void {
+    if (this.stopped) return;
+    this.knownRefreshTimer = this.clock.setTimeout(() => {
+      this.knownRefreshTimer = null;
+      if (this.stopped) return;
+      this.persistKnown();
+      this.scheduleKnownRefresh();
+    }, KNOWN_REFRESH_INTERVAL_MS);
+    this.knownRefreshTimer.unref();
+  }
+
   private scheduleKnownPersist(): void {
     if (this.knownTimer !== null || this.stopped) return;
     this.knownTimer = this.clock.setTimeout(() => {
@@ -693,7 +737,7 @@ export class Membership {
   }
 
   private persistKnown(): void {
-    const snapshot = this.known.takeSnapshot();
+    const snapshot = this.known.takeSnapshot(this.clock.now());
     this.persisting = this.persisting
       .then(() => writeJsonDurably(this.dataDir, KNOWN_MEMBERS_FILE, snapshot, this.fs))
       .catch((err: unknown) => this.logger.error('cannot persist the known members', { error: (err as Error).message }));

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ShoalError } from '../../src/errors.js';
-import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers } from '../../src/membership/known.js';
+import { KNOWN_MEMBERS_FILE, KnownMembers, readKnownMembers, writeJsonDurably } from '../../src/membership/known.js';
 import { Membership } from '../../src/membership/membership.js';
 import { loopbackHost, waitFor } from './sockets.js';
 
@@ -70,15 +70,42 @@ test('a damaged known-members file is a CORRUPT error naming the file; none at a
 test('the in-memory set: self is never kept, left and reaped members are dropped, unchanged news is not a change', (t) => {
   const k = new KnownMembers('me', [{ id: 'me', gossip: 'x:1', incarnation: 3 }, { id: 'a', gossip: 'a:1', incarnation: 1 }]);
   t.deepEqual(k.ids(), ['a']);
-  const member = (id: string, gossip: string, incarnation: number, state: 'alive' | 'dead' | 'left' = 'alive') => ({ id, gossip, rpc: gossip, state, incarnation });
-  t.false(k.apply({ type: 'alive', member: member('a', 'a:1', 1) }));
-  t.true(k.apply({ type: 'updated', member: member('a', 'a:2', 2) }), 'a new address replaces the old one');
-  t.deepEqual(k.list(), [{ id: 'a', gossip: 'a:2', incarnation: 2 }]);
-  t.true(k.apply({ type: 'dead', member: member('b', 'b:1', 1, 'dead') }), 'dead members are kept');
-  t.true(k.apply({ type: 'left', member: member('a', 'a:2', 2, 'left') }));
-  t.false(k.apply({ type: 'joined', member: member('me', 'x:1', 4) }));
+  const member = (id: string, gossip: string, incarnation: number, state: 'alive' | 'dead' | 'left' = 'alive') => ({ id, gossip, rpc: `${gossip}r`, state, incarnation });
+  t.true(k.apply({ type: 'alive', member: member('a', 'a:1', 1) }, 1000), 'a file without RPC addresses learns them');
+  t.false(k.apply({ type: 'alive', member: member('a', 'a:1', 1) }, 1000), 'the same news again is no change');
+  t.true(k.apply({ type: 'updated', member: member('a', 'a:2', 2) }, 1000), 'a new address replaces the old one');
+  t.deepEqual(k.list(), [{ id: 'a', gossip: 'a:2', incarnation: 2, rpc: 'a:2r' }]);
+  t.true(k.apply({ type: 'dead', member: member('b', 'b:1', 1, 'dead') }, 5000), 'dead members are kept');
+  t.is(k.list().find((m) => m.id === 'b')?.deadAtMs, 5000, 'with the time they died');
+  t.true(k.apply({ type: 'left', member: member('a', 'a:2', 2, 'left') }, 6000));
+  t.false(k.apply({ type: 'joined', member: member('me', 'x:1', 4) }, 6000));
   t.deepEqual(k.ids(), ['b']);
   t.true(k.dirty);
-  t.deepEqual(k.takeSnapshot().members.map((m) => m.id), ['b']);
+  const snapshot = k.takeSnapshot(7000);
+  t.deepEqual(snapshot.members.map((m) => m.id), ['b']);
+  t.is(snapshot.savedAtMs, 7000);
   t.false(k.dirty);
+  t.true(k.apply({ type: 'alive', member: member('b', 'b:1', 2) }, 8000), 'back alive');
+  t.is(k.list()[0]?.deadAtMs, undefined, 'no longer dead');
+});
+
+test('known members read back say since when each is down: its death, or when the file was written', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'shoal-known-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const k = new KnownMembers('me');
+  const member = (id: string, state: 'alive' | 'dead') => ({ id, gossip: `${id}:1`, rpc: `${id}:2`, state, incarnation: 4 });
+  k.apply({ type: 'alive', member: member('a', 'alive') }, 1_000);
+  k.apply({ type: 'dead', member: member('b', 'dead'), deadForMs: 500 }, 2_000);
+  await writeJsonDurably(dir, KNOWN_MEMBERS_FILE, k.takeSnapshot(9_000));
+  const read = await readKnownMembers(dir);
+  t.deepEqual(read, [
+    { id: 'a', gossip: 'a:1', rpc: 'a:2', incarnation: 4, downSinceMs: 9_000 },
+    { id: 'b', gossip: 'b:1', rpc: 'b:2', incarnation: 4, deadAtMs: 1_500, downSinceMs: 1_500 },
+  ]);
+  // A held-down member (the core holds it one below its persisted incarnation) keeps the persisted one.
+  const again = new KnownMembers('me', read);
+  again.apply({ type: 'dead', member: { ...member('a', 'dead'), incarnation: 3 }, deadForMs: 100 }, 10_000);
+  t.is(again.list().find((m) => m.id === 'a')?.incarnation, 4);
+  t.is(again.list().find((m) => m.id === 'a')?.deadAtMs, 9_900);
+  t.false('downSinceMs' in (again.list()[0] ?? {}), 'the read-only field is not written back');
 });

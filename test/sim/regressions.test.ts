@@ -67,7 +67,9 @@ const STRAY_AFTER_REJOIN: Fault[] = [
 
 for (const seed of [1, 14]) {
   test.serial(`seed ${seed}: copies a rejoined node wrote to non-owners are cleaned up though their rings never change again`, async (t) => {
-    const r = await runSeed({ seed, nodes: 5, durationMs: 60_000, settleMaxMs: 120_000, faults: STRAY_AFTER_REJOIN, logLinesPerNode: 5_000, mutations: ['dead-not-synced'] });
+    // Both mutations: the rejoining node neither learns the dead seed from its peers nor holds it dead
+    // from its own data dir (holdKnownDown), so it writes copies to non-owners, as before either fix.
+    const r = await runSeed({ seed, nodes: 5, durationMs: 60_000, settleMaxMs: 120_000, faults: STRAY_AFTER_REJOIN, logLinesPerNode: 5_000, mutations: ['dead-not-synced', 'seed-forgets-known'] });
     if (!r.ok) t.log(`last events:\n${r.traceTail.join('\n')}`);
     t.deepEqual(r.violations, []);
     t.true(r.ok);
@@ -88,7 +90,10 @@ for (const seed of [1, 14]) {
     t.deepEqual({ run: r.stats.faultsRun, skipped: r.stats.faultsSkipped }, { run: 2, skipped: 0 }, 'both crashes happened');
     const strays = Object.values(r.lastLines).flat().filter((l) => l.includes('a copy of a key this node does not own arrived'));
     t.deepEqual(strays, [], 'no stray copies');
-    t.true((r.lastLines.n5 ?? []).some((l) => l.includes('member learned dead from a peer member=n1')), 'n5 learned n1 dead when it rejoined');
+    // n5 holds n1 dead when it rejoins: from its own data dir (holdKnownDown), or learned from a peer.
+    const n5 = r.lastLines.n5 ?? [];
+    t.true(n5.some((l) => l.includes('member learned dead from a peer member=n1') || l.includes('holding the known members down until they answer')),
+      'n5 held n1 dead when it rejoined');
   });
 }
 
@@ -115,5 +120,32 @@ for (const seed of [1, 2]) {
     // The plan does reproduce the bug with the old membership behaviour.
     const old = await run(['dead-not-synced']);
     t.true(old.violations.some((v) => v.check === 'ack-copies' && v.detail.includes('N=2')), 'the old behaviour acknowledges all with 2 copies');
+  });
+}
+
+/**
+ * Found by the simulator (seeds 141, 426, 444, 669, 683, 992 of 1000): n2 and n4 are cut off from the
+ * rest; n4 is wiped and restarts knowing nobody, n2 is killed and restarts knowing everyone. n2 joins
+ * through n4, the only node it reaches, and before the fix each counted a cluster of two: N = 2, so a
+ * write at `all` was acknowledged with 2 copies. Now n2 holds the members its data dir knows as dead
+ * from the start (holdKnownDown) and n4 learns them from n2's sync: both count 5, N = 3.
+ */
+const WIPED_MEETS_RESTARTED: Fault[] = [
+  { atMs: 5_000, kind: 'partition', side: [1, 3], oneWay: false, durationMs: 40_000 },
+  { atMs: 6_000, kind: 'wipe', node: 3, downMs: 4_000 },
+  { atMs: 6_500, kind: 'kill', node: 1, downMs: 5_000 },
+];
+
+for (const seed of [1, 2]) {
+  test.serial(`seed ${seed}: a wiped node that meets only a restarted one inside a partition counts the members the restarted one knows`, async (t) => {
+    const run = (mutations: ['known-not-held'] | []) =>
+      runSeed({ seed, nodes: 5, durationMs: 45_000, settleMaxMs: 120_000, faults: WIPED_MEETS_RESTARTED, logLinesPerNode: 5_000, mutations });
+    const r = await run([]);
+    if (!r.ok) t.log(`last events:\n${r.traceTail.join('\n')}`);
+    t.deepEqual(r.violations, []);
+    t.deepEqual({ run: r.stats.faultsRun, skipped: r.stats.faultsSkipped }, { run: 3, skipped: 0 }, 'the partition, the wipe and the kill happened');
+    t.true((r.lastLines.n2 ?? []).some((l) => l.includes('holding the known members down until they answer members=4')), 'n2 held the 4 others down at its restart');
+    const without = await run(['known-not-held']);
+    t.true(without.violations.some((v) => v.check === 'ack-copies'), 'without the fix a write at all is acknowledged with 2 copies');
   });
 }
