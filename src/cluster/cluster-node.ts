@@ -162,6 +162,8 @@ export class ClusterNode {
   private closed = false;
   /** Keys applied while a leave hands data off (pushed again before going). */
   private leaveDirty: Set<string> | null = null;
+  /** Set once a leave's last hand-off pass is done: writes from peers are refused from then on. */
+  private leftForGood = false;
   private leaving: Promise<void> | null = null;
   private cleanupTimer: ClockTimer | null = null;
   /** Clean-up runs in a row that kept copies since the last ring change (armCleanup). */
@@ -356,6 +358,13 @@ export class ClusterNode {
       case 'internal.digest':
       case 'internal.versions':
         return this.antiEntropy.handle(op, args);
+      case 'internal.apply':
+      case 'internal.applyBatch':
+      case 'internal.hint':
+        // After the last hand-off pass nothing would hand a new write over: refused, so that the
+        // sender keeps it (a hint, a retry) instead of counting a copy that leaves with this node.
+        if (this.leftForGood) return Promise.reject(new ShoalError('UNAVAILABLE', `${this.id} has left the cluster`));
+        return this.replica.handle(op, args);
       default:
         return this.replica.handle(op, args);
     }
@@ -584,6 +593,7 @@ export class ClusterNode {
 
   private async handOffAndLeave(): Promise<void> {
     this.leaveDirty = new Set();
+    const before = { ring: this.view.ring(), n: this.view.replicas() };
     const after = this.view.ringWithoutSelf();
     const afterN = Math.min(this.config.replicationFactor, after.members().length);
     this.logger.info('leaving: handing data off', { newOwners: after.members().length });
@@ -601,16 +611,22 @@ export class ClusterNode {
       );
     }
     if (this.o.membership.leave) await this.o.membership.leave();
-    const late = this.leaveDirty;
-    this.leaveDirty = null;
-    // Writes that arrived during the hand-off: pushed after the announcement, retried while owners
-    // are briefly unreachable (the announcement cannot be taken back).
+    // Writes that arrived during the hand-off (and those arriving while these passes run): pushed
+    // after the announcement against the ring the leave began with, retried while owners are briefly
+    // unreachable (the announcement cannot be taken back). Then writes from peers are refused.
+    const late = new Set<string>();
     let lateFailed = 0;
-    for (let attempt = 1; late.size > 0 && attempt <= LEAVE_LATE_PUSH_ATTEMPTS; attempt++) {
-      lateFailed = (await this.streaming.pushOut(late)).failed;
-      if (lateFailed === 0) break;
-      await sleep(this.clock, this.config.internalTimeoutMs * attempt);
+    for (let attempt = 1; attempt <= LEAVE_LATE_PUSH_ATTEMPTS; attempt++) {
+      for (const key of this.leaveDirty) late.add(key);
+      this.leaveDirty = new Set();
+      if (late.size === 0) break;
+      lateFailed = (await this.streaming.pushOut(late, before)).failed;
+      if (lateFailed === 0 && this.leaveDirty.size === 0) break;
+      if (lateFailed > 0) await sleep(this.clock, this.config.internalTimeoutMs * attempt);
     }
+    this.leftForGood = true;
+    for (const key of this.leaveDirty) late.add(key);
+    this.leaveDirty = null;
     if (lateFailed > 0) this.logger.error('left the cluster with late writes not handed off', { lateKeys: late.size, failed: lateFailed });
     this.logger.info('left the cluster', { lateKeys: late.size });
   }

@@ -158,10 +158,14 @@ export class Streaming {
 
   /**
    * Leave: push keys this node owns to the members that will own them once it has left. `only` limits
-   * the pass to some keys (the second pass: writes that arrived during the first).
+   * the pass to some keys (the second pass: writes that arrived during the first), and `before` is the
+   * ring the leave began with: that pass runs after the announcement, when this node's own view no
+   * longer holds it (without it every late key looked unowned and none was pushed; found by the
+   * simulator, seed 86).
    */
-  async pushOut(only?: Set<string>): Promise<{ pushed: number; failed: number }> {
+  async pushOut(only?: Set<string>, before?: { ring: RingLike; n: number }): Promise<{ pushed: number; failed: number }> {
     const { view, config } = this.o;
+    const ownersBefore = before === undefined ? (key: string) => view.owners(key) : (key: string) => before.ring.preferenceList(key, before.n);
     const after = view.ringWithoutSelf();
     const afterN = Math.min(config.replicationFactor, after.members().length);
     if (afterN === 0) return { pushed: 0, failed: 0 };
@@ -182,11 +186,13 @@ export class Streaming {
     progress.expect(entries.length);
     for (const [key, entry] of entries) {
       progress.add(1, key.length + (entry.value?.length ?? 0));
-      const before = view.owners(key);
-      if (!before.includes(view.selfId)) continue;
+      const owners = ownersBefore(key);
+      if (!owners.includes(view.selfId)) continue;
       const size = entryWireBytes(key, entry);
       for (const target of after.preferenceList(key, afterN)) {
-        if (before.includes(target)) continue;
+        // The late pass pushes to every owner: the write reached only this node (a hint replay, a
+        // repair), so the owners it keeps may lack it as much as the new one.
+        if (only === undefined && owners.includes(target)) continue;
         const full = batches.add(target, [key, entryToWire(entry), size], size);
         if (full) await flush(target, full);
       }

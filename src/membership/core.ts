@@ -355,12 +355,19 @@ export class MembershipCore {
    * whole-cluster simulator: such a pair served with N = 2). Members down for deadReapMs or more are
    * not held (everyone has reaped them). Returns the `dead` events.
    */
-  holdKnownDown(now: number, members: readonly { id: string; gossip: string; rpc: string; incarnation: number; deadForMs: number }[]): CoreOutput {
+  holdKnownDown(
+    now: number,
+    members: readonly { id: string; gossip: string; rpc: string; incarnation: number; deadForMs: number; left?: boolean }[],
+  ): CoreOutput {
     let held = false;
     for (const k of members) {
       if (k.id === this.selfId || k.gossip === this.gossipOf(this.selfIdx) || this.find(k.id) >= 0) continue;
-      const wire: WireMember = { id: k.id, s: 'dead', i: Math.max(0, k.incarnation - 1), a: k.gossip, r: k.rpc, d: Math.max(0, k.deadForMs) };
-      held = this.learnDead(now, wire) || held;
+      // A tombstone (it left or was removed) is held left at its own incarnation: only a restart after
+      // it (a higher incarnation) brings it back, and a stale `dead` from another file cannot.
+      const wire: WireMember = k.left === true
+        ? { id: k.id, s: 'left', i: k.incarnation, a: k.gossip, r: k.rpc, d: Math.max(0, k.deadForMs) }
+        : { id: k.id, s: 'dead', i: Math.max(0, k.incarnation - 1), a: k.gossip, r: k.rpc, d: Math.max(0, k.deadForMs) };
+      held = this.learnDead(now, wire, k.left === true ? LEFT : DEAD) || held;
     }
     if (held) this.sortDead();
     return this.drain();
@@ -901,7 +908,7 @@ export class MembershipCore {
    * deadReapMs: the sender is about to reap it too, and whoever did must not be taught it again.
    * Returns whether it was added (the caller restores the burial order of `dead` afterwards).
    */
-  private learnDead(now: number, wire: WireMember): boolean {
+  private learnDead(now: number, wire: WireMember, state: typeof DEAD | typeof LEFT = DEAD): boolean {
     const deadForMs = wire.d as number;
     if (deadForMs >= this.config.deadReapMs) return false;
     if (this.recordCount >= this.config.membersMax) {
@@ -911,7 +918,7 @@ export class MembershipCore {
     const m = this.dir.intern(wire.id);
     this.ensureCapacity(m + 1);
     assert.equal(this.st[m], UNKNOWN);
-    this.st[m] = DEAD;
+    this.st[m] = state;
     this.inc[m] = wire.i;
     this.changed[m] = now - deadForMs;
     this.metaOf[m] = this.dir.meta(m, wire.a, wire.r, wire.z, wire.g);
@@ -920,8 +927,8 @@ export class MembershipCore {
     this.recordCount += 1;
     // Appended here; merge sorts `dead` back into burial order once it is done (sortDead).
     this.dead.add(m);
-    this.deadByAddr.set(wire.a, wire.id);
-    this.emit('dead', m, deadForMs);
+    if (state === DEAD) this.deadByAddr.set(wire.a, wire.id);
+    this.emit(state === DEAD ? 'dead' : 'left', m, state === DEAD ? deadForMs : undefined);
     return true;
   }
 

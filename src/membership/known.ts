@@ -28,6 +28,12 @@ export interface KnownMember {
   /** Wall-clock ms when this node saw it die; absent while it was alive here. */
   deadAtMs?: number;
   /**
+   * Wall-clock ms when it left or was removed: a tombstone, kept until it is reaped (deadReapMs), so
+   * that a restarted node still knows it left and a stale file elsewhere cannot bring it back.
+   * Tombstones are neither join targets nor counted (list() and ids() leave them out).
+   */
+  leftAtMs?: number;
+  /**
    * On read only: wall-clock ms since when the member is down as far as this node knows: deadAtMs,
    * or the moment the file was written (this node last saw it alive then). Absent for older files.
    */
@@ -40,7 +46,8 @@ function isKnownMember(value: unknown): value is KnownMember {
   return typeof v.id === 'string' && v.id !== '' && typeof v.gossip === 'string' && v.gossip !== '' &&
     typeof v.incarnation === 'number' && Number.isSafeInteger(v.incarnation) && v.incarnation >= 0 &&
     (v.rpc === undefined || (typeof v.rpc === 'string' && v.rpc !== '')) &&
-    (v.deadAtMs === undefined || (typeof v.deadAtMs === 'number' && Number.isFinite(v.deadAtMs)));
+    (v.deadAtMs === undefined || (typeof v.deadAtMs === 'number' && Number.isFinite(v.deadAtMs))) &&
+    (v.leftAtMs === undefined || (typeof v.leftAtMs === 'number' && Number.isFinite(v.leftAtMs)));
 }
 
 /** The persisted members of `dataDir` (empty when there is no file yet). */
@@ -65,6 +72,7 @@ export async function readKnownMembers(dataDir: string, io: FsIo = nodeFsIo): Pr
   }
   const savedAtMs = (parsed as { savedAtMs?: unknown }).savedAtMs;
   return members.slice(0, KNOWN_MEMBERS_MAX).map((m) => {
+    if (m.leftAtMs !== undefined) return m;
     const downSinceMs = m.deadAtMs ?? (typeof savedAtMs === 'number' && Number.isFinite(savedAtMs) ? savedAtMs : undefined);
     return downSinceMs === undefined ? m : { ...m, downSinceMs };
   });
@@ -80,9 +88,10 @@ export async function writeJsonDurably(dataDir: string, name: string, value: unk
 }
 
 /**
- * The in-memory set, updated from membership events: every member that has not left or been
- * reaped (dead members stay: they may come back, and they still count for the replication factor).
- * `forget` drops one (an operator's `shoal remove`). `dirty` tells the runtime to persist.
+ * The in-memory set, updated from membership events: every member that has not been reaped (dead
+ * members stay: they may come back, and they still count for the replication factor; members that
+ * left stay as tombstones, neither listed nor counted). `forget` makes one a tombstone (an
+ * operator's `shoal remove`). `dirty` tells the runtime to persist.
  */
 export class KnownMembers {
   private readonly byId = new Map<string, KnownMember>();
@@ -103,12 +112,25 @@ export class KnownMembers {
   apply(event: MembershipEvent, nowMs: number): boolean {
     const m: Member = event.member;
     if (m.id === this.selfId) return false;
-    if (event.type === 'left' || event.type === 'reaped') return this.forget(m.id);
+    if (event.type === 'reaped') {
+      if (!this.byId.delete(m.id)) return false;
+      this.changed = true;
+      return true;
+    }
     const old = this.byId.get(m.id);
+    if (event.type === 'left') {
+      if (old?.leftAtMs !== undefined && old.incarnation >= m.incarnation) return false;
+      if (old === undefined && this.byId.size >= KNOWN_MEMBERS_MAX) return false;
+      const tombstone: KnownMember = { id: m.id, gossip: m.gossip, incarnation: Math.max(m.incarnation, old?.incarnation ?? 0), leftAtMs: nowMs };
+      if (m.rpc !== '') tombstone.rpc = m.rpc;
+      this.byId.set(m.id, tombstone);
+      this.changed = true;
+      return true;
+    }
     const deadAtMs = event.type === 'dead' ? nowMs - (event.deadForMs ?? 0) : m.state === 'dead' ? old?.deadAtMs : undefined;
     const incarnation = event.type === 'dead' && old !== undefined && old.gossip === m.gossip ? Math.max(old.incarnation, m.incarnation) : m.incarnation;
     if (old !== undefined && old.gossip === m.gossip && old.incarnation === incarnation && old.rpc === m.rpc &&
-      (old.deadAtMs === undefined) === (deadAtMs === undefined)) return false;
+      (old.deadAtMs === undefined) === (deadAtMs === undefined) && old.leftAtMs === undefined) return false;
     if (old === undefined && this.byId.size >= KNOWN_MEMBERS_MAX) return false;
     const next: KnownMember = { id: m.id, gossip: m.gossip, incarnation, rpc: m.rpc };
     if (deadAtMs !== undefined) next.deadAtMs = deadAtMs;
@@ -117,18 +139,28 @@ export class KnownMembers {
     return true;
   }
 
-  forget(id: string): boolean {
-    if (!this.byId.delete(id)) return false;
+  /** An operator's removal at wall-clock `nowMs`: the member becomes a tombstone. */
+  forget(id: string, nowMs: number): boolean {
+    const old = this.byId.get(id);
+    if (old === undefined || old.leftAtMs !== undefined) return false;
+    const { deadAtMs: _, ...rest } = old;
+    this.byId.set(id, { ...rest, leftAtMs: nowMs });
     this.changed = true;
     return true;
   }
 
+  /** The members that have not left: join targets, counted for the replication factor. */
   list(): KnownMember[] {
-    return [...this.byId.values()].map((m) => ({ ...m }));
+    return [...this.byId.values()].filter((m) => m.leftAtMs === undefined).map((m) => ({ ...m }));
   }
 
   ids(): string[] {
-    return [...this.byId.keys()];
+    return this.list().map((m) => m.id);
+  }
+
+  /** Members that left (or were removed) and are not reaped yet. */
+  tombstones(): KnownMember[] {
+    return [...this.byId.values()].filter((m) => m.leftAtMs !== undefined).map((m) => ({ ...m }));
   }
 
   get dirty(): boolean {
@@ -138,6 +170,6 @@ export class KnownMembers {
   /** The file's content at wall-clock `nowMs` (members alive here were last seen then); clears `dirty`. */
   takeSnapshot(nowMs: number): { v: number; savedAtMs: number; members: KnownMember[] } {
     this.changed = false;
-    return { v: FILE_VERSION, savedAtMs: nowMs, members: this.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
+    return { v: FILE_VERSION, savedAtMs: nowMs, members: [...this.list(), ...this.tombstones()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
   }
 }

@@ -356,7 +356,7 @@ export class Membership {
 
   /** Forgets a member for good (an operator's `shoal remove`): no longer a join target or counted. */
   forget(id: string): void {
-    if (this.known.forget(id)) this.scheduleKnownPersist();
+    if (this.known.forget(id, this.clock.now())) this.persistKnownNow();
   }
 
   /** Operator removal of a dead member: marked left and gossiped on its behalf (core.forceLeave). */
@@ -668,6 +668,7 @@ export class Membership {
       );
     }
     let knownChanged = false;
+    let tombstone = false;
     for (const event of output.events) {
       if (event.type !== 'alive' && event.type !== 'joined') {
         if (event.deadForMs !== undefined) {
@@ -676,20 +677,22 @@ export class Membership {
           this.logger.info(`member ${event.type}`, { member: event.member.id, incarnation: event.member.incarnation });
         }
       }
-      knownChanged = this.known.apply(event, this.clock.now()) || knownChanged;
+      const changed = this.known.apply(event, this.clock.now());
+      knownChanged = changed || knownChanged;
+      tombstone = (changed && event.type === 'left') || tombstone;
       this.emitter.emit('event', event);
     }
-    if (knownChanged) this.scheduleKnownPersist();
+    // A member that left is written at once: a crash within the persist interval would lose its
+    // tombstone, and the restarted node would hold it dead again (an owner within the dead-owner grace;
+    // found by the simulator, seed 197: a removal followed 0.3 s later by a restart of every node).
+    if (tombstone) this.persistKnownNow();
+    else if (knownChanged) this.scheduleKnownPersist();
     if (!this.joinedLogged && !this.core.isJoining) {
       this.joinedLogged = true;
       this.logger.info('joined the cluster', { members: this.core.liveMembers });
       // The members just learned are written at once, not after KNOWN_PERSIST_INTERVAL_MS: a node
       // that crashed within that second came back knowing nobody (found by the simulator, seed 236).
-      if (this.known.dirty) {
-        this.clock.clearTimeout(this.knownTimer);
-        this.knownTimer = null;
-        this.persistKnown();
-      }
+      if (this.known.dirty) this.persistKnownNow();
     }
     if (joinAttempt && this.seedsDynamic) this.refreshSeeds();
     this.persistIfChanged();
@@ -704,8 +707,8 @@ export class Membership {
     if (mutant('seed-forgets-known') || mutant('known-not-held')) return;
     const wallNow = this.clock.now();
     const down = list.flatMap((m) => (m.rpc === undefined ? [] : [{
-      id: m.id, gossip: m.gossip, rpc: m.rpc, incarnation: m.incarnation,
-      deadForMs: m.downSinceMs === undefined ? 0 : Math.max(0, wallNow - m.downSinceMs),
+      id: m.id, gossip: m.gossip, rpc: m.rpc, incarnation: m.incarnation, left: m.leftAtMs !== undefined,
+      deadForMs: Math.max(0, wallNow - (m.leftAtMs ?? m.downSinceMs ?? wallNow)),
     }]));
     if (down.length === 0) return;
     const output = this.core.holdKnownDown(this.now(), down);
@@ -713,7 +716,8 @@ export class Membership {
       if (this.known.apply(event, wallNow)) this.scheduleKnownPersist();
       this.emitter.emit('event', event);
     }
-    this.logger.info('holding the known members down until they answer', { members: output.events.length });
+    const left = output.events.filter((e) => e.type === 'left').length;
+    this.logger.info('holding the known members down until they answer', { members: output.events.length - left, left });
   }
 
   private scheduleKnownRefresh(): void {
@@ -734,6 +738,13 @@ export class Membership {
       this.persistKnown();
     }, KNOWN_PERSIST_INTERVAL_MS);
     this.knownTimer.unref();
+  }
+
+  private persistKnownNow(): void {
+    if (this.stopped) return;
+    this.clock.clearTimeout(this.knownTimer);
+    this.knownTimer = null;
+    this.persistKnown();
   }
 
   private persistKnown(): void {

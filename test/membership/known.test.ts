@@ -52,7 +52,9 @@ test('members are persisted; two nodes restarted without seeds find each other t
   await waitFor('a sees b left', () => a2.members().find((m) => m.id === 'k1')?.state === 'left');
   t.deepEqual(a2.knownMemberIds(), ['k2']);
   await a2.stop();
-  t.deepEqual((await readKnownMembers(path.join(root, 'k0'))).map((m) => m.id), ['k2']);
+  const after = await readKnownMembers(path.join(root, 'k0'));
+  t.deepEqual(after.filter((m) => m.leftAtMs === undefined).map((m) => m.id), ['k2']);
+  t.deepEqual(after.filter((m) => m.leftAtMs !== undefined).map((m) => m.id), ['k1'], 'the member that left is kept as a tombstone');
 });
 
 test('a damaged known-members file is a CORRUPT error naming the file; none at all is an empty list', async (t) => {
@@ -67,7 +69,7 @@ test('a damaged known-members file is a CORRUPT error naming the file; none at a
   t.is(((await t.throwsAsync(readKnownMembers(dir))) as ShoalError | undefined)?.code, 'CORRUPT');
 });
 
-test('the in-memory set: self is never kept, left and reaped members are dropped, unchanged news is not a change', (t) => {
+test('the in-memory set: self is never kept, left members become tombstones, reaped ones are dropped, unchanged news is not a change', (t) => {
   const k = new KnownMembers('me', [{ id: 'me', gossip: 'x:1', incarnation: 3 }, { id: 'a', gossip: 'a:1', incarnation: 1 }]);
   t.deepEqual(k.ids(), ['a']);
   const member = (id: string, gossip: string, incarnation: number, state: 'alive' | 'dead' | 'left' = 'alive') => ({ id, gossip, rpc: `${gossip}r`, state, incarnation });
@@ -81,12 +83,21 @@ test('the in-memory set: self is never kept, left and reaped members are dropped
   t.false(k.apply({ type: 'joined', member: member('me', 'x:1', 4) }, 6000));
   t.deepEqual(k.ids(), ['b']);
   t.true(k.dirty);
+  t.deepEqual(k.tombstones().map((m) => [m.id, m.leftAtMs]), [['a', 6000]], 'a member that left stays as a tombstone');
   const snapshot = k.takeSnapshot(7000);
-  t.deepEqual(snapshot.members.map((m) => m.id), ['b']);
+  t.deepEqual(snapshot.members.map((m) => m.id), ['a', 'b']);
   t.is(snapshot.savedAtMs, 7000);
   t.false(k.dirty);
   t.true(k.apply({ type: 'alive', member: member('b', 'b:1', 2) }, 8000), 'back alive');
   t.is(k.list()[0]?.deadAtMs, undefined, 'no longer dead');
+  t.true(k.apply({ type: 'reaped', member: member('a', 'a:2', 2, 'left') }, 9000));
+  t.deepEqual(k.tombstones(), [], 'a reaped tombstone is gone');
+  t.true(k.apply({ type: 'alive', member: member('a', 'a:2', 3) }, 9500));
+  t.true(k.forget('a', 9600), "an operator's removal makes a tombstone");
+  t.false(k.forget('a', 9700));
+  t.deepEqual(k.ids(), ['b']);
+  t.true(k.apply({ type: 'alive', member: member('a', 'a:2', 4) }, 9800), 'a restart after its removal brings it back');
+  t.deepEqual(k.ids().sort(), ['a', 'b']);
 });
 
 test('known members read back say since when each is down: its death, or when the file was written', async (t) => {
