@@ -490,8 +490,9 @@ test.serial('DNS seeds resolve through the seedDns seam and again on the simulat
   t.true(stats.seedResolutions >= 3 && lookups.every((line) => line.endsWith(' seeds.sim')), lookups.join('\n'));
   t.true(lookups.some((line) => Number(line.split(' ')[0]) >= 60_000), `re-resolved on the simulated clock: ${lookups.join(', ')}`);
 
-  const knownOf0 = (): string[] => JSON.parse(world.disks[0].files.get('/data/n0/membership/known-members.json')?.toString('utf8') ?? '{"members":[]}')
-    .members.map((m: { id: string }) => m.id);
+  const fileOf0 = (): Array<{ id: string; leftAtMs?: number }> =>
+    JSON.parse(world.disks[0].files.get('/data/n0/membership/known-members.json')?.toString('utf8') ?? '{"members":[]}').members;
+  const knownOf0 = (): string[] => fileOf0().filter((m) => m.leftAtMs === undefined).map((m) => m.id);
   t.deepEqual(knownOf0(), ['n1', 'n2']);
   const leaver = world.nodes[1]!.membership;
   let left = false;
@@ -502,7 +503,8 @@ test.serial('DNS seeds resolve through the seedDns seam and again on the simulat
   t.true(await world.runUntil(() => [0, 2].every((i) => world.nodes[i]!.membership.members().find((m) => m.id === 'n1')?.state === 'left')),
     'the others hold n1 as left');
   await world.runFor(2000);
-  t.deepEqual(knownOf0(), ['n2'], 'a member that left is dropped from the persisted known members');
+  t.deepEqual(knownOf0(), ['n2'], 'a member that left is no longer a persisted known member');
+  t.deepEqual(fileOf0().filter((m) => m.leftAtMs !== undefined).map((m) => m.id), ['n1'], 'it is kept as a tombstone');
 });
 
 /**
