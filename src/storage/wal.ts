@@ -6,6 +6,10 @@
  * turn, or while the previous batch was being written and synced: it costs one write and, with
  * `always`, one fdatasync, and every append in it shares one promise that settles after that.
  *
+ * With `always` the group commit is pipelined: batch k+1 is written while batch k's fdatasync runs
+ * (at most one fdatasync in flight, one written batch behind it). A batch is acknowledged only after
+ * an fdatasync that started after its write completed, and batches are acknowledged in order.
+ *
  * Policies: `always` resolves after fdatasync; `interval` resolves after the write reached the OS
  * and fdatasyncs every fsyncIntervalMs; `none` resolves after the write reached the OS (survives a
  * process crash, not a power loss). A write or fdatasync error is fatal: the batches in flight and
