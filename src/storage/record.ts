@@ -46,9 +46,48 @@ export function payloadCapacity(key: string, node: string, valueBytes: number): 
 function writeUint64(buf: Buffer, off: number, v: number): number {
   buf[off] = UINT64;
   const hi = Math.floor(v / TWO_POW_32);
-  buf.writeUInt32BE(hi, off + 1);
-  buf.writeUInt32BE(v - hi * TWO_POW_32, off + 5);
+  const lo = v - hi * TWO_POW_32;
+  buf[off + 1] = hi >>> 24;
+  buf[off + 2] = (hi >>> 16) & 0xff;
+  buf[off + 3] = (hi >>> 8) & 0xff;
+  buf[off + 4] = hi & 0xff;
+  buf[off + 5] = lo >>> 24;
+  buf[off + 6] = (lo >>> 16) & 0xff;
+  buf[off + 7] = (lo >>> 8) & 0xff;
+  buf[off + 8] = lo & 0xff;
   return off + 9;
+}
+
+/** Keys up to this many UTF-16 units are copied by a JavaScript loop when ASCII (cheaper than the native call). */
+const ASCII_LOOP_UNITS_MAX = 64;
+
+/** Writes `str` as UTF-8 at `off` (the caller checked the room) and returns the byte count. */
+function writeString(buf: Buffer, str: string, off: number): number {
+  const n = str.length;
+  if (n <= ASCII_LOOP_UNITS_MAX) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = str.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[off + i] = c;
+    }
+    if (i === n) return n;
+  }
+  return buf.write(str, off);
+}
+
+/** The last node id written and its UTF-8 bytes: a WAL sees few distinct node ids. */
+let lastEncodedNode = '';
+let lastEncodedNodeBytes: Buffer = Buffer.alloc(0);
+function writeNode(buf: Buffer, node: string, off: number): number {
+  if (node !== lastEncodedNode) {
+    lastEncodedNodeBytes = Buffer.from(node, 'utf8');
+    lastEncodedNode = node;
+  }
+  const bytes = lastEncodedNodeBytes;
+  const n = bytes.length;
+  for (let i = 0; i < n; i++) buf[off + i] = bytes[i];
+  return n;
 }
 
 function writeOptionalUint64(buf: Buffer, off: number, v: number | undefined): number {
@@ -74,11 +113,13 @@ export function encodePayload(
   buf[off] = ARRAY7;
   buf[off + 1] = kind;
   buf[off + 2] = STR16;
-  const keyBytes = buf.write(key, off + 5);
-  buf.writeUInt16BE(keyBytes, off + 3);
+  const keyBytes = writeString(buf, key, off + 5);
+  if (keyBytes > 0xffff) throw new RangeError(`a key of ${keyBytes} bytes does not fit a record (at most 65535)`);
+  buf[off + 3] = keyBytes >>> 8;
+  buf[off + 4] = keyBytes & 0xff;
   let p = writeUint64(buf, off + 5 + keyBytes, entry.ts);
   buf[p] = STR8;
-  const nodeBytes = buf.write(entry.node, p + 2);
+  const nodeBytes = writeNode(buf, entry.node, p + 2);
   buf[p + 1] = nodeBytes;
   p += 2 + nodeBytes;
   const value = entry.value;
@@ -177,7 +218,7 @@ function readOptionalTime(buf: Buffer, p: number, end: number): number | undefin
   return readUint64(buf, p);
 }
 
-function decodeFast(buf: Buffer, p: number, end: number, out: DecodedRecord): boolean {
+function decodeFast(buf: Buffer, p: number, end: number, out: DecodedRecord, viewValues: boolean): boolean {
   if (buf[p] !== ARRAY7 || buf[p + 2] !== STR16) return false;
   const kind = buf[p + 1];
   const keyBytes = buf.readUInt16BE(p + 3);
@@ -193,7 +234,7 @@ function decodeFast(buf: Buffer, p: number, end: number, out: DecodedRecord): bo
   if (buf[p] === BIN32) {
     const n = buf.readUInt32BE(p + 1);
     if (p + 5 + n > end) return false;
-    value = copyBytes(buf, p + 5, p + 5 + n);
+    value = viewValues ? buf.subarray(p + 5, p + 5 + n) : copyBytes(buf, p + 5, p + 5 + n);
     p += 5 + n;
   } else if (buf[p] === NIL) {
     p += 1;
@@ -246,11 +287,13 @@ function decodeGeneric(payload: Buffer, out: DecodedRecord): void {
 }
 
 /**
- * Decodes the payload in buf[start, end) into `out` (values are copied out of `buf`). Throws
- * `MalformedPayload` when the bytes are not a payload; framing checksums make that a writer bug.
+ * Decodes the payload in buf[start, end) into `out`. Values are copied out of `buf`, or with
+ * `viewValues` are views into it (recovery: `buf` is then a slab nobody writes to again, and each
+ * value keeps it alive). Throws `MalformedPayload` when the bytes are not a payload; framing checksums
+ * make that a writer bug.
  */
-export function decodePayload(buf: Buffer, start: number, end: number, out: DecodedRecord): void {
-  if (!decodeFast(buf, start, end, out)) decodeGeneric(buf.subarray(start, end), out);
+export function decodePayload(buf: Buffer, start: number, end: number, out: DecodedRecord, viewValues = false): void {
+  if (!decodeFast(buf, start, end, out, viewValues)) decodeGeneric(buf.subarray(start, end), out);
 }
 
 export function newDecodedRecord(): DecodedRecord {

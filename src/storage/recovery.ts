@@ -8,6 +8,7 @@
  * CORRUPT naming file and offset, unless `repair` is set, which sets the bad bytes and every later
  * segment aside (`*.corrupt*` files) and keeps the records before them.
  */
+import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ShoalError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -81,6 +82,56 @@ function applyRecovered(
 }
 
 /**
+ * A slab whose live values fill less than this share of it has them copied out, so that it can be
+ * released (see `compactSlabs`).
+ */
+export const SLAB_LIVE_SHARE_MIN = 0.5;
+
+/**
+ * Recovered values are views into the buffers recovery read (the snapshot's chunks, each WAL segment
+ * replayed), not one copy each: a million keys cost no million value copies. A view keeps its whole
+ * buffer alive, so a slab whose live values fill less than SLAB_LIVE_SHARE_MIN of it (older versions
+ * overwritten later in the WAL, tombstones, small values in large records) has them copied out here
+ * and is released. A slab kept is thus at most 1/SLAB_LIVE_SHARE_MIN times the value bytes pointing
+ * into it at open; it is released when the last of them is overwritten, deleted or expired, and
+ * never grows (new writes copy their values). Returns how many slabs were released.
+ */
+export function compactSlabs(entries: Map<string, Entry>, slabs: Buffer[]): number {
+  if (slabs.length === 0) return 0;
+  const live = new Map<ArrayBufferLike, number>();
+  for (const s of slabs) live.set(s.buffer, 0);
+  // Values of one slab mostly come one after another: count runs, look the slab up once per run.
+  let runSlab: ArrayBufferLike | null = null;
+  let runBytes = 0;
+  for (const entry of entries.values()) {
+    const value = entry.value;
+    if (value === null) continue;
+    const slab = value.buffer;
+    if (slab !== runSlab) {
+      if (runSlab !== null) live.set(runSlab, (live.get(runSlab) as number) + runBytes);
+      runSlab = live.has(slab) ? slab : null;
+      runBytes = 0;
+    }
+    runBytes += value.length;
+  }
+  if (runSlab !== null) live.set(runSlab, (live.get(runSlab) as number) + runBytes);
+  const release = new Set<ArrayBufferLike>();
+  for (const [slab, bytes] of live) {
+    assert.ok(bytes <= slab.byteLength, 'the live values of a slab fit in it');
+    if (bytes < slab.byteLength * SLAB_LIVE_SHARE_MIN) release.add(slab);
+  }
+  if (release.size === 0) return 0;
+  for (const entry of entries.values()) {
+    const value = entry.value;
+    if (value === null || !release.has(value.buffer)) continue;
+    const copy = Buffer.allocUnsafe(value.length);
+    copy.set(value);
+    entry.value = copy;
+  }
+  return release.size;
+}
+
+/**
  * True when a valid record that could come after the bad spot (sequence number not below the one
  * expected there) starts somewhere in buf[from, end). Random bytes rarely carry a length that fits
  * the file, so the CRC is seldom computed.
@@ -141,6 +192,8 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
   }
 
   const rec = newDecodedRecord();
+  /** The buffers recovered values are views into: the snapshot's chunks, then each segment read. */
+  const slabs: Buffer[] = snap?.slabs ?? [];
   let replayed = 0;
   let lastRecordSeq = snapshotSeq;
   let cut: BadSpot | null = null;
@@ -149,6 +202,7 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
     const seg = live[i];
     buf = await io.readFile(path.join(dir, seg.name));
     seg.bytes = buf.length;
+    slabs.push(buf);
     if (seg.firstSeq !== expected) {
       const reason = `segment starts at seq ${seg.firstSeq}, expected ${expected}`;
       cut = { segment: i, offset: 0, reason, scanFrom: 0 };
@@ -163,7 +217,7 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
       }
       if (reason === null) {
         try {
-          decodePayload(buf, off + RECORD_HEADER_BYTES, off + (total as number), rec);
+          decodePayload(buf, off + RECORD_HEADER_BYTES, off + (total as number), rec, true);
         } catch (err) {
           reason = `undecodable payload: ${(err as Error).message}`;
         }
@@ -183,6 +237,7 @@ export async function recover(dir: string, opts: RecoveryOptions): Promise<Recov
   }
 
   if (cut !== null) await handleCut(dir, live, cut, buf, expected, opts);
+  compactSlabs(entries, slabs);
   const kept = cut === null ? live : live.slice(0, cut.segment + 1);
   // An empty last segment (all torn) is removed: the next write opens one named after its seq.
   while (kept.length > 0 && kept[kept.length - 1].bytes === 0) {

@@ -168,11 +168,15 @@ export async function writeSnapshot(
 export interface LoadedSnapshot extends SnapshotHeader {
   entries: Map<string, Entry>;
   tombstoneAtMs: Map<string, number>;
+  /** The chunks read: the values are views into them. */
+  slabs: Buffer[];
 }
 
 /**
  * Reads and verifies a snapshot. Entries already expired at `nowMs` are skipped. Throws CORRUPT
- * when the header, the body checksum or an entry does not hold.
+ * when the header, the body checksum or an entry does not hold. The values are views into the
+ * chunks read (slabs of up to READ_CHUNK_BYTES, never written again): see recovery.ts's
+ * `compactSlabs` for the memory this holds.
  */
 export async function loadSnapshot(file: string, nowMs: number, io: FsIo = nodeFsIo): Promise<LoadedSnapshot> {
   const fd = await io.open(file, 'r');
@@ -188,7 +192,8 @@ export async function loadSnapshot(file: string, nowMs: number, io: FsIo = nodeF
     const entries = new Map<string, Entry>();
     const tombstoneAtMs = new Map<string, number>();
     const rec = newDecodedRecord();
-    let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, Math.max(header.bodyBytes, 1)));
+    let buf = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK_BYTES, Math.max(header.bodyBytes, 1)));
+    const slabs = [buf];
     let have = 0; // bytes in buf not yet parsed start at 0
     let position = SNAPSHOT_HEADER_BYTES;
     let crc = 0;
@@ -208,7 +213,8 @@ export async function loadSnapshot(file: string, nowMs: number, io: FsIo = nodeF
         if (have - off < ENTRY_PREFIX_BYTES + n) break;
         const start = off + ENTRY_PREFIX_BYTES;
         try {
-          decodePayload(buf, start, start + n, rec);
+          // Values are views into this chunk (a slab): it is never written again, see below.
+          decodePayload(buf, start, start + n, rec, true);
         } catch (err) {
           throw bad(`entry ${count} undecodable: ${(err as Error).message}`);
         }
@@ -223,18 +229,28 @@ export async function loadSnapshot(file: string, nowMs: number, io: FsIo = nodeF
         // One entry larger than the buffer: grow to hold it.
         const n = ENTRY_PREFIX_BYTES + buf.readUInt32LE(0);
         if (n > header.bodyBytes) throw bad(`entry ${count} claims ${n} bytes`);
-        const bigger = Buffer.allocUnsafe(n);
+        const bigger = Buffer.allocUnsafeSlow(n);
         buf.copy(bigger, 0, 0, have);
         buf = bigger;
+        slabs.push(buf);
         continue;
       }
       if (off === 0 && position >= size && have > 0) throw bad('trailing bytes after the last entry');
-      buf.copy(buf, 0, off, have);
-      have -= off;
+      if (off > 0) {
+        // The parsed entries' values point into buf: the unparsed rest moves to a fresh chunk.
+        const rest = have - off;
+        if (rest > 0 || position < size) {
+          const next = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK_BYTES, Math.max(rest + (size - position), 1)));
+          buf.copy(next, 0, off, have);
+          buf = next;
+          slabs.push(buf);
+        }
+        have = rest;
+      }
     }
     if (crc !== header.bodyCrc) throw bad('body checksum mismatch');
     if (count !== header.count) throw bad(`holds ${count} entries, header says ${header.count}`);
-    return { ...header, entries, tombstoneAtMs };
+    return { ...header, entries, tombstoneAtMs, slabs };
   } finally {
     await io.close(fd);
   }

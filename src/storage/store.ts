@@ -18,6 +18,7 @@ import { type FileIo, type FsIo, withFileIo } from './fsio.js';
 import { acquireLock, type DirLock, type LockOptions } from './lock.js';
 import type { NamedSeq } from './layout.js';
 import { NODE_BYTES_LIMIT, type ResolvedStoreOptions, resolveStoreOptions } from './options.js';
+import { PendingLog } from './pending.js';
 import { KIND_DROP } from './record.js';
 import { recover } from './recovery.js';
 import { writeSnapshot } from './snapshot.js';
@@ -54,22 +55,6 @@ const SNAPSHOTS_KEPT = 2;
 /** Rebuild the expiry heap when stale items exceed this factor of the map size. */
 const EXPIRY_HEAP_SLACK = 2;
 const RESOLVED_FALSE: Promise<boolean> = Promise.resolve(false);
-/** Compact the list of unacknowledged mutations when this many acknowledged ones lead it. */
-const PENDING_COMPACT_MIN = 1024;
-
-/**
- * A mutation applied to the map whose WAL record is not acknowledged yet: what it replaced, so that
- * a WAL failure can undo it. `next` is the installed entry (undefined for a dropped copy).
- */
-interface PendingMutation {
-  seq: number;
-  key: string;
-  prev: Entry | undefined;
-  /** The replaced tombstone's local delete time. */
-  prevDeletedAtMs: number | undefined;
-  next: Entry | undefined;
-}
-
 export async function openStore(dir: string, options: OpenStoreOptions = {}): Promise<Store> {
   return ShardStore.open(dir, options);
 }
@@ -104,9 +89,8 @@ export class ShardStore implements Store {
   private closing = false;
   private closed: Promise<void> | null = null;
   private readOnlyReason: string | null = null;
-  /** Mutations not yet acknowledged, oldest first, from index pendingHead on. */
-  private pending: PendingMutation[] = [];
-  private pendingHead = 0;
+  /** Mutations not yet acknowledged, so that a WAL failure can undo them. */
+  private readonly pending = new PendingLog();
   /** Highest WAL seq a snapshot written by this process may contain, by snapshot file name. */
   private readonly snapshotSeqSeen = new Map<string, number>();
   private snapshotFailures = 0;
@@ -212,11 +196,7 @@ export class ShardStore implements Store {
    */
   private turnReadOnly(failure: ShoalError, ackedSeq: number): void {
     this.readOnlyReason ??= failure.message;
-    for (let i = this.pending.length - 1; i >= this.pendingHead && this.pending[i].seq > ackedSeq; i--) {
-      this.undo(this.pending[i]);
-    }
-    this.pending = [];
-    this.pendingHead = 0;
+    this.pending.undoAfter(ackedSeq, this.undoBound);
     // A snapshot that serialized a rejected mutation would bring it back at the next open; the
     // previous snapshot and the WAL after it (both kept until a newer snapshot succeeds) suffice.
     const newest = this.snapshotFiles[this.snapshotFiles.length - 1];
@@ -229,35 +209,25 @@ export class ShardStore implements Store {
     }
   }
 
-  /** Puts back what `m` replaced, unless the key changed since (expiry removed it). */
-  private undo(m: PendingMutation): void {
-    const current = this.map.get(m.key);
-    if (current !== m.next) return;
+  /** Puts back what a rejected mutation of `key` replaced, unless the key changed since (expiry removed it). */
+  private readonly undoBound = (key: string, prev: Entry | undefined, prevDeletedAtMs: number | undefined, next: Entry | undefined): void => {
+    const current = this.map.get(key);
+    if (current !== next) return;
     if (current !== undefined) {
-      this.map.delete(m.key);
-      this.forget(m.key, current);
+      this.map.delete(key);
+      this.forget(key, current);
     }
-    if (m.prev !== undefined) this.install(m.key, m.prev, undefined, m.prevDeletedAtMs);
-  }
+    if (prev !== undefined) this.install(key, prev, undefined, prevDeletedAtMs);
+  };
 
   /** Every mutation up to `seq` is acknowledged: nothing to undo for them any more. */
   private acked(seq: number): void {
-    const pending = this.pending;
-    let head = this.pendingHead;
-    while (head < pending.length && pending[head].seq <= seq) head += 1;
-    if (head === pending.length) {
-      this.pending = [];
-      head = 0;
-    } else if (head >= PENDING_COMPACT_MIN && head * 2 >= pending.length) {
-      this.pending = pending.slice(head);
-      head = 0;
-    }
-    this.pendingHead = head;
+    this.pending.acked(seq);
   }
 
   private track(key: string, prev: Entry | undefined, next: Entry | undefined): void {
     const prevDeletedAtMs = prev !== undefined && prev.value === null ? this.tombstoneAtMs.get(key) : undefined;
-    this.pending.push({ seq: this.wal.lastSeq, key, prev, prevDeletedAtMs, next });
+    this.pending.track(this.wal.lastSeq, key, prev, prevDeletedAtMs, next);
   }
 
   // ---- reads ---------------------------------------------------------------------------------

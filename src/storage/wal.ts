@@ -6,6 +6,10 @@
  * turn, or while the previous batch was being written and synced: it costs one write and, with
  * `always`, one fdatasync, and every append in it shares one promise that settles after that.
  *
+ * With `always` the group commit is pipelined: batch k+1 is written while batch k's fdatasync runs
+ * (at most one fdatasync in flight, one written batch behind it). A batch is acknowledged only after
+ * an fdatasync that started after its write completed, and batches are acknowledged in order.
+ *
  * Policies: `always` resolves after fdatasync; `interval` resolves after the write reached the OS
  * and fdatasyncs every fsyncIntervalMs; `none` resolves after the write reached the OS (survives a
  * process crash, not a power loss). A write or fdatasync error is fatal: the batches in flight and
@@ -74,6 +78,14 @@ function settle(list: Waiter[], seq: number): void {
   list.splice(0, n);
 }
 
+/** The batch whose fdatasync is running (fsync `always`): its outcome never rejects (an error is returned). */
+interface InFlight {
+  batch: Batch;
+  /** Where the batch starts in the active segment (the cut if its fdatasync fails). */
+  start: number;
+  done: Promise<Error | null>;
+}
+
 interface Batch {
   buf: Buffer;
   bytes: number;
@@ -114,6 +126,8 @@ export class Wal {
   private syncedSeq: number;
   /** Last sequence number whose batch was acknowledged (its promise resolved). */
   private ackedSeq: number;
+  /** Under `always`: the written batch whose fdatasync runs while the next batch is written. */
+  private inFlight: InFlight | null = null;
   private flushWaiters: Waiter[] = [];
   private syncWaiters: Waiter[] = [];
   private intervalTimer: ClockTimer | null = null;
@@ -278,22 +292,41 @@ export class Wal {
   private async drain(): Promise<void> {
     if (this.draining || this.failure) return;
     this.draining = true;
+    const pipelined = this.opts.fsync === 'always';
     try {
       while (true) {
         let batch = this.queue.shift();
         if (batch === undefined && this.current.records > 0) batch = this.seal();
-        if (batch !== undefined) await this.writeBatch(batch);
+        if (batch !== undefined) {
+          const start = await this.writeBatch(batch);
+          if (pipelined) {
+            // The batch before this one was being fdatasynced while this one was written: acknowledge
+            // it, then start this one's fdatasync and let its writers' successors fill the next batch.
+            try {
+              await this.finishInFlight();
+            } catch (err) {
+              batch.reject(this.fail(err as Error));
+              throw err;
+            }
+            this.startSync(batch, start);
+          } else {
+            this.ack(batch);
+          }
+        } else if (this.inFlight !== null) {
+          await this.finishInFlight();
+        }
         settle(this.flushWaiters, this.writtenSeq);
         const waiting = this.syncWaiters.length > 0 && this.syncWaiters[0].seq <= this.writtenSeq;
-        const syncDue = this.dirty && (this.intervalDue || waiting);
+        const syncDue = this.inFlight === null && this.dirty && (this.intervalDue || waiting);
         if (syncDue) {
           this.intervalDue = false;
           await this.fdatasync();
         }
         settle(this.syncWaiters, this.syncedSeq);
-        if (batch === undefined && !syncDue) break;
-        if (this.queue.length === 0 && this.current.records > 0) {
-          // Let the writers woken by this batch run before sealing the next one, so they share it.
+        if (batch === undefined && !syncDue && this.inFlight === null) break;
+        if (this.queue.length === 0 && (this.current.records > 0 || this.inFlight !== null)) {
+          // Let the writers woken by the last acknowledgement run before sealing the next batch, so
+          // they share it (and, with a sync in flight, it is written while that sync runs).
           await yieldTurn(this.opts.clock);
         }
       }
@@ -307,11 +340,18 @@ export class Wal {
     }
   }
 
-  private async writeBatch(batch: Batch): Promise<void> {
+  /**
+   * Writes one batch at the end of the active segment (opening a new one first if due) and returns
+   * the offset it starts at. Does not acknowledge it. On failure the log fails: every record not yet
+   * acknowledged is rejected and undone, the unacknowledged bytes are cut off, and this throws.
+   */
+  private async writeBatch(batch: Batch): Promise<number> {
     /** Where this batch's bytes start in the active segment (-1 until the segment is open). */
     let start = -1;
     try {
       if (batch.newSegment || this.active === null || this.active.bytes >= this.opts.walSegmentBytesMax) {
+        // The batch being synced belongs to the old segment: settle it before closing that file.
+        await this.finishInFlight();
         await this.openSegment(batch.firstSeq);
       }
       const active = this.active as SegmentState;
@@ -323,11 +363,31 @@ export class Wal {
       active.bytes += batch.bytes;
       this.writtenSeq = batch.lastSeq;
       this.dirty = true;
-      if (this.opts.fsync === 'always') await this.fdatasync();
     } catch (err) {
+      if (this.failure !== null) {
+        // finishInFlight failed the log (the batch before this one did not sync) and cut its bytes.
+        batch.reject(this.failure);
+        throw err;
+      }
+      // A write error while the batch before this one is being synced: that batch is acknowledged
+      // if its fdatasync succeeds (its bytes precede this batch's), else it fails with this one.
+      const prior = this.inFlight;
+      if (prior !== null) {
+        this.inFlight = null;
+        const syncErr = await prior.done;
+        if (syncErr === null) {
+          this.ack(prior.batch);
+        } else {
+          const failure = this.fail(syncErr);
+          await this.cutFailedBatch(prior.start);
+          prior.batch.reject(failure);
+          batch.reject(failure);
+          throw syncErr;
+        }
+      }
       // Refuse writes and undo the rejected records in memory first, then cut the batch's bytes
-      // (some may have reached the file: a short write, or a write whose fdatasync failed), and only
-      // then tell its writers, so that what they were told holds after a restart too.
+      // (some may have reached the file: a short write), and only then tell its writers, so that
+      // what they were told holds after a restart too.
       const failure = this.fail(err as Error);
       if (start >= 0) await this.cutFailedBatch(start);
       batch.reject(failure);
@@ -340,10 +400,54 @@ export class Wal {
     this.batchSizes.push(batch.records);
     this.batchBytes.push(batch.bytes);
     if (batch.buf.length <= BATCH_BYTES_RECYCLE_MAX) this.spare = batch.buf;
-    assert.ok(batch.lastSeq >= this.ackedSeq, 'acknowledged WAL sequence numbers never go back');
+    return start;
+  }
+
+  /** Acknowledges a written (and, under `always`, fdatasynced) batch: its writers' promise resolves. */
+  private ack(batch: Batch): void {
+    assert.ok(batch.lastSeq > this.ackedSeq, 'acknowledged WAL sequence numbers only go up');
+    assert.ok(this.opts.fsync !== 'always' || this.syncedSeq >= batch.lastSeq, 'under fsync always a batch is acknowledged only after an fdatasync covers it');
     this.ackedSeq = batch.lastSeq;
     batch.resolve(true);
     this.opts.onAcked?.(batch.lastSeq);
+  }
+
+  /**
+   * Starts the fdatasync that covers `batch` (written at `start`; every earlier batch is acknowledged
+   * or covered too) without waiting for it: the next batch is encoded and written meanwhile.
+   */
+  private startSync(batch: Batch, start: number): void {
+    assert.ok(this.inFlight === null, 'one WAL fdatasync in flight at a time');
+    const seq = this.writtenSeq;
+    assert.equal(seq, batch.lastSeq, 'the fdatasync in flight covers exactly up to its batch');
+    const t0 = this.opts.clock.monotonicMs();
+    const done = this.opts.io.fdatasync(this.fd).then(
+      () => {
+        this.noteSynced(seq, t0);
+        return null;
+      },
+      (err: Error) => err,
+    );
+    this.inFlight = { batch, start, done };
+  }
+
+  /**
+   * Waits for the fdatasync in flight (if any) and acknowledges its batch; if it failed, fails the
+   * log from that batch on (the store undoes it and everything after it), cuts its bytes and throws.
+   */
+  private async finishInFlight(): Promise<void> {
+    const f = this.inFlight;
+    if (f === null) return;
+    const err = await f.done;
+    this.inFlight = null;
+    if (err === null) {
+      this.ack(f.batch);
+      return;
+    }
+    const failure = this.fail(err);
+    await this.cutFailedBatch(f.start);
+    f.batch.reject(failure);
+    throw err;
   }
 
   /** Truncates the active segment back to `length` after a failed batch and fdatasyncs it (best effort, logged). */
@@ -375,14 +479,21 @@ export class Wal {
   }
 
   private async fdatasync(): Promise<void> {
+    assert.ok(this.inFlight === null, 'no WAL fdatasync starts while another is in flight');
     const seq = this.writtenSeq;
     const t0 = this.opts.clock.monotonicMs();
     await this.opts.io.fdatasync(this.fd);
+    this.noteSynced(seq, t0);
+  }
+
+  /** An fdatasync started at `t0` (after everything up to `seq` was written) succeeded. */
+  private noteSynced(seq: number, t0: number): void {
     this.fsyncLatencyMsLast = this.opts.clock.monotonicMs() - t0;
     this.fsyncs += 1;
     this.opts.onFsync?.(this.fsyncLatencyMsLast);
+    assert.ok(seq >= this.syncedSeq, 'fdatasynced WAL sequence numbers never go back');
     this.syncedSeq = seq;
-    this.dirty = false;
+    this.dirty = this.writtenSeq > seq;
   }
 
   private async openSegment(firstSeq: number): Promise<void> {
