@@ -492,10 +492,11 @@ class RespConnection implements RespSink {
    * slot, when no reply before it is outstanding; a read needing a round takes a slot and a promise.
    */
   get(buf: Buffer, keyStart: number, keyEnd: number): void {
-    if (!this.accepting()) {
-      this.backlog.push([GET_NAME, buf.subarray(keyStart, keyEnd)]);
-      return;
-    }
+    if (this.accepting()) this.runGet(buf, keyStart, keyEnd);
+    else this.backlog.push([GET_NAME, buf.subarray(keyStart, keyEnd)]);
+  }
+
+  private runGet(buf: Buffer, keyStart: number, keyEnd: number): void {
     const data = this.ctx.data;
     const key = this.fastKey(buf, keyStart, keyEnd);
     // Per-key order: an earlier command of this connection on the key still running goes first.
@@ -528,17 +529,27 @@ class RespConnection implements RespSink {
    * for that batch: no promise per command.
    */
   set(buf: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void {
-    if (!this.accepting()) {
-      this.backlog.push([SET_NAME, buf.subarray(keyStart, keyEnd), buf.subarray(valueStart, valueEnd)]);
-      return;
-    }
+    // A view, not a copy: the store copies the value (and writeValueAfter does before a round).
+    const value = buf.subarray(valueStart, valueEnd);
+    if (this.accepting()) this.runSet(buf, keyStart, keyEnd, value);
+    else this.backlog.push([SET_NAME, buf.subarray(keyStart, keyEnd), value]);
+  }
+
+  /** A command from the backlog: GET and plain SET take their paths as when they were parsed. */
+  private runQueued(args: Buffer[]): void {
+    const name = args[0];
+    if (name === GET_NAME) this.runGet(args[1], 0, args[1].length);
+    else if (name === SET_NAME) this.runSet(args[1], 0, args[1].length, args[2]);
+    else this.dispatch(args);
+  }
+
+  private runSet(buf: Buffer, keyStart: number, keyEnd: number, value: Buffer): void {
     const data = this.ctx.data;
     const key = this.fastKey(buf, keyStart, keyEnd);
     let write: LocalWrite | null = null;
-    if (key !== null && data.writeValueNow !== undefined && valueEnd - valueStart <= this.valueBytesMax && this.fastReady() && !(this.tails.size > 0 && this.tails.has(key))) {
+    if (key !== null && data.writeValueNow !== undefined && value.length <= this.valueBytesMax && this.fastReady() && !(this.tails.size > 0 && this.tails.has(key))) {
       try {
-        // A view, not a copy: the store copies the value (and writeValueAfter does before a round).
-        write = data.writeValueNow(key, buf.subarray(valueStart, valueEnd), undefined, this.client.consistency);
+        write = data.writeValueNow(key, value, undefined, this.client.consistency);
       } catch (e) {
         this.server.fastCounts.set += 1;
         this.client.lastCommand = 'set';
@@ -547,7 +558,7 @@ class RespConnection implements RespSink {
       }
     }
     if (write === null) {
-      this.dispatch([SET_NAME, buf.subarray(keyStart, keyEnd), buf.subarray(valueStart, valueEnd)]);
+      this.dispatch([SET_NAME, buf.subarray(keyStart, keyEnd), value]);
       return;
     }
     this.server.fastCounts.set += 1;
@@ -674,7 +685,7 @@ class RespConnection implements RespSink {
       while (this.backlogHead < this.backlog.length && !this.closing && !this.client.closeAfterReply && this.underBounds()) {
         const args = this.backlog[this.backlogHead];
         this.backlog[this.backlogHead++] = EMPTY;
-        this.dispatch(args);
+        this.runQueued(args);
       }
     } finally {
       this.pumping = false;
