@@ -157,11 +157,6 @@ export class ReplyWriter {
     this.used += bytes.copy(this.chunk, this.used);
   }
 
-  /** A preencoded reply (`+OK\r\n`, a SimpleString's bytes). */
-  encoded(bytes: Buffer): void {
-    this.raw(bytes);
-  }
-
   bulk(value: Buffer | string): void {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     const length = bytes.length;
