@@ -3,7 +3,8 @@
  * redis-server in the same run, printed as a table and written to bench/results/resp.json with the
  * load average before and after (the machine may be shared: read the figures with it).
  *
- * Rows, each `redis-benchmark -t set,get -c 50 -d 100 -r 100000 -n N` at -P 1 and -P 16:
+ * Rows, each `redis-benchmark -t set -c 50 -d 100 -r 100000 -n N` then the same with `-t get` (so the
+ * server CPU per request, utime + stime from /proc around each run, is per command) at -P 1 and -P 16:
  * - redis everysec vs Shoal fsync interval (one node, N=1), then redis always vs Shoal always;
  * - a three-node Shoal cluster (N=3, W=2, R=2, fsync interval) driven through all three nodes at
  *   once (one redis-benchmark per node, 50 clients split between them, the rates summed);
@@ -26,6 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { ShoalClient } from '../src/rpc/shoal-client.js';
+import { cpuMicros, microsPerOp } from './lib/proc-cpu.js';
 import { eventually, ProcessCluster } from '../test/cluster/helpers/processes.js';
 
 const REQUESTS = Number(process.env.SHOAL_BENCH_RESP_N ?? 200_000);
@@ -47,6 +49,8 @@ interface Row {
   opsPerSec: number;
   p50Ms: number | null;
   p99Ms: number | null;
+  /** Server CPU (utime + stime of the server processes) per request, µs; null for the JS harness rows. */
+  cpuUsPerOp: number | null;
 }
 
 function have(cmd: string): boolean {
@@ -75,30 +79,31 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-/** One redis-benchmark run: { set, get } rows parsed from its --csv output. */
-async function redisBenchmark(host: string, port: number, pipeline: number, clients: number, requests: number): Promise<Array<{ op: 'set' | 'get'; rps: number; p50: number; p99: number }>> {
+/** One redis-benchmark run of one command: its row parsed from the --csv output. */
+async function redisBenchmark(host: string, port: number, op: 'set' | 'get', pipeline: number, clients: number, requests: number): Promise<{ rps: number; p50: number; p99: number }> {
   const out = await run('redis-benchmark', [
-    '-h', host, '-p', String(port), '-t', 'set,get', '-c', String(clients), '-d', String(VALUE_BYTES),
+    '-h', host, '-p', String(port), '-t', op, '-c', String(clients), '-d', String(VALUE_BYTES),
     '-r', String(KEYSPACE), '-n', String(requests), '-P', String(pipeline), '--csv',
   ]);
-  const rows: Array<{ op: 'set' | 'get'; rps: number; p50: number; p99: number }> = [];
   for (const line of out.split('\n')) {
     const cells = line.split(',').map((c) => c.replace(/"/g, ''));
-    const op = cells[0]?.toLowerCase();
-    if ((op === 'set' || op === 'get') && cells.length >= 7) rows.push({ op, rps: Number(cells[1]), p50: Number(cells[4]), p99: Number(cells[6]) });
+    if (cells[0]?.toLowerCase() === op && cells.length >= 7) return { rps: Number(cells[1]), p50: Number(cells[4]), p99: Number(cells[6]) };
   }
-  if (rows.length !== 2) throw new Error(`unexpected redis-benchmark output: ${out}`);
-  return rows;
+  throw new Error(`unexpected redis-benchmark output: ${out}`);
 }
 
-async function benchRespTarget(target: string, fsync: string, addrs: Array<{ host: string; port: number }>, out: Row[]): Promise<void> {
+/**
+ * SET then GET (the GET run reads the keys the SET run wrote), each as one redis-benchmark per
+ * address run at once, with the server processes' CPU (`pids`) read around each.
+ */
+async function benchRespTarget(target: string, fsync: string, addrs: Array<{ host: string; port: number }>, pids: Array<number | undefined>, out: Row[]): Promise<void> {
   for (const pipeline of PIPELINES) {
-    // One redis-benchmark per address, the clients and requests split between them, run at once.
-    const per = await Promise.all(
-      addrs.map((a) => redisBenchmark(a.host, a.port, pipeline, Math.max(1, Math.round(CLIENTS / addrs.length)), Math.max(1000, Math.round(REQUESTS / addrs.length)))),
-    );
     for (const op of ['set', 'get'] as const) {
-      const mine = per.map((rows) => rows.find((r) => r.op === op)!);
+      const clients = Math.max(1, Math.round(CLIENTS / addrs.length));
+      const requests = Math.max(1000, Math.round(REQUESTS / addrs.length));
+      const before = cpuMicros(pids);
+      const mine = await Promise.all(addrs.map((a) => redisBenchmark(a.host, a.port, op, pipeline, clients, requests)));
+      const after = cpuMicros(pids);
       out.push({
         target,
         fsync,
@@ -108,19 +113,20 @@ async function benchRespTarget(target: string, fsync: string, addrs: Array<{ hos
         opsPerSec: Math.round(mine.reduce((s, r) => s + r.rps, 0)),
         p50Ms: addrs.length === 1 ? mine[0].p50 : null,
         p99Ms: addrs.length === 1 ? mine[0].p99 : null,
+        cpuUsPerOp: microsPerOp(before, after, requests * addrs.length),
       });
     }
   }
 }
 
-async function withRedis<T>(appendfsync: 'everysec' | 'always', work: (port: number) => Promise<T>): Promise<T> {
+async function withRedis<T>(appendfsync: 'everysec' | 'always', work: (port: number, pid: number | undefined) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-redis-'));
   const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', appendfsync, '--dir', dir], { stdio: 'ignore' });
   try {
     const up = await eventually(10_000, () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG');
     if (!up) throw new Error('redis-server did not start');
-    return await work(port);
+    return await work(port, child.pid);
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -189,7 +195,7 @@ async function benchJs(protocol: 'resp-js' | 'shoal-rpc-js', addr: string, fsync
         }),
       );
       const seconds = (performance.now() - start) / 1000;
-      out.push({ target: 'shoal 1 node', fsync, protocol, pipeline, op, opsPerSec: Math.round(REQUESTS / seconds), p50Ms: null, p99Ms: null });
+      out.push({ target: 'shoal 1 node', fsync, protocol, pipeline, op, opsPerSec: Math.round(REQUESTS / seconds), p50Ms: null, p99Ms: null, cpuUsPerOp: null });
     }
   } finally {
     await Promise.all(drivers.map((d) => d.close()));
@@ -215,6 +221,10 @@ function respAddrs(pc: ProcessCluster): Array<{ host: string; port: number }> {
   return [...pc.nodes.values()].map((n) => hostPort(n.resp ?? ''));
 }
 
+function pidsOf(pc: ProcessCluster): Array<number | undefined> {
+  return [...pc.nodes.values()].map((n) => n.child.pid);
+}
+
 async function main(): Promise<void> {
   if (!have('redis-benchmark')) {
     console.log('redis-benchmark is not installed (Debian: apt-get install redis-tools): nothing to measure');
@@ -226,9 +236,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const policies: Array<['everysec' | 'always', 'interval' | 'always']> = QUICK ? [['everysec', 'interval']] : [['everysec', 'interval'], ['always', 'always']];
   for (const [redisFsync, shoalFsync] of policies) {
-    if (haveRedis) await withRedis(redisFsync, (port) => benchRespTarget('redis 1 node', redisFsync, [{ host: '127.0.0.1', port }], rows));
+    if (haveRedis) await withRedis(redisFsync, (port, pid) => benchRespTarget('redis 1 node', redisFsync, [{ host: '127.0.0.1', port }], [pid], rows));
     await withShoal(1, { ...SINGLE, 'storage.fsync': shoalFsync }, async (pc) => {
-      await benchRespTarget('shoal 1 node', shoalFsync, respAddrs(pc), rows);
+      await benchRespTarget('shoal 1 node', shoalFsync, respAddrs(pc), pidsOf(pc), rows);
       const resp = [...pc.nodes.values()][0].resp ?? '';
       for (const pipeline of PIPELINES) {
         await benchJs('resp-js', resp, shoalFsync, pipeline, rows);
@@ -237,7 +247,7 @@ async function main(): Promise<void> {
     });
   }
   if (!QUICK) {
-    await withShoal(3, { 'storage.fsync': 'interval' }, (pc) => benchRespTarget('shoal 3 nodes (through all 3)', 'interval', respAddrs(pc), rows));
+    await withShoal(3, { 'storage.fsync': 'interval' }, (pc) => benchRespTarget('shoal 3 nodes (through all 3)', 'interval', respAddrs(pc), pidsOf(pc), rows));
   }
   const loadAfter = loadavg();
 
@@ -256,6 +266,8 @@ async function main(): Promise<void> {
           pipeline,
           op,
           shoalOverRedis: shoal && redis ? Math.round((shoal.opsPerSec / redis.opsPerSec) * 100) / 100 : null,
+          // CPU per request, Redis's over Shoal's: the steadier figure on a shared machine.
+          redisCpuOverShoalCpu: shoal?.cpuUsPerOp && redis?.cpuUsPerOp ? Math.round((redis.cpuUsPerOp / shoal.cpuUsPerOp) * 100) / 100 : null,
           respOverOwnProtocol: respJs && rpcJs ? Math.round((respJs.opsPerSec / rpcJs.opsPerSec) * 100) / 100 : null,
         });
       }

@@ -105,6 +105,13 @@ async function boundedMap<T, R>(items: T[], limit: number, run: (item: T) => Pro
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
 
+/** A write ClusterNode.writeValueNow applied locally: its batch's promise, and what a fallback round needs. */
+export interface LocalValueWrite {
+  readonly durable: Promise<unknown>;
+  readonly entry: Entry;
+  readonly consistency: Consistency | undefined;
+}
+
 export interface ClusterNodeOptions {
   config?: Partial<ClusterConfig>;
   store: Store;
@@ -421,6 +428,31 @@ export class ClusterNode {
       return Promise.reject(err);
     }
     return written.then(() => entry, (err: unknown) => Promise.reject(withAttemptedVersion(err, entry)));
+  }
+
+  /**
+   * writeValue's local path without a promise of its own (see RespData.writeValueNow): when this node
+   * alone takes the write (N = 1, it owns the key), stamps and applies it now and returns it with the
+   * promise its WAL batch shares; else null, having done nothing. Throws CLOSED.
+   */
+  writeValueNow(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency): LocalValueWrite | null {
+    if (this.closed) throw closedError();
+    if (!this.coordinator.writesLocally(key)) return null;
+    const entry = this.stamp(undefined);
+    entry.value = value;
+    if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
+    return { durable: this.coordinator.writeLocal(key, entry, consistency), entry, consistency };
+  }
+
+  /** writeValue's promise for a writeValueNow whose `durable` rejected with `err` (the round, or the timeout). */
+  writeValueAfter(key: string, write: LocalValueWrite, err: unknown): Promise<Entry> {
+    const entry = write.entry;
+    // The value may be a view of a receive buffer: the round may keep it (a hint), so it gets a copy.
+    if (entry.value !== null) entry.value = Buffer.from(entry.value);
+    return this.coordinator.afterLocalWrite(key, entry, write.consistency, err).then(
+      () => entry,
+      (e: unknown) => Promise.reject(withAttemptedVersion(e, entry)),
+    );
   }
 
   /** Writes a tombstone to W replicas; resolves with its version. */

@@ -51,6 +51,7 @@ export interface LocalReplica {
 }
 
 const OK_LABELS = Object.freeze({ outcome: 'ok' });
+const noop = (): void => {};
 
 export class Coordinator {
   private readonly o: CoordinatorOptions;
@@ -79,8 +80,13 @@ export class Coordinator {
    * with the same promise, so the timer and the tracking are per batch, not per write.
    */
   private guard(applied: Promise<boolean>): Promise<boolean> {
-    if (applied === this.lastApplied && this.lastGuarded !== null) return this.lastGuarded;
+    if (applied === this.lastApplied && this.lastGuarded !== null) {
+      this.lastBatchWrites.n += 1;
+      return this.lastGuarded;
+    }
     const timeoutMs = this.o.config.requestTimeoutMs;
+    // The writes of this batch: counted as acknowledged all at once when it is durable.
+    const writes = { n: 1 };
     const guarded = new Promise<boolean>((resolve, reject) => {
       const timeout = new ShoalError('TIMEOUT', `write timed out after ${timeoutMs} ms (this node's store did not make it durable)`);
       const clock = this.o.clock ?? systemClock;
@@ -92,6 +98,7 @@ export class Coordinator {
       applied.then(
         (v) => {
           clock.clearTimeout(timer);
+          this.o.metrics?.inc('cluster_writes_total', OK_LABELS, writes.n);
           resolve(v);
         },
         (err: unknown) => {
@@ -102,6 +109,7 @@ export class Coordinator {
     });
     this.lastApplied = applied;
     this.lastGuarded = guarded;
+    this.lastBatchWrites = writes;
     this.background(applied);
     return guarded;
   }
@@ -109,6 +117,7 @@ export class Coordinator {
   /** guard()'s memo: the last batch promise seen and its bounded form; the timeouts it raised. */
   private lastApplied: Promise<boolean> | null = null;
   private lastGuarded: Promise<boolean> | null = null;
+  private lastBatchWrites = { n: 0 };
   private readonly localTimeouts = new WeakSet<object>();
 
   /** Replicates `entry` (a value or a tombstone) and resolves once enough replicas hold it (WriteRound). */
@@ -117,26 +126,42 @@ export class Coordinator {
     // N from the configured replication factor (clamped to the cluster's size, never to who is alive):
     // owners missing from a shrunken ring count as failed replicas.
     const n = view.replicas();
-    const need = requiredReplies(consistency, config.writeQuorum, n);
-    const local = this.o.local;
-    if (local !== undefined && n === 1 && view.ownsKey(key)) {
-      // N = 1 and this node is the owner: no round. A failure goes to the round (with this attempt
-      // as its failed apply), which covers the owner with a hint or refuses, exactly as it would have.
-      assert.equal(need, 1, 'one replica needs one ack');
-      return this.guard(local.apply(key, entry)).then(
-        () => {
-          this.o.metrics?.inc('cluster_writes_total', OK_LABELS);
-        },
-        (err: unknown) => {
-          if (this.localTimeouts.has(err as object)) {
-            this.o.metrics?.inc('cluster_writes_total', { outcome: 'TIMEOUT' });
-            throw err;
-          }
-          return this.writeRound(key, entry, view.owners(key), n, need, consistency, err);
-        },
-      );
+    if (this.writesLocally(key)) {
+      return this.writeLocal(key, entry, consistency).then(noop, (err: unknown) => this.afterLocalWrite(key, entry, consistency, err));
     }
+    const need = requiredReplies(consistency, config.writeQuorum, n);
     return this.writeRound(key, entry, view.owners(key), n, need, consistency, undefined);
+  }
+
+  /** True when a write of `key` takes the local path: N = 1 and this node is the owner (no round). */
+  writesLocally(key: string): boolean {
+    return this.o.local !== undefined && this.o.view.replicas() === 1 && this.o.view.ownsKey(key);
+  }
+
+  /**
+   * The local path of write() (the caller checked writesLocally): applies `entry` to this node's store
+   * now. The promise settles when its WAL batch is durable under the fsync policy, or rejects TIMEOUT
+   * after requestTimeoutMs; it is one object per batch (so a caller can wait for many writes with one
+   * callback). On a rejection, afterLocalWrite does the rest of write().
+   */
+  writeLocal(key: string, entry: Entry, consistency: Consistency | undefined): Promise<boolean> {
+    const local = this.o.local;
+    assert.ok(local !== undefined, 'the local path needs the local replica');
+    assert.equal(requiredReplies(consistency, this.o.config.writeQuorum, 1), 1, 'one replica needs one ack');
+    return this.guard(local.apply(key, entry));
+  }
+
+  /**
+   * write() after writeLocal's promise rejected with `err`: a timeout stays one; any other failure goes
+   * to the round (with this attempt as its failed apply, not repeated), which covers the owner with a
+   * hint or refuses, exactly as it would have.
+   */
+  afterLocalWrite(key: string, entry: Entry, consistency: Consistency | undefined, err: unknown): Promise<void> {
+    if (this.localTimeouts.has(err as object)) {
+      this.o.metrics?.inc('cluster_writes_total', { outcome: 'TIMEOUT' });
+      return Promise.reject(err);
+    }
+    return this.writeRound(key, entry, this.o.view.owners(key), 1, 1, consistency, err);
   }
 
   /** A write as a WriteRound; `localFailure` is the error of a local apply already tried (not repeated). */

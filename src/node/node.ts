@@ -6,7 +6,7 @@
  * file is read (or seeded from security.gossipKey) before anything listens.
  */
 import { join, resolve as resolvePath } from 'node:path';
-import { ClusterNode } from '../cluster/cluster-node.js';
+import { ClusterNode, type LocalValueWrite } from '../cluster/cluster-node.js';
 import type { RpcPoolLike } from '../cluster/ports.js';
 import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import { type FsIo, nodeFsIo } from '../storage/fsio.js';
@@ -497,6 +497,12 @@ export async function startNode(config: ShoalConfig, options: StartNodeOptions =
           checkClientData();
           return startedCluster.writeValue(key, value, expiresAtMs, consistency);
         },
+        writeValueNow: (key, value, expiresAtMs, consistency) => {
+          checkClientData();
+          return startedCluster.writeValueNow(key, value, expiresAtMs, consistency);
+        },
+        // Only for a write writeValueNow took: no gate (it was let through), as a round in flight is not stopped.
+        writeValueAfter: (key, write, err) => startedCluster.writeValueAfter(key, write as LocalValueWrite, err),
         deleteKey: (key, consistency) => {
           checkClientData();
           return startedCluster.deleteKey(key, consistency);

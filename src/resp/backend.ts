@@ -19,9 +19,28 @@ export interface RespData {
    */
   readLiveNow?(key: string, consistency?: Consistency): Entry | null | undefined;
   writeValue(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency): Promise<unknown>;
+  /**
+   * writeValue without a promise of its own when this node alone takes the write (N = 1 and it owns
+   * the key): applies it to the local store now and returns a LocalWrite, whose `durable` promise
+   * settles when its WAL batch is durable and is the same object for every write of that batch (so a
+   * caller needs one callback per batch, not per write). Null: nothing done, call writeValue. `value`
+   * may be a view of a receive buffer: the store copies it, and so does writeValueAfter.
+   */
+  writeValueNow?(key: string, value: Buffer, expiresAtMs: number | undefined, consistency?: Consistency): LocalWrite | null;
+  /**
+   * What writeValue does once a LocalWrite's `durable` rejected with `err`: a timeout stays one, any
+   * other failure goes to the round (which covers the owner as it would have), without applying the
+   * write twice. Settles like writeValue's promise.
+   */
+  writeValueAfter?(key: string, write: LocalWrite, err: unknown): Promise<unknown>;
   deleteKey(key: string, consistency?: Consistency): Promise<unknown>;
   scanPage(cursor: bigint, request: ScanPageRequest): Promise<ScanPage>;
   nowMs(): number;
+}
+
+/** A write writeValueNow applied locally; opaque to the front end beyond `durable`. */
+export interface LocalWrite {
+  readonly durable: Promise<unknown>;
 }
 
 /** Figures for INFO's server, keyspace, replication and shoal sections. */

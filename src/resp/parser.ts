@@ -5,6 +5,10 @@
  * Clients send multibulk arrays (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`); telnet and nc send inline
  * commands (`GET k\r\n`), split on spaces with Redis's quoting rules.
  *
+ * The two commands that make up nearly all traffic, `GET key` and `SET key value` in multibulk form,
+ * are handed to a sink as offsets into the received bytes (`RespSink.get` / `set`), without an
+ * argument array or views: the server answers most of them without allocating for the command.
+ *
  * Limits: a whole command over `requestBytesMax`, more than `argsMax` arguments or an inline line over
  * INLINE_BYTES_MAX is a protocol error (the server answers `-ERR Protocol error: ...` and closes).
  */
@@ -14,6 +18,10 @@ import assert from 'node:assert/strict';
 export const INLINE_BYTES_MAX = 64 * 1024;
 /** Digits of a length prefix: 2^53 has 16; more is garbage. */
 const LENGTH_DIGITS_MAX = 16;
+/** length()'s answer when the CRLF has not arrived (a length is never this: at most 16 digits). */
+const INCOMPLETE_LENGTH = -Infinity;
+/** Argument offsets kept for the next command (a huge MSET's are dropped once it is parsed). */
+const OFFSETS_KEPT_MAX = 2 * 1024;
 
 const CR = 13;
 const LF = 10;
@@ -37,6 +45,40 @@ export interface ParserLimits {
 /** Marks an incomplete command: parse again once at least `needBytes` are buffered. */
 const INCOMPLETE = -1;
 
+/** Where parsed commands go, in order, as soon as each is complete. */
+export interface RespSink {
+  /** Any command, as its arguments (views into the received bytes). */
+  command(args: Buffer[]): void;
+  /** `GET key` (the name in any case): the key is `buf[keyStart, keyEnd)`. */
+  get(buf: Buffer, keyStart: number, keyEnd: number): void;
+  /** `SET key value` without options (the name in any case): offsets into `buf` as for get. */
+  set(buf: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void;
+}
+
+/** The sink of push(): every command as its arguments, GET and SET included. */
+class ArraySink implements RespSink {
+  out: Buffer[][] = [];
+  command(args: Buffer[]): void {
+    this.out.push(args);
+  }
+  get(buf: Buffer, keyStart: number, keyEnd: number): void {
+    this.out.push([GET_NAME, buf.subarray(keyStart, keyEnd)]);
+  }
+  set(buf: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void {
+    this.out.push([SET_NAME, buf.subarray(keyStart, keyEnd), buf.subarray(valueStart, valueEnd)]);
+  }
+}
+
+/** The command names a sink's get() and set() stand for, as arguments (what push() returns for them). */
+export const GET_NAME = Buffer.from('GET');
+export const SET_NAME = Buffer.from('SET');
+
+/** `buf[at, at + 3)` is `name` (three lower-case ASCII letters) in any case. */
+function isName3(buf: Buffer, at: number, c0: number, c1: number, c2: number): boolean {
+  // | 0x20 lower-cases a letter and maps no other byte onto a lower-case letter's code except that letter's capital.
+  return (buf[at] | 0x20) === c0 && (buf[at + 1] | 0x20) === c1 && (buf[at + 2] | 0x20) === c2;
+}
+
 export class RespParser {
   /** Unparsed bytes: the tail of earlier chunks (copied once) or a view of the current chunk. */
   private buf: Buffer = Buffer.alloc(0);
@@ -55,11 +97,33 @@ export class RespParser {
     return this.buf.length + this.parkedBytes;
   }
 
+  /** End of the last length parsed by length() (instance state: no tuple per length). */
+  private lengthEnd = 0;
+  /** Start and end offsets of the arguments of the command being parsed, reused across commands. */
+  private offsets: number[] = [];
+  private readonly arraySink = new ArraySink();
+
   /**
-   * Adds a chunk and returns the commands it completes, in order. Throws RespProtocolError on bad
-   * input; the stream cannot be resynchronised after that.
+   * Adds a chunk and returns the commands it completes, in order (appended to `out`). Throws
+   * RespProtocolError on bad input; the stream cannot be resynchronised after that (the commands
+   * before the bad bytes are in `out`).
    */
   push(chunk: Buffer, out: Buffer[][] = []): Buffer[][] {
+    const sink = this.arraySink;
+    sink.out = out;
+    try {
+      this.feed(chunk, sink);
+    } finally {
+      sink.out = [];
+    }
+    return out;
+  }
+
+  /**
+   * Adds a chunk and hands every command it completes to `sink`, in order, each as soon as it is
+   * parsed. Throws RespProtocolError on bad input (after handing over the commands before it).
+   */
+  feed(chunk: Buffer, sink: RespSink): void {
     if (this.buf.length === 0 && this.parkedBytes === 0) {
       this.buf = chunk;
     } else {
@@ -69,7 +133,7 @@ export class RespParser {
       if (have > this.limits.requestBytesMax) {
         throw new RespProtocolError(`request over ${this.limits.requestBytesMax} bytes`);
       }
-      if (have < this.needBytes) return out;
+      if (have < this.needBytes) return;
       this.buf = Buffer.concat([this.buf, ...this.parked], have);
       this.parked = [];
       this.parkedBytes = 0;
@@ -77,7 +141,7 @@ export class RespParser {
     let pos = 0;
     const buf = this.buf;
     while (pos < buf.length) {
-      const end = buf[pos] === STAR ? this.multibulk(buf, pos, out) : this.inline(buf, pos, out);
+      const end = buf[pos] === STAR ? this.multibulk(buf, pos, sink) : this.inline(buf, pos, sink);
       if (end === INCOMPLETE) break;
       assert.ok(end > pos, 'the parser must make progress');
       pos = end;
@@ -90,11 +154,13 @@ export class RespParser {
       this.buf = buf.subarray(pos);
       if (this.buf.length > this.limits.requestBytesMax) throw new RespProtocolError(`request over ${this.limits.requestBytesMax} bytes`);
     }
-    return out;
   }
 
-  /** Parses a decimal length ending in CRLF at `pos`; returns [value, next] or null when incomplete. */
-  private length(buf: Buffer, pos: number, what: string): [number, number] | null {
+  /**
+   * Parses a decimal length ending in CRLF at `pos`: returns the value and sets `lengthEnd` to the
+   * position after the CRLF, or returns INCOMPLETE_LENGTH when the CRLF has not arrived.
+   */
+  private length(buf: Buffer, pos: number, what: string): number {
     let value = 0;
     let i = pos;
     let negative = false;
@@ -111,38 +177,54 @@ export class RespParser {
     }
     if (i + 1 >= buf.length) {
       if (i - pos > LENGTH_DIGITS_MAX + 1) throw new RespProtocolError(`invalid ${what} length`);
-      return null;
+      return INCOMPLETE_LENGTH;
     }
     if (buf[i + 1] !== LF || i === digitsStart) throw new RespProtocolError(`invalid ${what} length`);
-    return [negative ? -value : value, i + 2];
+    this.lengthEnd = i + 2;
+    return negative ? -value : value;
   }
 
-  private multibulk(buf: Buffer, start: number, out: Buffer[][]): number {
-    const head = this.length(buf, start + 1, 'multibulk');
-    if (head === null) return this.incomplete(buf, start, buf.length + 1);
-    const [count, afterHead] = head;
+  private multibulk(buf: Buffer, start: number, sink: RespSink): number {
+    const count = this.length(buf, start + 1, 'multibulk');
+    if (count === INCOMPLETE_LENGTH) return this.incomplete(buf, start, buf.length + 1);
     if (count > this.limits.argsMax) throw new RespProtocolError(`invalid multibulk length (over ${this.limits.argsMax} arguments)`);
-    if (count <= 0) return afterHead; // "*0" and "*-1" are empty commands: skipped, as Redis does
-    const args: Buffer[] = new Array<Buffer>(count);
-    let pos = afterHead;
+    if (count <= 0) return this.lengthEnd; // "*0" and "*-1" are empty commands: skipped, as Redis does
+    const offsets = this.offsets;
+    let pos = this.lengthEnd;
     for (let n = 0; n < count; n++) {
       if (pos >= buf.length) return this.incomplete(buf, start, pos + 1);
       if (buf[pos] !== DOLLAR) throw new RespProtocolError(`expected '$', got '${String.fromCharCode(buf[pos])}'`);
-      const bulk = this.length(buf, pos + 1, 'bulk');
-      if (bulk === null) return this.incomplete(buf, start, buf.length + 1);
-      const [len, dataStart] = bulk;
+      const len = this.length(buf, pos + 1, 'bulk');
+      if (len === INCOMPLETE_LENGTH) return this.incomplete(buf, start, buf.length + 1);
       if (len < 0 || len > this.limits.requestBytesMax) throw new RespProtocolError('invalid bulk length');
+      const dataStart = this.lengthEnd;
       const dataEnd = dataStart + len;
       if (dataEnd + 2 > buf.length) return this.incomplete(buf, start, dataEnd + 2 + (count - n - 1) * 4);
       if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) throw new RespProtocolError('bulk not terminated by CRLF');
-      args[n] = buf.subarray(dataStart, dataEnd);
+      offsets[2 * n] = dataStart;
+      offsets[2 * n + 1] = dataEnd;
       pos = dataEnd + 2;
     }
-    out.push(args);
+    // The whole command is in: GET and plain SET go to the sink as offsets, the rest as views.
+    if (count <= 3 && offsets[1] - offsets[0] === 3) {
+      const name = offsets[0];
+      if (count === 2 && isName3(buf, name, 103, 101, 116)) {
+        sink.get(buf, offsets[2], offsets[3]);
+        return pos;
+      }
+      if (count === 3 && isName3(buf, name, 115, 101, 116)) {
+        sink.set(buf, offsets[2], offsets[3], offsets[4], offsets[5]);
+        return pos;
+      }
+    }
+    const args: Buffer[] = new Array<Buffer>(count);
+    for (let n = 0; n < count; n++) args[n] = buf.subarray(offsets[2 * n], offsets[2 * n + 1]);
+    if (offsets.length > OFFSETS_KEPT_MAX) this.offsets = [];
+    sink.command(args);
     return pos;
   }
 
-  private inline(buf: Buffer, start: number, out: Buffer[][]): number {
+  private inline(buf: Buffer, start: number, sink: RespSink): number {
     const lf = buf.indexOf(LF, start);
     if (lf === -1) {
       if (buf.length - start > INLINE_BYTES_MAX) throw new RespProtocolError('too big inline request');
@@ -152,7 +234,7 @@ export class RespParser {
     const lineEnd = lf > start && buf[lf - 1] === CR ? lf - 1 : lf;
     const args = splitInline(buf.subarray(start, lineEnd));
     if (args.length > this.limits.argsMax) throw new RespProtocolError(`invalid multibulk length (over ${this.limits.argsMax} arguments)`);
-    if (args.length > 0) out.push(args); // an empty line is skipped (telnet users press return)
+    if (args.length > 0) sink.command(args); // an empty line is skipped (telnet users press return)
     return lf + 1;
   }
 

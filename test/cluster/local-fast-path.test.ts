@@ -135,3 +135,41 @@ test('ownsKey agrees with owners() on every node, with more members than N and w
     }
   }
 });
+
+test('N = 1, writeValueNow (the RESP SET path): applied at once by the owner only; a refusal goes on through writeValueAfter as writeValue would, applied once', async (t) => {
+  const c = await startCluster(3, { replicationFactor: 1, writeQuorum: 1, readQuorum: 1, hintsEnabled: false });
+  t.teardown(() => c.close());
+  const keys = Array.from({ length: 300 }, (_, i) => `now-${i}`);
+  const owner = ownerOf(c, keys[0]);
+  const mine = keys.filter((k) => ownerOf(c, k) === owner).slice(0, 3);
+  const theirs = keys.find((k) => ownerOf(c, k) !== owner) as string;
+  const node = c.get(owner).node;
+  t.is(node.writeValueNow(theirs, Buffer.from('x'), undefined), null, 'a key this node does not own: nothing done');
+  t.deepEqual(c.holders(theirs), {});
+  const spy = instrument(c, owner);
+  const a = node.writeValueNow(mine[0], Buffer.from('a'), undefined);
+  const b = node.writeValueNow(mine[1], Buffer.from('b'), undefined);
+  t.truthy(a);
+  t.truthy(b);
+  // (This harness's store answers each write with its own promise; the real store's WAL batch shares one.)
+  await Promise.all([a?.durable, b?.durable]);
+  t.deepEqual(c.holders(mine[0]), { [owner]: 'a' });
+  t.deepEqual(c.holders(mine[1]), { [owner]: 'b' });
+  t.is(spy.applies(), 2);
+  // The store refuses: writeValueAfter gives writeValue's answer (the round, UNAVAILABLE with hints off), not a second apply.
+  spy.fail(new ShoalError('READ_ONLY', 'disk full (ENOSPC)'));
+  const view = Buffer.alloc(8192, 0x72).subarray(2, 9); // a view of a receive buffer (not from the pool)
+  const w = node.writeValueNow(mine[2], view, undefined);
+  if (w === null) return t.fail('the owner takes the write');
+  const failure = await w.durable.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.is((failure as ShoalError).code, 'READ_ONLY');
+  const err = await t.throwsAsync(node.writeValueAfter(mine[2], w, failure));
+  t.is((err as ShoalError).code, 'UNAVAILABLE');
+  t.regex(err?.message ?? '', /READ_ONLY/);
+  t.is(spy.applies(), 3, 'the refused write is not applied a second time by the round');
+  t.not(w.entry.value?.buffer, view.buffer, 'the round got a copy of the value, not the view');
+  t.is(w.entry.value?.toString(), 'rrrrrrr');
+});
