@@ -703,6 +703,7 @@ export class ClusterNode {
 
   /** Resolves when background work of earlier requests (late replicas, hints, repairs) has settled. */
   async idle(): Promise<void> {
+    this.view.ring(); // a ring change still settling reaches streaming now, so settled() waits for its round
     await this.streaming.settled(STREAM_SETTLE_WAIT_MS);
     await this.coordinator.idle();
     await this.readRepair.idle(this.config.requestTimeoutMs);

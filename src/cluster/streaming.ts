@@ -66,6 +66,9 @@ export class Streaming {
   private syncedRing: RingLike | null;
   private bootstrap: boolean;
   private pending: PendingSync | null = null;
+  /** Ring changes not yet applied to `pending` (see ringChanged). */
+  private pendingStale = false;
+  private ringChanges = 0;
   private timer: ClockTimer | null = null;
   private timerDueMs = 0;
   private running: Promise<void> | null = null;
@@ -97,14 +100,30 @@ export class Streaming {
   /** Ring changed: (re)start a round once the ring has been quiet for ringSettleMs. */
   ringChanged(): void {
     if (!this.o.config.streamingEnabled || this.closed) return;
-    // Mark the newly owned ranges as syncing at once, not only when the round starts.
+    // The newly owned ranges count as syncing from now on, not only when the round starts; they are
+    // worked out at the next read that asks (refreshPending), not here: a rolling start changes the
+    // ring once per joining member, and a bootstrapping node would build a base ring every time.
+    this.pendingStale = true;
+    this.ringChanges += 1;
+    this.schedule(this.o.config.ringSettleMs);
+  }
+
+  /** Ring changes heard (each restarts the settle timer; rounds run once the ring is quiet). */
+  get ringChangesHeard(): number {
+    return this.ringChanges;
+  }
+
+  /** Applies the ring changes heard since the last look to `pending` (what reads answer as syncing). */
+  private refreshPending(): void {
+    if (!this.pendingStale) return;
+    this.pendingStale = false;
     const plan = this.plan();
     if (plan) this.pending = { wanted: plan.wanted, base: plan.base, baseN: plan.baseN };
-    this.schedule(this.o.config.ringSettleMs);
   }
 
   /** True if `key` lies in a range this node is still pulling (its miss may not be final). */
   isSyncing(key: string): boolean {
+    this.refreshPending();
     const p = this.pending;
     if (!p) return false;
     const token = this.o.ringFactory.hashKey(key);
@@ -141,6 +160,7 @@ export class Streaming {
   }
 
   stats(): Record<string, unknown> {
+    this.refreshPending();
     const round = this.roundProgress?.figures();
     return {
       syncing: this.pending !== null,

@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { ShoalError } from '../errors.js';
-import { hashKey, hashString, hex64, TOKEN_SPACE, vnodeToken } from './hash.js';
+import { hashKey, hashString, hex64, vnodeToken } from './hash.js';
 import type { TokenRange } from './ranges.js';
 
 export { hashKey } from './hash.js';
@@ -144,14 +144,17 @@ export class Ring {
   private readonly zoneOfMember: Uint32Array;
   private readonly zoneCount: number;
   private readonly zoneNames: string[];
-  /** Sorted tokens, as bigints and split into high and low 32-bit halves for the search. */
-  private readonly tokens: BigUint64Array;
+  /** Sorted tokens, split into high and low 32-bit halves for the search (as bigints: `tokens`). */
   private readonly tokenHi: Uint32Array;
   private readonly tokenLo: Uint32Array;
   /** owners[i] = member index owning tokens[i]. */
   private readonly owners: Uint32Array;
   private readonly replicaTables = new Map<number, Uint32Array>();
+  /** ownership(n) per n, computed once per ring (a `members` or `stats` call asks for it each time). */
+  private readonly ownershipCache = new Map<number, Float64Array>();
   private readonly checksumHex: string;
+  /** The sorted tokens as bigints, made at first use (ranges, ownership): a rebuild only sorts. */
+  private tokensCached: BigUint64Array | null = null;
 
   private constructor(members: RingMember[], vnodes: number) {
     this.vnodes = vnodes;
@@ -165,10 +168,19 @@ export class Ring {
     this.tokenHi = merged.hi;
     this.tokenLo = merged.lo;
     this.owners = merged.owner;
-    this.tokens = new BigUint64Array(merged.hi.length);
-    for (let i = 0; i < merged.hi.length; i++) this.tokens[i] = (BigInt(merged.hi[i]) << 32n) | BigInt(merged.lo[i]);
     const canonical = sorted.map((m) => `${m.id}\u0000${m.zone ?? ''}`).join('\n');
     this.checksumHex = hex64(hashString(`shoal-ring/1;vnodes=${vnodes};\n${canonical}`));
+  }
+
+  private get tokens(): BigUint64Array {
+    if (this.tokensCached === null) {
+      const hi = this.tokenHi;
+      const lo = this.tokenLo;
+      const tokens = new BigUint64Array(hi.length);
+      for (let i = 0; i < hi.length; i++) tokens[i] = (BigInt(hi[i]) << 32n) | BigInt(lo[i]);
+      this.tokensCached = tokens;
+    }
+    return this.tokensCached;
   }
 
   /** Builds the ring of a member set. Member order does not matter; ids must be distinct. */
@@ -205,7 +217,7 @@ export class Ring {
 
   /** Number of distinct tokens on the ring. */
   get tokenCount(): number {
-    return this.tokens.length;
+    return this.tokenHi.length;
   }
 
   /** The zone of a member ('' when it has none), or undefined for a non-member. */
@@ -226,7 +238,7 @@ export class Ring {
 
   /** The n replicas of the range containing `token`, primary first. */
   replicasForToken(token: bigint, n: number): string[] {
-    if (this.tokens.length === 0) return [];
+    if (this.tokenHi.length === 0) return [];
     const width = this.width(n);
     const table = this.replicaTable(width);
     const base = this.tokenIndexFor(token) * width;
@@ -240,18 +252,28 @@ export class Ring {
    * `nodetool status` calls Owns for one replica); with n > 1 the share of all (key, replica) pairs.
    */
   ownership(n = 1): Map<string, number> {
-    const shares = new Float64Array(this.ids.length);
-    const T = this.tokens.length;
-    if (T > 0) {
-      const width = this.width(n);
-      const table = this.replicaTable(width);
-      for (let i = 0; i < T; i++) {
-        const span = T === 1 ? TOKEN_SPACE : i === 0 ? this.tokens[0] + TOKEN_SPACE - this.tokens[T - 1] : this.tokens[i] - this.tokens[i - 1];
-        const fraction = Number(span) / 2 ** 64 / width;
-        for (let r = 0; r < width; r++) shares[table[i * width + r]] += fraction;
+    let shares = this.ownershipCache.get(n);
+    if (shares === undefined) {
+      shares = new Float64Array(this.ids.length);
+      const his = this.tokenHi;
+      const los = this.tokenLo;
+      const T = his.length;
+      if (T > 0) {
+        const width = this.width(n);
+        const table = this.replicaTable(width);
+        // Spans as doubles from the 32-bit halves (exact to 2^-52 of the ring, plenty for a share).
+        const at = (i: number): number => his[i] * 2 ** 32 + los[i];
+        for (let i = 0; i < T; i++) {
+          const span = T === 1 ? 2 ** 64 : i === 0 ? at(0) + 2 ** 64 - at(T - 1) : at(i) - at(i - 1);
+          const fraction = span / 2 ** 64 / width;
+          for (let r = 0; r < width; r++) shares[table[i * width + r]] += fraction;
+        }
       }
+      if (this.ownershipCache.size >= RING_LIMITS.replicaTablesMax) this.ownershipCache.delete(this.ownershipCache.keys().next().value as number);
+      this.ownershipCache.set(n, shares);
     }
-    return new Map(this.ids.map((id, m) => [id, shares[m]]));
+    const out = shares;
+    return new Map(this.ids.map((id, m) => [id, out[m]]));
   }
 
   /**
@@ -373,7 +395,9 @@ export class Ring {
   private replicaTable(width: number): Uint32Array {
     let table = this.replicaTables.get(width);
     if (table !== undefined) return table;
-    const T = this.tokens.length;
+    // One replica: the owner of each range, whatever the zones.
+    if (width === 1) return this.owners;
+    const T = this.tokenHi.length;
     const M = this.ids.length;
     table = new Uint32Array(T * width);
     const memberStamp = new Uint32Array(M);
