@@ -485,7 +485,7 @@ async function loopDelayMaxMs(system: System, agent: Agent): Promise<number | nu
   if (system.name !== 'shoal' || agent.exited) return null;
   try {
     const res = await fetch(`http://${agent.ip}:7301/metrics`, { signal: AbortSignal.timeout(3000) });
-    const m = /^shoal_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await res.text());
+    const m = /^shoal_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/m.exec(await res.text());
     return m === null ? null : Number(m[1]) * 1000;
   } catch {
     return null;
@@ -725,6 +725,19 @@ async function rollingRun(system: System, n: number): Promise<RollingResult> {
     sampleLoad(`${system.name} rolling ${n} end`);
     const count = (re: RegExp | null) => (re === null ? null : agents.reduce((sum, a) => sum + a.log.filter((l) => re.test(l)).length, 0));
     const joinCpu = agents.map(cpuSecondsOf).filter((x): x is number => x !== null);
+    if (system.retryLine !== null) {
+      // Why streaming retried: the commonest error texts (numbers and addresses blurred).
+      const why = new Map<string, number>();
+      for (const a of agents) {
+        for (const line of a.log) {
+          if (!system.retryLine.test(line)) continue;
+          const m = /"error":"([^"]*)"/.exec(line);
+          const key = (m?.[1] ?? line.slice(0, 80)).replace(/[0-9]+(\.[0-9]+)*/g, '#');
+          why.set(key, (why.get(key) ?? 0) + 1);
+        }
+      }
+      if (why.size > 0) log(`${system.name} rolling ${n}: streaming retries by error: ${JSON.stringify([...why].sort((a, b) => b[1] - a[1]).slice(0, 5))}`);
+    }
     const loopDelays = (await Promise.all(agents.map((a) => loopDelayMaxMs(system, a)))).filter((x): x is number => x !== null);
     const out: RollingResult = {
       system: system.name, n, gapMs: ROLLING_GAP_MS, joinMs, aliveMinAtEnd: aliveMin, suspectEvents: count(system.suspectLine) ?? 0, deadEvents: count(system.deadLine) ?? 0,
