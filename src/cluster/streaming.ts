@@ -66,6 +66,8 @@ export class Streaming {
   private syncedRing: RingLike | null;
   private bootstrap: boolean;
   private pending: PendingSync | null = null;
+  /** Sources that completed a pull for the plan (base, target, n) being retried. */
+  private pulledFrom: { planKey: string; sources: Set<string> } | null = null;
   /** Ring changes not yet applied to `pending` (see ringChanged). */
   private pendingStale = false;
   private ringChanges = 0;
@@ -282,7 +284,13 @@ export class Streaming {
       }
       return;
     }
-    const sources = base.members().filter((id) => id !== self && view.isUp(id));
+    const planKey = `${base.checksum()}>${target.checksum()}/${n}`;
+    if (this.pulledFrom?.planKey !== planKey) this.pulledFrom = { planKey, sources: new Set() };
+    const pulledFrom = this.pulledFrom.sources;
+    const allSources = base.members().filter((id) => id !== self && view.isUp(id));
+    // A retry of the same plan asks only the sources that failed: a pull is idempotent, and what a
+    // source that answered receives later reaches this node as an owner (writes, hints, repair).
+    const sources = allSources.filter((id) => !pulledFrom.has(id));
     const exclude = base.members().filter((id) => id === self || !view.isUp(id));
     this.pending = { wanted, base, baseN };
     this.progress.sourcesTotal = sources.length;
@@ -303,12 +311,16 @@ export class Streaming {
       limit: config.streamBatchKeysMax,
       bytesMax: this.batchBytes,
     };
-    const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
+    const results = baseN === 0 ? [] : await Promise.all(sources.map(async (source) => {
+      const ok = await this.pull(source, request);
+      if (ok) pulledFrom.add(source);
+      return ok;
+    }));
     this.progress.rounds += 1;
     this.roundProgress.done(results.every(Boolean) ? 'done' : 'interrupted (will retry)');
     this.roundProgress = null;
     // Others in the base but none reachable: nothing could be pulled, which is not success.
-    const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
+    const ok = results.every(Boolean) && (allSources.length > 0 || base.members().every((id) => id === self));
     if (ok && view.ring().checksum() === target.checksum()) {
       this.retries = 0;
       const fromAlone = this.joinedFromAlone(base, target);
@@ -333,6 +345,7 @@ export class Streaming {
 
   private markSynced(ring: RingLike): void {
     this.pending = null;
+    this.pulledFrom = null;
     if (this.bootstrap && ring.members().length < 2) return; // alone: nobody to bootstrap from yet
     this.bootstrap = false;
     this.syncedRing = ring;

@@ -164,3 +164,28 @@ test('ring changes within ringSettleMs of each other make one streaming round, n
   t.true((stats() as unknown as { keysReceived: number }).keysReceived > 0, 'and that round pulled data');
   await c.close();
 });
+
+test('a round retried after a source failed asks only that source again', async (t) => {
+  const c = await startCluster(4);
+  await fill(c);
+  type Source = { sessions: number; emptyAnswers: number };
+  const asked = (id: string) => {
+    const s = (c.get(id).node.stats().streaming as { source: Source }).source;
+    return s.sessions + s.emptyAnswers;
+  };
+  const before = Object.fromEntries(c.ids().map((id) => [id, asked(id)]));
+  c.net.down('n2'); // unreachable, yet membership still lists it as alive: the pull from it fails
+  const joiner = await c.add('n5', { config: { streamRetryMs: 50 } });
+  const stats = () => joiner.node.stats().streaming as { rounds: number; roundsFailed: number; syncing: boolean };
+  for (let i = 0; i < 500 && stats().roundsFailed === 0; i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.true(stats().roundsFailed >= 1, 'the first round failed');
+  const afterFirst = Object.fromEntries(c.ids().map((id) => [id, asked(id)]));
+  t.deepEqual(['n1', 'n3', 'n4'].map((id) => afterFirst[id] - before[id]), [1, 1, 1], 'each reachable source was asked once');
+  c.net.up('n2');
+  for (let i = 0; i < 1000 && stats().syncing; i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.false(stats().syncing, 'the retry completed');
+  t.is(asked('n2') - before.n2, 1, 'the failed source was asked again, once it was back');
+  t.deepEqual(['n1', 'n3', 'n4'].map((id) => asked(id) - before[id]), [1, 1, 1], 'the sources that had answered were not asked again');
+  t.true(KEYS.filter((key) => joiner.node.view.owners(key).includes('n5')).every((key) => joiner.store.getEntry(key) !== undefined), 'and the joiner holds every key it owns');
+  await c.close();
+});
