@@ -517,7 +517,10 @@ export class ClusterNode {
   }
 
   private members(): unknown {
-    const ownership = this.view.ring().ownership();
+    // The ring as last settled, not settled now: `members` is what monitors poll (a harness asks every
+    // agent several times a second), and settling per call would rebuild the ring at the poll rate
+    // during a rolling start. owner/owns lag membership by at most the view's ringWaitMsMax (1 s).
+    const ownership = this.view.settledRing().ownership();
     return this.view.allMembers().map((m) => ({
       id: m.id,
       rpc: m.rpc,

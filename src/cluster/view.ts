@@ -98,6 +98,15 @@ export class ClusterView {
     return this.currentRing;
   }
 
+  /**
+   * The ring as last settled, without applying membership events still settling: at most
+   * ringWaitMsMax behind. For figures shown to operators at a poll rate (`members`), never for
+   * deciding who owns a key (ring() does that).
+   */
+  settledRing(): RingLike {
+    return this.currentRing;
+  }
+
   onRingChange(listener: RingListener): void {
     this.listeners.push(listener);
   }

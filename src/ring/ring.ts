@@ -136,6 +136,139 @@ function mergeTokens(lists: MemberTokens[]): { hi: Uint32Array; lo: Uint32Array;
   return { hi: hi.subarray(0, n), lo: lo.subarray(0, n), owner: owner.subarray(0, n) };
 }
 
+/**
+ * Rings built lately, newest first. A membership change rebuilds the ring with one member more or less,
+ * and streaming builds the ring without one member (its base): such a ring is derived from a recent one
+ * in one pass (drop the leavers' tokens, merge in the newcomers' sorted tokens) instead of sorting
+ * every token again. The result is the same as a full build (test/ring/ring.test.ts checks it).
+ */
+interface RingParts {
+  vnodes: number;
+  ids: readonly string[];
+  hi: Uint32Array;
+  lo: Uint32Array;
+  owner: Uint32Array;
+  duplicateTokens: boolean;
+}
+/** Only the token arrays (shared with the rings, so no copy), not the rings and their replica tables. */
+const recentRings: RingParts[] = [];
+const RECENT_RINGS_MAX = 2;
+/** Derive only when at most this many members differ (each newcomer's 1,024 tokens are sorted alone). */
+const DERIVE_MEMBERS_CHANGED_MAX = 8;
+
+/** Rings built by deriving from a recent one, and by sorting every token (tests, benchmarks). */
+export const ringBuildCounts = { derived: 0, sorted: 0 };
+
+/** Forgets the recent rings: the next build sorts every token (tests compare both ways). */
+export function forgetRecentRings(): void {
+  recentRings.length = 0;
+}
+
+/** A member's tokens sorted by (hi, lo), cached beside memberTokens. */
+const sortedTokenCache = new Map<string, MemberTokens>();
+
+function sortedMemberTokens(id: string, vnodes: number): MemberTokens {
+  const cacheKey = `${vnodes}\u0000${id}`;
+  let sorted = sortedTokenCache.get(cacheKey);
+  if (sorted === undefined) {
+    const raw = memberTokens(id, vnodes);
+    const order = Array.from({ length: raw.hi.length }, (_, i) => i).sort((a, b) => raw.hi[a] - raw.hi[b] || raw.lo[a] - raw.lo[b]);
+    sorted = { hi: Uint32Array.from(order, (i) => raw.hi[i]), lo: Uint32Array.from(order, (i) => raw.lo[i]) };
+    if (sortedTokenCache.size >= TOKEN_CACHE_MEMBERS_MAX) sortedTokenCache.delete(sortedTokenCache.keys().next().value as string);
+    sortedTokenCache.set(cacheKey, sorted);
+  }
+  return sorted;
+}
+
+/**
+ * The sorted tokens of the member set `ids` (sorted) from those of `previous`, or null when too many
+ * members differ. Same output as mergeTokens: sorted by (token, member index), equal tokens keep the
+ * smallest member index.
+ */
+function deriveTokens(prev: RingParts, ids: readonly string[], vnodes: number): { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } | null {
+  if (prev.ids.length === 0) return null;
+  // Old member index → new index (-1: gone); newcomers by new index.
+  const remap = new Int32Array(prev.ids.length).fill(-1);
+  const added: number[] = [];
+  let i = 0;
+  let j = 0;
+  let kept = 0;
+  while (j < ids.length) {
+    if (i < prev.ids.length && prev.ids[i] === ids[j]) {
+      remap[i++] = j++;
+      kept++;
+    } else if (i < prev.ids.length && prev.ids[i] < ids[j]) i++;
+    else added.push(j++);
+  }
+  const removed = prev.ids.length - kept;
+  if (removed + added.length > DERIVE_MEMBERS_CHANGED_MAX || kept === 0) return null;
+  // Equal tokens keep one member; if the one kept leaves, the other's token is not in `previous`.
+  if (removed > 0 && prev.duplicateTokens) return null;
+  // The newcomers' tokens, each list sorted, merged into one sorted list of (hi, lo, new index).
+  let addHi: Uint32Array = new Uint32Array(0);
+  let addLo: Uint32Array = new Uint32Array(0);
+  let addOwner: Uint32Array = new Uint32Array(0);
+  for (const m of added) {
+    const t = sortedMemberTokens(ids[m], vnodes);
+    const merged = mergeSorted(
+      { hi: addHi, lo: addLo, owner: addOwner, skip: null },
+      { hi: t.hi, lo: t.lo, owner: new Uint32Array(t.hi.length).fill(m), skip: null },
+    );
+    addHi = merged.hi;
+    addLo = merged.lo;
+    addOwner = merged.owner;
+  }
+  const oldOwner = new Uint32Array(prev.owner.length);
+  for (let k = 0; k < prev.owner.length; k++) oldOwner[k] = remap[prev.owner[k]] < 0 ? 0xffffffff : remap[prev.owner[k]];
+  return mergeSorted({ hi: prev.hi, lo: prev.lo, owner: oldOwner, skip: 0xffffffff }, { hi: addHi, lo: addLo, owner: addOwner, skip: null });
+}
+
+/**
+ * Merges two token lists sorted by (hi, lo, owner), dropping entries whose owner is `skip`, and of
+ * equal tokens keeping the smallest owner (mergeTokens' rule).
+ */
+function mergeSorted(
+  a: { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array; skip: number | null },
+  b: { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array; skip: number | null },
+): { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } {
+  const total = a.hi.length + b.hi.length;
+  const hi = new Uint32Array(total);
+  const lo = new Uint32Array(total);
+  const owner = new Uint32Array(total);
+  let n = 0;
+  let i = 0;
+  let j = 0;
+  const push = (h: number, l: number, o: number): void => {
+    if (n > 0 && hi[n - 1] === h && lo[n - 1] === l) {
+      if (o < owner[n - 1]) owner[n - 1] = o;
+      return;
+    }
+    hi[n] = h;
+    lo[n] = l;
+    owner[n] = o;
+    n++;
+  };
+  while (i < a.hi.length || j < b.hi.length) {
+    if (i < a.hi.length && a.owner[i] === a.skip) {
+      i++;
+      continue;
+    }
+    if (j < b.hi.length && b.owner[j] === b.skip) {
+      j++;
+      continue;
+    }
+    const takeA = j >= b.hi.length || (i < a.hi.length && (a.hi[i] < b.hi[j] || (a.hi[i] === b.hi[j] && (a.lo[i] < b.lo[j] || (a.lo[i] === b.lo[j] && a.owner[i] <= b.owner[j])))));
+    if (takeA) {
+      push(a.hi[i], a.lo[i], a.owner[i]);
+      i++;
+    } else {
+      push(b.hi[j], b.lo[j], b.owner[j]);
+      j++;
+    }
+  }
+  return { hi: hi.subarray(0, n), lo: lo.subarray(0, n), owner: owner.subarray(0, n) };
+}
+
 export class Ring {
   /** Vnodes per member this ring was built with. */
   readonly vnodes: number;
@@ -156,7 +289,7 @@ export class Ring {
   /** The sorted tokens as bigints, made at first use (ranges, ownership): a rebuild only sorts. */
   private tokensCached: BigUint64Array | null = null;
 
-  private constructor(members: RingMember[], vnodes: number) {
+  private constructor(members: RingMember[], vnodes: number, previous: readonly RingParts[] = []) {
     this.vnodes = vnodes;
     const sorted = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.ids = sorted.map((m) => m.id);
@@ -164,7 +297,12 @@ export class Ring {
     this.zoneCount = this.zoneNames.length;
     this.zoneOfMember = Uint32Array.from(sorted, (m) => this.zoneNames.indexOf(m.zone ?? ''));
 
-    const merged = mergeTokens(sorted.map((m) => memberTokens(m.id, vnodes)));
+    let merged: { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } | null = null;
+    for (const recent of previous) if (merged === null && recent.vnodes === vnodes) merged = deriveTokens(recent, this.ids, vnodes);
+    if (merged === null) {
+      merged = mergeTokens(sorted.map((m) => memberTokens(m.id, vnodes)));
+      ringBuildCounts.sorted += 1;
+    } else ringBuildCounts.derived += 1;
     this.tokenHi = merged.hi;
     this.tokenLo = merged.lo;
     this.owners = merged.owner;
@@ -203,7 +341,15 @@ export class Ring {
       if (seen.has(m.id)) throw new ShoalError('CONFIG', `ring member id "${m.id}" appears twice`);
       seen.add(m.id);
     }
-    return new Ring(members, vnodes);
+    const ring = new Ring(members, vnodes, recentRings);
+    recentRings.unshift(ring.parts);
+    if (recentRings.length > RECENT_RINGS_MAX) recentRings.pop();
+    return ring;
+  }
+
+  /** Sorted tokens, owners and ids, for deriving a ring that differs by a few members (deriveTokens). */
+  private get parts(): RingParts {
+    return { vnodes: this.vnodes, ids: this.ids, hi: this.tokenHi, lo: this.tokenLo, owner: this.owners, duplicateTokens: this.tokenHi.length < this.ids.length * this.vnodes };
   }
 
   /** Member ids, sorted. */
