@@ -25,6 +25,7 @@ import { entryPairs, entryToWire } from './args.js';
 import { BATCH_ITEMS_MAX, BatchAccumulator, batchBytesMax, entryWireBytes } from './batch.js';
 import type { NodeContext } from './context.js';
 import { Pacer } from './pacer.js';
+import { boundedMap } from './bounded.js';
 import { Progress } from './progress.js';
 import type { RingLike } from './ports.js';
 import { scanStore } from './scan.js';
@@ -48,6 +49,13 @@ export interface StreamingOptions extends NodeContext {
   /** Called when a round moved this node from a ring of itself alone to one with others (see above). */
   onJoinedFromAlone?: () => void;
 }
+
+/**
+ * Sources pulled from at once in a round. A new node asks every member (each is the designated source
+ * of some of its ranges); 100 connections opened at once by each of many starting members overran
+ * starved peers' accept queues and handshake timeouts during a rolling start of 100.
+ */
+const STREAM_SOURCES_IN_FLIGHT_MAX = 8;
 
 /** Polling interval of settled() while a round is due but not running. */
 const SETTLED_POLL_MS = 5;
@@ -311,11 +319,11 @@ export class Streaming {
       limit: config.streamBatchKeysMax,
       bytesMax: this.batchBytes,
     };
-    const results = baseN === 0 ? [] : await Promise.all(sources.map(async (source) => {
+    const results = baseN === 0 ? [] : await boundedMap(sources, STREAM_SOURCES_IN_FLIGHT_MAX, async (source) => {
       const ok = await this.pull(source, request);
       if (ok) pulledFrom.add(source);
       return ok;
-    }));
+    });
     this.progress.rounds += 1;
     this.roundProgress.done(results.every(Boolean) ? 'done' : 'interrupted (will retry)');
     this.roundProgress = null;
@@ -330,7 +338,10 @@ export class Streaming {
         this.o.onJoinedFromAlone?.();
       }
     } else if (ok) {
-      this.rerun = true;
+      // The ring changed during the round: its listener (ringChanged) has scheduled the next round
+      // once the ring is quiet for ringSettleMs. Not at once: during a rolling start the ring changes
+      // during nearly every round, and an immediate rerun asked every member again, round after round.
+      if (this.timer === null && !this.closed) this.schedule(config.ringSettleMs);
     } else if (this.retries >= ROUND_RETRIES_MAX) {
       this.o.logger.warn('streaming: sources unreachable, giving up; anti-entropy will fill in', { retries: this.retries });
       this.retries = 0;
