@@ -23,9 +23,11 @@
  *   "alone" after --seed-wait-ms (30 s). Then once more, serf with -rejoin (the seed always runs with
  *   -snapshot), Shoal with the same command (its data dir is what it remembers).
  * - join, started 100 ms apart (a fresh cluster): time from the last spawn until all see all.
- * Then a rolling start of --rolling agents (default 50, 100 ms apart) with default settings: join
- * time (bounded by --rolling-wait-ms), suspect and dead events logged, Shoal streaming retries, and
- * the 1-minute load average.
+ * Then a rolling start of --rolling agents (default 50, up to 100; --rolling-gap-ms apart, default 100)
+ * with default settings: join time (bounded by --rolling-wait-ms), suspect and dead events logged,
+ * Shoal streaming retries, the 1-minute load average, CPU per agent until all see all, Shoal's
+ * event-loop delay (the largest per agent, from its metrics, over the join), then idle RSS, private
+ * memory and CPU per agent, and the detection of one agent's crash.
  *
  * The partition is made with nftables in a table of the harness's own (inet shoal_bench_<pid>): the
  * two halves run under two uids; the output hook marks each packet with its socket owner's half,
@@ -34,8 +36,11 @@
  * end, on error and on SIGINT/SIGTERM. Every wait is bounded.
  *
  * Needs: root, nftables, serf (Debian's package), and `npm run build` (the agents run from dist/).
- * Flags: --sizes 10,30  --rolling 50  --systems shoal,serf  --partition-ms 20000  --seed-wait-ms 30000
- *        --rolling-wait-ms 120000  --idle-ms 10000
+ * Flags: --sizes 10,30  --rolling 50  --rolling-gap-ms 100  --systems shoal,serf  --partition-ms 20000
+ *        --seed-wait-ms 30000  --rolling-wait-ms 120000  --idle-ms 10000  --out FILE (default
+ *        bench/results/membership-real.json)  --shoal-node-args '...' (node flags of the Shoal
+ *        agents of the rolling start, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'; they are then stopped
+ *        with SIGTERM, so that the profiles are written, and not SIGKILLed).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,7 +54,6 @@ import { ShoalClient } from '../src/rpc/shoal-client.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MAIN = join(ROOT, 'dist/cli/main.js');
-const OUT = join(ROOT, 'bench/results/membership-real.json');
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -62,6 +66,10 @@ const PARTITION_MS = Number(flag('partition-ms', '20000'));
 const SEED_WAIT_MS = Number(flag('seed-wait-ms', '30000'));
 const ROLLING_WAIT_MS = Number(flag('rolling-wait-ms', '120000'));
 const IDLE_MS = Number(flag('idle-ms', '10000'));
+const ROLLING_GAP_MS = Number(flag('rolling-gap-ms', '100'));
+const OUT = flag('out', join(ROOT, 'bench/results/membership-real.json'));
+/** Node.js flags of the Shoal agents of the rolling start, space-separated ('' = none). */
+const SHOAL_NODE_ARGS = flag('shoal-node-args', '');
 const JOIN_WAIT_MS = 90_000;
 const DETECT_WAIT_MS = 60_000;
 const HEAL_WAIT_MS = 120_000;
@@ -193,7 +201,7 @@ interface System {
   prefix: string;
   gossipPort: number;
   /** Starts agent i (0 is the seed). */
-  spawn(index: number, n: number, dir: string, options?: { rejoin?: boolean }): Agent;
+  spawn(index: number, n: number, dir: string, options?: { rejoin?: boolean; nodeArgs?: string }): Agent;
   /** The agent's member list, or null when it does not answer. */
   view(agent: Agent): Promise<View | null>;
   gracefulSignal: NodeJS.Signals;
@@ -233,7 +241,7 @@ const shoal: System = {
   suspectLine: /"message":"member suspect"/,
   deadLine: /"message":"member dead"/,
   retryLine: /streaming from source failed|streaming: sources unreachable/,
-  spawn(index, n, dir) {
+  spawn(index, n, dir, options = {}) {
     const ip = `${this.prefix}.${index + 1}`;
     const id = `s${index + 1}`;
     const uid = uidOf(index, n);
@@ -247,7 +255,8 @@ const shoal: System = {
       SHOAL_NODE_GOSSIP: `${ip}:${this.gossipPort}`, SHOAL_NODE_RPC: `${ip}:7201`, SHOAL_NODE_METRICS: `${ip}:7301`,
       SHOAL_SEEDS: seed, SHOAL_LOG_FORMAT: 'json', SHOAL_LOG_LEVEL: 'info',
     };
-    const child = spawn(process.execPath, [MAIN, 'agent'], { env, uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'] });
+    const nodeArgs = (options.nodeArgs ?? '').split(' ').filter((a) => a !== '');
+    const child = spawn(process.execPath, [...nodeArgs, MAIN, 'agent'], { env, uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'] });
     return track(child, { index, id, ip, uid });
   },
   async view(agent) {
@@ -441,10 +450,12 @@ function allSeeAll(observers: Agent[], members: Agent[]): (v: Array<View | null>
   return (v) => v.every((view) => view !== null && members.every((m) => view.get(m.id) === 'alive'));
 }
 
-async function startAll(system: System, n: number, gapMs: number, dir: string): Promise<{ agents: Agent[]; lastSpawnMs: number }> {
+async function startAll(
+  system: System, n: number, gapMs: number, dir: string, nodeArgs?: string,
+): Promise<{ agents: Agent[]; lastSpawnMs: number }> {
   const agents: Agent[] = [];
   for (let i = 0; i < n; i += 1) {
-    agents.push(system.spawn(i, n, dir));
+    agents.push(system.spawn(i, n, dir, { nodeArgs }));
     if (gapMs > 0 && i < n - 1) await sleep(gapMs);
   }
   return { agents, lastSpawnMs: performance.now() };
@@ -461,9 +472,24 @@ async function stopAgent(agent: Agent, signal: NodeJS.Signals, waitMs: number): 
   }
 }
 
-async function stopAll(system: System, agents: Agent[]): Promise<void> {
+async function stopAll(system: System, agents: Agent[], signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   await system.closeViews();
-  await Promise.all(agents.map((a) => stopAgent(a, 'SIGKILL', 5000)));
+  await Promise.all(agents.map((a) => stopAgent(a, signal, signal === 'SIGKILL' ? 5000 : STOP_WAIT_MS)));
+}
+
+/**
+ * The largest event-loop delay of a Shoal agent since it was last asked (ms), from its metrics
+ * (prom-client's monitorEventLoopDelay, reset at each scrape), or null.
+ */
+async function loopDelayMaxMs(system: System, agent: Agent): Promise<number | null> {
+  if (system.name !== 'shoal' || agent.exited) return null;
+  try {
+    const res = await fetch(`http://${agent.ip}:7301/metrics`, { signal: AbortSignal.timeout(3000) });
+    const m = /^shoal_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/m.exec(await res.text());
+    return m === null ? null : Number(m[1]) * 1000;
+  } catch {
+    return null;
+  }
 }
 
 function rssMiB(agent: Agent, field = 'VmRSS'): number | null {
@@ -655,6 +681,8 @@ async function apartPhase(system: System, n: number, dir: string, result: SizeRe
 interface RollingResult {
   system: SystemName;
   n: number;
+  /** Spawned this far apart (ms). */
+  gapMs: number;
   joinMs: number | null;
   /** Fewest members an agent listed as alive at the end (n when all see all). */
   aliveMinAtEnd: number;
@@ -665,6 +693,9 @@ interface RollingResult {
   /** CPU seconds per agent (median, max) from its spawn until all saw all. */
   joinCpuSecondsMedian: number | null;
   joinCpuSecondsMax: number | null;
+  /** Shoal: the largest event-loop delay of each agent from its start until all saw all (ms): median, max. */
+  loopDelayMsMedian: number | null;
+  loopDelayMsMax: number | null;
   /** Joined, then idle for --idle-ms: RSS, private memory (RssAnon) and CPU per agent (medians). */
   rssMiBMedian: number | null;
   privateMiBMedian: number | null;
@@ -684,7 +715,7 @@ async function rollingRun(system: System, n: number): Promise<RollingResult> {
   }, 1000);
   try {
     sampleLoad(`${system.name} rolling ${n} start`);
-    const started = await startAll(system, n, 100, dir);
+    const started = await startAll(system, n, ROLLING_GAP_MS, dir, system.name === 'shoal' ? SHOAL_NODE_ARGS : undefined);
     agents = started.agents;
     let aliveMin = 0;
     const joinMs = await until(system, agents, started.lastSpawnMs, ROLLING_WAIT_MS, (v) => {
@@ -694,10 +725,25 @@ async function rollingRun(system: System, n: number): Promise<RollingResult> {
     sampleLoad(`${system.name} rolling ${n} end`);
     const count = (re: RegExp | null) => (re === null ? null : agents.reduce((sum, a) => sum + a.log.filter((l) => re.test(l)).length, 0));
     const joinCpu = agents.map(cpuSecondsOf).filter((x): x is number => x !== null);
+    if (system.retryLine !== null) {
+      // Why streaming retried: the commonest error texts (numbers and addresses blurred).
+      const why = new Map<string, number>();
+      for (const a of agents) {
+        for (const line of a.log) {
+          if (!system.retryLine.test(line)) continue;
+          const m = /"error":"([^"]*)"/.exec(line);
+          const key = (m?.[1] ?? line.slice(0, 80)).replace(/[0-9]+(\.[0-9]+)*/g, '#');
+          why.set(key, (why.get(key) ?? 0) + 1);
+        }
+      }
+      if (why.size > 0) log(`${system.name} rolling ${n}: streaming retries by error: ${JSON.stringify([...why].sort((a, b) => b[1] - a[1]).slice(0, 5))}`);
+    }
+    const loopDelays = (await Promise.all(agents.map((a) => loopDelayMaxMs(system, a)))).filter((x): x is number => x !== null);
     const out: RollingResult = {
-      system: system.name, n, joinMs, aliveMinAtEnd: aliveMin, suspectEvents: count(system.suspectLine) ?? 0, deadEvents: count(system.deadLine) ?? 0,
+      system: system.name, n, gapMs: ROLLING_GAP_MS, joinMs, aliveMinAtEnd: aliveMin, suspectEvents: count(system.suspectLine) ?? 0, deadEvents: count(system.deadLine) ?? 0,
       streamingRetries: count(system.retryLine), load1Max: round(Math.max(load1Max, loadavg()[0]), 2) ?? 0,
       joinCpuSecondsMedian: round(median(joinCpu), 2), joinCpuSecondsMax: joinCpu.length === 0 ? null : round(Math.max(...joinCpu), 2),
+      loopDelayMsMedian: round(median(loopDelays)), loopDelayMsMax: loopDelays.length === 0 ? null : round(Math.max(...loopDelays)),
       rssMiBMedian: null, privateMiBMedian: null, idleCpuPctMedian: null, crashFirstMs: null, crashAllMs: null,
     };
     if (joinMs !== null) {
@@ -729,7 +775,8 @@ async function rollingRun(system: System, n: number): Promise<RollingResult> {
     return out;
   } finally {
     clearInterval(loadTimer);
-    await stopAll(system, agents);
+    // Profiled agents write their profiles on a graceful stop only.
+    await stopAll(system, agents, system.name === 'shoal' && SHOAL_NODE_ARGS !== '' ? 'SIGTERM' : 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -796,12 +843,13 @@ async function main(): Promise<void> {
     lines.push(`| ${[label, ...SIZES.flatMap((n) => systems.map((s) => cell(sizes.find((r) => r.n === n && r.system === s.name), f)))].join(' | ')} |`);
   }
   if (rolling.length > 0) {
-    lines.push('', `| rolling start of ${ROLLING_N}, 100 ms apart | ${rolling.map((r) => r.system).join(' | ')} |`, `|---|${rolling.map(() => '---').join('|')}|`);
+    lines.push('', `| rolling start of ${ROLLING_N}, ${ROLLING_GAP_MS} ms apart | ${rolling.map((r) => r.system).join(' | ')} |`, `|---|${rolling.map(() => '---').join('|')}|`);
     lines.push(`| all see all (from the last spawn) | ${rolling.map((r) => (r.joinMs === null ? `never in ${ROLLING_WAIT_MS / 1000} s (fewest alive: ${r.aliveMinAtEnd})` : fmtMs(r.joinMs))).join(' | ')} |`);
     lines.push(`| suspect / dead events logged | ${rolling.map((r) => `${r.suspectEvents} / ${r.deadEvents}`).join(' | ')} |`);
     lines.push(`| streaming retries logged | ${rolling.map((r) => String(r.streamingRetries ?? '—')).join(' | ')} |`);
     lines.push(`| 1-min load average, max | ${rolling.map((r) => String(r.load1Max)).join(' | ')} |`);
     lines.push(`| CPU s per agent until all see all, median / max | ${rolling.map((r) => `${r.joinCpuSecondsMedian ?? '—'} / ${r.joinCpuSecondsMax ?? '—'}`).join(' | ')} |`);
+    lines.push(`| largest event-loop delay per agent until all see all, median / max (ms) | ${rolling.map((r) => (r.loopDelayMsMedian === null ? '—' : `${r.loopDelayMsMedian} / ${r.loopDelayMsMax}`)).join(' | ')} |`);
     lines.push(`| then idle: RSS / private (RssAnon) MiB per agent, median | ${rolling.map((r) => `${r.rssMiBMedian ?? '—'} / ${r.privateMiBMedian ?? '—'}`).join(' | ')} |`);
     lines.push(`| idle CPU per agent, median (% of a core) | ${rolling.map((r) => String(r.idleCpuPctMedian ?? '—')).join(' | ')} |`);
     lines.push(`| crash of one agent: first / all survivors list it dead | ${rolling.map((r) => `${fmtMs(r.crashFirstMs)} / ${fmtMs(r.crashAllMs)}`).join(' | ')} |`);
@@ -812,7 +860,7 @@ async function main(): Promise<void> {
   writeFileSync(OUT, `${JSON.stringify({
     bench: 'membership-real', startedAt, finishedAt: new Date().toISOString(), cpus: cpus().length, node: process.version,
     serf: SYSTEMS.includes('serf') ? spawnSync('serf', ['version'], { encoding: 'utf8' }).stdout.split('\n')[0] : null,
-    settings: { sizes: SIZES, rolling: ROLLING_N, partitionMs: PARTITION_MS, seedWaitMs: SEED_WAIT_MS, idleMs: IDLE_MS, probePeriodMs: PROBE_PERIOD_MS },
+    settings: { sizes: SIZES, rolling: ROLLING_N, rollingGapMs: ROLLING_GAP_MS, shoalNodeArgs: SHOAL_NODE_ARGS, partitionMs: PARTITION_MS, seedWaitMs: SEED_WAIT_MS, idleMs: IDLE_MS, probePeriodMs: PROBE_PERIOD_MS },
     sizes, rolling, loadavg: loadSamples, table: lines,
   }, null, 2)}\n`);
   process.stdout.write(`\nwrote ${OUT}\n`);

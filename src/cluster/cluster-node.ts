@@ -38,6 +38,7 @@ import { ReadRepair } from './read-repair.js';
 import { Replica } from './replica.js';
 import { StreamSource } from './stream-source.js';
 import { Streaming } from './streaming.js';
+import { boundedMap } from './bounded.js';
 import { poolTransport, withLocal, type PoolTransport } from './transport.js';
 import { BATCH_OP, runBatch } from './peer-batch.js';
 import { ClusterView } from './view.js';
@@ -87,20 +88,6 @@ const SCAN_OP_LIMIT_DEFAULT = 100;
 const SCAN_OP_LIMIT_MAX = 1000;
 /** Values of one `scan` page read at once. */
 const SCAN_OP_READS_IN_FLIGHT = 16;
-
-/** `run` over `items` with at most `limit` in flight; results in the items' order. */
-async function boundedMap<T, R>(items: T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await run(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /** Longest TTL a client may ask for (100 years): beyond it is a unit mistake, not an intention. */
 const TTL_MS_MAX = 100 * 365 * 86_400_000;
@@ -558,7 +545,10 @@ export class ClusterNode {
   }
 
   private members(): unknown {
-    const ownership = this.view.ring().ownership();
+    // The ring as last settled, not settled now: `members` is what monitors poll (a harness asks every
+    // agent several times a second), and settling per call would rebuild the ring at the poll rate
+    // during a rolling start. owner/owns lag membership by at most the view's ringWaitMsMax (1 s).
+    const ownership = this.view.settledRing().ownership();
     return this.view.allMembers().map((m) => ({
       id: m.id,
       rpc: m.rpc,
@@ -751,6 +741,7 @@ export class ClusterNode {
 
   /** Resolves when background work of earlier requests (late replicas, hints, repairs) has settled. */
   async idle(): Promise<void> {
+    this.view.ring(); // a ring change still settling reaches streaming now, so settled() waits for its round
     await this.streaming.settled(STREAM_SETTLE_WAIT_MS);
     await this.coordinator.idle();
     await this.readRepair.idle(this.config.requestTimeoutMs);

@@ -17,7 +17,7 @@ import { RangeSet, rangeFromWire } from '../ring/ranges.js';
 import type { Store } from '../storage/types.js';
 import type { Args } from './args.js';
 import { entryToWire, int, optInt, str, strArray } from './args.js';
-import type { RingFactory } from './ports.js';
+import type { RingFactory, RingLike } from './ports.js';
 import { BATCH_ITEMS_MAX, entryWireBytes, keysOnlyMutant } from './batch.js';
 import { scanStore } from './scan.js';
 /** Most ranges or base members a stream request may name. */
@@ -47,7 +47,7 @@ export class StreamSource {
   private readonly clock: Clock;
   private readonly sessions = new Map<string, Session>();
   private sessionSeq = 0;
-  private readonly counters = { sessions: 0, keysSent: 0, bytesSent: 0 };
+  private readonly counters = { sessions: 0, emptyAnswers: 0, keysSent: 0, bytesSent: 0 };
 
   constructor(options: StreamSourceOptions) {
     this.o = options;
@@ -72,7 +72,14 @@ export class StreamSource {
       if (this.sessions.size >= this.o.sessionsMax) {
         throw new ShoalError('TOO_MANY_REQUESTS', `${this.sessions.size} stream sessions open (limit ${this.o.sessionsMax})`);
       }
-      session = { keys: await this.matchingKeys(args), position: 0, lastUsedMs: this.clock.monotonicMs() };
+      const keys = await this.matchingKeys(args);
+      if (keys.length === 0) {
+        // Nothing to send (an empty store, or no key in the wanted ranges): done at once, no session
+        // to open, page or expire. A rolling start asks every member; this keeps that answer cheap.
+        this.counters.emptyAnswers += 1;
+        return { session: null, entries: [], done: true, total: 0 };
+      }
+      session = { keys, position: 0, lastUsedMs: this.clock.monotonicMs() };
       id = this.newSessionId();
       this.sessions.set(id, session);
       this.counters.sessions += 1;
@@ -101,7 +108,7 @@ export class StreamSource {
     return { session: id, entries, done, total: session.keys.length };
   }
 
-  stats(): { open: number; sessions: number; keysSent: number; bytesSent: number } {
+  stats(): { open: number; sessions: number; emptyAnswers: number; keysSent: number; bytesSent: number } {
     return { open: this.sessions.size, ...this.counters };
   }
 
@@ -114,18 +121,19 @@ export class StreamSource {
     if (!Array.isArray(args.ranges) || args.ranges.length > STREAM_LIST_MAX) throw new ShoalError('BAD_REQUEST', `${op}: "ranges" must be an array`);
     if (!Array.isArray(args.base) || args.base.length > STREAM_LIST_MAX) throw new ShoalError('BAD_REQUEST', `${op}: "base" must be an array`);
     const wanted = new RangeSet(args.ranges.map((r) => rangeFromWire(r)));
-    const base = this.o.ringFactory.build(
-      args.base.map((m) => {
-        const member = m as Args;
-        const id = str(op, member, 'id');
-        return typeof member.zone === 'string' ? { id, zone: member.zone } : { id };
-      }),
-      { vnodes },
-    );
+    const baseMembers = args.base.map((m) => {
+      const member = m as Args;
+      const id = str(op, member, 'id');
+      return typeof member.zone === 'string' ? { id, zone: member.zone } : { id };
+    });
+    // Built at the first key in a wanted range: a store with no such key (a rolling start's empty
+    // stores) never pays for a ring of every member's vnodes.
+    let base: RingLike | null = null;
     const keys: string[] = [];
     const visit = (key: string): void => {
       const token = this.o.ringFactory.hashKey(key);
       if (!wanted.has(token)) return;
+      base ??= this.o.ringFactory.build(baseMembers, { vnodes });
       const owners = base.replicasForToken(token, n);
       if (owners.includes(puller)) return; // the puller already had it
       if (owners.find((id) => !exclude.has(id)) === this.o.selfId) keys.push(key);

@@ -25,6 +25,7 @@ import { entryPairs, entryToWire } from './args.js';
 import { BATCH_ITEMS_MAX, BatchAccumulator, batchBytesMax, entryWireBytes } from './batch.js';
 import type { NodeContext } from './context.js';
 import { Pacer } from './pacer.js';
+import { boundedMap } from './bounded.js';
 import { Progress } from './progress.js';
 import type { RingLike } from './ports.js';
 import { scanStore } from './scan.js';
@@ -49,6 +50,13 @@ export interface StreamingOptions extends NodeContext {
   onJoinedFromAlone?: () => void;
 }
 
+/**
+ * Sources pulled from at once in a round. A new node asks every member (each is the designated source
+ * of some of its ranges); 100 connections opened at once by each of many starting members overran
+ * starved peers' accept queues and handshake timeouts during a rolling start of 100.
+ */
+const STREAM_SOURCES_IN_FLIGHT_MAX = 8;
+
 /** Polling interval of settled() while a round is due but not running. */
 const SETTLED_POLL_MS = 5;
 
@@ -66,6 +74,11 @@ export class Streaming {
   private syncedRing: RingLike | null;
   private bootstrap: boolean;
   private pending: PendingSync | null = null;
+  /** Sources that completed a pull for the plan (base, target, n) being retried. */
+  private pulledFrom: { planKey: string; sources: Set<string> } | null = null;
+  /** Ring changes not yet applied to `pending` (see ringChanged). */
+  private pendingStale = false;
+  private ringChanges = 0;
   private timer: ClockTimer | null = null;
   private timerDueMs = 0;
   private running: Promise<void> | null = null;
@@ -97,14 +110,30 @@ export class Streaming {
   /** Ring changed: (re)start a round once the ring has been quiet for ringSettleMs. */
   ringChanged(): void {
     if (!this.o.config.streamingEnabled || this.closed) return;
-    // Mark the newly owned ranges as syncing at once, not only when the round starts.
+    // The newly owned ranges count as syncing from now on, not only when the round starts; they are
+    // worked out at the next read that asks (refreshPending), not here: a rolling start changes the
+    // ring once per joining member, and a bootstrapping node would build a base ring every time.
+    this.pendingStale = true;
+    this.ringChanges += 1;
+    this.schedule(this.o.config.ringSettleMs);
+  }
+
+  /** Ring changes heard (each restarts the settle timer; rounds run once the ring is quiet). */
+  get ringChangesHeard(): number {
+    return this.ringChanges;
+  }
+
+  /** Applies the ring changes heard since the last look to `pending` (what reads answer as syncing). */
+  private refreshPending(): void {
+    if (!this.pendingStale) return;
+    this.pendingStale = false;
     const plan = this.plan();
     if (plan) this.pending = { wanted: plan.wanted, base: plan.base, baseN: plan.baseN };
-    this.schedule(this.o.config.ringSettleMs);
   }
 
   /** True if `key` lies in a range this node is still pulling (its miss may not be final). */
   isSyncing(key: string): boolean {
+    this.refreshPending();
     const p = this.pending;
     if (!p) return false;
     const token = this.o.ringFactory.hashKey(key);
@@ -141,6 +170,7 @@ export class Streaming {
   }
 
   stats(): Record<string, unknown> {
+    this.refreshPending();
     const round = this.roundProgress?.figures();
     return {
       syncing: this.pending !== null,
@@ -268,7 +298,13 @@ export class Streaming {
       }
       return;
     }
-    const sources = base.members().filter((id) => id !== self && view.isUp(id));
+    const planKey = `${base.checksum()}>${target.checksum()}/${n}`;
+    if (this.pulledFrom?.planKey !== planKey) this.pulledFrom = { planKey, sources: new Set() };
+    const pulledFrom = this.pulledFrom.sources;
+    const allSources = base.members().filter((id) => id !== self && view.isUp(id));
+    // A retry of the same plan asks only the sources that failed: a pull is idempotent, and what a
+    // source that answered receives later reaches this node as an owner (writes, hints, repair).
+    const sources = allSources.filter((id) => !pulledFrom.has(id));
     const exclude = base.members().filter((id) => id === self || !view.isUp(id));
     this.pending = { wanted, base, baseN };
     this.progress.sourcesTotal = sources.length;
@@ -289,12 +325,16 @@ export class Streaming {
       limit: config.streamBatchKeysMax,
       bytesMax: this.batchBytes,
     };
-    const results = baseN === 0 ? [] : await Promise.all(sources.map((source) => this.pull(source, request)));
+    const results = baseN === 0 ? [] : await boundedMap(sources, STREAM_SOURCES_IN_FLIGHT_MAX, async (source) => {
+      const ok = await this.pull(source, request);
+      if (ok) pulledFrom.add(source);
+      return ok;
+    });
     this.progress.rounds += 1;
     this.roundProgress.done(results.every(Boolean) ? 'done' : 'interrupted (will retry)');
     this.roundProgress = null;
     // Others in the base but none reachable: nothing could be pulled, which is not success.
-    const ok = results.every(Boolean) && (sources.length > 0 || base.members().every((id) => id === self));
+    const ok = results.every(Boolean) && (allSources.length > 0 || base.members().every((id) => id === self));
     if (ok && view.ring().checksum() === target.checksum()) {
       this.retries = 0;
       const fromAlone = this.joinedFromAlone(base, target);
@@ -304,7 +344,10 @@ export class Streaming {
         this.o.onJoinedFromAlone?.();
       }
     } else if (ok) {
-      this.rerun = true;
+      // The ring changed during the round: its listener (ringChanged) has scheduled the next round
+      // once the ring is quiet for ringSettleMs. Not at once: during a rolling start the ring changes
+      // during nearly every round, and an immediate rerun asked every member again, round after round.
+      if (this.timer === null && !this.closed) this.schedule(config.ringSettleMs);
     } else if (this.retries >= ROUND_RETRIES_MAX) {
       this.o.logger.warn('streaming: sources unreachable, giving up; anti-entropy will fill in', { retries: this.retries });
       this.retries = 0;
@@ -319,6 +362,7 @@ export class Streaming {
 
   private markSynced(ring: RingLike): void {
     this.pending = null;
+    this.pulledFrom = null;
     if (this.bootstrap && ring.members().length < 2) return; // alone: nobody to bootstrap from yet
     this.bootstrap = false;
     this.syncedRing = ring;

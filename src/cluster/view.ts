@@ -7,9 +7,12 @@
  * not own. The ring is rebuilt whenever the owner set changes and listeners see (old, new).
  *
  * Ring changes are settled and coalesced: a membership event only marks the ring stale, and the
- * ring is rebuilt once per burst (a push-pull that brings 100 members is 100 events in one task), on
- * the next turn of the event loop or at once when someone reads it (ring(), owners(), …), so reads
- * are never stale. Listeners hear one (old, new) per burst, not one per event.
+ * ring is rebuilt once per burst, when no event has come for ringQuietMs (and at most ringWaitMsMax
+ * after the first), or at once when someone reads it (ring(), owners(), …), so reads are never stale.
+ * Listeners hear one (old, new) per burst, not one per event. A push-pull that brings 100 members is
+ * 100 events in one task; a rolling start brings one member every 100 ms for a minute, and a rebuild
+ * per member (a ring of 1,024 vnodes per member, ~10 ms at 100 members, and the replica tables and
+ * ownership on top) starved the event loops the probes run on (docs/MEMBERSHIP.md).
  *
  * The replication factor N is never clamped to the members that happen to be alive: only to the size
  * of the cluster, the members it has (alive, suspect or dead, in this view or persisted as known by
@@ -31,10 +34,21 @@ export interface ViewOptions {
   deadOwnerGraceMs: number;
   /** Dead-owner grace is measured on its monotonic time; its timers settle the ring. Default systemClock. */
   clock?: Clock;
+  /** Rebuild the ring once no membership event came for this long. Default VIEW_DEFAULTS.ringQuietMs. */
+  ringQuietMs?: number;
+  /** …and at most this long after the first event of a burst. Default VIEW_DEFAULTS.ringWaitMsMax. */
+  ringWaitMsMax?: number;
   logger: Logger;
 }
 
 export type RingListener = (oldRing: RingLike, newRing: RingLike) => void;
+
+export const VIEW_DEFAULTS = {
+  /** A join gossips a few events within a probe period; 200 ms takes a burst in and is short beside it. */
+  ringQuietMs: 200,
+  /** Under steady churn (a rolling start) still rebuild once a second: listeners (streaming) act late by at most this. */
+  ringWaitMsMax: 1_000,
+} as const;
 
 export class ClusterView {
   readonly selfId: string;
@@ -53,12 +67,21 @@ export class ClusterView {
   /** Events since the ring was last settled (see settleRing), and the first one's type for the log. */
   private ringStaleEvents = 0;
   private ringStaleReason = '';
-  private settleImmediate: ClockTimer | null = null;
+  private settleTimer: ClockTimer | null = null;
+  /** Monotonic time of the first event since the last settle (bounds the wait by ringWaitMsMax). */
+  private ringStaleSinceMs = 0;
+  private readonly ringQuietMs: number;
+  private readonly ringWaitMsMax: number;
+  /** Rings built for membership changes (not ringWithoutSelf or other callers of buildRing). */
+  private ringRebuilds = 0;
   private readonly onEvent = (e: MembershipEventInfo): void => this.handleEvent(e);
 
   constructor(opts: ViewOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
+    this.ringQuietMs = opts.ringQuietMs ?? VIEW_DEFAULTS.ringQuietMs;
+    this.ringWaitMsMax = opts.ringWaitMsMax ?? VIEW_DEFAULTS.ringWaitMsMax;
+    assert.ok(this.ringQuietMs >= 0 && this.ringWaitMsMax >= this.ringQuietMs, 'ring settle: 0 ≤ ringQuietMs ≤ ringWaitMsMax');
     this.selfId = opts.membership.self().id;
     this.track(opts.membership.self());
     // Members already dead (a join's push-pull can teach them before the view exists): grace from their death.
@@ -72,6 +95,15 @@ export class ClusterView {
 
   ring(): RingLike {
     this.settleRing();
+    return this.currentRing;
+  }
+
+  /**
+   * The ring as last settled, without applying membership events still settling: at most
+   * ringWaitMsMax behind. For figures shown to operators at a poll rate (`members`), never for
+   * deciding who owns a key (ring() does that).
+   */
+  settledRing(): RingLike {
     return this.currentRing;
   }
 
@@ -217,8 +249,8 @@ export class ClusterView {
   close(): void {
     this.clock.clearTimeout(this.graceTimer);
     this.graceTimer = null;
-    this.clock.clearImmediate(this.settleImmediate);
-    this.settleImmediate = null;
+    this.clock.clearTimeout(this.settleTimer);
+    this.settleTimer = null;
     this.opts.membership.off?.('event', this.onEvent);
   }
 
@@ -276,16 +308,29 @@ export class ClusterView {
     this.markRingStale(e.type);
   }
 
-  /** The ring may have changed: rebuild it once, on the next turn or at the next read, whichever is first. */
+  /** Rings rebuilt for membership changes so far (tests, stats). */
+  get ringRebuildCount(): number {
+    return this.ringRebuilds;
+  }
+
+  /**
+   * The ring may have changed: rebuild it once the events have been quiet for ringQuietMs (at most
+   * ringWaitMsMax after the first), or at the next read, whichever is first.
+   */
   private markRingStale(reason: string): void {
-    if (this.ringStaleEvents === 0) this.ringStaleReason = reason;
-    this.ringStaleEvents += 1;
-    if (this.settleImmediate === null) {
-      this.settleImmediate = this.clock.setImmediate(() => {
-        this.settleImmediate = null;
-        this.settleRing();
-      });
+    const now = this.clock.monotonicMs();
+    if (this.ringStaleEvents === 0) {
+      this.ringStaleReason = reason;
+      this.ringStaleSinceMs = now;
     }
+    this.ringStaleEvents += 1;
+    const delayMs = Math.max(0, Math.min(this.ringQuietMs, this.ringStaleSinceMs + this.ringWaitMsMax - now));
+    this.clock.clearTimeout(this.settleTimer);
+    this.settleTimer = this.clock.setTimeout(() => {
+      this.settleTimer = null;
+      this.settleRing();
+    }, delayMs);
+    this.settleTimer.unref();
   }
 
   /** Applies the events since the last settle: one owner check, one rebuild, one notification. */
@@ -293,6 +338,8 @@ export class ClusterView {
     if (this.ringStaleEvents === 0) return;
     const events = this.ringStaleEvents;
     this.ringStaleEvents = 0;
+    this.clock.clearTimeout(this.settleTimer);
+    this.settleTimer = null;
     this.rebuildIfChanged(events === 1 ? this.ringStaleReason : `${this.ringStaleReason} (+${events - 1} events)`);
     this.scheduleGraceCheck();
   }
@@ -309,6 +356,7 @@ export class ClusterView {
     const oldRing = this.currentRing;
     this.ownerKey = signature;
     this.currentRing = this.buildRing(this.ownerIds());
+    this.ringRebuilds += 1;
     this.opts.logger.info('ring changed', { reason, owners: this.currentRing.members().length, checksum: this.currentRing.checksum() });
     for (const listener of this.listeners) listener(oldRing, this.currentRing);
   }

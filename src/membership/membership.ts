@@ -186,6 +186,8 @@ function gossipSeal(options: MembershipOptions, config: MembershipConfig): Gossi
 export class Membership {
   private readonly emitter = new EventEmitter();
   private timer: ClockTimer | null = null;
+  /** The core's tick, due once the loop has read its sockets (see schedule). */
+  private tickImmediate: ClockTimer | null = null;
   private stopped = false;
   private persistedIncarnation: number;
   private persisting: Promise<void> = Promise.resolve();
@@ -428,6 +430,8 @@ export class Membership {
     if (this.stopped) return;
     this.stopped = true;
     this.clock.clearTimeout(this.timer);
+    this.clock.clearImmediate(this.tickImmediate);
+    this.tickImmediate = null;
     this.timer = null;
     this.clock.clearTimeout(this.seedTimer);
     this.seedTimer = null;
@@ -769,7 +773,15 @@ export class Membership {
     const delayMs = Math.min(TIMER_SLEEP_MS_MAX, Math.max(0, this.core.nextDeadlineMs() - this.now()));
     this.timer = this.clock.setTimeout(() => {
       this.timer = null;
-      this.apply(this.core.tick(this.now()));
+      // Deadlines are judged after the datagrams that have already arrived. Timers run before the
+      // event loop reads its sockets, so after a stall (a long task, CPU starvation on a loaded host)
+      // an ack waiting in the socket buffer would count as missed and its sender be suspected. An
+      // immediate runs right after the loop's poll phase, which reads them first.
+      if (this.tickImmediate !== null || this.stopped) return;
+      this.tickImmediate = this.clock.setImmediate(() => {
+        this.tickImmediate = null;
+        if (!this.stopped) this.apply(this.core.tick(this.now()));
+      });
     }, Math.ceil(delayMs));
   }
 }

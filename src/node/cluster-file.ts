@@ -4,7 +4,8 @@
  * per-node `config`). `shoal agent --config F --node ID` takes one node from it; `shoal local` and
  * the CLI's default address read it too.
  */
-import { Ajv, type JSONSchemaType } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import { lazyValidator } from './schema.js';
 import { ShoalError } from '../errors.js';
 import { ADDRESS_PATTERN, SEED_PATTERN } from './config-schema.js';
 
@@ -32,7 +33,7 @@ export interface ClusterFile {
 
 const address = { type: 'string', pattern: ADDRESS_PATTERN } as const;
 
-const clusterFileSchema: JSONSchemaType<ClusterFile> = {
+export const clusterFileSchema: JSONSchemaType<ClusterFile> = {
   type: 'object',
   additionalProperties: false,
   required: ['nodes'],
@@ -64,7 +65,7 @@ const clusterFileSchema: JSONSchemaType<ClusterFile> = {
   },
 };
 
-const validate = new Ajv({ allErrors: false, strict: true }).compile(clusterFileSchema);
+const clusterFileValidator = lazyValidator<ClusterFile>(clusterFileSchema);
 
 function fail(path: string, problem: string): never {
   throw new ShoalError('CONFIG', `invalid cluster file ${path}: ${problem}`, { field: 'config' });
@@ -78,6 +79,7 @@ export function parseClusterFile(path: string, text: string): ClusterFile {
   } catch (err) {
     fail(path, `not valid JSON (${(err as Error).message})`);
   }
+  const validate = clusterFileValidator();
   if (!validate(json)) {
     const err = (validate.errors ?? [])[0];
     const params = err.params as Record<string, unknown>;

@@ -7,7 +7,8 @@
  * value came from. See docs/CONFIG.md.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { lazyValidator } from './schema.js';
 import { resolveClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ShoalError } from '../errors.js';
 import { resolveMembershipConfig, type MembershipConfig } from '../membership/config.js';
@@ -237,8 +238,7 @@ function schemaError(err: ErrorObject, root: Json, origins: Map<string, string>)
   return configError(field, problem, originOf(origins, field));
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true });
-const validateSchema = ajv.compile<ShoalConfig>(configSchema);
+const configValidator = lazyValidator<ShoalConfig>(configSchema);
 
 /** Ports must fit in 16 bits; the schema's pattern only bounds the digit count. */
 function addressProblems(config: ShoalConfig): Array<{ field: string; problem: string }> {
@@ -270,6 +270,7 @@ function addressProblems(config: ShoalConfig): Array<{ field: string; problem: s
 
 /** Validates a complete config object; throws ShoalError('CONFIG') with one line on the first problem. */
 export function validateConfig(candidate: unknown, origins = new Map<string, string>()): ShoalConfig {
+  const validateSchema = configValidator();
   if (!validateSchema(candidate)) {
     throw schemaError((validateSchema.errors ?? [])[0], candidate as Json, origins);
   }

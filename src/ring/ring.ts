@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { ShoalError } from '../errors.js';
-import { hashKey, hashString, hex64, TOKEN_SPACE, vnodeToken } from './hash.js';
+import { hashKey, hashString, hex64, vnodeToken } from './hash.js';
 import type { TokenRange } from './ranges.js';
 
 export { hashKey } from './hash.js';
@@ -136,6 +136,139 @@ function mergeTokens(lists: MemberTokens[]): { hi: Uint32Array; lo: Uint32Array;
   return { hi: hi.subarray(0, n), lo: lo.subarray(0, n), owner: owner.subarray(0, n) };
 }
 
+/**
+ * Rings built lately, newest first. A membership change rebuilds the ring with one member more or less,
+ * and streaming builds the ring without one member (its base): such a ring is derived from a recent one
+ * in one pass (drop the leavers' tokens, merge in the newcomers' sorted tokens) instead of sorting
+ * every token again. The result is the same as a full build (test/ring/ring.test.ts checks it).
+ */
+interface RingParts {
+  vnodes: number;
+  ids: readonly string[];
+  hi: Uint32Array;
+  lo: Uint32Array;
+  owner: Uint32Array;
+  duplicateTokens: boolean;
+}
+/** Only the token arrays (shared with the rings, so no copy), not the rings and their replica tables. */
+const recentRings: RingParts[] = [];
+const RECENT_RINGS_MAX = 2;
+/** Derive only when at most this many members differ (each newcomer's 1,024 tokens are sorted alone). */
+const DERIVE_MEMBERS_CHANGED_MAX = 8;
+
+/** Rings built by deriving from a recent one, and by sorting every token (tests, benchmarks). */
+export const ringBuildCounts = { derived: 0, sorted: 0 };
+
+/** Forgets the recent rings: the next build sorts every token (tests compare both ways). */
+export function forgetRecentRings(): void {
+  recentRings.length = 0;
+}
+
+/** A member's tokens sorted by (hi, lo), cached beside memberTokens. */
+const sortedTokenCache = new Map<string, MemberTokens>();
+
+function sortedMemberTokens(id: string, vnodes: number): MemberTokens {
+  const cacheKey = `${vnodes}\u0000${id}`;
+  let sorted = sortedTokenCache.get(cacheKey);
+  if (sorted === undefined) {
+    const raw = memberTokens(id, vnodes);
+    const order = Array.from({ length: raw.hi.length }, (_, i) => i).sort((a, b) => raw.hi[a] - raw.hi[b] || raw.lo[a] - raw.lo[b]);
+    sorted = { hi: Uint32Array.from(order, (i) => raw.hi[i]), lo: Uint32Array.from(order, (i) => raw.lo[i]) };
+    if (sortedTokenCache.size >= TOKEN_CACHE_MEMBERS_MAX) sortedTokenCache.delete(sortedTokenCache.keys().next().value as string);
+    sortedTokenCache.set(cacheKey, sorted);
+  }
+  return sorted;
+}
+
+/**
+ * The sorted tokens of the member set `ids` (sorted) from those of `previous`, or null when too many
+ * members differ. Same output as mergeTokens: sorted by (token, member index), equal tokens keep the
+ * smallest member index.
+ */
+function deriveTokens(prev: RingParts, ids: readonly string[], vnodes: number): { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } | null {
+  if (prev.ids.length === 0) return null;
+  // Old member index → new index (-1: gone); newcomers by new index.
+  const remap = new Int32Array(prev.ids.length).fill(-1);
+  const added: number[] = [];
+  let i = 0;
+  let j = 0;
+  let kept = 0;
+  while (j < ids.length) {
+    if (i < prev.ids.length && prev.ids[i] === ids[j]) {
+      remap[i++] = j++;
+      kept++;
+    } else if (i < prev.ids.length && prev.ids[i] < ids[j]) i++;
+    else added.push(j++);
+  }
+  const removed = prev.ids.length - kept;
+  if (removed + added.length > DERIVE_MEMBERS_CHANGED_MAX || kept === 0) return null;
+  // Equal tokens keep one member; if the one kept leaves, the other's token is not in `previous`.
+  if (removed > 0 && prev.duplicateTokens) return null;
+  // The newcomers' tokens, each list sorted, merged into one sorted list of (hi, lo, new index).
+  let addHi: Uint32Array = new Uint32Array(0);
+  let addLo: Uint32Array = new Uint32Array(0);
+  let addOwner: Uint32Array = new Uint32Array(0);
+  for (const m of added) {
+    const t = sortedMemberTokens(ids[m], vnodes);
+    const merged = mergeSorted(
+      { hi: addHi, lo: addLo, owner: addOwner, skip: null },
+      { hi: t.hi, lo: t.lo, owner: new Uint32Array(t.hi.length).fill(m), skip: null },
+    );
+    addHi = merged.hi;
+    addLo = merged.lo;
+    addOwner = merged.owner;
+  }
+  const oldOwner = new Uint32Array(prev.owner.length);
+  for (let k = 0; k < prev.owner.length; k++) oldOwner[k] = remap[prev.owner[k]] < 0 ? 0xffffffff : remap[prev.owner[k]];
+  return mergeSorted({ hi: prev.hi, lo: prev.lo, owner: oldOwner, skip: 0xffffffff }, { hi: addHi, lo: addLo, owner: addOwner, skip: null });
+}
+
+/**
+ * Merges two token lists sorted by (hi, lo, owner), dropping entries whose owner is `skip`, and of
+ * equal tokens keeping the smallest owner (mergeTokens' rule).
+ */
+function mergeSorted(
+  a: { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array; skip: number | null },
+  b: { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array; skip: number | null },
+): { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } {
+  const total = a.hi.length + b.hi.length;
+  const hi = new Uint32Array(total);
+  const lo = new Uint32Array(total);
+  const owner = new Uint32Array(total);
+  let n = 0;
+  let i = 0;
+  let j = 0;
+  const push = (h: number, l: number, o: number): void => {
+    if (n > 0 && hi[n - 1] === h && lo[n - 1] === l) {
+      if (o < owner[n - 1]) owner[n - 1] = o;
+      return;
+    }
+    hi[n] = h;
+    lo[n] = l;
+    owner[n] = o;
+    n++;
+  };
+  while (i < a.hi.length || j < b.hi.length) {
+    if (i < a.hi.length && a.owner[i] === a.skip) {
+      i++;
+      continue;
+    }
+    if (j < b.hi.length && b.owner[j] === b.skip) {
+      j++;
+      continue;
+    }
+    const takeA = j >= b.hi.length || (i < a.hi.length && (a.hi[i] < b.hi[j] || (a.hi[i] === b.hi[j] && (a.lo[i] < b.lo[j] || (a.lo[i] === b.lo[j] && a.owner[i] <= b.owner[j])))));
+    if (takeA) {
+      push(a.hi[i], a.lo[i], a.owner[i]);
+      i++;
+    } else {
+      push(b.hi[j], b.lo[j], b.owner[j]);
+      j++;
+    }
+  }
+  return { hi: hi.subarray(0, n), lo: lo.subarray(0, n), owner: owner.subarray(0, n) };
+}
+
 export class Ring {
   /** Vnodes per member this ring was built with. */
   readonly vnodes: number;
@@ -144,16 +277,19 @@ export class Ring {
   private readonly zoneOfMember: Uint32Array;
   private readonly zoneCount: number;
   private readonly zoneNames: string[];
-  /** Sorted tokens, as bigints and split into high and low 32-bit halves for the search. */
-  private readonly tokens: BigUint64Array;
+  /** Sorted tokens, split into high and low 32-bit halves for the search (as bigints: `tokens`). */
   private readonly tokenHi: Uint32Array;
   private readonly tokenLo: Uint32Array;
   /** owners[i] = member index owning tokens[i]. */
   private readonly owners: Uint32Array;
   private readonly replicaTables = new Map<number, Uint32Array>();
+  /** ownership(n) per n, computed once per ring (a `members` or `stats` call asks for it each time). */
+  private readonly ownershipCache = new Map<number, Float64Array>();
   private readonly checksumHex: string;
+  /** The sorted tokens as bigints, made at first use (ranges, ownership): a rebuild only sorts. */
+  private tokensCached: BigUint64Array | null = null;
 
-  private constructor(members: RingMember[], vnodes: number) {
+  private constructor(members: RingMember[], vnodes: number, previous: readonly RingParts[] = []) {
     this.vnodes = vnodes;
     const sorted = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.ids = sorted.map((m) => m.id);
@@ -161,14 +297,28 @@ export class Ring {
     this.zoneCount = this.zoneNames.length;
     this.zoneOfMember = Uint32Array.from(sorted, (m) => this.zoneNames.indexOf(m.zone ?? ''));
 
-    const merged = mergeTokens(sorted.map((m) => memberTokens(m.id, vnodes)));
+    let merged: { hi: Uint32Array; lo: Uint32Array; owner: Uint32Array } | null = null;
+    for (const recent of previous) if (merged === null && recent.vnodes === vnodes) merged = deriveTokens(recent, this.ids, vnodes);
+    if (merged === null) {
+      merged = mergeTokens(sorted.map((m) => memberTokens(m.id, vnodes)));
+      ringBuildCounts.sorted += 1;
+    } else ringBuildCounts.derived += 1;
     this.tokenHi = merged.hi;
     this.tokenLo = merged.lo;
     this.owners = merged.owner;
-    this.tokens = new BigUint64Array(merged.hi.length);
-    for (let i = 0; i < merged.hi.length; i++) this.tokens[i] = (BigInt(merged.hi[i]) << 32n) | BigInt(merged.lo[i]);
     const canonical = sorted.map((m) => `${m.id}\u0000${m.zone ?? ''}`).join('\n');
     this.checksumHex = hex64(hashString(`shoal-ring/1;vnodes=${vnodes};\n${canonical}`));
+  }
+
+  private get tokens(): BigUint64Array {
+    if (this.tokensCached === null) {
+      const hi = this.tokenHi;
+      const lo = this.tokenLo;
+      const tokens = new BigUint64Array(hi.length);
+      for (let i = 0; i < hi.length; i++) tokens[i] = (BigInt(hi[i]) << 32n) | BigInt(lo[i]);
+      this.tokensCached = tokens;
+    }
+    return this.tokensCached;
   }
 
   /** Builds the ring of a member set. Member order does not matter; ids must be distinct. */
@@ -191,7 +341,15 @@ export class Ring {
       if (seen.has(m.id)) throw new ShoalError('CONFIG', `ring member id "${m.id}" appears twice`);
       seen.add(m.id);
     }
-    return new Ring(members, vnodes);
+    const ring = new Ring(members, vnodes, recentRings);
+    recentRings.unshift(ring.parts);
+    if (recentRings.length > RECENT_RINGS_MAX) recentRings.pop();
+    return ring;
+  }
+
+  /** Sorted tokens, owners and ids, for deriving a ring that differs by a few members (deriveTokens). */
+  private get parts(): RingParts {
+    return { vnodes: this.vnodes, ids: this.ids, hi: this.tokenHi, lo: this.tokenLo, owner: this.owners, duplicateTokens: this.tokenHi.length < this.ids.length * this.vnodes };
   }
 
   /** Member ids, sorted. */
@@ -205,7 +363,7 @@ export class Ring {
 
   /** Number of distinct tokens on the ring. */
   get tokenCount(): number {
-    return this.tokens.length;
+    return this.tokenHi.length;
   }
 
   /** The zone of a member ('' when it has none), or undefined for a non-member. */
@@ -226,7 +384,7 @@ export class Ring {
 
   /** The n replicas of the range containing `token`, primary first. */
   replicasForToken(token: bigint, n: number): string[] {
-    if (this.tokens.length === 0) return [];
+    if (this.tokenHi.length === 0) return [];
     const width = this.width(n);
     const table = this.replicaTable(width);
     const base = this.tokenIndexFor(token) * width;
@@ -240,18 +398,28 @@ export class Ring {
    * `nodetool status` calls Owns for one replica); with n > 1 the share of all (key, replica) pairs.
    */
   ownership(n = 1): Map<string, number> {
-    const shares = new Float64Array(this.ids.length);
-    const T = this.tokens.length;
-    if (T > 0) {
-      const width = this.width(n);
-      const table = this.replicaTable(width);
-      for (let i = 0; i < T; i++) {
-        const span = T === 1 ? TOKEN_SPACE : i === 0 ? this.tokens[0] + TOKEN_SPACE - this.tokens[T - 1] : this.tokens[i] - this.tokens[i - 1];
-        const fraction = Number(span) / 2 ** 64 / width;
-        for (let r = 0; r < width; r++) shares[table[i * width + r]] += fraction;
+    let shares = this.ownershipCache.get(n);
+    if (shares === undefined) {
+      shares = new Float64Array(this.ids.length);
+      const his = this.tokenHi;
+      const los = this.tokenLo;
+      const T = his.length;
+      if (T > 0) {
+        const width = this.width(n);
+        const table = this.replicaTable(width);
+        // Spans as doubles from the 32-bit halves (exact to 2^-52 of the ring, plenty for a share).
+        const at = (i: number): number => his[i] * 2 ** 32 + los[i];
+        for (let i = 0; i < T; i++) {
+          const span = T === 1 ? 2 ** 64 : i === 0 ? at(0) + 2 ** 64 - at(T - 1) : at(i) - at(i - 1);
+          const fraction = span / 2 ** 64 / width;
+          for (let r = 0; r < width; r++) shares[table[i * width + r]] += fraction;
+        }
       }
+      if (this.ownershipCache.size >= RING_LIMITS.replicaTablesMax) this.ownershipCache.delete(this.ownershipCache.keys().next().value as number);
+      this.ownershipCache.set(n, shares);
     }
-    return new Map(this.ids.map((id, m) => [id, shares[m]]));
+    const out = shares;
+    return new Map(this.ids.map((id, m) => [id, out[m]]));
   }
 
   /**
@@ -373,7 +541,9 @@ export class Ring {
   private replicaTable(width: number): Uint32Array {
     let table = this.replicaTables.get(width);
     if (table !== undefined) return table;
-    const T = this.tokens.length;
+    // One replica: the owner of each range, whatever the zones.
+    if (width === 1) return this.owners;
+    const T = this.tokenHi.length;
     const M = this.ids.length;
     table = new Uint32Array(T * width);
     const memberStamp = new Uint32Array(M);

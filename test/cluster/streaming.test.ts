@@ -121,3 +121,71 @@ test('a join costs the members that only keep or lose ranges nothing: no streami
   t.true(stats('n6').rounds >= 1, 'the joiner pulled');
   await c.close();
 });
+
+test('a rolling start of empty stores opens no stream session: each source answers "done, nothing" at once', async (t) => {
+  const c = await startCluster(1);
+  for (const id of ['n2', 'n3', 'n4', 'n5']) await c.add(id);
+  await c.settle();
+  type Source = { sessions: number; emptyAnswers: number };
+  const stats = (id: string) => c.get(id).node.stats().streaming as { rounds: number; syncing: boolean; source: Source };
+  for (let i = 0; i < 200 && c.ids().some((id) => stats(id).syncing); i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.false(c.ids().some((id) => stats(id).syncing), 'every joiner finished its bootstrap round');
+  t.true(['n2', 'n3', 'n4', 'n5'].every((id) => stats(id).rounds >= 1), 'every joiner pulled');
+  t.is(c.ids().reduce((sum, id) => sum + stats(id).source.sessions, 0), 0, 'no session was opened');
+  t.true(c.ids().reduce((sum, id) => sum + stats(id).source.emptyAnswers, 0) >= 4, 'the sources were asked and answered empty');
+  // With data, the same join does open sessions (the counter is not stuck at 0).
+  await fill(c);
+  await c.add('n6');
+  await c.settle();
+  for (let i = 0; i < 200 && stats('n6').syncing; i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.true(c.ids().reduce((sum, id) => sum + stats(id).source.sessions, 0) > 0, 'a join with data to send opens sessions');
+  t.true(KEYS.filter((key) => c.get('n6').node.view.owners(key).includes('n6')).every((key) => c.get('n6').store.getEntry(key) !== undefined));
+  await c.close();
+});
+
+test('ring changes within ringSettleMs of each other make one streaming round, not one per change', async (t) => {
+  const c = await startCluster(3);
+  await fill(c);
+  const joiner = await c.add('n4', { config: { ringSettleMs: 2_000 } });
+  // Four more members, each joining after the view's quiet window (so each is its own ring change),
+  // all within the joiner's settle window.
+  for (const id of ['n5', 'n6', 'n7', 'n8']) {
+    await new Promise((r) => setTimeout(r, 300));
+    await c.add(id);
+  }
+  const stats = () => joiner.node.stats().streaming as { rounds: number; syncing: boolean };
+  t.is(stats().rounds, 0, 'no round yet: the ring has not been quiet for ringSettleMs');
+  t.true(joiner.node.streaming.ringChangesHeard >= 3, `ring changes heard: ${joiner.node.streaming.ringChangesHeard}`);
+  for (let i = 0; i < 500 && stats().syncing; i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.false(stats().syncing);
+  t.is(stats().rounds, 1, 'one round for the whole burst');
+  // (Not every key it owns: its base names the other joiners as sources, and they hold nothing yet;
+  // anti-entropy fills those in, as for any source that lacks data.)
+  t.true((stats() as unknown as { keysReceived: number }).keysReceived > 0, 'and that round pulled data');
+  await c.close();
+});
+
+test('a round retried after a source failed asks only that source again', async (t) => {
+  const c = await startCluster(4);
+  await fill(c);
+  type Source = { sessions: number; emptyAnswers: number };
+  const asked = (id: string) => {
+    const s = (c.get(id).node.stats().streaming as { source: Source }).source;
+    return s.sessions + s.emptyAnswers;
+  };
+  const before = Object.fromEntries(c.ids().map((id) => [id, asked(id)]));
+  c.net.down('n2'); // unreachable, yet membership still lists it as alive: the pull from it fails
+  const joiner = await c.add('n5', { config: { streamRetryMs: 50 } });
+  const stats = () => joiner.node.stats().streaming as { rounds: number; roundsFailed: number; syncing: boolean };
+  for (let i = 0; i < 500 && stats().roundsFailed === 0; i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.true(stats().roundsFailed >= 1, 'the first round failed');
+  const afterFirst = Object.fromEntries(c.ids().map((id) => [id, asked(id)]));
+  t.deepEqual(['n1', 'n3', 'n4'].map((id) => afterFirst[id] - before[id]), [1, 1, 1], 'each reachable source was asked once');
+  c.net.up('n2');
+  for (let i = 0; i < 1000 && stats().syncing; i += 1) await new Promise((r) => setTimeout(r, 10));
+  t.false(stats().syncing, 'the retry completed');
+  t.is(asked('n2') - before.n2, 1, 'the failed source was asked again, once it was back');
+  t.deepEqual(['n1', 'n3', 'n4'].map((id) => asked(id) - before[id]), [1, 1, 1], 'the sources that had answered were not asked again');
+  t.true(KEYS.filter((key) => joiner.node.view.owners(key).includes('n5')).every((key) => joiner.store.getEntry(key) !== undefined), 'and the joiner holds every key it owns');
+  await c.close();
+});

@@ -66,7 +66,7 @@ test('ring changes are coalesced: 50 joins in one task make one rebuild and one 
   world.add('n0');
   let builds = 0;
   const counting = { ...ringFactory, build: (members: Array<{ id: string; zone?: string }>, opts?: { vnodes?: number }) => { builds += 1; return Ring.build(members, opts); } };
-  const v = new ClusterView({ membership: world.source('n0'), ringFactory: counting, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, logger: nullLogger });
+  const v = new ClusterView({ membership: world.source('n0'), ringFactory: counting, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, logger: nullLogger, ringQuietMs: 5, ringWaitMsMax: 20 });
   t.teardown(() => v.close());
   const changes: number[] = [];
   v.onRingChange((oldRing, newRing) => changes.push(newRing.members().length - oldRing.members().length));
@@ -74,14 +74,40 @@ test('ring changes are coalesced: 50 joins in one task make one rebuild and one 
   for (let i = 1; i <= 50; i += 1) world.add(`n${i}`);
   t.is(builds, 0, 'no rebuild per event');
   await new Promise((resolve) => setImmediate(resolve));
-  t.is(builds, 1, 'one rebuild for the burst');
+  t.is(builds, 0, 'nor on the next turn: the burst may go on');
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  t.is(builds, 1, 'one rebuild for the burst once it is quiet');
   t.deepEqual(changes, [50], 'one notification, from the old ring to the new one');
-  // A read right after an event sees it at once (settled synchronously), and the next turn adds nothing.
+  // A read right after an event sees it at once (settled synchronously), and the timer adds nothing.
   world.add('n51');
   t.true(v.ring().members().includes('n51'));
   t.is(v.replicas(), 3);
   t.deepEqual(changes, [50, 1]);
-  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setTimeout(resolve, 30));
   t.deepEqual(changes, [50, 1]);
   t.is(builds, 2);
+  t.is(v.ringRebuildCount, 2);
+});
+
+test('steady churn (one join every few ms, never quiet) still rebuilds at most every ringWaitMsMax, not once per join', async (t) => {
+  const world = new MembershipWorld();
+  world.add('n0');
+  const v = new ClusterView({ membership: world.source('n0'), ringFactory, replicationFactor: 3, vnodes: 16, deadOwnerGraceMs: 1000, logger: nullLogger, ringQuietMs: 30, ringWaitMsMax: 60 });
+  t.teardown(() => v.close());
+  const sizes: number[] = [];
+  v.onRingChange((_, newRing) => sizes.push(newRing.members().length));
+  const startedMs = performance.now();
+  // 40 joins 5 ms apart (~200 ms, more with timer slack): quieter than ringQuietMs never happens.
+  for (let i = 1; i <= 40; i += 1) {
+    world.add(`n${i}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const elapsedMs = performance.now() - startedMs;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.is(sizes.at(-1), 41, 'the last ring has every member');
+  t.true(sizes.length >= 2, `the wait is bounded: rebuilt during the churn too (${sizes.length} rebuilds)`);
+  // One rebuild per ringWaitMsMax of churn (+1 for the end, +1 for timer slack), far fewer than 40.
+  t.true(sizes.length <= Math.ceil(elapsedMs / 60) + 2, `${sizes.length} rebuilds in ${Math.round(elapsedMs)} ms`);
+  t.true(sizes.length < 20);
+  t.is(v.ringRebuildCount, sizes.length);
 });

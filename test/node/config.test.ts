@@ -1,4 +1,5 @@
 import test from 'ava';
+import { Ajv } from 'ajv';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,9 @@ import { DEFAULT_MEMBERSHIP_CONFIG } from '../../src/membership/config.js';
 import { DEFAULTS } from '../../src/node/config-defaults.js';
 import { envName } from '../../src/node/config-env.js';
 import { defaultConfig, leafPaths, loadConfig, type LoadConfigOptions } from '../../src/node/config.js';
+import { clusterFileSchema } from '../../src/node/cluster-file.js';
+import { configSchema } from '../../src/node/config-schema.js';
+import { AJV_OPTIONS } from '../../src/node/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-config-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -205,4 +209,15 @@ test('the RESP port: off by default, taken from the cluster file, checked like t
   t.regex(configErrorOf(t, { env: {}, overrides: [{ path: 'node.resp', value: 'localhost', origin: 'flag --resp' }] }), /node\.resp must be host:port .*\(from flag --resp\)/);
   t.regex(configErrorOf(t, { env: {}, overrides: [{ path: 'node.resp', value: '127.0.0.1:70000', origin: 'flag --resp' }] }), /node\.resp has port 70000, above 65535/);
   t.regex(configErrorOf(t, { env: { SHOAL_RESP_KEYS_MAX: '0' } }), /resp\.keysMax must be at least 1/);
+});
+
+test('the config and cluster-file schemas are valid draft-07 under strict ajv (the agent skips this check at start)', (t) => {
+  for (const schema of [configSchema, clusterFileSchema]) {
+    const ajv = new Ajv({ ...AJV_OPTIONS, validateSchema: true });
+    t.true(ajv.validateSchema(schema), JSON.stringify(ajv.errors));
+    t.notThrows(() => ajv.compile(schema));
+  }
+  // And a broken schema would be caught by this check (it is not vacuous).
+  const ajv = new Ajv({ ...AJV_OPTIONS, validateSchema: true });
+  t.false(ajv.validateSchema({ type: 'object', properties: { a: { type: 'no-such-type' } } }));
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { Ring, hashKey } from '../../src/ring/ring.js';
+import { Ring, forgetRecentRings, hashKey, ringBuildCounts } from '../../src/ring/ring.js';
 import { rangeContains, RangeSet, rangeFromWire, rangeToWire } from '../../src/ring/ranges.js';
 import { TOKEN_MAX } from '../../src/ring/hash.js';
 import { ShoalError } from '../../src/errors.js';
@@ -258,4 +258,34 @@ test('movedFraction: a join moves exactly the newcomer’s share; the same ring 
     }),
     { numRuns: 40 },
   );
+});
+
+test('a ring derived from a recent one (members joined or left) is the ring a full sort builds', (t) => {
+  const pool = Array.from({ length: 40 }, (_, i) => `node-${i}`);
+  const derivedBefore = ringBuildCounts.derived;
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.constantFrom(...pool), { minLength: 1, maxLength: 30 }),
+      fc.array(fc.constantFrom(...pool), { maxLength: 6 }),
+      fc.constantFrom(1, 16, 64),
+      fc.boolean(),
+      (base, toggles, vnodes, zones) => {
+        const member = (id: string) => (zones ? { id, zone: `z${id.length % 3}` } : { id });
+        const next = new Set(base);
+        for (const id of toggles) if (!next.delete(id)) next.add(id);
+        if (next.size === 0) return;
+        forgetRecentRings();
+        Ring.build(base.map(member), { vnodes }); // the recent ring the next build derives from
+        const derived = Ring.build([...next].map(member), { vnodes });
+        forgetRecentRings();
+        const full = Ring.build([...next].map(member), { vnodes });
+        t.deepEqual(derived.tokenTable(), full.tokenTable());
+        t.is(derived.checksum(), full.checksum());
+        for (const key of ['a', 'b', 'c', 'key-42']) t.deepEqual(derived.preferenceList(key, 3), full.preferenceList(key, 3));
+        t.deepEqual(derived.rangesFor(derived.members()[0], 2), full.rangesFor(full.members()[0], 2));
+      },
+    ),
+    { numRuns: 150 },
+  );
+  t.true(ringBuildCounts.derived > derivedBefore, 'the derivation was used');
 });
