@@ -224,10 +224,17 @@ function largeRun(row: Row, n: number, lossRate: number, seed: number): void {
   counting = true;
   const minutes = fpMinutes(n);
   const fpClock = speedClock();
-  const fpFields = (doneMs: number): Partial<Row> => ({
-    falsePositivesSlowed: declared.size, suspicionsSlowed: suspicions, deadDeclarationsSlowed: deadDeclarations,
-    fpMinutesDone: round(doneMs / 60_000), ...prefixed(fpClock.speed(doneMs)),
-  });
+  const fpPackets0 = sim.totals.packetsSent;
+  const fpBytes0 = sim.totals.bytesSent;
+  const fpFields = (doneMs: number): Partial<Row> => {
+    const memberPeriods = sim.upCount() * (doneMs / PERIOD_MS);
+    const bytes = Math.round((sim.totals.bytesSent - fpBytes0) / memberPeriods);
+    return {
+      falsePositivesSlowed: declared.size, suspicionsSlowed: suspicions, deadDeclarationsSlowed: deadDeclarations,
+      fpMinutesDone: round(doneMs / 60_000), fpMsgsPerMemberPerPeriod: round((sim.totals.packetsSent - fpPackets0) / memberPeriods),
+      fpBytesPerMemberPerPeriod: bytes, fpKbitPerMemberPerSecond: kbit(bytes), ...prefixed(fpClock.speed(doneMs)),
+    };
+  };
   phase(`false positives (${minutes} simulated minutes)`, () => {
     // Minute by minute (the same events in the same order as one runFor), each written as it ends.
     for (let doneMs = 0; doneMs < minutes * 60_000;) {
@@ -345,6 +352,10 @@ interface Row {
   msgsPerMemberPerPeriod: number | null;
   bytesPerMemberPerPeriod: number | null;
   kbitPerMemberPerSecond: number | null;
+  /** UDP load during the slowed Lifeguard run: suspicions and refutations gossiped all the time. */
+  fpMsgsPerMemberPerPeriod: number | null;
+  fpBytesPerMemberPerPeriod: number | null;
+  fpKbitPerMemberPerSecond: number | null;
   partitionReconvergePeriods: number | null;
   /** Simulated seconds per wall-clock / CPU second in the quiet (plain Lifeguard) run, and the load average then. */
   simSecondsPerWallSecond: number | null;
@@ -414,6 +425,7 @@ for (const n of sizes) {
       falsePositivesNoLifeguard: null, falsePositivesSlowed: null, falsePositivesSlowedNoLifeguard: null, deadDeclarationsSlowed: null,
       suspicions: null, suspicionsNoLifeguard: null, suspicionsSlowed: null, suspicionsSlowedNoLifeguard: null,
       msgsPerMemberPerPeriod: null, bytesPerMemberPerPeriod: null, kbitPerMemberPerSecond: null, partitionReconvergePeriods: null,
+      fpMsgsPerMemberPerPeriod: null, fpBytesPerMemberPerPeriod: null, fpKbitPerMemberPerSecond: null,
       simSecondsPerWallSecond: null, simSecondsPerCpuSecond: null, fpSimSecondsPerWallSecond: null, fpSimSecondsPerCpuSecond: null,
       loadAverage1m: null, bootstrapWallSeconds: null, heapMiB: null, rssMiBMax: 0, cpuSeconds: 0, wallSeconds: 0,
     };
@@ -438,6 +450,8 @@ for (const n of sizes) {
       phase('slowed', () => stability(n, lossRate, true, true, seed + 2, fpMinutes(n)), (slow) => ({
         falsePositivesSlowed: slow.falsePositiveMembers, suspicionsSlowed: slow.suspicions, deadDeclarationsSlowed: slow.deadDeclarations,
         fpMinutesDone: fpMinutes(n), fpSimSecondsPerWallSecond: slow.simSecondsPerWallSecond, fpSimSecondsPerCpuSecond: slow.simSecondsPerCpuSecond,
+        fpMsgsPerMemberPerPeriod: slow.msgsPerMemberPerPeriod, fpBytesPerMemberPerPeriod: slow.bytesPerMemberPerPeriod,
+        fpKbitPerMemberPerSecond: kbit(slow.bytesPerMemberPerPeriod),
       }));
       phase('slowed without Lifeguard', () => stability(n, lossRate, false, true, seed + 2, other), (slowOff) => ({
         falsePositivesSlowedNoLifeguard: slowOff.falsePositiveMembers, suspicionsSlowedNoLifeguard: slowOff.suspicions,
@@ -456,7 +470,7 @@ const columns: Array<[keyof Row, string]> = [
   ['deadWithinTimeoutPlus3', '≤min+3'], ['falsePositives', 'FP LG'], ['falsePositivesNoLifeguard', 'FP noLG'],
   ['falsePositivesSlowed', 'FP slow LG'], ['falsePositivesSlowedNoLifeguard', 'FP slow noLG'],
   ['suspicionsSlowed', 'susp slow LG'], ['suspicionsSlowedNoLifeguard', 'susp slow noLG'],
-  ['msgsPerMemberPerPeriod', 'msg/m/s'], ['bytesPerMemberPerPeriod', 'B/m/s'], ['kbitPerMemberPerSecond', 'kbit/m/s'],
+  ['msgsPerMemberPerPeriod', 'msg/m/s'], ['bytesPerMemberPerPeriod', 'B/m/s'], ['kbitPerMemberPerSecond', 'kbit/m/s'], ['fpKbitPerMemberPerSecond', 'slow kbit/m/s'],
   ['partitionReconvergePeriods', 'heal'], ['fpSimulatedMinutes', 'FP min'], ['fpOtherMinutes', 'other min'],
   ['simSecondsPerWallSecond', 'sim s/wall s'], ['simSecondsPerCpuSecond', 'sim s/CPU s'], ['fpSimSecondsPerCpuSecond', 'FP sim s/CPU s'],
   ['loadAverage1m', 'load'], ['cpuSeconds', 'CPU s'], ['rssMiBMax', 'RSS MiB'],
