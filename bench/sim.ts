@@ -154,7 +154,7 @@ function stability(n: number, lossRate: number, lifeguard: boolean, slowed: bool
  * a join (n − 1 bootstrapped, then the last member joins through member 0), crashes one by one, then
  * SLOW_FRACTION of the members CPU-starved for fpMinutes(n) (false positives: healthy members, not the
  * crashed ones, ever declared dead). Each phase writes its figures into `row` (and the results file)
- * as soon as it ends; the slowed run also after every simulated minute.
+ * as soon as it ends; the slowed run also after every FP_STEP_MS of simulated time.
  */
 function largeRun(row: Row, n: number, lossRate: number, seed: number): void {
   const sim = new Simulator({ n, seed, lossRate });
@@ -236,15 +236,18 @@ function largeRun(row: Row, n: number, lossRate: number, seed: number): void {
     };
   };
   phase(`false positives (${minutes} simulated minutes)`, () => {
-    // Minute by minute (the same events in the same order as one runFor), each written as it ends.
+    // In steps of FP_STEP_MS (the same events in the same order as one runFor), each written as it ends.
     for (let doneMs = 0; doneMs < minutes * 60_000;) {
-      const stepMs = Math.min(60_000, minutes * 60_000 - doneMs);
+      const stepMs = Math.min(FP_STEP_MS, minutes * 60_000 - doneMs);
       sim.runFor(stepMs);
       doneMs += stepMs;
       progress(`false positives, ${round(doneMs / 60_000)} of ${minutes} simulated minutes`, fpFields(doneMs));
     }
   }, () => fpFields(minutes * 60_000));
 }
+
+/** The slowed run at n ≥ LARGE_N reports (and saves) its figures this often, in simulated time. */
+const FP_STEP_MS = 10_000;
 
 /** Wall and CPU clocks started now; `speed(simMs)`: simulated seconds per wall and per CPU second since. */
 interface Speed {
