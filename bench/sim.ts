@@ -5,7 +5,10 @@
  * --sizes), --losses 0,5 (percent), --fp-minutes M (simulated minutes of every false-positive run;
  * default 10 at n ≤ 100, 60 at n = 1000, 10 at n ≥ 10000), --slow-pct P (CPU-starved members, default
  * 1), --partition (also the half/half partition at n ≥ 10000), --out FILE (default
- * bench/results/membership.json). Times are in protocol periods
+ * bench/results/membership.json; rows of other (n, loss) pairs already in it are kept), --merge-into
+ * FILE (the same rows into a second file), --large-from N (the n ≥ 10000 path from this n on). Every
+ * phase prints its figures and rewrites the file as soon as it ends (rows say `complete` and
+ * `phasesComplete`), so a long run cut short keeps what it measured. Times are in protocol periods
  * (probeIntervalMs = 1 s by default, so periods are seconds).
  *
  * At n ≥ 10000 one simulator runs every phase in turn (a bootstrap of n cores learning n members is
