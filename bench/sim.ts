@@ -5,13 +5,17 @@
  * --sizes), --losses 0,5 (percent), --fp-minutes M (simulated minutes of every false-positive run;
  * default 10 at n ≤ 100, 60 at n = 1000, 10 at n ≥ 10000), --slow-pct P (CPU-starved members, default
  * 1), --partition (also the half/half partition at n ≥ 10000), --out FILE (default
- * bench/results/membership.json). Times are in protocol periods
+ * bench/results/membership.json; rows of other (n, loss) pairs already in it are kept), --merge-into
+ * FILE (the same rows into a second file), --large-from N (the n ≥ 10000 path from this n on). Every
+ * phase prints its figures and rewrites the file as soon as it ends (rows say `complete` and
+ * `phasesComplete`), so a long run cut short keeps what it measured. Times are in protocol periods
  * (probeIntervalMs = 1 s by default, so periods are seconds).
  *
  * At n ≥ 10000 one simulator runs every phase in turn (a bootstrap of n cores learning n members is
  * 10^8 record inserts) and only with Lifeguard on: quiet minute (bandwidth), crashes, a join, then
  * the false-positive run with slowed members.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +36,8 @@ const argValue = (...names: string[]): string | undefined => {
 };
 const sizes = (argValue('--nodes', '--sizes') ?? '100,1000,10000').split(',').map(Number);
 const LOSSES = (argValue('--losses') ?? '0,5').split(',').map((pct) => Number(pct) / 100);
-const LARGE_N = 10_000;
+/** From this n on, one simulator runs every phase in turn (`--large-from N` lowers it, to try that path on a smaller n). */
+const LARGE_N = Number(argValue('--large-from') ?? 10_000);
 const partitionLarge = args.includes('--partition');
 const config = resolveMembershipConfig();
 const PERIOD_MS = config.probeIntervalMs;
@@ -70,16 +75,8 @@ const periods = (ms: number | null): number | null => (ms === null ? null : roun
 const round = (x: number): number => Math.round(x * 100) / 100;
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
-interface Detection {
-  joinPeriods: number | null;
-  firstSuspectPeriods: number;
-  allDeadPeriods: number;
-  allDeadMaxPeriods: number;
-  crashesUndetected: number;
-}
-
 /** A member joins a converged cluster; then members crash one by one. */
-function detection(n: number, lossRate: number, seed: number): Detection {
+function detection(n: number, lossRate: number, seed: number): Partial<Row> {
   const sim = new Simulator({ n, seed, lossRate });
   let watching = '';
   let firstSuspectMs = -1;
@@ -95,7 +92,7 @@ function detection(n: number, lossRate: number, seed: number): Detection {
   const firsts: number[] = [];
   const alls: number[] = [];
   let undetected = 0;
-  const { maxMs } = suspicionTimeouts(config, n);
+  const { minMs, maxMs } = suspicionTimeouts(config, n);
   for (let trial = 0; trial < crashTrials(n); trial += 1) {
     const victim = 1 + ((trial * Math.max(1, Math.floor(n / 5)) + trial) % (n - 2));
     watching = sim.nodes[victim].id;
@@ -108,13 +105,7 @@ function detection(n: number, lossRate: number, seed: number): Detection {
     if (firstSuspectMs >= 0) firsts.push(firstSuspectMs - crashMs);
     sim.runFor(3000);
   }
-  return {
-    joinPeriods: periods(joinMs),
-    firstSuspectPeriods: round(mean(firsts) / PERIOD_MS),
-    allDeadPeriods: round(mean(alls) / PERIOD_MS),
-    allDeadMaxPeriods: round(Math.max(0, ...alls) / PERIOD_MS),
-    crashesUndetected: undetected,
-  };
+  return { joinPeriods: periods(joinMs), join9999Seconds: periods(joinMs), ...detectionFields({ firsts, alls, undetected }, minMs) };
 }
 
 interface Stability {
@@ -124,6 +115,7 @@ interface Stability {
   msgsPerMemberPerPeriod: number;
   bytesPerMemberPerPeriod: number;
   simSecondsPerWallSecond: number;
+  simSecondsPerCpuSecond: number;
 }
 
 /** A healthy cluster (optionally with slowed members) left alone: who is ever declared dead? */
@@ -147,9 +139,8 @@ function stability(n: number, lossRate: number, lifeguard: boolean, slowed: bool
   const packets0 = sim.totals.packetsSent;
   const bytes0 = sim.totals.bytesSent;
   const durationMs = minutes * 60_000;
-  const wall0 = performance.now();
+  const clock = speedClock();
   sim.runFor(durationMs);
-  const wallMs = performance.now() - wall0;
   const memberPeriods = n * (durationMs / PERIOD_MS);
   return {
     falsePositiveMembers: declared.size,
@@ -157,22 +148,18 @@ function stability(n: number, lossRate: number, lifeguard: boolean, slowed: bool
     suspicions,
     msgsPerMemberPerPeriod: round((sim.totals.packetsSent - packets0) / memberPeriods),
     bytesPerMemberPerPeriod: Math.round((sim.totals.bytesSent - bytes0) / memberPeriods),
-    simSecondsPerWallSecond: round(durationMs / wallMs),
+    ...clock.speed(durationMs),
   };
-}
-
-interface Large extends Detection, Stability {
-  bootstrapWallSeconds: number;
-  heapMiB: number;
 }
 
 /**
  * n ≥ LARGE_N: one simulator, Lifeguard on, every phase in turn: a quiet minute (bandwidth, speed),
  * a join (n − 1 bootstrapped, then the last member joins through member 0), crashes one by one, then
  * SLOW_FRACTION of the members CPU-starved for fpMinutes(n) (false positives: healthy members, not the
- * crashed ones, ever declared dead).
+ * crashed ones, ever declared dead). Each phase writes its figures into `row` (and the results file)
+ * as soon as it ends; the slowed run also after every FP_STEP_MS of simulated time.
  */
-function large(n: number, lossRate: number, seed: number): Large {
+function largeRun(row: Row, n: number, lossRate: number, seed: number): void {
   const sim = new Simulator({ n, seed, lossRate });
   const crashed = new Set<string>();
   const declared = new Set<string>();
@@ -191,29 +178,35 @@ function large(n: number, lossRate: number, seed: number): Large {
     if (event.type === 'suspect' && node === 1 && !crashed.has(event.member.id)) suspicions += 1;
   });
   const boot0 = performance.now();
-  sim.bootstrap(n - 1);
-  const bootstrapWallSeconds = round((performance.now() - boot0) / 1000);
-  const heapMiB = Math.round(process.memoryUsage().heapUsed / 2 ** 20 + process.memoryUsage().arrayBuffers / 2 ** 20);
-  process.stderr.write(`  bootstrap: ${bootstrapWallSeconds} s wall, ${heapMiB} MiB heap + array buffers\n`);
+  phase('bootstrap', () => sim.bootstrap(n - 1), () => ({
+    bootstrapWallSeconds: round((performance.now() - boot0) / 1000),
+    heapMiB: Math.round((process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers) / 2 ** 20),
+  }));
   sim.runFor(10_000);
   // Bandwidth and speed over a quiet minute (n − 1 members).
   const quietMs = quick ? 10_000 : 60_000;
   const packets0 = sim.totals.packetsSent;
   const bytes0 = sim.totals.bytesSent;
-  const wall0 = performance.now();
-  phase('quiet minute', () => sim.runFor(quietMs));
-  const simSecondsPerWallSecond = round(quietMs / (performance.now() - wall0));
-  const memberPeriods = (n - 1) * (quietMs / PERIOD_MS);
-  const msgsPerMemberPerPeriod = round((sim.totals.packetsSent - packets0) / memberPeriods);
-  const bytesPerMemberPerPeriod = Math.round((sim.totals.bytesSent - bytes0) / memberPeriods);
+  const clock = speedClock();
+  phase('quiet minute', () => sim.runFor(quietMs), () => {
+    const memberPeriods = (n - 1) * (quietMs / PERIOD_MS);
+    const bytesPerMemberPerPeriod = Math.round((sim.totals.bytesSent - bytes0) / memberPeriods);
+    return {
+      msgsPerMemberPerPeriod: round((sim.totals.packetsSent - packets0) / memberPeriods),
+      bytesPerMemberPerPeriod, kbitPerMemberPerSecond: kbit(bytesPerMemberPerPeriod),
+      ...clock.speed(quietMs), loadAverage1m: round(os.loadavg()[0]),
+    };
+  });
   const joiner = n - 1;
   sim.start(joiner, [0]);
-  const joinMs = phase('join', () => sim.runUntilTrue(() => sim.countSeeing(joiner, 'alive') >= Math.ceil(JOIN_KNOWN_FRACTION * (n - 1)), 120_000, 50));
+  phase('join', () => sim.runUntilTrue(() => sim.countSeeing(joiner, 'alive') >= Math.ceil(JOIN_KNOWN_FRACTION * (n - 1)), 120_000, 50), (joinMs) => ({
+    joinPeriods: periods(joinMs), join9999Seconds: periods(joinMs),
+  }));
   sim.runFor(5000);
   const firsts: number[] = [];
   const alls: number[] = [];
   let undetected = 0;
-  const { maxMs } = suspicionTimeouts(config, n);
+  const { minMs, maxMs } = suspicionTimeouts(config, n);
   for (let trial = 0; trial < crashTrials(n); trial += 1) {
     const victim = 2 + trial * Math.floor(n / 7);
     watching = sim.nodes[victim].id;
@@ -221,30 +214,77 @@ function large(n: number, lossRate: number, seed: number): Large {
     firstSuspectMs = -1;
     const crashMs = sim.now;
     sim.crash(victim);
-    const took = phase(`crash ${trial + 1}`, () => sim.runUntilTrue(() => sim.countSeeing(victim, 'dead') === sim.upCount(), maxMs + 60_000, 200));
-    if (took === null) undetected += 1;
-    else alls.push(took);
-    if (firstSuspectMs >= 0) firsts.push(firstSuspectMs - crashMs);
+    phase(`crash ${trial + 1}`, () => sim.runUntilTrue(() => sim.countSeeing(victim, 'dead') === sim.upCount(), maxMs + 60_000, 200), (took) => {
+      if (took === null) undetected += 1;
+      else alls.push(took);
+      if (firstSuspectMs >= 0) firsts.push(firstSuspectMs - crashMs);
+      return detectionFields({ firsts, alls, undetected }, minMs);
+    });
   }
   watching = '';
   sim.runFor(5000);
   for (let i = 0; i < n; i += Math.round(1 / SLOW_FRACTION)) if (i !== 1 && sim.nodes[i].up) sim.setSlow(i, SLOW_MS_MAX);
   counting = true;
-  phase(`false positives (${fpMinutes(n)} simulated minutes)`, () => sim.runFor(fpMinutes(n) * 60_000));
+  const minutes = fpMinutes(n);
+  const fpClock = speedClock();
+  const fpPackets0 = sim.totals.packetsSent;
+  const fpBytes0 = sim.totals.bytesSent;
+  const fpFields = (doneMs: number): Partial<Row> => {
+    const memberPeriods = sim.upCount() * (doneMs / PERIOD_MS);
+    const bytes = Math.round((sim.totals.bytesSent - fpBytes0) / memberPeriods);
+    return {
+      falsePositivesSlowed: declared.size, suspicionsSlowed: suspicions, deadDeclarationsSlowed: deadDeclarations,
+      fpMinutesDone: round(doneMs / 60_000), fpMsgsPerMemberPerPeriod: round((sim.totals.packetsSent - fpPackets0) / memberPeriods),
+      fpBytesPerMemberPerPeriod: bytes, fpKbitPerMemberPerSecond: kbit(bytes), ...prefixed(fpClock.speed(doneMs)),
+    };
+  };
+  phase(`false positives (${minutes} simulated minutes)`, () => {
+    // In steps of FP_STEP_MS (the same events in the same order as one runFor), each written as it ends.
+    for (let doneMs = 0; doneMs < minutes * 60_000;) {
+      const stepMs = Math.min(FP_STEP_MS, minutes * 60_000 - doneMs);
+      sim.runFor(stepMs);
+      doneMs += stepMs;
+      progress(`false positives, ${round(doneMs / 60_000)} of ${minutes} simulated minutes`, fpFields(doneMs));
+    }
+  }, () => fpFields(minutes * 60_000));
+}
+
+/** The slowed run at n ≥ LARGE_N reports (and saves) its figures this often, in simulated time. */
+const FP_STEP_MS = 10_000;
+
+/** Wall and CPU clocks started now; `speed(simMs)`: simulated seconds per wall and per CPU second since. */
+interface Speed {
+  simSecondsPerWallSecond: number;
+  simSecondsPerCpuSecond: number;
+}
+
+function speedClock(): { speed: (simMs: number) => Speed } {
+  const wall0 = performance.now();
+  const cpu0 = process.cpuUsage();
   return {
-    joinPeriods: periods(joinMs),
-    firstSuspectPeriods: round(mean(firsts) / PERIOD_MS),
-    allDeadPeriods: round(mean(alls) / PERIOD_MS),
-    allDeadMaxPeriods: round(Math.max(0, ...alls) / PERIOD_MS),
-    crashesUndetected: undetected,
-    falsePositiveMembers: declared.size,
-    deadDeclarations,
-    suspicions,
-    msgsPerMemberPerPeriod,
-    bytesPerMemberPerPeriod,
-    simSecondsPerWallSecond,
-    bootstrapWallSeconds,
-    heapMiB,
+    speed: (simMs) => {
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        simSecondsPerWallSecond: round(simMs / (performance.now() - wall0)),
+        simSecondsPerCpuSecond: round(simMs / ((cpu.user + cpu.system) / 1000)),
+      };
+    },
+  };
+}
+
+/** The speed of the slowed run, under its own names. */
+function prefixed(speed: Speed): Partial<Row> {
+  return { fpSimSecondsPerWallSecond: speed.simSecondsPerWallSecond, fpSimSecondsPerCpuSecond: speed.simSecondsPerCpuSecond };
+}
+
+function detectionFields(d: { firsts: number[]; alls: number[]; undetected: number }, minMs: number): Partial<Row> {
+  const allDeadMaxPeriods = round(Math.max(0, ...d.alls) / PERIOD_MS);
+  return {
+    firstSuspectPeriods: round(mean(d.firsts) / PERIOD_MS),
+    allDeadPeriods: round(mean(d.alls) / PERIOD_MS),
+    allDeadMaxPeriods,
+    crashesUndetected: d.undetected,
+    deadWithinTimeoutPlus3: d.undetected === 0 && allDeadMaxPeriods <= minMs / PERIOD_MS + 3,
   };
 }
 
@@ -276,50 +316,97 @@ function joinTogether(n: number, lossRate: number, seed: number): number | null 
   return sim.runUntilTrue(() => sim.converged(), 120_000, 50);
 }
 
+/** One (n, loss) row; a measure is null until its phase ran (`phasesComplete`), or when it is not run at that n. */
 interface Row {
   n: number;
   lossPct: number;
+  seed: number;
+  quick: boolean;
+  /** False while phases are still running (a run cut short leaves such a row). */
+  complete: boolean;
+  phasesComplete: string[];
+  phaseCpuSeconds: Record<string, number>;
   joinPeriods: number | null;
   /** All n started at once through one seed (issue 10: was 20–30 s at n = 30 before the follow-up syncs). */
   joinTogetherPeriods: number | null;
   /** Seconds (periods) until 99.99 % of the other members know a joiner (serf's model: ~2.5 s at n = 10 000). */
   join9999Seconds: number | null;
-  firstSuspectPeriods: number;
+  firstSuspectPeriods: number | null;
   swimFirstDetectPeriods: number;
-  allDeadPeriods: number;
-  allDeadMaxPeriods: number;
+  allDeadPeriods: number | null;
+  allDeadMaxPeriods: number | null;
   suspicionMinPeriods: number;
   suspicionMaxPeriods: number;
-  deadWithinTimeoutPlus3: boolean;
-  crashesUndetected: number;
+  deadWithinTimeoutPlus3: boolean | null;
+  crashesUndetected: number | null;
   /** Simulated minutes of the slowed, Lifeguard run (the false-positive goal). */
   fpSimulatedMinutes: number;
+  /** Simulated minutes of the slowed run done so far (= fpSimulatedMinutes once complete). */
+  fpMinutesDone: number | null;
   /** Simulated minutes of the other three stability runs (shorter at large n: CPU time); null = not run. */
   fpOtherMinutes: number | null;
   falsePositives: number | null;
   falsePositivesNoLifeguard: number | null;
-  falsePositivesSlowed: number;
+  falsePositivesSlowed: number | null;
   falsePositivesSlowedNoLifeguard: number | null;
+  /** Dead declarations of healthy members in the slowed Lifeguard run (one member declared by many counts many times). */
+  deadDeclarationsSlowed: number | null;
   suspicions: number | null;
   suspicionsNoLifeguard: number | null;
-  suspicionsSlowed: number;
+  suspicionsSlowed: number | null;
   suspicionsSlowedNoLifeguard: number | null;
-  msgsPerMemberPerPeriod: number;
-  bytesPerMemberPerPeriod: number;
-  kbitPerMemberPerSecond: number;
+  msgsPerMemberPerPeriod: number | null;
+  bytesPerMemberPerPeriod: number | null;
+  kbitPerMemberPerSecond: number | null;
+  /** UDP load during the slowed Lifeguard run: suspicions and refutations gossiped all the time. */
+  fpMsgsPerMemberPerPeriod: number | null;
+  fpBytesPerMemberPerPeriod: number | null;
+  fpKbitPerMemberPerSecond: number | null;
   partitionReconvergePeriods: number | null;
-  /** Simulated seconds per wall-clock second in the quiet (plain Lifeguard) run, and the load average then. */
-  simSecondsPerWallSecond: number;
-  loadAverage1m: number;
+  /** Simulated seconds per wall-clock / CPU second in the quiet (plain Lifeguard) run, and the load average then. */
+  simSecondsPerWallSecond: number | null;
+  simSecondsPerCpuSecond: number | null;
+  /** The same in the slowed Lifeguard run (gossip of suspicions and refutations all the time). */
+  fpSimSecondsPerWallSecond: number | null;
+  fpSimSecondsPerCpuSecond: number | null;
+  loadAverage1m: number | null;
+  /** n ≥ LARGE_N: wall time of the bootstrap, and heap + array buffers after it. */
+  bootstrapWallSeconds: number | null;
   heapMiB: number | null;
+  /** Peak resident set of the process so far (all rows of this run). */
+  rssMiBMax: number;
   cpuSeconds: number;
+  wallSeconds: number;
 }
 
-function phase<T>(name: string, body: () => T): T {
+/** The row being measured; `phase` and `progress` write into it. */
+let current: { row: Row; cpu0: NodeJS.CpuUsage; wall0: number } | null = null;
+
+/** Runs one phase; its figures (`fields(result)`) go into the current row, the console and the results file at once. */
+function phase<T>(name: string, body: () => T, fields: (result: T) => Partial<Row> = () => ({})): T {
   const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
   const result = body();
-  process.stderr.write(`  ${name}: ${cpuSeconds(cpu0)} s CPU\n`);
+  const cpu = cpuSeconds(cpu0);
+  const update = fields(result);
+  assert.ok(current !== null);
+  current.row.phasesComplete.push(name);
+  current.row.phaseCpuSeconds[name] = cpu;
+  progress(`${name} done: ${cpu} s CPU, ${round((performance.now() - wall0) / 1000)} s wall`, update);
   return result;
+}
+
+/** Writes `update` into the current row and the results file, and prints it. */
+function progress(what: string, update: Partial<Row>): void {
+  assert.ok(current !== null);
+  const { row } = current;
+  Object.assign(row, update);
+  row.cpuSeconds = cpuSeconds(current.cpu0);
+  row.wallSeconds = round((performance.now() - current.wall0) / 1000);
+  row.rssMiBMax = Math.round(process.resourceUsage().maxRSS / 1024);
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`[n=${row.n} loss=${row.lossPct}%] ${what} (row so far ${row.cpuSeconds} s CPU, ${row.wallSeconds} s wall, RSS max ${row.rssMiBMax} MiB, load ${load}) ${JSON.stringify(update)}`);
+  writeResults();
 }
 
 function cpuSeconds(since: NodeJS.CpuUsage): number {
@@ -331,55 +418,55 @@ const rows: Row[] = [];
 const started = Date.now();
 for (const n of sizes) {
   for (const lossRate of LOSSES) {
-    const cpu0 = process.cpuUsage();
     const seed = baseSeed + n * 10 + lossRate * 100;
     const { minMs, maxMs } = suspicionTimeouts(config, n);
-    const common = {
-      n, lossPct: lossRate * 100, swimFirstDetectPeriods: round(SWIM_FIRST_DETECT_PERIODS),
-      suspicionMinPeriods: round(minMs / PERIOD_MS), suspicionMaxPeriods: round(maxMs / PERIOD_MS), fpSimulatedMinutes: fpMinutes(n),
+    const large = n >= LARGE_N;
+    const row: Row = {
+      n, lossPct: lossRate * 100, seed: baseSeed, quick, complete: false, phasesComplete: [], phaseCpuSeconds: {},
+      swimFirstDetectPeriods: round(SWIM_FIRST_DETECT_PERIODS), suspicionMinPeriods: round(minMs / PERIOD_MS),
+      suspicionMaxPeriods: round(maxMs / PERIOD_MS), fpSimulatedMinutes: fpMinutes(n), fpMinutesDone: null,
+      fpOtherMinutes: large ? null : otherMinutes(n),
+      joinPeriods: null, joinTogetherPeriods: null, join9999Seconds: null, firstSuspectPeriods: null, allDeadPeriods: null,
+      allDeadMaxPeriods: null, deadWithinTimeoutPlus3: null, crashesUndetected: null, falsePositives: null,
+      falsePositivesNoLifeguard: null, falsePositivesSlowed: null, falsePositivesSlowedNoLifeguard: null, deadDeclarationsSlowed: null,
+      suspicions: null, suspicionsNoLifeguard: null, suspicionsSlowed: null, suspicionsSlowedNoLifeguard: null,
+      msgsPerMemberPerPeriod: null, bytesPerMemberPerPeriod: null, kbitPerMemberPerSecond: null, partitionReconvergePeriods: null,
+      fpMsgsPerMemberPerPeriod: null, fpBytesPerMemberPerPeriod: null, fpKbitPerMemberPerSecond: null,
+      simSecondsPerWallSecond: null, simSecondsPerCpuSecond: null, fpSimSecondsPerWallSecond: null, fpSimSecondsPerCpuSecond: null,
+      loadAverage1m: null, bootstrapWallSeconds: null, heapMiB: null, rssMiBMax: 0, cpuSeconds: 0, wallSeconds: 0,
     };
-    let row: Row;
-    if (n >= LARGE_N) {
-      const l = large(n, lossRate, seed);
-      const reconverge = partitionLarge ? phase('partition', () => partition(n, lossRate, seed + 3)) : null;
-      row = {
-        ...common,
-        joinPeriods: l.joinPeriods, join9999Seconds: l.joinPeriods, joinTogetherPeriods: null,
-        firstSuspectPeriods: l.firstSuspectPeriods, allDeadPeriods: l.allDeadPeriods, allDeadMaxPeriods: l.allDeadMaxPeriods,
-        deadWithinTimeoutPlus3: l.crashesUndetected === 0 && l.allDeadMaxPeriods <= minMs / PERIOD_MS + 3, crashesUndetected: l.crashesUndetected,
-        fpOtherMinutes: null, falsePositives: null, falsePositivesNoLifeguard: null, falsePositivesSlowed: l.falsePositiveMembers,
-        falsePositivesSlowedNoLifeguard: null, suspicions: null, suspicionsNoLifeguard: null, suspicionsSlowed: l.suspicions,
-        suspicionsSlowedNoLifeguard: null, msgsPerMemberPerPeriod: l.msgsPerMemberPerPeriod, bytesPerMemberPerPeriod: l.bytesPerMemberPerPeriod,
-        kbitPerMemberPerSecond: kbit(l.bytesPerMemberPerPeriod), partitionReconvergePeriods: periods(reconverge),
-        simSecondsPerWallSecond: l.simSecondsPerWallSecond, loadAverage1m: round(os.loadavg()[0]), heapMiB: l.heapMiB, cpuSeconds: cpuSeconds(cpu0),
-      };
-    } else {
-      const d = phase('detection', () => detection(n, lossRate, seed));
-      const together = n <= JOIN_TOGETHER_N_MAX ? phase('join together', () => joinTogether(n, lossRate, seed + 4)) : null;
-      const other = otherMinutes(n);
-      const plain = phase('stability', () => stability(n, lossRate, true, false, seed + 1, other));
-      const load = os.loadavg()[0];
-      const plainOff = phase('stability without Lifeguard', () => stability(n, lossRate, false, false, seed + 1, other));
-      const slow = phase('slowed', () => stability(n, lossRate, true, true, seed + 2, fpMinutes(n)));
-      const slowOff = phase('slowed without Lifeguard', () => stability(n, lossRate, false, true, seed + 2, other));
-      const reconverge = phase('partition', () => partition(n, lossRate, seed + 3));
-      row = {
-        ...common,
-        joinPeriods: d.joinPeriods, join9999Seconds: d.joinPeriods, joinTogetherPeriods: periods(together),
-        firstSuspectPeriods: d.firstSuspectPeriods, allDeadPeriods: d.allDeadPeriods, allDeadMaxPeriods: d.allDeadMaxPeriods,
-        deadWithinTimeoutPlus3: d.crashesUndetected === 0 && d.allDeadMaxPeriods <= minMs / PERIOD_MS + 3, crashesUndetected: d.crashesUndetected,
-        fpOtherMinutes: other, falsePositives: plain.falsePositiveMembers, falsePositivesNoLifeguard: plainOff.falsePositiveMembers,
-        falsePositivesSlowed: slow.falsePositiveMembers, falsePositivesSlowedNoLifeguard: slowOff.falsePositiveMembers,
-        suspicions: plain.suspicions, suspicionsNoLifeguard: plainOff.suspicions, suspicionsSlowed: slow.suspicions,
-        suspicionsSlowedNoLifeguard: slowOff.suspicions, msgsPerMemberPerPeriod: plain.msgsPerMemberPerPeriod,
-        bytesPerMemberPerPeriod: plain.bytesPerMemberPerPeriod, kbitPerMemberPerSecond: kbit(plain.bytesPerMemberPerPeriod),
-        partitionReconvergePeriods: periods(reconverge), simSecondsPerWallSecond: plain.simSecondsPerWallSecond,
-        loadAverage1m: round(load), heapMiB: null, cpuSeconds: cpuSeconds(cpu0),
-      };
-    }
     rows.push(row);
-    process.stderr.write(`n=${n} loss=${row.lossPct}% done (${row.cpuSeconds} s CPU): ${JSON.stringify(row)}\n`);
-    writeResults();
+    current = { row, cpu0: process.cpuUsage(), wall0: performance.now() };
+    if (large) {
+      largeRun(row, n, lossRate, seed);
+      if (partitionLarge) phase('partition', () => partition(n, lossRate, seed + 3), (ms) => ({ partitionReconvergePeriods: periods(ms) }));
+    } else {
+      phase('detection', () => detection(n, lossRate, seed), (d) => d);
+      if (n <= JOIN_TOGETHER_N_MAX) phase('join together', () => joinTogether(n, lossRate, seed + 4), (ms) => ({ joinTogetherPeriods: periods(ms) }));
+      const other = otherMinutes(n);
+      phase('stability', () => stability(n, lossRate, true, false, seed + 1, other), (plain) => ({
+        falsePositives: plain.falsePositiveMembers, suspicions: plain.suspicions, msgsPerMemberPerPeriod: plain.msgsPerMemberPerPeriod,
+        bytesPerMemberPerPeriod: plain.bytesPerMemberPerPeriod, kbitPerMemberPerSecond: kbit(plain.bytesPerMemberPerPeriod),
+        simSecondsPerWallSecond: plain.simSecondsPerWallSecond, simSecondsPerCpuSecond: plain.simSecondsPerCpuSecond,
+        loadAverage1m: round(os.loadavg()[0]),
+      }));
+      phase('stability without Lifeguard', () => stability(n, lossRate, false, false, seed + 1, other), (off) => ({
+        falsePositivesNoLifeguard: off.falsePositiveMembers, suspicionsNoLifeguard: off.suspicions,
+      }));
+      phase('slowed', () => stability(n, lossRate, true, true, seed + 2, fpMinutes(n)), (slow) => ({
+        falsePositivesSlowed: slow.falsePositiveMembers, suspicionsSlowed: slow.suspicions, deadDeclarationsSlowed: slow.deadDeclarations,
+        fpMinutesDone: fpMinutes(n), fpSimSecondsPerWallSecond: slow.simSecondsPerWallSecond, fpSimSecondsPerCpuSecond: slow.simSecondsPerCpuSecond,
+        fpMsgsPerMemberPerPeriod: slow.msgsPerMemberPerPeriod, fpBytesPerMemberPerPeriod: slow.bytesPerMemberPerPeriod,
+        fpKbitPerMemberPerSecond: kbit(slow.bytesPerMemberPerPeriod),
+      }));
+      phase('slowed without Lifeguard', () => stability(n, lossRate, false, true, seed + 2, other), (slowOff) => ({
+        falsePositivesSlowedNoLifeguard: slowOff.falsePositiveMembers, suspicionsSlowedNoLifeguard: slowOff.suspicions,
+      }));
+      phase('partition', () => partition(n, lossRate, seed + 3), (ms) => ({ partitionReconvergePeriods: periods(ms) }));
+    }
+    row.complete = true;
+    progress('row complete', { complete: true });
+    current = null;
   }
 }
 
@@ -389,9 +476,10 @@ const columns: Array<[keyof Row, string]> = [
   ['deadWithinTimeoutPlus3', '≤min+3'], ['falsePositives', 'FP LG'], ['falsePositivesNoLifeguard', 'FP noLG'],
   ['falsePositivesSlowed', 'FP slow LG'], ['falsePositivesSlowedNoLifeguard', 'FP slow noLG'],
   ['suspicionsSlowed', 'susp slow LG'], ['suspicionsSlowedNoLifeguard', 'susp slow noLG'],
-  ['msgsPerMemberPerPeriod', 'msg/m/s'], ['bytesPerMemberPerPeriod', 'B/m/s'], ['kbitPerMemberPerSecond', 'kbit/m/s'],
+  ['msgsPerMemberPerPeriod', 'msg/m/s'], ['bytesPerMemberPerPeriod', 'B/m/s'], ['kbitPerMemberPerSecond', 'kbit/m/s'], ['fpKbitPerMemberPerSecond', 'slow kbit/m/s'],
   ['partitionReconvergePeriods', 'heal'], ['fpSimulatedMinutes', 'FP min'], ['fpOtherMinutes', 'other min'],
-  ['simSecondsPerWallSecond', 'sim s/wall s'], ['loadAverage1m', 'load'],
+  ['simSecondsPerWallSecond', 'sim s/wall s'], ['simSecondsPerCpuSecond', 'sim s/CPU s'], ['fpSimSecondsPerCpuSecond', 'FP sim s/CPU s'],
+  ['loadAverage1m', 'load'], ['cpuSeconds', 'CPU s'], ['rssMiBMax', 'RSS MiB'],
 ];
 const table = [columns.map(([, label]) => label), ...rows.map((row) => columns.map(([key]) => (row[key] === null ? '-' : String(row[key]))))];
 const widths = columns.map((_, i) => Math.max(...table.map((line) => line[i].length)));
@@ -399,13 +487,29 @@ console.log(`Membership simulator (seed ${baseSeed}${quick ? ', --quick' : ''}):
 for (const line of table) console.log(line.map((cell, i) => cell.padStart(widths[i])).join('  '));
 console.log(`FP = distinct healthy members ever declared dead: 'FP slow LG' over 'FP min' simulated minutes, the other FP columns over 'other min' (shorter at n ≥ 1000 for CPU time; n ≥ ${LARGE_N} runs Lifeguard only, '-' = not run); slowed = ${SLOW_FRACTION * 100}% of members handle every packet and timer up to ${SLOW_MS_MAX} ms late; susp = suspicions raised (seen at one member). heal = periods from the end of a half/half partition to full agreement.`);
 console.log(`total ${Math.round((Date.now() - started) / 1000)} s wall`);
-console.log(`wrote ${writeResults()}`);
+console.log(`wrote ${writeResults().join(', ')}`);
 
-/** Rewritten after every row, so a long run that is cut short still leaves its finished rows. */
-function writeResults(): string {
-  const out = argValue('--out') ?? path.join('bench', 'results', 'membership.json');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const body = { seed: baseSeed, quick, periodMs: PERIOD_MS, slowMsMax: SLOW_MS_MAX, slowFraction: SLOW_FRACTION, rows };
-  fs.writeFileSync(out, `${JSON.stringify(body, null, 2)}\n`);
-  return out;
+/**
+ * Rewritten after every phase, so a long run that is cut short still leaves what it measured (rows
+ * with `complete: false` say which phases are done). The file's rows of other (n, loss) pairs are
+ * kept: runs of different sizes merge into one file. `--merge-into FILE` writes the same rows there too.
+ */
+function writeResults(): string[] {
+  const targets = [argValue('--out') ?? path.join('bench', 'results', 'membership.json')];
+  const also = argValue('--merge-into');
+  if (also !== undefined && !targets.includes(also)) targets.push(also);
+  for (const out of targets) {
+    let kept: Row[] = [];
+    if (fs.existsSync(out)) {
+      const old = JSON.parse(fs.readFileSync(out, 'utf8')) as { rows?: Row[] };
+      kept = (old.rows ?? []).filter((r) => !rows.some((mine) => mine.n === r.n && mine.lossPct === r.lossPct));
+    }
+    const merged = [...kept, ...rows].sort((a, b) => a.n - b.n || a.lossPct - b.lossPct);
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const body = { seed: baseSeed, quick, periodMs: PERIOD_MS, slowMsMax: SLOW_MS_MAX, slowFraction: SLOW_FRACTION, rows: merged };
+    const tmp = `${out}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`);
+    fs.renameSync(tmp, out);
+  }
+  return targets;
 }

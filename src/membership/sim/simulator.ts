@@ -22,7 +22,7 @@ export interface SimOptions {
   latencyMsMax?: number;
   /** Probability that a datagram is lost, each way. Push-pull (TCP) is not lost. */
   lossRate?: number;
-  /** Simulated-time budget for one `run*` call beyond which it stops (a bound on every loop). */
+  /** Events one `runUntil`/`runFor` call may handle before it fails (a bound on every loop; default 2·10^8). */
   eventsMax?: number;
 }
 
@@ -170,11 +170,13 @@ export class Simulator {
   /** Runs events up to time `untilMs`. */
   runUntil(untilMs: number): void {
     const eventsMax = this.options.eventsMax ?? 200_000_000;
+    let events = 0;
     while (this.heap.peekTime() <= untilMs) {
       const event = this.heap.pop() as SimEvent;
       this.now = event.time;
       this.totals.events += 1;
-      assert.ok(this.totals.events < eventsMax, `simulation exceeded ${eventsMax} events (seed ${this.options.seed})`);
+      events += 1;
+      assert.ok(events < eventsMax, `one run call exceeded ${eventsMax} events (seed ${this.options.seed})`);
       this.dispatch(event);
     }
     this.now = Math.max(this.now, untilMs);
