@@ -79,6 +79,8 @@ export class Streaming {
   /** Ring changes not yet applied to `pending` (see ringChanged). */
   private pendingStale = false;
   private ringChanges = 0;
+  /** ringChanges when the running round began. */
+  private roundHeard = 0;
   private timer: ClockTimer | null = null;
   private timerDueMs = 0;
   private running: Promise<void> | null = null;
@@ -277,6 +279,7 @@ export class Streaming {
   private async round(): Promise<void> {
     const { view, config } = this.o;
     const self = view.selfId;
+    this.roundHeard = this.ringChanges;
     const plan = this.plan();
     if (!plan) {
       this.markSynced(view.ring());
@@ -362,6 +365,10 @@ export class Streaming {
 
   private markSynced(ring: RingLike): void {
     this.pending = null;
+    // The ring changes heard before this round are dealt with: a read must not work them out again
+    // afterwards (for a lone first node, whose synced ring stays unset, that made every key "syncing"
+    // for good, and every local read took the slow path).
+    if (this.ringChanges === this.roundHeard) this.pendingStale = false;
     this.pulledFrom = null;
     if (this.bootstrap && ring.members().length < 2) return; // alone: nobody to bootstrap from yet
     this.bootstrap = false;

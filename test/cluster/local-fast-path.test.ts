@@ -173,3 +173,18 @@ test('N = 1, writeValueNow (the RESP SET path): applied at once by the owner onl
   t.not(w.entry.value?.buffer, view.buffer, 'the round got a copy of the value, not the view');
   t.is(w.entry.value?.toString(), 'rrrrrrr');
 });
+
+test('a lone first node answers reads at once after its first streaming round (its ranges are not "syncing" for good)', async (t) => {
+  // Found by the session-5 quiet benchmark: with the syncing ranges worked out lazily, the first read
+  // after the lone node's first round worked them out again against an empty base ring (a lone node's
+  // synced ring stays unset), so every key counted as syncing and every GET took the slow path.
+  const c = await startCluster(1, { replicationFactor: 3 });
+  t.teardown(() => c.close());
+  const node = c.get('n1').node;
+  await c.call('n1', 'put', { key: 'lone', value: 'v' });
+  await c.settle();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await c.settle();
+  t.is(node.readLiveNow('lone')?.value?.toString(), 'v', 'answered from the store at once');
+  t.is(node.readLiveNow('never-written'), null, 'a miss is final at once');
+});
