@@ -10,7 +10,7 @@ import type { ShoalError } from '../../src/errors.js';
 import { nodeFileIo, type FileIo } from '../../src/storage/fsio.js';
 import { openStore } from '../../src/storage/store.js';
 import type { Store } from '../../src/storage/types.js';
-import { faultyIo, snapFiles, tempDir, v, walFiles } from './helpers.js';
+import { faultyIo, pathTrackingIo, snapFiles, tempDir, v, walFiles } from './helpers.js';
 import { mountTmpfs, recordingLogger, tmpfsUnavailable } from './tmpfs.js';
 
 const unavailable = tmpfsUnavailable();
@@ -159,7 +159,7 @@ for (const failOn of ['fdatasync', 'short-write'] as const) {
 
 /** File operations that hold a snapshot's first body write and fail the WAL's next fdatasync, on cue. */
 function gatedIo() {
-  const paths = new Map<number, string>();
+  const tracked = pathTrackingIo();
   const cue = <T>() => {
     let resolve!: (v: T) => void;
     const promise = new Promise<T>((r) => (resolve = r));
@@ -174,18 +174,11 @@ function gatedIo() {
     releaseWalSync: cue<void>(),
   };
   const io: FileIo = {
-    open: async (p, flags) => {
-      const fd = await nodeFileIo.open(p, flags);
-      paths.set(fd, p);
-      return fd;
-    },
-    close: (fd) => {
-      paths.delete(fd);
-      return nodeFileIo.close(fd);
-    },
+    open: tracked.open,
+    close: tracked.close,
     ftruncate: nodeFileIo.ftruncate,
     write: async (fd, b, o, l, p) => {
-      if (state.holdSnapshot && (paths.get(fd) ?? '').endsWith('.tmp')) {
+      if (state.holdSnapshot && tracked.pathOf(fd).endsWith('.tmp')) {
         state.holdSnapshot = false;
         state.snapshotHeld.resolve();
         await state.releaseSnapshot.promise;
@@ -193,7 +186,7 @@ function gatedIo() {
       return nodeFileIo.write(fd, b, o, l, p);
     },
     fdatasync: async (fd) => {
-      if (state.failWalSync && path.basename(paths.get(fd) ?? '').startsWith('wal-')) {
+      if (state.failWalSync && path.basename(tracked.pathOf(fd)).startsWith('wal-')) {
         state.walSyncHeld.resolve();
         await state.releaseWalSync.promise;
         throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });

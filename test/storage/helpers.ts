@@ -55,6 +55,26 @@ export function snapFiles(dir: string): string[] {
 }
 
 /**
+ * nodeFileIo's open and close, remembering the path of each open file descriptor: for tests that
+ * inject faults into the writes or syncs of one kind of file (`pathOf(fd)`, '' when unknown).
+ */
+export function pathTrackingIo(): Pick<FileIo, 'open' | 'close'> & { pathOf(fd: number): string } {
+  const paths = new Map<number, string>();
+  return {
+    open: async (p, flags) => {
+      const fd = await nodeFileIo.open(p, flags);
+      paths.set(fd, p);
+      return fd;
+    },
+    close: (fd) => {
+      paths.delete(fd);
+      return nodeFileIo.close(fd);
+    },
+    pathOf: (fd) => paths.get(fd) ?? '',
+  };
+}
+
+/**
  * File operations that fail on demand: once `armed`, every `write` fails with ENOSPC, or every
  * `fdatasync` with EIO, or ('short-write') the next write stores only half its bytes before the
  * following one fails with ENOSPC, like a disk filling up in the middle of a batch. `calls` counts

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import type { ShoalError } from '../../src/errors.js';
 import { type FileIo, nodeFileIo } from '../../src/storage/fsio.js';
 import { openStore } from '../../src/storage/store.js';
-import { tempDir, v } from './helpers.js';
+import { pathTrackingIo, tempDir, v } from './helpers.js';
 
 const NO_AUTO_SNAPSHOTS = { snapshotWalBytes: 0, snapshotIntervalMs: 0 };
 
@@ -25,8 +25,8 @@ interface Held {
  * 'sync-done' in order.
  */
 function heldIo() {
-  const paths = new Map<number, string>();
-  const isWal = (fd: number) => path.basename(paths.get(fd) ?? '').startsWith('wal-');
+  const tracked = pathTrackingIo();
+  const isWal = (fd: number) => path.basename(tracked.pathOf(fd)).startsWith('wal-');
   const state = {
     events: [] as string[],
     held: [] as Held[],
@@ -34,15 +34,8 @@ function heldIo() {
     failNextWrite: false,
   };
   const io: FileIo = {
-    open: async (p, flags) => {
-      const fd = await nodeFileIo.open(p, flags);
-      paths.set(fd, p);
-      return fd;
-    },
-    close: (fd) => {
-      paths.delete(fd);
-      return nodeFileIo.close(fd);
-    },
+    open: tracked.open,
+    close: tracked.close,
     ftruncate: nodeFileIo.ftruncate,
     write: async (fd, b, o, l, p) => {
       if (isWal(fd) && state.failNextWrite) {
@@ -201,15 +194,11 @@ test('property: under random write and fdatasync latencies every acknowledged pu
         };
         let writtenBytes = 0;
         let coveredBytes = 0;
-        const paths = new Map<number, string>();
-        const isWal = (fd: number) => path.basename(paths.get(fd) ?? '').startsWith('wal-');
+        const tracked = pathTrackingIo();
+        const isWal = (fd: number) => path.basename(tracked.pathOf(fd)).startsWith('wal-');
         const io: FileIo = {
-          open: async (p, flags) => {
-            const fd = await nodeFileIo.open(p, flags);
-            paths.set(fd, p);
-            return fd;
-          },
-          close: nodeFileIo.close,
+          open: tracked.open,
+          close: tracked.close,
           ftruncate: nodeFileIo.ftruncate,
           write: async (fd, b, o, l, p) => {
             await delay();
