@@ -647,8 +647,13 @@ export class ClusterNode {
       if (lateFailed > 0) await sleep(this.clock, this.config.internalTimeoutMs * attempt);
     }
     this.leftForGood = true;
-    for (const key of this.leaveDirty) late.add(key);
+    // Writes taken during the last pass: none can follow now, so one more pass covers them.
+    const last = this.leaveDirty;
     this.leaveDirty = null;
+    if (last.size > 0) {
+      for (const key of last) late.add(key);
+      lateFailed += (await this.streaming.pushOut(last, before)).failed;
+    }
     if (lateFailed > 0) this.logger.error('left the cluster with late writes not handed off', { lateKeys: late.size, failed: lateFailed });
     this.logger.info('left the cluster', { lateKeys: late.size });
   }

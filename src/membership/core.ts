@@ -352,8 +352,9 @@ export class MembershipCore {
    * node counts them (cluster size, ring within the dead-owner grace) and tells whoever it syncs
    * with about them, as it does for any dead member: a wiped or new node that meets only this one
    * (both cut off from the rest) learns the cluster is bigger than the two of them (found by the
-   * whole-cluster simulator: such a pair served with N = 2). Members down for deadReapMs or more are
-   * not held (everyone has reaped them). Returns the `dead` events.
+   * whole-cluster simulator: such a pair served with N = 2). Tombstones (`left`) are held left at
+   * their own incarnation. Members down for deadReapMs or more are not held (everyone has reaped
+   * them). Returns the `dead` and `left` events.
    */
   holdKnownDown(
     now: number,
@@ -865,19 +866,19 @@ export class MembershipCore {
           break;
         }
         case 'suspect':
-        case 'dead':
-          if (wire.s === 'dead' && wire.id !== this.selfId) {
-            const m = this.find(wire.id);
-            if (m >= 0 && this.st[m] === DEAD) {
-              this.raiseDownIncarnation(m, wire.i);
-              break;
-            }
+        case 'dead': {
+          // Looked up once: self is always found, so `unknown` never holds for it.
+          const m = this.find(wire.id);
+          if (wire.s === 'dead' && m >= 0 && m !== this.selfIdx && this.st[m] === DEAD) {
+            this.raiseDownIncarnation(m, wire.i);
+            break;
           }
-          if (wire.s === 'dead' && wire.d !== undefined && wire.id !== this.selfId && this.find(wire.id) < 0 && !mutant('dead-not-synced')) {
+          const unknown = m < 0 && !mutant('dead-not-synced');
+          if (wire.s === 'dead' && wire.d !== undefined && unknown) {
             // A member we never heard of that the sender holds dead (it died before we joined): ours
             // too, dead since the same moment, so that we count it and reap it when everyone does.
             learnedDead = this.learnDead(now, wire) || learnedDead;
-          } else if (wire.s === 'suspect' && wire.id !== this.selfId && this.find(wire.id) < 0 && !mutant('dead-not-synced')) {
+          } else if (wire.s === 'suspect' && unknown) {
             // A member we never heard of that the sender suspects (it is failing as we join): we take
             // it as the sender last knew it, alive at that incarnation (not gossiped: no news), then
             // suspect it ourselves, so it counts in our cluster size and ring like everyone else's and
@@ -894,6 +895,7 @@ export class MembershipCore {
             this.applySuspect(now, { t: 'suspect', id: wire.id, i: wire.i, f: state.f });
           }
           break;
+        }
         case 'left':
           this.applyLeft(now, { t: 'left', id: wire.id, i: wire.i });
           break;

@@ -170,6 +170,6 @@ export class KnownMembers {
   /** The file's content at wall-clock `nowMs` (members alive here were last seen then); clears `dirty`. */
   takeSnapshot(nowMs: number): { v: number; savedAtMs: number; members: KnownMember[] } {
     this.changed = false;
-    return { v: FILE_VERSION, savedAtMs: nowMs, members: [...this.list(), ...this.tombstones()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
+    return { v: FILE_VERSION, savedAtMs: nowMs, members: [...this.byId.values()].map((m) => ({ ...m })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
   }
 }
